@@ -1,0 +1,59 @@
+"""handoff: turn a Jupyter notebook into a versioned, tested model an ML engineer can deploy.
+
+The public API. The notebook-side calls (``log_model``, ``log_metric``, ``log_metrics``) are
+imported eagerly and are featherweight, because notebooks import this package inside their
+kernel; everything else (MLflow, papermill) loads on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from handoff.errors import (
+    BuildFailure,
+    HandoffError,
+    InputError,
+    NotebookFormatError,
+    OptionError,
+    ParameterError,
+    StoreError,
+    VersionNotFoundError,
+)
+from handoff.notebook_api import log_metric, log_metrics, log_model
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "build": "handoff.build",
+    "BuildOptions": "handoff.build",
+    "BuildResult": "handoff.build",
+    "BuildEvent": "handoff.events",
+    "load_notebook": "handoff.inspection",
+    "NotebookParameter": "handoff.inspection",
+    "Store": "handoff.store",
+    "VersionRecord": "handoff.store",
+    "open_store": "handoff.store",
+}
+
+__all__ = [
+    "BuildEvent", "BuildFailure", "BuildOptions", "BuildResult", "HandoffError", "InputError",
+    "NotebookFormatError", "NotebookParameter", "OptionError", "ParameterError", "Store", "StoreError",
+    "VersionNotFoundError", "VersionRecord", "__version__", "build", "load_notebook", "log_metric",
+    "log_metrics", "log_model", "open_store",
+]
+
+if TYPE_CHECKING:
+    from handoff.build import BuildOptions, BuildResult, build
+    from handoff.events import BuildEvent
+    from handoff.inspection import NotebookParameter, load_notebook
+    from handoff.store import Store, VersionRecord, open_store
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'handoff' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

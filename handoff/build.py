@@ -1,0 +1,228 @@
+"""The build: notebook in, recorded model version out.
+
+``build()`` runs the stages in order (inspect, execute, capture, serialize, record), reports
+progress to a callback, and returns a ``BuildResult``. Bad input raises an ``InputError`` before
+anything runs; a notebook that fails is *not* an exception: the result carries the failure, the
+partly executed notebook is recorded with the failed build, and no version is created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import nbformat
+
+from handoff import __version__
+from handoff.capture import Capture, read_capture
+from handoff.errors import BuildFailure, OptionError, RecordFailure, StoreError
+from handoff.events import BuildEvent, EventCallback, ignore_event
+from handoff.execution import execute, make_workdir
+from handoff.fingerprint import combined_digest
+from handoff.flavors import SavedModel
+from handoff.inspection import NotebookSource, load_notebook, validate_params
+from handoff.serialize import serialize
+from handoff.store import MODEL_ARTIFACT, Store, check_model_name, model_name_from, open_store
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How a build runs.
+
+    Attributes:
+        timeout: Whole-run limit in seconds (kernel start included); the kernel is killed on expiry.
+        cell_timeout: Limit for any one cell, in seconds.
+        model_var: Take the model from this notebook variable instead of auto-detecting it.
+        start_timeout: Seconds to wait for the kernel to start.
+    """
+
+    timeout: float = 3600.0
+    cell_timeout: float = 600.0
+    model_var: str | None = None
+    start_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "cell_timeout", "start_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise OptionError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.model_var is not None and not self.model_var.isidentifier():
+            raise OptionError(f"model_var must be a Python variable name, got {self.model_var!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """The outcome of one build.
+
+    Attributes:
+        name: The model name.
+        status: ``passed`` or ``failed``.
+        version: The new version number, or ``None`` when the build failed.
+        run_id: The MLflow run recording the build (also for failed builds), if it was recorded.
+        params: The parameter values the notebook ran with (defaults plus the given ones).
+        metrics: Captured metrics.
+        error: The failure as data (stage, cell, ename, detail, message), or ``None``.
+        timings: Seconds per stage, and ``total``.
+        warnings: Things to know that did not fail the build.
+        model: How the model was found (variable, rule, candidates) and how it was saved.
+        data_files: The data fingerprint.
+        executed_notebook_uri: Where the executed (or partly executed) notebook is stored.
+        notebook: The executed notebook itself (not serialized by ``to_dict``).
+    """
+
+    name: str
+    status: str
+    version: int | None
+    run_id: str | None
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    error: dict[str, Any] | None
+    timings: dict[str, float]
+    warnings: tuple[str, ...] = ()
+    model: dict[str, Any] = field(default_factory=dict)
+    data_files: tuple[dict[str, Any], ...] = ()
+    executed_notebook_uri: str | None = None
+    notebook: nbformat.NotebookNode | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(dataclasses.replace(self, notebook=None))
+        data.pop("notebook")
+        data["warnings"], data["data_files"] = list(self.warnings), list(self.data_files)
+        return data
+
+
+def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, Any] | None = None,
+          name: str | None = None, *, store: Store | str | Path | None = None,
+          options: BuildOptions | None = None, files: Mapping[str, bytes] | None = None,
+          on_event: EventCallback | None = None, **option_overrides: Any) -> BuildResult:
+    """Build ``notebook`` into the next version of model ``name``.
+
+    Args:
+        notebook: A path, raw ``.ipynb`` bytes, or an already loaded ``NotebookSource``.
+        params: Values for the notebook's ``parameters`` cell; unknown names are refused.
+        name: Model name (default: the notebook's file stem).
+        store: A ``Store``, a directory, an MLflow tracking URI, or ``None`` for ``HANDOFF_HOME``.
+        options: Timeouts and model selection; keyword overrides (``timeout=60``) also work.
+        files: Extra files (name to bytes) placed in the build's working directory, e.g. uploads.
+        on_event: Called with a ``BuildEvent`` as each stage and cell starts.
+
+    Raises:
+        InputError: the notebook, a parameter, or an option is invalid (nothing ran).
+        StoreError: the store cannot be opened.
+    """
+    emit = on_event or ignore_event
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def stage(name_: str, message: str) -> None:
+        emit(BuildEvent(name_, message, elapsed=time.monotonic() - started))
+
+    options = dataclasses.replace(options or BuildOptions(), **option_overrides)
+    stage("inspect", "reading the notebook")
+    source = notebook if isinstance(notebook, NotebookSource) else load_notebook(notebook)
+    model_name = check_model_name(name or model_name_from(source.name))
+    given = validate_params(source, params or {})
+    effective = {p.name: p.default for p in source.parameters or ()} | given
+    store = store if isinstance(store, Store) else open_store(store)
+    _ = store.client  # a bad store fails now, before a kernel starts
+    timings["inspect"] = time.monotonic() - started
+
+    workdir = make_workdir(source, files)
+    staging = Path(tempfile.mkdtemp(prefix="handoff-stage-"))
+    try:
+        mark = time.monotonic()
+        run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
+                      model_var=options.model_var, on_event=emit, started=started,
+                      start_timeout=options.start_timeout)
+        timings["execute"] = time.monotonic() - mark - run.capture_seconds
+        timings["capture"] = run.capture_seconds
+        warnings = [*source.warnings, *run.warnings]
+        failure = run.failure
+        capture: Capture | None = None
+        saved: SavedModel | None = None
+        if failure is None:
+            try:
+                stage("capture", "reading what the notebook left")
+                capture = read_capture(run.capture_dir)
+                warnings.extend(capture.warnings)
+                stage("serialize", f"saving {capture.model.get('type')} as an MLflow model")
+                mark = time.monotonic()
+                saved = serialize(run.capture_dir, capture, staging / MODEL_ARTIFACT)
+                timings["serialize"] = time.monotonic() - mark
+            except BuildFailure as exc:
+                failure = exc
+        (staging / "notebook").mkdir()
+        (staging / "notebook" / "source.ipynb").write_bytes(source.raw)
+        nbformat.write(run.notebook, staging / "notebook" / "executed.ipynb")
+        status = "passed" if failure is None else "failed"
+        data_files = capture.data_files if capture else []
+        record = {
+            "handoff_version": __version__, "name": model_name, "status": status,
+            "notebook": {"name": source.name, "path": str(source.path) if source.path else None,
+                         "sha256": source.sha256},
+            "parameters": [p.to_dict() for p in source.parameters or ()], "params": effective,
+            "metrics": capture.metrics if capture else {},
+            "capture": capture.to_dict() if capture else None,
+            "serialization": saved.to_dict() if saved else None,
+            "data": {"sha256": combined_digest(data_files), "files": data_files},
+            "kernel": run.kernel_name, "options": options.to_dict(), "warnings": warnings,
+            "timings": dict(timings), "error": failure.to_dict() if failure else None,
+        }
+        stage("record", "recording the version" if failure is None else "recording the failed build")
+        mark = time.monotonic()
+        run_id: str | None = None
+        version: int | None = None
+        artifact_uri: str | None = None
+        try:
+            run_id, version, artifact_uri = store.record_build(
+                name=model_name, staging=staging, record=record, params=effective,
+                metrics=record["metrics"], tags=_tags(record, failure), register=failure is None)
+        except StoreError as exc:
+            if failure is None:
+                failure = RecordFailure("record", str(exc), ename=type(exc.__cause__ or exc).__name__)
+            else:
+                warnings.append(f"the failed build could not be recorded: {exc}")
+        timings["record"] = time.monotonic() - mark
+        timings["total"] = time.monotonic() - started
+        return BuildResult(
+            name=model_name, status="passed" if failure is None else "failed", version=version, run_id=run_id,
+            params=effective, metrics=record["metrics"], error=failure.to_dict() if failure else None,
+            timings={k: round(v, 4) for k, v in timings.items()}, warnings=tuple(warnings),
+            model={**(capture.model if capture else {}), **(saved.to_dict() if saved else {})},
+            data_files=tuple(data_files),
+            executed_notebook_uri=f"{artifact_uri}/notebook/executed.ipynb" if artifact_uri else None,
+            notebook=run.notebook,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _tags(record: dict[str, Any], failure: BuildFailure | None) -> dict[str, str]:
+    tags = {
+        "handoff.version": record["handoff_version"],
+        "handoff.notebook_sha256": record["notebook"]["sha256"],
+        "handoff.data_sha256": record["data"]["sha256"],
+        "handoff.kernel": record["kernel"],
+        **{f"handoff.timing.{k}": f"{v:.3f}" for k, v in record["timings"].items()},
+    }
+    if record["capture"]:
+        tags["handoff.model_var"] = str(record["capture"]["model"].get("variable"))
+    if record["serialization"]:
+        tags["handoff.serialization"] = record["serialization"]["serialization"]
+    if failure is not None:
+        tags["handoff.error"] = failure.message[:5000]
+        tags["handoff.failed_stage"] = failure.stage
+    return tags

@@ -1,0 +1,131 @@
+"""Every error handoff raises or reports is a ``HandoffError``.
+
+Bad input is raised before anything runs (the CLI exits 2); a notebook that fails while it is
+built is *reported* in the ``BuildResult`` as a ``BuildFailure`` (the CLI exits 1), because a
+failed build is a normal outcome that still leaves a record behind.
+
+Tree::
+
+    HandoffError
+    ├── InputError                  bad input, detected before anything runs (exit 2)
+    │   ├── NotebookFormatError     not JSON, not a notebook, invalid nbformat
+    │   ├── ParameterError          unknown parameter, wrong type, unsafe name
+    │   └── OptionError             a bad build option or unknown registry name
+    ├── StoreError                  the MLflow store cannot be reached or is inconsistent
+    │   └── VersionNotFoundError    no such model or version (exit 2)
+    └── BuildFailure                a stage of a build failed (exit 1); has stage, cell, ename
+        ├── CellExecutionFailure    a cell raised
+        ├── EarlyExitFailure        the notebook called sys.exit() / raised SystemExit
+        ├── KernelDiedFailure       the kernel process died (os._exit, segfault, OOM kill)
+        ├── BuildTimeoutFailure     the per-cell or whole-run limit expired; kernel killed
+        ├── KernelStartFailure      no kernel could be started
+        ├── CaptureFailure          no fitted model found, or it could not be captured
+        ├── SerializationFailure    the model could not be saved as an MLflow model
+        └── RecordFailure           the store refused the build's record
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HandoffError(Exception):
+    """Root of every error handoff raises."""
+
+    exit_code: int = 2
+
+
+class InputError(HandoffError):
+    """The input is wrong; nothing ran and nothing was recorded."""
+
+
+class NotebookFormatError(InputError):
+    """The file is not a readable, valid Jupyter notebook."""
+
+
+class ParameterError(InputError):
+    """A parameter name or value does not fit the notebook's parameters cell."""
+
+
+class OptionError(InputError):
+    """A build option is invalid, e.g. a negative timeout or an unknown registry name."""
+
+
+class StoreError(HandoffError):
+    """The store cannot be reached, or it refused an operation."""
+
+
+class VersionNotFoundError(StoreError):
+    """The requested model or version does not exist in the store."""
+
+
+class BuildFailure(HandoffError):
+    """A stage of the build failed. Reported in ``BuildResult.error``, not raised by ``build``.
+
+    Attributes:
+        stage: The build stage that failed (``execute``, ``capture``, ...).
+        cell: 1-based position of the failing cell in the source notebook, when one is to blame.
+        ename: The exception's class name (from the kernel for notebook errors).
+        detail: The exception's message.
+    """
+
+    exit_code = 1
+    kind = "build failed"
+
+    def __init__(self, stage: str, detail: str, *, cell: int | None = None, ename: str | None = None,
+                 traceback: str | None = None) -> None:
+        self.stage = stage
+        self.detail = detail
+        self.cell = cell
+        self.ename = ename or type(self).__name__
+        self.traceback = traceback
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """One sentence: what failed and where."""
+        where = f"{self.stage} stage" + (f", cell {self.cell}" if self.cell is not None else "")
+        return f"{self.kind} in {where}: {self.detail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": type(self).__name__,
+            "stage": self.stage,
+            "cell": self.cell,
+            "ename": self.ename,
+            "detail": self.detail,
+            "message": self.message,
+            "traceback": self.traceback,
+        }
+
+
+class CellExecutionFailure(BuildFailure):
+    kind = "a cell raised an error"
+
+
+class EarlyExitFailure(BuildFailure):
+    kind = "the notebook exited early"
+
+
+class KernelDiedFailure(BuildFailure):
+    kind = "the kernel died"
+
+
+class BuildTimeoutFailure(BuildFailure):
+    kind = "the run timed out"
+
+
+class KernelStartFailure(BuildFailure):
+    kind = "the kernel could not start"
+
+
+class CaptureFailure(BuildFailure):
+    kind = "the model could not be captured"
+
+
+class SerializationFailure(BuildFailure):
+    kind = "the model could not be saved"
+
+
+class RecordFailure(BuildFailure):
+    kind = "the build could not be recorded"

@@ -1,0 +1,247 @@
+"""Execute stage: run the notebook with papermill in a fresh working directory.
+
+Bare papermill misses several things a build must not: it reports ``sys.exit()`` as success,
+fails on notebooks with no (or an uninstalled) kernelspec, has no whole-run time limit, and
+leaves the kernel alive after a cell timeout. This module wraps it to close those gaps, adds
+handoff's two capture cells, and maps every failure back to a cell of the *source* notebook.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import nbformat
+import papermill
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from papermill.exceptions import PapermillExecutionError
+
+from handoff.errors import (
+    BuildFailure,
+    BuildTimeoutFailure,
+    CaptureFailure,
+    CellExecutionFailure,
+    EarlyExitFailure,
+    KernelDiedFailure,
+    KernelStartFailure,
+)
+from handoff.events import BuildEvent, EventCallback
+from handoff.inspection import NotebookSource
+
+DEFAULT_KERNEL = "python3"
+CAPTURE_DIR = ".handoff"
+INJECTED_TAG = "handoff-injected"
+PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What running the notebook produced.
+
+    Attributes:
+        notebook: The executed notebook as the user should read it (handoff's cells removed);
+            partly executed when the run failed.
+        failure: Why the run failed, or ``None``.
+        kernel_name: The kernel it ran on.
+        capture_dir: Where the capture cell wrote the model and its report.
+        seconds: Wall time of the run, kernel start included.
+        capture_seconds: Time the capture cell took inside the kernel.
+        warnings: Things the user should know (e.g. a kernel substitution).
+    """
+
+    notebook: nbformat.NotebookNode
+    failure: BuildFailure | None
+    kernel_name: str
+    capture_dir: Path
+    seconds: float
+    capture_seconds: float = 0.0
+    warnings: tuple[str, ...] = field(default=())
+
+
+def make_workdir(source: NotebookSource, files: Mapping[str, bytes] | None = None) -> Path:
+    """A fresh directory for one build, in which relative paths work as they do in Jupyter.
+
+    The entries beside a notebook given by path are linked in (not copied: data can be big);
+    ``files`` (e.g. uploaded data) are written in. The notebook's own writes stay here.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="handoff-build-"))
+    if source.path is not None:
+        for entry in sorted(source.path.resolve().parent.iterdir()):
+            if entry.name.startswith(".") or entry.name == source.path.name:
+                continue
+            try:
+                (workdir / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+            except OSError:
+                (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, workdir / entry.name)
+    for name, data in (files or {}).items():
+        target = (workdir / name).resolve()
+        if workdir.resolve() not in target.parents:
+            raise ValueError(f"data file name {name!r} leaves the build directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return workdir
+
+
+def choose_kernel(notebook: nbformat.NotebookNode) -> tuple[str, str | None]:
+    """The kernel to run on, and a warning when it is not the one the notebook names."""
+    wanted = notebook.metadata.get("kernelspec", {}).get("name")
+    if not wanted:
+        return DEFAULT_KERNEL, f"the notebook names no kernel; ran on the default Python kernel ({DEFAULT_KERNEL})"
+    try:
+        spec = KernelSpecManager().get_kernel_spec(wanted)
+    except NoSuchKernel:
+        return DEFAULT_KERNEL, (f"the notebook's kernel {wanted!r} is not installed; "
+                                f"ran on the default Python kernel ({DEFAULT_KERNEL})")
+    if (spec.language or "python").lower() != "python":
+        return DEFAULT_KERNEL, (f"the notebook's kernel {wanted!r} is a {spec.language} kernel; "
+                                f"ran on the default Python kernel ({DEFAULT_KERNEL})")
+    return wanted, None
+
+
+def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *, timeout: float,
+            cell_timeout: float, model_var: str | None, on_event: EventCallback,
+            started: float | None = None, start_timeout: float = 60) -> ExecutionResult:
+    """Run the notebook in ``workdir`` with ``params`` injected; never raises for notebook failures."""
+    started = started if started is not None else time.monotonic()
+    run_started = time.monotonic()
+    deadline = run_started + timeout
+    kernel_name, kernel_warning = choose_kernel(source.notebook)
+    capture_dir = workdir / CAPTURE_DIR
+    capture_dir.mkdir(exist_ok=True)
+    nb = _with_capture_cells(source.notebook, capture_dir, model_var)
+    input_path, output_path = capture_dir / "input.ipynb", capture_dir / "executed.ipynb"
+    nbformat.write(nb, input_path)
+    total = sum(1 for c in source.notebook.cells if c.cell_type == "code")
+    state: dict[str, Any] = {"current": None, "done": 0, "limit": None}
+
+    def timeout_func(cell: nbformat.NotebookNode) -> float:
+        remaining = deadline - time.monotonic()
+        state["limit"] = ("cell", cell_timeout) if cell_timeout <= remaining else ("run", timeout)
+        return max(0.5, min(cell_timeout, remaining))
+
+    def on_cell_start(cell: nbformat.NotebookNode, cell_index: int) -> None:
+        state["current"] = cell
+        position = _position(cell)
+        if position is None:
+            return
+        state["done"] += 1
+        first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
+        on_event(BuildEvent("execute", first_line[:120], done=state["done"], total=total, cell=position,
+                            elapsed=time.monotonic() - started))
+
+    on_event(BuildEvent("execute", f"starting kernel {kernel_name}", done=0, total=total,
+                        elapsed=time.monotonic() - started))
+    error: BaseException | None = None
+    try:
+        papermill.execute_notebook(
+            str(input_path), str(output_path), parameters=dict(params), kernel_name=kernel_name,
+            language="python", progress_bar=False, cwd=str(workdir), start_timeout=start_timeout,
+            request_save_on_cell_execute=True, timeout_func=timeout_func, on_cell_start=on_cell_start,
+            shutdown_kernel="immediate",
+        )
+    except PapermillExecutionError:
+        pass  # read from the cells' outputs below, like every other notebook error
+    except Exception as exc:  # nbclient/jupyter_client raise many types; each becomes a BuildFailure
+        error = exc
+    executed = nbformat.read(output_path, as_version=4) if output_path.exists() else copy.deepcopy(nb)
+    failure = _classify(executed, error, state, capture_dir, kernel_name)
+    return ExecutionResult(
+        notebook=_user_view(executed), failure=failure, kernel_name=kernel_name, capture_dir=capture_dir,
+        seconds=time.monotonic() - run_started, warnings=(kernel_warning,) if kernel_warning else (),
+        capture_seconds=next((float(c.metadata.get("papermill", {}).get("duration") or 0) for c in executed.cells
+                              if _role(c) == "capture"), 0.0),
+    )
+
+
+def _with_capture_cells(notebook: nbformat.NotebookNode, capture_dir: Path,
+                        model_var: str | None) -> nbformat.NotebookNode:
+    """A copy with each cell's source position noted and handoff's first and last cells added."""
+    nb = copy.deepcopy(notebook)
+    for position, cell in enumerate(nb.cells, start=1):
+        cell.metadata["handoff_position"] = position
+    prelude = nbformat.v4.new_code_cell(
+        "import handoff.kernel_capture as __handoff_capture\n__handoff_capture.start()")
+    epilogue = nbformat.v4.new_code_cell(
+        f"__handoff_capture.finish({str(capture_dir)!r}, model_var={model_var!r})")
+    for cell, role in ((prelude, "prelude"), (epilogue, "capture")):
+        cell.metadata["tags"] = [INJECTED_TAG]
+        cell.metadata["handoff_role"] = role
+    nb.cells = [prelude, *nb.cells, epilogue]
+    nb.metadata["kernelspec"] = nb.metadata.get("kernelspec") or {}
+    return nb
+
+
+def _position(cell: nbformat.NotebookNode) -> int | None:
+    return cell.get("metadata", {}).get("handoff_position")
+
+
+def _role(cell: nbformat.NotebookNode) -> str | None:
+    return cell.get("metadata", {}).get("handoff_role")
+
+
+def _user_view(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Remove handoff's cells, papermill's error banners and handoff's bookkeeping metadata."""
+    view = copy.deepcopy(nb)
+    view.cells = [c for c in view.cells if _role(c) is None
+                  and PAPERMILL_ERROR_TAG not in c.get("metadata", {}).get("tags", [])]
+    for cell in view.cells:
+        cell.metadata.pop("handoff_position", None)
+    return view
+
+
+def _plain(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def _classify(nb: nbformat.NotebookNode, error: BaseException | None, state: dict[str, Any],
+              capture_dir: Path, kernel_name: str) -> BuildFailure | None:
+    """Turn what happened into one BuildFailure that names the stage and the source cell."""
+    current = state["current"]
+    cell = _position(current) if current is not None else None
+    if isinstance(error, CellTimeoutError) or (isinstance(error, TimeoutError) and current is not None):
+        scope, limit = state["limit"] or ("cell", 0)
+        what = f"per-cell limit of {limit:g}s" if scope == "cell" else f"whole-run limit of {limit:g}s"
+        return BuildTimeoutFailure("execute", f"exceeded the {what}; the kernel was killed", cell=cell,
+                                   ename="Timeout")
+    if isinstance(error, DeadKernelError):
+        return KernelDiedFailure("execute", "the kernel process exited while the cell ran "
+                                 "(os._exit, a crash, or out of memory)", cell=cell, ename="DeadKernelError")
+    if error is not None and current is None:
+        return KernelStartFailure("execute", f"kernel {kernel_name!r}: {type(error).__name__}: {error}",
+                                  ename=type(error).__name__)
+    for c in nb.cells:
+        for output in c.get("outputs", []):
+            if output.get("output_type") == "error":
+                return _cell_error(c, output, kernel_name)
+    if error is not None:
+        return KernelDiedFailure("execute", f"{type(error).__name__}: {error}", cell=cell,
+                                 ename=type(error).__name__)
+    if not (capture_dir / "capture.json").exists():
+        return EarlyExitFailure("execute", "the notebook stopped before its last cell finished", cell=cell,
+                                ename="EarlyExit")
+    return None
+
+
+def _cell_error(cell: nbformat.NotebookNode, output: nbformat.NotebookNode, kernel_name: str) -> BuildFailure:
+    ename, evalue = output.get("ename", "Error"), _plain(output.get("evalue", ""))
+    tb = _plain("\n".join(output.get("traceback", [])))
+    role = _role(cell)
+    if role == "prelude":
+        return KernelStartFailure("execute", f"kernel {kernel_name!r} cannot run handoff's setup cell "
+                                  f"({ename}: {evalue}); install handoff in that kernel's environment",
+                                  ename=ename, traceback=tb)
+    if role == "capture":
+        return CaptureFailure("capture", f"{ename}: {evalue}", ename=ename, traceback=tb)
+    if ename == "SystemExit":
+        return EarlyExitFailure("execute", f"sys.exit({evalue}) stopped the notebook; the cells after it "
+                                "did not run", cell=_position(cell), ename=ename, traceback=tb)
+    return CellExecutionFailure("execute", f"{ename}: {evalue}", cell=_position(cell), ename=ename, traceback=tb)

@@ -1,0 +1,293 @@
+"""Record stage and reads: the MLflow-backed store of builds and versions.
+
+A build is an MLflow run (params, metrics, tags, artifacts) in the ``handoff`` experiment; a
+version is a registered model version created only after every artifact of its run is written;
+a failed build is a run marked failed with its partial notebook, and never a version. Nothing here
+edits or deletes a recorded version. By default the store is embedded: an SQLite file and an
+artifact folder under ``HANDOFF_HOME`` (``~/.handoff``), nothing to start; any MLflow tracking URI
+(e.g. an ``mlflow server`` backed by PostgreSQL) works for a team.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from handoff.errors import OptionError, StoreError, VersionNotFoundError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+EXPERIMENT = "handoff"
+RECORD_PATH = "handoff/record.json"
+MODEL_ARTIFACT = "model"
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def default_home() -> Path:
+    """``$HANDOFF_HOME``, else ``~/.handoff``."""
+    return Path(os.environ.get("HANDOFF_HOME") or Path.home() / ".handoff").expanduser()
+
+
+def model_name_from(stem: str) -> str:
+    """A valid registered-model name from a file stem: unsupported characters become ``-``."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-._") or "model"
+    return name[:100]
+
+
+def check_model_name(name: str) -> str:
+    if not _MODEL_NAME.match(name or ""):
+        raise OptionError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' "
+                          "(starting with a letter or digit, at most 100 characters)")
+    return name
+
+
+def _iso(millis: int | None) -> str | None:
+    if millis is None:
+        return None
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One recorded version of a model, as listed (cheap: no artifact is read).
+
+    Attributes:
+        name: The model name.
+        version: The version number (1, 2, ...).
+        status: ``passed`` or ``failed`` (a version whose checklist failed is kept but marked).
+        created: ISO 8601 UTC creation time.
+        run_id: The MLflow run of the build that produced it.
+        metrics: Headline metrics, copied into the version's tags at creation.
+        aliases: Registered-model aliases pointing at it (e.g. ``champion``).
+        model_uri: Where its MLflow model directory lives.
+        details: The full build record (``show``); empty in listings.
+    """
+
+    name: str
+    version: int
+    status: str
+    created: str | None
+    run_id: str | None
+    metrics: dict[str, float]
+    aliases: tuple[str, ...]
+    model_uri: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"name": self.name, "version": self.version, "status": self.status, "created": self.created,
+                "run_id": self.run_id, "metrics": self.metrics, "aliases": list(self.aliases),
+                "model_uri": self.model_uri}
+        if self.details:
+            data["details"] = self.details
+        return data
+
+
+class Store:
+    """Handle on one store. Cheap to create; connects on first use; safe to share across threads."""
+
+    def __init__(self, location: str | os.PathLike[str] | None = None) -> None:
+        location = location if location is not None else default_home()
+        text = str(location)
+        if "://" in text or text.startswith("sqlite:"):
+            self.uri, self.artifact_root = text, None
+        else:
+            home = Path(text).expanduser().resolve()
+            home.mkdir(parents=True, exist_ok=True)
+            self.uri = f"sqlite:///{home / 'mlflow.db'}"
+            self.artifact_root = (home / "artifacts").as_uri()
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Store({self.uri!r})"
+
+    @property
+    def client(self) -> MlflowClient:
+        with self._lock:
+            if self._client is None:
+                from mlflow import MlflowClient
+
+                try:
+                    self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+                    self._experiment_id = self._ensure_experiment(self._client)
+                except Exception as exc:
+                    raise StoreError(f"cannot open the store at {self.uri}: {type(exc).__name__}: {exc}") from exc
+            return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        _ = self.client
+        assert self._experiment_id is not None
+        return self._experiment_id
+
+    def _ensure_experiment(self, client: MlflowClient) -> str:
+        from mlflow.exceptions import MlflowException
+
+        found = client.get_experiment_by_name(EXPERIMENT)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return client.create_experiment(EXPERIMENT, artifact_location=self.artifact_root)
+        except MlflowException:  # created concurrently by another process
+            found = client.get_experiment_by_name(EXPERIMENT)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def record_build(self, *, name: str, staging: Path, record: dict[str, Any], params: Mapping[str, Any],
+                     metrics: Mapping[str, float], tags: Mapping[str, str], register: bool) -> tuple[str, int | None, str]:
+        """Log one build as a run from the finished ``staging`` folder; register it if asked.
+
+        The run's artifacts are written first; the version is created last, so a version never
+        points at a half-written run. If anything fails the run is marked failed and no version
+        exists. Returns (run_id, version or ``None``, the run's artifact URI).
+        """
+        from mlflow.entities import Metric, Param
+
+        client = self.client
+        status = record.get("status", "failed")
+        run = client.create_run(self.experiment_id, run_name=f"{name}-build",
+                                tags={"handoff.model": name, "handoff.status": status, **tags})
+        run_id = run.info.run_id
+        try:
+            (staging / Path(RECORD_PATH).parent).mkdir(parents=True, exist_ok=True)
+            (staging / RECORD_PATH).write_text(json.dumps({**record, "run_id": run_id}, indent=2, default=str))
+            now = int(datetime.now(tz=timezone.utc).timestamp() * 1000)
+            client.log_batch(
+                run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())],
+                params=[Param(k, (v if isinstance(v, str) else json.dumps(v))[:6000])
+                        for k, v in sorted(params.items())],
+            )
+            client.log_artifacts(run_id, str(staging))
+            client.set_terminated(run_id, "FINISHED" if register else "FAILED")
+            if not register:
+                return run_id, None, run.info.artifact_uri
+            version = self._register(name, run_id, f"{run.info.artifact_uri}/{MODEL_ARTIFACT}", status, metrics)
+            return run_id, version, run.info.artifact_uri
+        except Exception as exc:
+            try:
+                client.set_tag(run_id, "handoff.status", "failed")
+                client.set_tag(run_id, "handoff.error", f"record failed: {type(exc).__name__}: {exc}"[:5000])
+                client.set_terminated(run_id, "FAILED")
+            finally:
+                raise StoreError(f"recording the build failed: {type(exc).__name__}: {exc}") from exc
+
+    def _register(self, name: str, run_id: str, source: str, status: str, metrics: Mapping[str, float]) -> int:
+        from mlflow.exceptions import MlflowException
+
+        client = self.client
+        try:
+            client.create_registered_model(name, tags={"handoff.model": "true"})
+        except MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
+                raise
+        version = client.create_model_version(
+            name, source=source, run_id=run_id,
+            tags={"handoff.status": status, "handoff.metrics": json.dumps(dict(metrics), sort_keys=True)[:5000]},
+        )
+        return int(version.version)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def list_models(self) -> list[str]:
+        """Names of the models handoff has versions of, sorted."""
+        return sorted(m.name for m in self.client.search_registered_models(max_results=1000))
+
+    def list_versions(self, name: str | None = None) -> list[VersionRecord]:
+        """Versions of one model (or of all), oldest first within each model."""
+        names = [name] if name else self.list_models()
+        records: list[VersionRecord] = []
+        for model in names:
+            found = self._search_versions(model)
+            if name and not found:
+                self._require_model(model)
+            records.extend(sorted(found, key=lambda r: r.version))
+        return records
+
+    def _search_versions(self, name: str) -> list[VersionRecord]:
+        escaped = name.replace("'", "\\'")
+        versions = []
+        token = None
+        while True:
+            page = self.client.search_model_versions(f"name = '{escaped}'", max_results=10000, page_token=token)
+            versions.extend(self._to_record(v) for v in page)
+            token = getattr(page, "token", None)
+            if not token:
+                return versions
+
+    def _require_model(self, name: str) -> None:
+        if name not in self.list_models():
+            known = ", ".join(self.list_models()) or "none yet"
+            raise VersionNotFoundError(f"no model named {name!r} in {self}; models: {known}")
+
+    def _to_record(self, mv: Any, details: dict[str, Any] | None = None) -> VersionRecord:
+        tags = dict(mv.tags or {})
+        return VersionRecord(
+            name=mv.name, version=int(mv.version), status=tags.get("handoff.status", "passed"),
+            created=_iso(mv.creation_timestamp), run_id=mv.run_id,
+            metrics=json.loads(tags.get("handoff.metrics", "{}")), aliases=tuple(getattr(mv, "aliases", []) or []),
+            model_uri=mv.source, details=details or {},
+        )
+
+    def get_version(self, name: str, version: int | str) -> VersionRecord:
+        """One version with its full build record."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            number = int(version)
+        except (TypeError, ValueError):
+            raise VersionNotFoundError(f"version must be a number, got {version!r}") from None
+        try:
+            mv = self.client.get_model_version(name, str(number))
+        except MlflowException:
+            self._require_model(name)
+            latest = max((r.version for r in self._search_versions(name)), default=0)
+            raise VersionNotFoundError(f"model {name!r} has no version {number} (latest is {latest})") from None
+        return self._to_record(mv, details=self.read_record(mv.run_id))
+
+    def read_record(self, run_id: str) -> dict[str, Any]:
+        """The build record (``handoff/record.json``) logged with a run."""
+        return json.loads(self.read_artifact(run_id, RECORD_PATH))
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        """The bytes of one artifact of a run (read in place for a local store)."""
+        root = self.client.get_run(run_id).info.artifact_uri
+        if root.startswith("file://"):
+            from urllib.parse import unquote, urlparse
+
+            local = Path(unquote(urlparse(root).path)) / path
+            try:
+                return local.read_bytes()
+            except OSError as exc:
+                raise StoreError(f"artifact {path} of run {run_id} is missing: {exc}") from exc
+        with tempfile.TemporaryDirectory(prefix="handoff-read-") as tmp:
+            local = self.client.download_artifacts(run_id, path, tmp)
+            return Path(local).read_bytes()
+
+    def list_builds(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every build run (passed and failed), newest first, as plain dicts."""
+        query = f"tags.`handoff.model` = '{name}'" if name else ""
+        runs = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1000,
+                                       order_by=["attributes.start_time DESC"])
+        return [{"run_id": r.info.run_id, "name": r.data.tags.get("handoff.model"),
+                 "status": r.data.tags.get("handoff.status"), "error": r.data.tags.get("handoff.error"),
+                 "started": _iso(r.info.start_time)} for r in runs]
+
+
+def open_store(location: str | os.PathLike[str] | None = None) -> Store:
+    """A ``Store`` for a directory, an MLflow tracking URI, or (``None``) ``HANDOFF_HOME``."""
+    return Store(location)
