@@ -166,6 +166,9 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         (staging / "notebook").mkdir()
         (staging / "notebook" / "source.ipynb").write_bytes(source.raw)
         nbformat.write(run.notebook, staging / "notebook" / "executed.ipynb")
+        if (run.capture_dir / "kernel.log").exists():
+            (staging / "logs").mkdir()
+            shutil.copy2(run.capture_dir / "kernel.log", staging / "logs" / "kernel.log")
         status = "passed" if failure is None else "failed"
         data_files = capture.data_files if capture else []
         record = {

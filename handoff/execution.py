@@ -131,7 +131,7 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
     def on_cell_start(cell: nbformat.NotebookNode, cell_index: int) -> None:
         state["current"] = cell
         position = _position(cell)
-        if position is None:
+        if position is None or cell.cell_type != "code":
             return
         state["done"] += 1
         first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
@@ -146,7 +146,7 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
             str(input_path), str(output_path), parameters=dict(params), kernel_name=kernel_name,
             language="python", progress_bar=False, cwd=str(workdir), start_timeout=start_timeout,
             request_save_on_cell_execute=True, timeout_func=timeout_func, on_cell_start=on_cell_start,
-            shutdown_kernel="immediate",
+            shutdown_kernel="immediate", kernel_manager_class=_logging_kernel_manager(capture_dir / "kernel.log"),
         )
     except PapermillExecutionError:
         pass  # read from the cells' outputs below, like every other notebook error
@@ -160,6 +160,20 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
         capture_seconds=next((float(c.metadata.get("papermill", {}).get("duration") or 0) for c in executed.cells
                               if _role(c) == "capture"), 0.0),
     )
+
+
+def _logging_kernel_manager(log_path: Path) -> type:
+    """A kernel manager whose kernel writes its own stdout/stderr to ``log_path``, not our terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggingKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            with open(log_path, "ab") as handle:
+                kw.setdefault("stdout", handle)
+                kw.setdefault("stderr", handle)
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return LoggingKernelManager
 
 
 def _with_capture_cells(notebook: nbformat.NotebookNode, capture_dir: Path,

@@ -1,0 +1,220 @@
+"""The ``handoff`` command: a thin layer over the public API for terminals and CI pipelines.
+
+Exit codes: 0 success; 1 the build ran and failed; 2 bad input or usage. Errors are one line on
+stderr, never a traceback (set ``HANDOFF_DEBUG=1`` to see one for an unexpected error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+import handoff
+from handoff.errors import HandoffError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's usage errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"handoff: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="handoff", description="Turn a Jupyter notebook into a versioned, tested model.")
+    parser.add_argument("--version", action="version", version=f"handoff {handoff.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_, description=help_)
+        sub.add_argument("--store", metavar="DIR_OR_URI",
+                         help="store directory or MLflow tracking URI (default: $HANDOFF_HOME or ~/.handoff)")
+        sub.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        return sub
+
+    build = command("build", "run a notebook and record its model as a new version")
+    build.add_argument("notebook", help="path to the .ipynb file")
+    build.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                       help="set a parameter of the notebook's parameters cell (repeatable)")
+    build.add_argument("--name", help="model name (default: the notebook's file name)")
+    build.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="whole-run limit (default 3600)")
+    build.add_argument("--cell-timeout", type=float, default=600.0, metavar="S", help="per-cell limit (default 600)")
+    build.add_argument("--model-var", metavar="NAME", help="take the model from this variable")
+
+    listing = command("list", "list models and their versions")
+    listing.add_argument("model", nargs="?", help="only this model")
+
+    show = command("show", "show everything recorded for a version")
+    show.add_argument("model")
+    show.add_argument("version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``handoff`` console script."""
+    args = _parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        return {"build": _build, "list": _list, "show": _show}[args.command](args)
+    except HandoffError as exc:
+        sys.stderr.write(f"handoff: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("handoff: interrupted\n")
+        return 130
+    except Exception as exc:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get("HANDOFF_DEBUG"):
+            raise
+        sys.stderr.write(f"handoff: internal error: {type(exc).__name__}: {exc} (HANDOFF_DEBUG=1 shows more)\n")
+        return EXIT_FAILED
+
+
+def _quiet_libraries() -> None:
+    for name in ("mlflow", "papermill", "nbclient", "traitlets", "alembic", "skops"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.CRITICAL)
+
+
+def _emit(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+class _Progress:
+    """Build events to stderr: a progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, event: handoff.BuildEvent) -> None:
+        if self.tty and event.stage == "execute" and event.total:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=event.total, file=sys.stderr, unit="cell", leave=False)
+            self.bar.n = event.done or 0
+            self.bar.set_description(f"cell {event.cell or '-'}: {event.message[:40]}")
+            return
+        self.close()
+        where = f" {event.done}/{event.total} (cell {event.cell})" if event.cell else ""
+        sys.stderr.write(f"[{event.elapsed:6.1f}s] {event.stage}{where}: {event.message}\n")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _build(args: argparse.Namespace) -> int:
+    from handoff.inspection import load_notebook, parse_value
+
+    source = load_notebook(args.notebook)
+    specs = source.parameter_map
+    params = {name: parse_value(specs.get(name), value) for name, value in args.param}
+    progress = _Progress()
+    try:
+        result = handoff.build(source, params, args.name, store=args.store, on_event=progress,
+                               timeout=args.timeout, cell_timeout=args.cell_timeout, model_var=args.model_var)
+    finally:
+        progress.close()
+    if args.json:
+        _emit(result.to_dict())
+    else:
+        _print_result(result)
+    if not result.ok:
+        sys.stderr.write(f"handoff: error: {result.error['message'] if result.error else 'build failed'}\n")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _print_result(result: handoff.BuildResult) -> None:
+    out = sys.stdout.write
+    if result.ok:
+        out(f"{result.name} version {result.version}: passed in {result.timings.get('total', 0):.1f}s\n")
+    else:
+        out(f"{result.name}: build failed in {result.timings.get('total', 0):.1f}s (no version created)\n")
+    if result.metrics:
+        out("  metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()) + "\n")
+    if result.model.get("type"):
+        others = [c["name"] for c in result.model.get("candidates", []) if c["name"] != result.model.get("variable")]
+        seen = f"; also seen: {', '.join(others)}" if others else ""
+        out(f"  model: {result.model.get('variable') or '(unnamed)'} ({result.model['type']}), "
+            f"{result.model.get('rule', '')}{seen}\n")
+    if result.model.get("serialization"):
+        out(f"  saved as: {result.model['serialization']} ({result.model['reason']})\n")
+    if result.data_files:
+        out("  data: " + ", ".join(f"{f['path']} ({f['sha256'][:12]})" for f in result.data_files) + "\n")
+    for warning in result.warnings:
+        out(f"  warning: {warning}\n")
+    if result.error and result.error.get("traceback"):
+        out("\n" + result.error["traceback"].strip()[-3000:] + "\n")
+    if result.executed_notebook_uri:
+        out(f"  executed notebook: {result.executed_notebook_uri}\n")
+
+
+def _list(args: argparse.Namespace) -> int:
+    store = handoff.open_store(args.store)
+    versions = store.list_versions(args.model)
+    if args.json:
+        _emit([v.to_dict() for v in versions])
+        return EXIT_OK
+    if not versions:
+        sys.stdout.write(f"no versions yet in {store.uri}\n")
+        return EXIT_OK
+    rows = [("MODEL", "VERSION", "STATUS", "CREATED", "ALIASES", "METRICS")]
+    for v in versions:
+        metrics = ", ".join(f"{k}={val:.4g}" for k, val in list(v.metrics.items())[:4])
+        rows.append((v.name, str(v.version), v.status, v.created or "", ",".join(v.aliases), metrics))
+    _table(rows)
+    return EXIT_OK
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+
+
+def _show(args: argparse.Namespace) -> int:
+    record = handoff.open_store(args.store).get_version(args.model, args.version)
+    if args.json:
+        _emit(record.to_dict())
+        return EXIT_OK
+    details = record.details
+    out = sys.stdout.write
+    out(f"{record.name} version {record.version}  [{record.status}]  created {record.created}\n")
+    out(f"  run: {record.run_id}\n  model: {record.model_uri}\n")
+    if record.aliases:
+        out(f"  aliases: {', '.join(record.aliases)}\n")
+    notebook = details.get("notebook", {})
+    out(f"  notebook: {notebook.get('name')} sha256 {notebook.get('sha256')}\n")
+    out("  params: " + (", ".join(f"{k}={v!r}" for k, v in details.get("params", {}).items()) or "none") + "\n")
+    out("  metrics: " + (", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items()) or "none") + "\n")
+    capture = details.get("capture") or {}
+    model = capture.get("model", {})
+    serialization = details.get("serialization") or {}
+    out(f"  model: {model.get('variable')} ({model.get('type')}), {model.get('rule')}; "
+        f"saved as {serialization.get('serialization')}\n")
+    data = details.get("data", {})
+    out(f"  data: {data.get('sha256', '')[:16]}\n")
+    for entry in data.get("files", []):
+        out(f"    {entry['path']}  {entry['size']} bytes  sha256 {entry['sha256']}\n")
+    env = capture.get("environment", {})
+    out(f"  python {env.get('python')}; imported: "
+        + ", ".join(f"{k}=={v}" for k, v in env.get("imported", {}).items()) + "\n")
+    out("  requirements: " + ", ".join(serialization.get("requirements", [])) + "\n")
+    out("  timings: " + ", ".join(f"{k}={v:.2f}s" for k, v in details.get("timings", {}).items()) + "\n")
+    for warning in details.get("warnings", []):
+        out(f"  warning: {warning}\n")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,322 @@
+"""Generate the sample notebooks (and the data file one of them reads) in this folder.
+
+Run it from anywhere:
+
+    .venv/bin/python sample_notebooks/_make_samples.py
+
+It rewrites every sample in place. The output is deterministic: cell ids are fixed (not the
+random ids nbformat would assign), notebooks are clean (no outputs, no execution counts), and
+``diabetes.csv`` is rounded to 6 decimals so re-running produces byte-identical files.
+
+Every sample runs offline (scikit-learn's bundled datasets or a file shipped next to the
+notebook), in a couple of seconds, with ``random_state=0`` everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+LANGUAGE_INFO = {"name": "python"}
+
+
+def md(source: str) -> nbformat.NotebookNode:
+    return new_markdown_cell(source.strip("\n"))
+
+
+def code(source: str) -> nbformat.NotebookNode:
+    return new_code_cell(source.strip("\n"))
+
+
+def params(source: str) -> nbformat.NotebookNode:
+    """The papermill parameters cell: a code cell tagged ``parameters``."""
+    cell = code(source)
+    cell.metadata["tags"] = ["parameters"]
+    return cell
+
+
+def write_notebook(filename: str, cells: list[nbformat.NotebookNode]) -> Path:
+    nb = new_notebook(cells=cells, metadata={"kernelspec": dict(KERNELSPEC), "language_info": dict(LANGUAGE_INFO)})
+    stem = Path(filename).stem.replace("_", "-")
+    for index, cell in enumerate(nb.cells):
+        cell.id = f"{stem}-{index}"  # stable ids, so regenerating changes nothing
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    nbformat.validate(nb)
+    path = HERE / filename
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        nbformat.write(nb, handle)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# 1. iris_classifier.ipynb: the simplest case, everything auto-detected.
+# --------------------------------------------------------------------------------------------
+
+IRIS = [
+    md("""
+# Iris classifier
+
+A random forest trained on scikit-learn's bundled iris dataset (no network needed).
+
+handoff finds everything by itself here: the fitted estimator in `model`, and the metrics in the
+plain float variables `accuracy` and `f1`. The next cell is the papermill **parameters** cell:
+its values can be overridden at build time (`-p n_estimators 100`).
+"""),
+    params("""
+n_estimators = 50  # number of trees in the forest
+max_depth = 4  # maximum depth of each tree
+test_size = 0.25  # fraction of rows held out for evaluation
+random_state = 0  # seed for the split and the forest
+"""),
+    md("## Load the data and split it"),
+    code("""
+from sklearn.datasets import load_iris
+from sklearn.model_selection import train_test_split
+
+X, y = load_iris(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=test_size, random_state=random_state, stratify=y
+)
+print(f"train: {X_train.shape}, test: {X_test.shape}")
+"""),
+    md("## Train the model"),
+    code("""
+from sklearn.ensemble import RandomForestClassifier
+
+model = RandomForestClassifier(
+    n_estimators=n_estimators, max_depth=max_depth, random_state=random_state
+)
+model.fit(X_train, y_train)
+"""),
+    md("## Evaluate on the held-out test set"),
+    code("""
+from sklearn.metrics import accuracy_score, f1_score
+
+y_pred = model.predict(X_test)
+accuracy = float(accuracy_score(y_test, y_pred))
+f1 = float(f1_score(y_test, y_pred, average="macro"))
+print(f"accuracy = {accuracy:.4f}")
+print(f"f1 (macro) = {f1:.4f}")
+"""),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# 2. diabetes_regression.ipynb: reads a CSV shipped next to the notebook.
+# --------------------------------------------------------------------------------------------
+
+DIABETES = [
+    md("""
+# Diabetes regression
+
+A ridge regression (standardised features) predicting disease progression one year after
+baseline. The data is read from **`diabetes.csv`**, a file shipped next to this notebook
+(scikit-learn's diabetes dataset exported to CSV), so the build records it as a data input.
+
+The model is the fitted `pipeline`; the metrics are the floats `rmse`, `mae` and `r2`.
+"""),
+    params("""
+alpha = 1.0  # ridge regularisation strength
+test_size = 0.2  # fraction of rows held out for evaluation
+random_state = 0  # seed for the train/test split
+"""),
+    md("## Load the data from the CSV next to the notebook"),
+    code("""
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+df = pd.read_csv("diabetes.csv")
+X = df.drop(columns=["target"])
+y = df["target"]
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=test_size, random_state=random_state
+)
+print(f"{len(df)} rows, features: {list(X.columns)}")
+"""),
+    md("## Train: scaling + ridge in one pipeline"),
+    code("""
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+pipeline = Pipeline([
+    ("scale", StandardScaler()),
+    ("ridge", Ridge(alpha=alpha, random_state=random_state)),
+])
+pipeline.fit(X_train, y_train)
+"""),
+    md("## Evaluate on the held-out test set"),
+    code("""
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+y_pred = pipeline.predict(X_test)
+rmse = float(mean_squared_error(y_test, y_pred) ** 0.5)
+mae = float(mean_absolute_error(y_test, y_pred))
+r2 = float(r2_score(y_test, y_pred))
+print(f"rmse = {rmse:.3f}")
+print(f"mae  = {mae:.3f}")
+print(f"r2   = {r2:.4f}")
+"""),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# 3. explicit_logging.ipynb: handoff.log_model / log_metric(s) override auto-detection.
+# --------------------------------------------------------------------------------------------
+
+EXPLICIT = [
+    md("""
+# Explicit logging with `handoff.log_model` and `handoff.log_metric`
+
+Auto-detection would pick the wrong model here: the classifier lives in `wine_clf` (not a
+preferred name such as `model`), and a `baseline` dummy classifier is fitted *after* it, so
+"the most recently fitted model" would be the baseline. Calling `handoff.log_model(wine_clf)`
+says which one to package, and `handoff.log_metric` / `handoff.log_metrics` say exactly which
+metrics to record. Explicit calls always win.
+
+Outside a handoff build these calls do nothing except return their argument, so the notebook
+runs unchanged in plain Jupyter.
+"""),
+    params("""
+C = 1.0  # inverse regularisation strength of the logistic regression
+test_size = 0.25  # fraction of rows held out for evaluation
+random_state = 0  # seed for the split and the models
+"""),
+    md("## Load the wine dataset (bundled with scikit-learn)"),
+    code("""
+import handoff
+from sklearn.datasets import load_wine
+from sklearn.model_selection import train_test_split
+
+X, y = load_wine(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=test_size, random_state=random_state, stratify=y
+)
+"""),
+    md("## The model we want to ship: scaling + logistic regression"),
+    code("""
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+wine_clf = Pipeline([
+    ("scale", StandardScaler()),
+    ("logreg", LogisticRegression(C=C, max_iter=1000, random_state=random_state)),
+])
+wine_clf.fit(X_train, y_train)
+"""),
+    md("## A baseline for comparison (fitted last, but not the model to ship)"),
+    code("""
+from sklearn.dummy import DummyClassifier
+
+baseline = DummyClassifier(strategy="most_frequent", random_state=random_state).fit(X_train, y_train)
+"""),
+    md("## Evaluate, then tell handoff what to keep"),
+    code("""
+from sklearn.metrics import accuracy_score, f1_score
+
+acc = float(accuracy_score(y_test, wine_clf.predict(X_test)))
+macro_f1 = float(f1_score(y_test, wine_clf.predict(X_test), average="macro"))
+baseline_acc = float(accuracy_score(y_test, baseline.predict(X_test)))
+
+handoff.log_model(wine_clf)
+handoff.log_metric("accuracy", acc)
+handoff.log_metrics({"f1_macro": macro_f1, "baseline_accuracy": baseline_acc})
+print(f"accuracy = {acc:.4f}  f1_macro = {macro_f1:.4f}  baseline_accuracy = {baseline_acc:.4f}")
+"""),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# 4. dataframe_features.ipynb: a DataFrame with named columns, metrics in a dict.
+# --------------------------------------------------------------------------------------------
+
+FEATURES = [
+    "mean radius", "mean texture", "mean perimeter", "mean area",
+    "mean smoothness", "mean compactness", "mean concavity", "mean concave points",
+]
+
+DATAFRAME = [
+    md("""
+# Named DataFrame features
+
+A gradient-boosting classifier on eight named columns of scikit-learn's bundled breast cancer
+dataset. Because it is fitted on a pandas DataFrame, the model remembers its column names
+(`feature_names_in_`), so the packaged model's input example and signature use those names.
+
+The model is `clf`; the metrics are collected in a dict named `metrics`.
+"""),
+    params("""
+n_estimators = 30  # boosting stages
+learning_rate = 0.1  # shrinkage applied to each stage
+test_size = 0.25  # fraction of rows held out for evaluation
+random_state = 0  # seed for the split and the model
+"""),
+    md("## Load the data as a DataFrame and keep a few named columns"),
+    code(f"""
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+
+data = load_breast_cancer(as_frame=True)
+columns = {FEATURES!r}
+X = data.frame[columns]
+y = data.frame["target"]
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=test_size, random_state=random_state, stratify=y
+)
+X_train.head()
+"""),
+    md("## Train"),
+    code("""
+from sklearn.ensemble import GradientBoostingClassifier
+
+clf = GradientBoostingClassifier(
+    n_estimators=n_estimators, learning_rate=learning_rate, random_state=random_state
+)
+clf.fit(X_train, y_train)
+print(list(clf.feature_names_in_))
+"""),
+    md("## Evaluate"),
+    code("""
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+proba = clf.predict_proba(X_test)[:, 1]
+metrics = {
+    "accuracy": float(accuracy_score(y_test, clf.predict(X_test))),
+    "roc_auc": float(roc_auc_score(y_test, proba)),
+}
+print(metrics)
+"""),
+]
+
+
+def write_diabetes_csv() -> Path:
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame.round(6)
+    path = HERE / "diabetes.csv"
+    frame.to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
+def main() -> None:
+    written = [
+        write_notebook("iris_classifier.ipynb", IRIS),
+        write_diabetes_csv(),
+        write_notebook("diabetes_regression.ipynb", DIABETES),
+        write_notebook("explicit_logging.ipynb", EXPLICIT),
+        write_notebook("dataframe_features.ipynb", DATAFRAME),
+    ]
+    for path in written:
+        print(f"wrote {path.relative_to(HERE.parent)}")
+
+
+if __name__ == "__main__":
+    main()

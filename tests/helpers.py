@@ -1,0 +1,49 @@
+"""Helpers shared by the tests (notebook builders, a build with short limits)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import nbformat
+
+import handoff
+from handoff.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_notebooks"
+
+Cell = str | tuple[str, str]
+
+
+def notebook(cells: Sequence[Cell], kernel: str | None = "python3") -> nbformat.NotebookNode:
+    """A v4 notebook from cell sources; ``("parameters", src)`` tags a cell, ``("md", src)`` is markdown."""
+    nb = nbformat.v4.new_notebook()
+    for cell in cells:
+        if isinstance(cell, tuple) and cell[0] == "md":
+            nb.cells.append(nbformat.v4.new_markdown_cell(cell[1]))
+        elif isinstance(cell, tuple):
+            code = nbformat.v4.new_code_cell(cell[1])
+            code.metadata["tags"] = [cell[0]]
+            nb.cells.append(code)
+        else:
+            nb.cells.append(nbformat.v4.new_code_cell(cell))
+    if kernel:
+        nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    return nb
+
+
+TRAIN_IRIS = (
+    "from sklearn.datasets import load_iris\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+    "model = LogisticRegression(max_iter=300).fit(X, y)\n"
+    "accuracy = float(model.score(X, y))"
+)
+
+
+def build(path: Path | bytes, store: Store, **kwargs: object) -> handoff.BuildResult:
+    """handoff.build with short default limits, so a broken test cannot hang the suite."""
+    kwargs.setdefault("timeout", 120)
+    kwargs.setdefault("cell_timeout", 90)
+    return handoff.build(path, store=store, **kwargs)  # type: ignore[arg-type]
