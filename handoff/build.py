@@ -130,11 +130,12 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         emit(BuildEvent(name_, message, elapsed=time.monotonic() - started))
 
     options = dataclasses.replace(options or BuildOptions(), **option_overrides)
-    stage("inspect", "reading the notebook")
     source = notebook if isinstance(notebook, NotebookSource) else load_notebook(notebook)
     model_name = check_model_name(name or model_name_from(source.name))
     given = validate_params(source, params or {})
     effective = {p.name: p.default for p in source.parameters or ()} | given
+    stage("inspect", f"{source.name}: {len(source.notebook.cells)} cells, "
+                     f"{len(effective)} parameters; opening the store")
     store = store if isinstance(store, Store) else open_store(store)
     _ = store.client  # a bad store fails now, before a kernel starts
     timings["inspect"] = time.monotonic() - started

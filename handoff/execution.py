@@ -144,7 +144,10 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
     try:
         papermill.execute_notebook(
             str(input_path), str(output_path), parameters=dict(params), kernel_name=kernel_name,
-            language="python", progress_bar=False, cwd=str(workdir), start_timeout=start_timeout,
+            # The kernel starts in workdir; papermill's own ``cwd=`` would chdir this whole
+            # process, which is not thread-safe (the app runs builds in worker threads).
+            language="python", progress_bar=False, resources={"metadata": {"path": str(workdir)}},
+            start_timeout=start_timeout,
             request_save_on_cell_execute=True, timeout_func=timeout_func, on_cell_start=on_cell_start,
             shutdown_kernel="immediate", kernel_manager_class=_logging_kernel_manager(capture_dir / "kernel.log"),
         )

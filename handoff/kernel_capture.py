@@ -239,30 +239,44 @@ def _dump_model(model: Any, path: Path) -> set[str]:
 
 
 def _input_example(model: Any, namespace: dict[str, Any], path: Path) -> dict[str, Any] | None:
-    """A few rows of a variable shaped like the model's training input."""
+    """A few rows of a variable shaped like the model's training input.
+
+    Candidates are 2-D variables whose width is the model's ``n_features_in_`` (and whose columns
+    are its ``feature_names_in_``, when it has them); a model that declares neither (e.g. a
+    pipeline starting with a custom transformer) takes the first 2-D variable it can predict on.
+    Preferred names (``X_train``, ``X``, ...) come first, then the longest.
+    """
     import pickle
 
     n_features = getattr(model, "n_features_in_", None)
     names = getattr(model, "feature_names_in_", None)
-    if n_features is None:
-        return None
     matches = []
     for name, value in namespace.items():
         shape = getattr(value, "shape", None)
-        if not isinstance(shape, tuple) or len(shape) != 2 or shape[1] != n_features or shape[0] == 0:
+        if not isinstance(shape, tuple) or len(shape) != 2 or shape[0] == 0:
+            continue
+        if n_features is not None and shape[1] != n_features:
             continue
         if names is not None and list(getattr(value, "columns", [])) != list(names):
             continue
         matches.append(name)
-    if not matches:
-        return None
     rank = {n: i for i, n in enumerate(PREFERRED_DATA_NAMES)}
-    name = min(matches, key=lambda n: (rank.get(n, len(rank)), -namespace[n].shape[0]))
-    value = namespace[name]
-    example = value.head(INPUT_EXAMPLE_ROWS) if hasattr(value, "head") else value[:INPUT_EXAMPLE_ROWS]
-    with open(path, "wb") as handle:
-        pickle.dump(example, handle, protocol=5)
-    return {"variable": name, "rows": int(example.shape[0]), "type": _type_name(value)}
+    for name in sorted(matches, key=lambda n: (rank.get(n, len(rank)), -namespace[n].shape[0])):
+        value = namespace[name]
+        example = value.head(INPUT_EXAMPLE_ROWS) if hasattr(value, "head") else value[:INPUT_EXAMPLE_ROWS]
+        if n_features is None and not _predicts_on(model, example):
+            continue
+        with open(path, "wb") as handle:
+            pickle.dump(example, handle, protocol=5)
+        return {"variable": name, "rows": int(example.shape[0]), "type": _type_name(value)}
+    return None
+
+
+def _predicts_on(model: Any, example: Any) -> bool:
+    try:
+        return len(model.predict(example)) == example.shape[0]
+    except Exception:  # the wrong shape or dtype: not the training input
+        return False
 
 
 def _distributions_of(modules: set[str]) -> dict[str, str]:

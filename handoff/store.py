@@ -98,7 +98,10 @@ class Store:
     def __init__(self, location: str | os.PathLike[str] | None = None) -> None:
         location = location if location is not None else default_home()
         text = str(location)
-        if "://" in text or text.startswith("sqlite:"):
+        if text.startswith("sqlite:///"):  # an SQLite file elsewhere: artifacts beside it, not in ./mlruns
+            self.uri = text
+            self.artifact_root = (Path(text.removeprefix("sqlite:///")).resolve().parent / "artifacts").as_uri()
+        elif "://" in text:
             self.uri, self.artifact_root = text, None
         else:
             home = Path(text).expanduser().resolve()

@@ -47,3 +47,31 @@ def build(path: Path | bytes, store: Store, **kwargs: object) -> handoff.BuildRe
     kwargs.setdefault("timeout", 120)
     kwargs.setdefault("cell_timeout", 90)
     return handoff.build(path, store=store, **kwargs)  # type: ignore[arg-type]
+
+
+def local_path(uri: str) -> Path:
+    """The local path of a ``file://`` artifact URI."""
+    from urllib.parse import unquote, urlparse
+
+    return Path(unquote(urlparse(uri).path))
+
+
+def predict_in_fresh_process(model_dir: Path) -> list:
+    """Load an MLflow model with pyfunc in a new interpreter (none of the notebook's state) and predict
+    on its stored input example; returns the predictions."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys, mlflow.pyfunc\n"
+        "from mlflow.models import Model\n"
+        "path = sys.argv[1]\n"
+        "model = mlflow.pyfunc.load_model(path)\n"
+        "example = Model.load(path).load_input_example(path)\n"
+        "print(json.dumps([x.item() if hasattr(x, 'item') else x for x in model.predict(example)]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(model_dir)], capture_output=True, text=True,
+                          timeout=120, cwd="/")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
