@@ -1,0 +1,69 @@
+"""How much does a handoff build cost over only running the notebook?
+
+Builds a sample notebook N times with ``handoff.build`` (store included) and runs the same notebook
+with the same parameters N times with bare ``papermill.execute_notebook``, interleaved so both see
+the same machine state; prints the median of each, the ratio, and handoff's median per stage.
+
+    .venv/bin/python benchmarks/bench_build.py [--runs 5] [--notebook sample_notebooks/iris_classifier.ipynb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import papermill
+
+import handoff
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--notebook", type=Path, default=ROOT / "sample_notebooks" / "iris_classifier.ipynb")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    for name in ("mlflow", "papermill", "nbclient", "alembic"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    notebook = args.notebook.resolve()
+    params = {p.name: p.default for p in handoff.load_notebook(notebook).parameters or ()}
+    with tempfile.TemporaryDirectory(prefix="handoff-bench-") as tmp:
+        store = handoff.open_store(Path(tmp) / "store")
+        store.list_models()  # create the database once, outside the timed runs
+        # one untimed warm-up of each, so imports and first-use costs are not counted
+        handoff.build(notebook, params, store=store)
+        papermill.execute_notebook(str(notebook), f"{tmp}/warm.ipynb", parameters=params, progress_bar=False,
+                                   cwd=str(notebook.parent), kernel_name="python3")
+        build_times, papermill_times, stages = [], [], {}
+        for i in range(args.runs):
+            started = time.perf_counter()
+            result = handoff.build(notebook, params, store=store)
+            build_times.append(time.perf_counter() - started)
+            assert result.ok, result.error
+            for stage, seconds in result.timings.items():
+                stages.setdefault(stage, []).append(seconds)
+            started = time.perf_counter()
+            papermill.execute_notebook(str(notebook), f"{tmp}/out{i}.ipynb", parameters=params, progress_bar=False,
+                                       cwd=str(notebook.parent), kernel_name="python3")
+            papermill_times.append(time.perf_counter() - started)
+
+    build_median, papermill_median = statistics.median(build_times), statistics.median(papermill_times)
+    print(f"notebook: {notebook.relative_to(ROOT) if notebook.is_relative_to(ROOT) else notebook}, runs: {args.runs}")
+    print(f"handoff.build            median {build_median:6.2f}s  (min {min(build_times):.2f}s, max {max(build_times):.2f}s)")
+    print(f"papermill.execute        median {papermill_median:6.2f}s  (min {min(papermill_times):.2f}s, "
+          f"max {max(papermill_times):.2f}s)")
+    print(f"ratio handoff/papermill  {build_median / papermill_median:.2f}  (target <= 1.5)")
+    print("handoff median per stage: " + ", ".join(
+        f"{stage} {statistics.median(values):.3f}s" for stage, values in stages.items()))
+
+
+if __name__ == "__main__":
+    main()
