@@ -72,3 +72,13 @@ def test_usage_error_exits_2() -> None:
     done = subprocess.run([sys.executable, "-m", "handoff.cli", "build"], capture_output=True, text=True)
     assert done.returncode == 2 and "the following arguments are required: notebook" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_handoff_home_is_the_default_store(iris_notebook: Path, store: Store, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("HANDOFF_HOME", _home(store))
+    assert main(["build", str(iris_notebook), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["list", "--json"]) == 0
+    assert [v["version"] for v in json.loads(capsys.readouterr().out)] == [1]
+    assert [v.version for v in store.list_versions("iris")] == [1]
