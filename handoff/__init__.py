@@ -29,6 +29,10 @@ _LAZY = {
     "BuildOptions": "handoff.build",
     "BuildResult": "handoff.build",
     "BuildEvent": "handoff.events",
+    "CheckConfig": "handoff.check_config",
+    "CheckReport": "handoff.checklist",
+    "CheckResult": "handoff.checks",
+    "check_version": "handoff.lifecycle",
     "load_notebook": "handoff.inspection",
     "NotebookParameter": "handoff.inspection",
     "Store": "handoff.store",
@@ -37,7 +41,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "BuildEvent", "BuildFailure", "BuildOptions", "BuildResult", "HandoffError", "InputError",
+    "BuildEvent", "BuildFailure", "BuildOptions", "BuildResult", "CheckConfig", "CheckReport", "CheckResult",
+    "HandoffError", "InputError", "check_version",
     "NotebookFormatError", "NotebookParameter", "OptionError", "ParameterError", "Store", "StoreError",
     "VersionNotFoundError", "VersionRecord", "__version__", "build", "load_notebook", "log_metric",
     "log_metrics", "log_model", "open_store",
@@ -45,7 +50,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from handoff.build import BuildOptions, BuildResult, build
+    from handoff.check_config import CheckConfig
+    from handoff.checklist import CheckReport
+    from handoff.checks import CheckResult
     from handoff.events import BuildEvent
+    from handoff.lifecycle import check_version
     from handoff.inspection import NotebookParameter, load_notebook
     from handoff.store import Store, VersionRecord, open_store
 

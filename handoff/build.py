@@ -20,14 +20,16 @@ import nbformat
 
 from handoff import __version__
 from handoff.capture import Capture, read_capture
-from handoff.errors import BuildFailure, OptionError, RecordFailure, StoreError
+from handoff.check_config import CheckConfig, resolve_config
+from handoff.checklist import ArtifactChecker, CheckContext, CheckReport, RerunResult, run_checklist
+from handoff.errors import BuildFailure, ChecklistFailure, OptionError, RecordFailure, StoreError
 from handoff.events import BuildEvent, EventCallback, ignore_event
 from handoff.execution import execute, make_workdir
 from handoff.fingerprint import combined_digest
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
-from handoff.serialize import serialize
-from handoff.store import MODEL_ARTIFACT, Store, check_model_name, model_name_from, open_store
+from handoff.serialize import load_captured, serialize
+from handoff.store import CHECKS_PATH, MODEL_ARTIFACT, Store, check_model_name, model_name_from, open_store
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class BuildResult:
     Attributes:
         name: The model name.
         status: ``passed`` or ``failed``.
-        version: The new version number, or ``None`` when the build failed.
+        version: The new version number; ``None`` when no model was saved. A build whose blocking
+            checks failed still gets a version (to inspect and compare), marked failed.
         run_id: The MLflow run recording the build (also for failed builds), if it was recorded.
         params: The parameter values the notebook ran with (defaults plus the given ones).
         metrics: Captured metrics.
@@ -74,6 +77,7 @@ class BuildResult:
         warnings: Things to know that did not fail the build.
         model: How the model was found (variable, rule, candidates) and how it was saved.
         data_files: The data fingerprint.
+        checks: The checklist report (``checks.passed`` is False when a blocking check failed).
         executed_notebook_uri: Where the executed (or partly executed) notebook is stored.
         notebook: The executed notebook itself (not serialized by ``to_dict``).
     """
@@ -89,6 +93,7 @@ class BuildResult:
     warnings: tuple[str, ...] = ()
     model: dict[str, Any] = field(default_factory=dict)
     data_files: tuple[dict[str, Any], ...] = ()
+    checks: CheckReport | None = None
     executed_notebook_uri: str | None = None
     notebook: nbformat.NotebookNode | None = field(default=None, repr=False, compare=False)
 
@@ -97,16 +102,18 @@ class BuildResult:
         return self.status == "passed"
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(dataclasses.replace(self, notebook=None))
+        data = dataclasses.asdict(dataclasses.replace(self, notebook=None, checks=None))
         data.pop("notebook")
+        data["checks"] = self.checks.to_dict() if self.checks else None
         data["warnings"], data["data_files"] = list(self.warnings), list(self.data_files)
         return data
 
 
 def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, Any] | None = None,
           name: str | None = None, *, store: Store | str | Path | None = None,
-          options: BuildOptions | None = None, files: Mapping[str, bytes] | None = None,
-          on_event: EventCallback | None = None, **option_overrides: Any) -> BuildResult:
+          options: BuildOptions | None = None, checks: CheckConfig | Mapping[str, Any] | None = None,
+          files: Mapping[str, bytes] | None = None, on_event: EventCallback | None = None,
+          **option_overrides: Any) -> BuildResult:
     """Build ``notebook`` into the next version of model ``name``.
 
     Args:
@@ -115,11 +122,14 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         name: Model name (default: the notebook's file stem).
         store: A ``Store``, a directory, an MLflow tracking URI, or ``None`` for ``HANDOFF_HOME``.
         options: Timeouts and model selection; keyword overrides (``timeout=60``) also work.
+        checks: Checklist settings (``thresholds``, ``gate``, ``tests``, ``skip``, ``reproduce``, ...),
+            the highest-precedence source over ``handoff.toml`` and the notebook's metadata.
         files: Extra files (name to bytes) placed in the build's working directory, e.g. uploads.
         on_event: Called with a ``BuildEvent`` as each stage and cell starts.
 
     Raises:
-        InputError: the notebook, a parameter, or an option is invalid (nothing ran).
+        InputError: the notebook, a parameter, an option or the checklist settings are invalid
+            (nothing ran, nothing was recorded).
         StoreError: the store cannot be opened.
     """
     emit = on_event or ignore_event
@@ -134,6 +144,9 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
     model_name = check_model_name(name or model_name_from(source.name))
     given = validate_params(source, params or {})
     effective = {p.name: p.default for p in source.parameters or ()} | given
+    config = checks if isinstance(checks, CheckConfig) else resolve_config(
+        cli=checks, notebook_metadata=source.notebook.metadata,
+        notebook_dir=source.path.resolve().parent if source.path else None)
     stage("inspect", f"{source.name}: {len(source.notebook.cells)} cells, "
                      f"{len(effective)} parameters; opening the store")
     store = store if isinstance(store, Store) else open_store(store)
@@ -142,6 +155,8 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
 
     workdir = make_workdir(source, files)
     staging = Path(tempfile.mkdtemp(prefix="handoff-stage-"))
+    (staging / "logs").mkdir()
+    checker = ArtifactChecker(staging / "logs" / "checks.log")  # warms up while the notebook runs
     try:
         mark = time.monotonic()
         run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
@@ -164,27 +179,44 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
                 timings["serialize"] = time.monotonic() - mark
             except BuildFailure as exc:
                 failure = exc
+        metrics = capture.metrics if capture else {}
+        data_files = capture.data_files if capture else []
+        stage("check", "running the checklist")
+        mark = time.monotonic()
+        context = CheckContext(
+            name=model_name, source_notebook=source.notebook, executed_notebook=run.notebook,
+            error=failure.to_dict() if failure else None, capture=capture.to_dict() if capture else None,
+            metrics=metrics, model_dir=saved.path if saved else None,
+            champion=store.alias_version(model_name, "champion") if config.gate else None, config=config,
+            manifest={"name": model_name, "params": effective, "metrics": metrics,
+                      "model": capture.model if capture else None,
+                      "serialization": saved.to_dict() if saved else None,
+                      "environment": capture.environment if capture else None, "data_files": data_files},
+            rerun=(lambda: _rerun(source, given, files, options, run.capture_dir)) if saved else None,
+        )
+        report = run_checklist(context, checker)
+        timings["check"] = time.monotonic() - mark
+        if failure is None and not report.passed:
+            failure = ChecklistFailure("check", "; ".join(f"{r.id} ({r.message})" for r in report.failures))
+        report.write(staging / CHECKS_PATH)
         (staging / "notebook").mkdir()
         (staging / "notebook" / "source.ipynb").write_bytes(source.raw)
         nbformat.write(run.notebook, staging / "notebook" / "executed.ipynb")
         if (run.capture_dir / "kernel.log").exists():
-            (staging / "logs").mkdir()
             shutil.copy2(run.capture_dir / "kernel.log", staging / "logs" / "kernel.log")
         status = "passed" if failure is None else "failed"
-        data_files = capture.data_files if capture else []
         record = {
             "handoff_version": __version__, "name": model_name, "status": status,
             "notebook": {"name": source.name, "path": str(source.path) if source.path else None,
                          "sha256": source.sha256},
             "parameters": [p.to_dict() for p in source.parameters or ()], "params": effective,
-            "metrics": capture.metrics if capture else {},
-            "capture": capture.to_dict() if capture else None,
+            "metrics": metrics, "capture": capture.to_dict() if capture else None,
             "serialization": saved.to_dict() if saved else None,
             "data": {"sha256": combined_digest(data_files), "files": data_files},
-            "kernel": run.kernel_name, "options": options.to_dict(), "warnings": warnings,
-            "timings": dict(timings), "error": failure.to_dict() if failure else None,
+            "kernel": run.kernel_name, "options": options.to_dict(), "checks": report.to_dict(),
+            "warnings": warnings, "timings": dict(timings), "error": failure.to_dict() if failure else None,
         }
-        stage("record", "recording the version" if failure is None else "recording the failed build")
+        stage("record", "recording the version" if saved else "recording the failed build")
         mark = time.monotonic()
         run_id: str | None = None
         version: int | None = None
@@ -192,30 +224,53 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         try:
             run_id, version, artifact_uri = store.record_build(
                 name=model_name, staging=staging, record=record, params=effective,
-                metrics=record["metrics"], tags=_tags(record, failure), register=failure is None)
+                metrics=metrics, tags=_tags(record, failure, report), register=saved is not None)
         except StoreError as exc:
             if failure is None:
                 failure = RecordFailure("record", str(exc), ename=type(exc.__cause__ or exc).__name__)
             else:
-                warnings.append(f"the failed build could not be recorded: {exc}")
+                warnings.append(f"the build could not be recorded: {exc}")
         timings["record"] = time.monotonic() - mark
         timings["total"] = time.monotonic() - started
         return BuildResult(
             name=model_name, status="passed" if failure is None else "failed", version=version, run_id=run_id,
-            params=effective, metrics=record["metrics"], error=failure.to_dict() if failure else None,
+            params=effective, metrics=metrics, error=failure.to_dict() if failure else None,
             timings={k: round(v, 4) for k, v in timings.items()}, warnings=tuple(warnings),
             model={**(capture.model if capture else {}), **(saved.to_dict() if saved else {})},
-            data_files=tuple(data_files),
+            data_files=tuple(data_files), checks=report,
             executed_notebook_uri=f"{artifact_uri}/notebook/executed.ipynb" if artifact_uri else None,
             notebook=run.notebook,
         )
     finally:
+        checker.close()
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _tags(record: dict[str, Any], failure: BuildFailure | None) -> dict[str, str]:
+def _rerun(source: NotebookSource, given: Mapping[str, Any], files: Mapping[str, bytes] | None,
+           options: BuildOptions, baseline_dir: Path) -> RerunResult:
+    """Run the notebook a second time (``reproducible``) and predict with both models on the first example."""
+    workdir = make_workdir(source, files)
+    try:
+        run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
+                      model_var=options.model_var, on_event=ignore_event, start_timeout=options.start_timeout)
+        if run.failure is not None:
+            return RerunResult(run.failure.message, {})
+        capture = read_capture(run.capture_dir)
+        first, example = load_captured(baseline_dir)
+        second, _ = load_captured(run.capture_dir)
+        if example is None:
+            return RerunResult(None, capture.metrics)
+        return RerunResult(None, capture.metrics, second.predict(example), first.predict(example))
+    except BuildFailure as exc:
+        return RerunResult(exc.message, {})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _tags(record: dict[str, Any], failure: BuildFailure | None, report: CheckReport) -> dict[str, str]:
     tags = {
+        "handoff.checks": report.summary(),
         "handoff.version": record["handoff_version"],
         "handoff.notebook_sha256": record["notebook"]["sha256"],
         "handoff.data_sha256": record["data"]["sha256"],

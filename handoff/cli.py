@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="whole-run limit (default 3600)")
     build.add_argument("--cell-timeout", type=float, default=600.0, metavar="S", help="per-cell limit (default 600)")
     build.add_argument("--model-var", metavar="NAME", help="take the model from this variable")
+    _checklist_flags(build)
+    build.add_argument("--reproduce", action="store_true", default=None,
+                       help="also run the notebook a second time and compare (check 'reproducible')")
 
     listing = command("list", "list models and their versions")
     listing.add_argument("model", nargs="?", help="only this model")
@@ -53,7 +56,27 @@ def _parser() -> argparse.ArgumentParser:
     show = command("show", "show everything recorded for a version")
     show.add_argument("model")
     show.add_argument("version")
+
+    check = command("check", "re-run the checklist on a stored version; the new report is kept beside the original")
+    check.add_argument("model")
+    check.add_argument("version")
+    _checklist_flags(check)
     return parser
+
+
+def _checklist_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--threshold", action="append", default=[], metavar="EXPR",
+                     help="a bound on a metric, e.g. 'accuracy>=0.9' (repeatable)")
+    sub.add_argument("--gate", action="store_true", default=None,
+                     help="fail when a metric regresses against the champion version")
+    sub.add_argument("--tests", action="append", default=[], metavar="PATH",
+                     help="a pytest file run against the saved model (fixtures: model, input_example, manifest)")
+    sub.add_argument("--skip", action="append", default=[], metavar="CHECK_ID", help="do not run this check")
+
+
+def _checklist_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {"thresholds": args.threshold, "gate": args.gate, "tests": args.tests, "skip": args.skip,
+            "reproduce": getattr(args, "reproduce", None)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_libraries()
     try:
-        return {"build": _build, "list": _list, "show": _show}[args.command](args)
+        return {"build": _build, "list": _list, "show": _show, "check": _check}[args.command](args)
     except HandoffError as exc:
         sys.stderr.write(f"handoff: error: {exc}\n")
         return exc.exit_code
@@ -121,7 +144,8 @@ def _build(args: argparse.Namespace) -> int:
     progress = _Progress()
     try:
         result = handoff.build(source, params, args.name, store=args.store, on_event=progress,
-                               timeout=args.timeout, cell_timeout=args.cell_timeout, model_var=args.model_var)
+                               checks=_checklist_settings(args), timeout=args.timeout,
+                               cell_timeout=args.cell_timeout, model_var=args.model_var)
     finally:
         progress.close()
     if args.json:
@@ -136,10 +160,14 @@ def _build(args: argparse.Namespace) -> int:
 
 def _print_result(result: handoff.BuildResult) -> None:
     out = sys.stdout.write
+    seconds = result.timings.get("total", 0)
     if result.ok:
-        out(f"{result.name} version {result.version}: passed in {result.timings.get('total', 0):.1f}s\n")
+        out(f"{result.name} version {result.version}: passed in {seconds:.1f}s\n")
+    elif result.version is not None:
+        out(f"{result.name} version {result.version}: FAILED its checklist in {seconds:.1f}s "
+            "(recorded as a failed version; it cannot be promoted)\n")
     else:
-        out(f"{result.name}: build failed in {result.timings.get('total', 0):.1f}s (no version created)\n")
+        out(f"{result.name}: build failed in {seconds:.1f}s (no version created)\n")
     if result.metrics:
         out("  metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()) + "\n")
     if result.model.get("type"):
@@ -157,6 +185,14 @@ def _print_result(result: handoff.BuildResult) -> None:
         out("\n" + result.error["traceback"].strip()[-3000:] + "\n")
     if result.executed_notebook_uri:
         out(f"  executed notebook: {result.executed_notebook_uri}\n")
+    if result.checks:
+        _print_checks(result.checks.to_dict())
+
+
+def _print_checks(report: dict[str, Any]) -> None:
+    sys.stdout.write(f"\nchecklist: {report['summary']} ({report['seconds']:.2f}s)\n")
+    _table([("CHECK", "STATUS", "MESSAGE")] + [(r["id"], r["status"].upper() if r["status"] == "failed" else r["status"],
+                                               r["message"]) for r in report["results"]])
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -213,6 +249,23 @@ def _show(args: argparse.Namespace) -> int:
     out("  timings: " + ", ".join(f"{k}={v:.2f}s" for k, v in details.get("timings", {}).items()) + "\n")
     for warning in details.get("warnings", []):
         out(f"  warning: {warning}\n")
+    if details.get("checks"):
+        _print_checks(details["checks"])
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = _checklist_settings(args)
+    settings.pop("reproduce")
+    report = handoff.check_version(args.model, args.version, store=args.store, checks=settings)
+    if args.json:
+        _emit(report.to_dict())
+    else:
+        _print_checks(report.to_dict())
+    if not report.passed:
+        sys.stderr.write("handoff: error: blocking checks failed: "
+                         + "; ".join(f"{r.id} ({r.message})" for r in report.failures) + "\n")
+        return EXIT_FAILED
     return EXIT_OK
 
 

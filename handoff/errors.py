@@ -21,6 +21,7 @@ Tree::
         ├── KernelStartFailure      no kernel could be started
         ├── CaptureFailure          no fitted model found, or it could not be captured
         ├── SerializationFailure    the model could not be saved as an MLflow model
+        ├── ChecklistFailure        a blocking check failed (the version exists, marked failed)
         └── RecordFailure           the store refused the build's record
 """
 
@@ -125,6 +126,10 @@ class CaptureFailure(BuildFailure):
 
 class SerializationFailure(BuildFailure):
     kind = "the model could not be saved"
+
+
+class ChecklistFailure(BuildFailure):
+    kind = "blocking checks failed"
 
 
 class RecordFailure(BuildFailure):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-STAGES = ("inspect", "execute", "capture", "serialize", "record")
+STAGES = ("inspect", "execute", "capture", "serialize", "check", "record")
 
 
 @dataclass(frozen=True)

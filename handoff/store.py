@@ -29,6 +29,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 EXPERIMENT = "handoff"
 RECORD_PATH = "handoff/record.json"
+CHECKS_PATH = "checks"
 MODEL_ARTIFACT = "model"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -280,6 +281,34 @@ class Store:
         with tempfile.TemporaryDirectory(prefix="handoff-read-") as tmp:
             local = self.client.download_artifacts(run_id, path, tmp)
             return Path(local).read_bytes()
+
+    def alias_version(self, name: str, alias: str = "champion") -> VersionRecord | None:
+        """The version an alias points at, or ``None`` (no such model or alias)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._to_record(self.client.get_model_version_by_alias(name, alias))
+        except MlflowException:
+            return None
+
+    def add_check_report(self, run_id: str, directory: Path) -> str:
+        """Keep a re-check's report beside the original (never replacing it); returns its artifact path."""
+        stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        path = f"{CHECKS_PATH}/rechecks/{stamp}"
+        self.client.log_artifacts(run_id, str(directory), path)
+        return path
+
+    def check_reports(self, run_id: str) -> list[dict[str, Any]]:
+        """The build's checklist report first, then every re-check's, oldest first."""
+        reports = []
+        try:
+            reports.append(json.loads(self.read_artifact(run_id, f"{CHECKS_PATH}/report.json")))
+        except StoreError:
+            pass
+        rechecks = self.client.list_artifacts(run_id, f"{CHECKS_PATH}/rechecks")
+        for entry in sorted(rechecks, key=lambda e: e.path):
+            reports.append(json.loads(self.read_artifact(run_id, f"{entry.path}/report.json")))
+        return reports
 
     def list_builds(self, name: str | None = None) -> list[dict[str, Any]]:
         """Every build run (passed and failed), newest first, as plain dicts."""

@@ -1,0 +1,231 @@
+"""Check stage: run the checklist and produce a report (JSON and JUnit XML).
+
+Build-scope checks run here, in the build's process; artifact-scope checks run in one fresh
+interpreter (``handoff.checks.runner``) that is started while the notebook is still executing,
+so loading MLflow and scikit-learn there costs the build almost nothing extra.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import nbformat
+
+from handoff import checks
+from handoff.check_config import CheckConfig
+from handoff.checks import FAILED, PASSED, SKIPPED, WARNED, CheckResult
+
+ARTIFACT_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class RerunResult:
+    """What the ``reproducible`` check compares: a second run's metrics and predictions."""
+
+    error: str | None
+    metrics: dict[str, float]
+    predictions: Any = None
+    baseline_predictions: Any = None
+
+
+@dataclass
+class CheckContext:
+    """What build-scope checks see.
+
+    Attributes:
+        name: The model name.
+        source_notebook: The notebook as given (hygiene looks at its stored outputs and counts).
+        executed_notebook: The notebook as handoff ran it.
+        error: The build's stage failure as data, if any.
+        capture: The capture report (model choice, environment, data files), if capture succeeded.
+        metrics: Captured metrics.
+        model_dir: The saved MLflow model directory, if serialization succeeded.
+        champion: The current ``champion`` version of this model, if any.
+        config: The effective checklist configuration.
+        manifest: What the user's tests receive as the ``manifest`` fixture.
+        rerun: Runs the notebook again (``reproducible``), when that is possible.
+    """
+
+    name: str
+    source_notebook: nbformat.NotebookNode
+    executed_notebook: nbformat.NotebookNode
+    error: dict[str, Any] | None
+    capture: dict[str, Any] | None
+    metrics: dict[str, float]
+    model_dir: Path | None
+    champion: Any
+    config: CheckConfig
+    manifest: dict[str, Any] = field(default_factory=dict)
+    rerun: Callable[[], RerunResult] | None = None
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The checklist of one build (or one re-check of a stored version).
+
+    Attributes:
+        results: One result per registered check, in report order.
+        config: The effective configuration it ran with.
+        created: ISO 8601 UTC time the report was made.
+        seconds: Wall time of the whole checklist.
+    """
+
+    results: tuple[CheckResult, ...]
+    config: dict[str, Any]
+    created: str
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        """True when no blocking check failed."""
+        return not self.failures
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status == FAILED]
+
+    def counts(self) -> dict[str, int]:
+        return {status: sum(r.status == status for r in self.results) for status in (PASSED, FAILED, WARNED, SKIPPED)}
+
+    def summary(self) -> str:
+        counts = self.counts()
+        return ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "summary": self.summary(), "counts": self.counts(), "created": self.created,
+                "seconds": self.seconds, "config": self.config, "results": [r.to_dict() for r in self.results]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckReport:
+        return cls(tuple(CheckResult.from_dict(r) for r in data["results"]), data.get("config", {}),
+                   data.get("created", ""), data.get("seconds", 0.0))
+
+    def to_junit_xml(self, suite_name: str = "handoff.checklist") -> str:
+        """JUnit XML: failed blocking checks are failures, warnings are failures too (a CI page
+        should show them) but tagged, skipped checks are skipped."""
+        counts = self.counts()
+        suite = ET.Element("testsuite", name=suite_name, tests=str(len(self.results)),
+                           failures=str(counts[FAILED] + counts[WARNED]), errors="0", skipped=str(counts[SKIPPED]),
+                           time=f"{self.seconds:.3f}", timestamp=self.created)
+        for result in self.results:
+            case = ET.SubElement(suite, "testcase", classname=f"handoff.{result.severity}", name=result.id,
+                                 time=f"{result.seconds:.3f}")
+            if result.status == FAILED:
+                ET.SubElement(case, "failure", message=result.message, type="blocking").text = result.message
+            elif result.status == WARNED:
+                ET.SubElement(case, "failure", message=result.message, type="warning").text = result.message
+            elif result.status == SKIPPED:
+                ET.SubElement(case, "skipped", message=result.message)
+            ET.SubElement(case, "system-out").text = result.message
+        root = ET.Element("testsuites", name="handoff", tests=suite.get("tests", "0"),
+                          failures=suite.get("failures", "0"), skipped=suite.get("skipped", "0"))
+        root.append(suite)
+        ET.indent(root)
+        return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+    def write(self, directory: Path) -> None:
+        """``report.json`` and ``junit.xml`` into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "report.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        (directory / "junit.xml").write_text(self.to_junit_xml())
+
+
+class ArtifactChecker:
+    """A fresh interpreter, started early, that runs the artifact checks once asked."""
+
+    def __init__(self, log_path: Path | None = None) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="handoff-check-"))
+        self.log_path = log_path or self._dir / "checks.log"
+        self._log = open(self.log_path, "ab")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        self._process = subprocess.Popen(  # cwd is an empty dir: the notebook's folder is not importable
+            [sys.executable, "-m", "handoff.checks.runner"], stdin=subprocess.PIPE, stdout=self._log,
+            stderr=self._log, cwd=self._dir, env=env)
+
+    def run(self, model_dir: Path, ids: list[str], config: CheckConfig, manifest: dict[str, Any],
+            timeout: float = ARTIFACT_TIMEOUT) -> list[CheckResult]:
+        output = self._dir / "results.json"
+        request = {"model_dir": str(model_dir), "checks": ids, "config": config.to_dict(), "manifest": manifest,
+                   "output": str(output)}
+        try:
+            assert self._process.stdin is not None
+            self._process.stdin.write((json.dumps(request, default=str) + "\n").encode())
+            self._process.stdin.close()
+            self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            return self._crashed(ids, f"the checks did not finish within {timeout:g}s")
+        except (BrokenPipeError, OSError) as exc:
+            return self._crashed(ids, f"the check process exited early ({exc})")
+        finally:
+            self._log.close()
+        if not output.exists():
+            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+            return self._crashed(ids, f"the check process failed (exit {self._process.returncode}): {tail[0][:300]}")
+        return [CheckResult.from_dict(r) for r in json.loads(output.read_text())]
+
+    def _crashed(self, ids: list[str], message: str) -> list[CheckResult]:
+        return [CheckResult.from_outcome(checks.get(i), checks.failed(message)) for i in ids]
+
+    def close(self) -> None:
+        """Stop the process if it is still waiting (e.g. the build failed before the check stage)."""
+        if self._process.poll() is None:
+            try:
+                assert self._process.stdin is not None
+                self._process.stdin.close()
+                self._process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self._process.kill()
+        if not self._log.closed:
+            self._log.close()
+        import shutil
+
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> CheckReport:
+    """Run every registered check against ``ctx``; artifact checks go to ``checker`` (started if None)."""
+    started = time.perf_counter()
+    results: dict[str, CheckResult] = {}
+    artifact_ids = []
+    for check in checks.all_checks():
+        if check.id in ctx.config.skip:
+            results[check.id] = CheckResult.from_outcome(check, checks.skipped("skipped by configuration"))
+        elif check.scope == "artifact":
+            if ctx.model_dir is None:
+                stage = (ctx.error or {}).get("stage", "an earlier")
+                results[check.id] = CheckResult.from_outcome(
+                    check, checks.skipped(f"not run: the build failed in the {stage} stage"))
+            else:
+                artifact_ids.append(check.id)
+        else:
+            mark = time.perf_counter()
+            try:
+                outcome = check.run(ctx)
+            except Exception as exc:  # a crashing check is a failed check, not a crashed build
+                outcome = checks.failed(f"the check itself raised {type(exc).__name__}: {exc}")
+            results[check.id] = CheckResult.from_outcome(check, outcome, time.perf_counter() - mark)
+    if artifact_ids:
+        own = checker is None
+        checker = checker or ArtifactChecker()
+        try:
+            assert ctx.model_dir is not None
+            for result in checker.run(ctx.model_dir, artifact_ids, ctx.config, ctx.manifest):
+                results[result.id] = result
+        finally:
+            if own:
+                checker.close()
+    ordered = tuple(results[c.id] for c in checks.all_checks())
+    return CheckReport(ordered, ctx.config.to_dict(),
+                       datetime.now(tz=timezone.utc).isoformat(timespec="seconds"),
+                       round(time.perf_counter() - started, 4))

@@ -1,0 +1,16 @@
+"""metrics.present: at least one metric was captured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handoff.checks import WARNING, Check, Outcome, failed, passed, register
+
+
+def run(ctx: Any) -> Outcome:
+    if not ctx.metrics:
+        return failed("no metrics captured: use handoff.log_metric(), a `metrics` dict, or metric-named variables")
+    return passed(f"{len(ctx.metrics)} metric(s): " + ", ".join(f"{k}={v:.4g}" for k, v in list(ctx.metrics.items())[:5]))
+
+
+register(Check("metrics.present", "Metrics were captured", WARNING, "build", run, order=160))

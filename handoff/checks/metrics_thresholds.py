@@ -1,0 +1,29 @@
+"""metrics.thresholds: the user's bounds on metrics (e.g. ``accuracy >= 0.9``), when any are set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register, skipped
+
+
+def run(ctx: Any) -> Outcome:
+    thresholds = ctx.config.thresholds
+    if not thresholds:
+        return skipped("no thresholds set")
+    misses, results = [], []
+    for bound in thresholds:
+        value = ctx.metrics.get(bound.metric)
+        if value is None:
+            misses.append(f"{bound.metric} was not captured (needed {bound})")
+            continue
+        results.append({"threshold": str(bound), "value": value, "ok": bound.holds(value)})
+        if not bound.holds(value):
+            misses.append(f"{bound.metric} = {value:.6g} misses {bound}")
+    if misses:
+        return failed("; ".join(misses), results=results)
+    return passed("; ".join(f"{r['threshold'].split()[0]} = {r['value']:.6g} meets {r['threshold']}" for r in results),
+                  results=results)
+
+
+register(Check("metrics.thresholds", "Metrics meet the thresholds", BLOCKING, "build", run, order=60))

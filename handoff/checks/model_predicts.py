@@ -1,0 +1,36 @@
+"""model.predicts: it predicts on the stored input example; output matches the input length and
+conforms to the signature."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register
+
+_KINDS = {"long": "iu", "integer": "iu", "double": "fiu", "float": "fiu", "boolean": "b", "string": "OUS",
+          "binary": "OS", "datetime": "M"}
+
+
+def run(ctx: Any) -> Outcome:
+    if ctx.input_example is None:
+        return failed("no input example is stored with the model, so it cannot be tried")
+    try:
+        output = ctx.model.predict(ctx.input_example)
+    except Exception as exc:  # any error here is the finding
+        return failed(f"predict on the input example raised {type(exc).__name__}: {exc}")
+    rows, produced = len(ctx.input_example), len(output)
+    if produced != rows:
+        return failed(f"{produced} predictions for {rows} input rows")
+    outputs = ctx.signature.outputs if ctx.signature is not None else None
+    if outputs is not None:
+        import numpy as np
+
+        expected = outputs.input_types()
+        values = np.asarray(output)
+        if len(expected) == 1 and hasattr(expected[0], "name") and expected[0].name in _KINDS:
+            if values.dtype.kind not in _KINDS[expected[0].name]:
+                return failed(f"output dtype {values.dtype} does not conform to the signature's {expected[0].name}")
+    return passed(f"{produced} predictions for {rows} example rows, conforming to the signature")
+
+
+register(Check("model.predicts", "Model predicts on the input example", BLOCKING, "artifact", run, order=40))

@@ -1,0 +1,104 @@
+"""Runs the artifact checks in a fresh Python process, as production will load the model.
+
+``python -m handoff.checks.runner`` imports MLflow and the scientific stack first (the parent
+starts it while the notebook is still running, so this cost overlaps the notebook's), then reads
+one JSON request on stdin, loads the saved model once for every artifact check, and writes the
+results as JSON to the file the request names. Nothing of the notebook's state is here: a model
+that only loads where the notebook ran fails ``model.loads``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ArtifactContext:
+    """What an artifact check sees: the loaded model and its example, nothing of the notebook."""
+
+    model_dir: Path
+    model: Any
+    load_error: str | None
+    load_seconds: float
+    input_example: Any
+    signature: Any
+    manifest: dict[str, Any]
+    config: Any
+
+
+def _load(model_dir: Path) -> tuple[Any, str | None, float, Any, Any]:
+    import mlflow.pyfunc
+    from mlflow.models import Model
+
+    started = time.perf_counter()
+    try:
+        model = mlflow.pyfunc.load_model(str(model_dir))
+        error = None
+    except Exception as exc:  # the failure is the finding
+        model, error = None, f"{type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - started
+    example = signature = None
+    try:
+        meta = Model.load(str(model_dir))
+        signature = meta.signature
+        example = meta.load_input_example(str(model_dir))
+    except Exception:  # a missing example is reported by model.predicts
+        pass
+    return model, error, seconds, example, signature
+
+
+def run_request(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run the requested artifact checks; return their results as dicts."""
+    from handoff import checks
+    from handoff.check_config import CheckConfig
+
+    model_dir = Path(request["model_dir"])
+    model, error, seconds, example, signature = _load(model_dir)
+    ctx = ArtifactContext(model_dir, model, error, seconds, example, signature, request.get("manifest", {}),
+                          CheckConfig.from_dict(request.get("config", {})))
+    results = []
+    for check in checks.all_checks():
+        if check.id not in request["checks"]:
+            continue
+        started = time.perf_counter()
+        if model is None and check.id != "model.loads":
+            outcome = checks.skipped("not run: the model did not load")
+        else:
+            try:
+                outcome = check.run(ctx)
+            except Exception as exc:  # a crashing check is a failed check, not a crashed checklist
+                outcome = checks.failed(f"the check itself raised {type(exc).__name__}: {exc}",
+                                        traceback=traceback.format_exc())
+        results.append(checks.CheckResult.from_outcome(check, outcome, time.perf_counter() - started).to_dict())
+    return results
+
+
+def main() -> int:
+    import cloudpickle  # noqa: F401  (warm-up while waiting for the request)
+    import mlflow.pyfunc  # noqa: F401
+    import mlflow.sklearn  # noqa: F401
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+    import skops.io  # noqa: F401
+    import sklearn  # noqa: F401
+
+    import handoff.checks
+
+    handoff.checks.all_checks()
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0  # the build no longer needs us
+    request = json.loads(line)
+    results = run_request(request)
+    Path(request["output"]).write_text(json.dumps(results, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
