@@ -166,10 +166,21 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
 
 
 def _logging_kernel_manager(log_path: Path) -> type:
-    """A kernel manager whose kernel writes its own stdout/stderr to ``log_path``, not our terminal."""
+    """A kernel manager over IPC sockets whose kernel writes its stdout/stderr to ``log_path``."""
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
 
     class LoggingKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        # IPC sockets are named after the kernel's unique connection file; TCP ports are picked
+        # at random and two kernels starting at once can race for the same one.
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(self) -> str:  # absolute and per build: the kernel runs in another cwd
+            return str(log_path.parent / "kernel")
+
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             with open(log_path, "ab") as handle:
                 kw.setdefault("stdout", handle)

@@ -76,7 +76,7 @@ def test_two_concurrent_builds_in_threads_get_distinct_versions(iris_notebook: P
     cwd = os.getcwd()
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda c: build(iris_notebook, store, params={"C": c}), [0.5, 2.0]))
-    assert all(r.ok for r in results), [r.error for r in results]
+    assert all(r.ok for r in results), [r.error and (r.error['message'], r.error['traceback']) for r in results]
     assert sorted(r.version for r in results) == [1, 2]
     by_version = {v.version: v.run_id for v in store.list_versions("iris")}
     assert sorted(by_version.values()) == sorted(r.run_id for r in results)

@@ -8,33 +8,32 @@ from typing import Any
 from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register, skipped
 
 
-class _Fixtures:
-    """A pytest plugin that provides the artifact fixtures and counts outcomes."""
+def _plugin(ctx: Any) -> Any:
+    """A pytest plugin providing the artifact fixtures and recording each test's outcome."""
+    import pytest
 
-    def __init__(self, ctx: Any) -> None:
-        import pytest
-
-        self.outcomes: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": []}
+    class Plugin:
+        outcomes: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": []}
 
         @pytest.fixture
-        def model() -> Any:
+        def model(self) -> Any:
             return ctx.model
 
         @pytest.fixture
-        def input_example() -> Any:
+        def input_example(self) -> Any:
             return ctx.input_example
 
         @pytest.fixture
-        def manifest() -> dict[str, Any]:
+        def manifest(self) -> dict[str, Any]:
             return ctx.manifest
 
-        self.model, self.input_example, self.manifest = model, input_example, manifest
+        def pytest_runtest_logreport(self, report: Any) -> None:
+            if report.when == "call" or report.outcome != "passed":
+                bucket = self.outcomes.get(report.outcome)
+                if bucket is not None and report.nodeid not in bucket:
+                    bucket.append(report.nodeid)
 
-    def pytest_runtest_logreport(self, report: Any) -> None:
-        if report.when == "call" or report.outcome != "passed":
-            bucket = self.outcomes.get(report.outcome)
-            if bucket is not None and report.nodeid not in bucket:
-                bucket.append(report.nodeid)
+    return Plugin()
 
 
 def run(ctx: Any) -> Outcome:
@@ -42,7 +41,7 @@ def run(ctx: Any) -> Outcome:
         return skipped("no user tests given (--tests PATH)")
     import pytest
 
-    plugin = _Fixtures(ctx)
+    plugin = _plugin(ctx)
     code = pytest.main([*ctx.config.tests, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
                         "--no-header", "-W", "ignore::DeprecationWarning"], plugins=[plugin])
     done = plugin.outcomes

@@ -7,6 +7,7 @@ defined inside the notebook by value so the model loads where the notebook never
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,10 +46,12 @@ class SklearnFlavor:
         trusted, reason = trusted_types_for(model)
         serialization = "skops" if trusted is not None else "cloudpickle"
         requirements = pin(["mlflow", "scikit-learn", "numpy", "pandas", serialization])
-        mlflow.sklearn.save_model(
-            model, str(path), serialization_format=serialization, skops_trusted_types=trusted,
-            input_example=input_example, pip_requirements=requirements,
-        )
+        with warnings.catch_warnings():  # MLflow's schema hints are for its own users, not ours
+            warnings.simplefilter("ignore")
+            mlflow.sklearn.save_model(
+                model, str(path), serialization_format=serialization, skops_trusted_types=trusted,
+                input_example=input_example, pip_requirements=requirements,
+            )
         return serialization, reason, requirements
 
 

@@ -1,0 +1,161 @@
+"""Individual checks against purpose-built contexts (no kernel needed), the report and JUnit XML."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+
+from handoff import checks
+from handoff.check_config import resolve_config
+from handoff.checklist import CheckContext, CheckReport, run_checklist
+from helpers import notebook
+
+
+def _ctx(**changes) -> CheckContext:
+    nb = notebook(["x = 1"])
+    fields = dict(name="m", source_notebook=nb, executed_notebook=nb, error=None, capture=None, metrics={},
+                  model_dir=None, champion=None, config=resolve_config())
+    fields.update(changes)
+    return CheckContext(**fields)
+
+
+def _run(check_id: str, ctx: CheckContext) -> checks.CheckResult:
+    check = checks.get(check_id)
+    return checks.CheckResult.from_outcome(check, check.run(ctx))
+
+
+def test_registry_has_every_documented_check_in_order() -> None:
+    assert checks.check_ids() == [
+        "notebook.executed", "model.found", "model.loads", "model.predicts", "env.pinned", "metrics.thresholds",
+        "metrics.no_regression", "user.tests", "notebook.hygiene", "model.deterministic", "model.latency",
+        "model.size", "data.fingerprinted", "metrics.present", "reproducible"]
+    severities = {c.id: c.severity for c in checks.all_checks()}
+    assert severities["model.loads"] == "blocking" and severities["model.latency"] == "warning"
+
+
+def test_threshold_just_missed_fails_with_the_figure() -> None:
+    ctx = _ctx(metrics={"accuracy": 0.8999}, config=resolve_config(cli={"thresholds": ["accuracy>=0.9"]}))
+    result = _run("metrics.thresholds", ctx)
+    assert result.status == "failed" and result.message == "accuracy = 0.8999 misses accuracy >= 0.9"
+    ctx = _ctx(metrics={"accuracy": 0.9}, config=resolve_config(cli={"thresholds": ["accuracy>=0.9"]}))
+    assert _run("metrics.thresholds", ctx).status == "passed"
+    ctx = _ctx(metrics={}, config=resolve_config(cli={"thresholds": ["rmse<=5"]}))
+    assert "rmse was not captured" in _run("metrics.thresholds", ctx).message
+
+
+def _champion(**metrics: float) -> SimpleNamespace:
+    return SimpleNamespace(version=3, metrics=metrics)
+
+
+@pytest.mark.parametrize("metrics, champion, settings, status", [
+    ({"accuracy": 0.91}, {"accuracy": 0.90}, {}, "passed"),
+    ({"accuracy": 0.90}, {"accuracy": 0.90}, {}, "passed"),                      # no worse is enough
+    ({"accuracy": 0.89}, {"accuracy": 0.90}, {}, "failed"),
+    ({"rmse": 40.0}, {"rmse": 50.0}, {}, "passed"),                              # lower is better
+    ({"rmse": 51.0}, {"rmse": 50.0}, {}, "failed"),
+    ({"accuracy": 0.905}, {"accuracy": 0.90}, {"min_absolute_change": 0.01}, "failed"),
+    ({"accuracy": 0.95}, {"accuracy": 0.90}, {"min_relative_change": 0.05}, "passed"),
+    ({"accuracy": 0.94}, {"accuracy": 0.90}, {"min_relative_change": 0.05}, "failed"),
+    ({"accuracy": 0.95, "f1": 0.5}, {"accuracy": 0.90}, {}, "failed"),           # champion lacks f1
+    ({"accuracy": 0.95, "f1": 0.5}, {"accuracy": 0.90}, {"gate_metrics": ["accuracy"]}, "passed"),
+    ({"score": 2.0}, {"score": 3.0}, {"greater_is_better": {"score": False}}, "passed"),
+])
+def test_no_regression_follows_metric_threshold_semantics(metrics, champion, settings, status) -> None:
+    ctx = _ctx(metrics=metrics, champion=_champion(**champion), config=resolve_config(cli={"gate": True, **settings}))
+    assert _run("metrics.no_regression", ctx).status == status
+
+
+def test_no_regression_is_skipped_without_gate_or_champion() -> None:
+    assert _run("metrics.no_regression", _ctx(champion=_champion(accuracy=1.0))).status == "skipped"
+    assert "no champion" in _run("metrics.no_regression", _ctx(config=resolve_config(cli={"gate": True}))).message
+
+
+def test_hygiene_finds_order_stale_outputs_paths_and_secrets() -> None:
+    nb = notebook([
+        "import pandas as pd\ndf = pd.read_csv('/home/alice/data/train.csv')",
+        "API_KEY = 'sk-abcdefghijklmnopqrstuvwxyz123456'",
+        "print('done')",
+        "x = 2",
+    ])
+    for cell, count in zip(nb.cells, [2, 1, 3, None]):
+        cell.execution_count = count
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="password = 'hunter2hunter2'\n")]
+    result = _run("notebook.hygiene", _ctx(source_notebook=nb))
+    assert result.status == "warning" and result.severity == "warning"
+    assert result.details["order"] == [2] and result.details["never_run"] == [4]
+    assert result.details["paths"] == [{"cell": 1, "path": "/home/alice/data/train.csv"}]
+    kinds = {(s["cell"], s["kind"], s["in"]) for s in result.details["secrets"]}
+    assert (2, "API key", "code") in kinds and (3, "hard-coded credential", "output") in kinds
+    assert "absolute local paths" in result.message and "likely secrets" in result.message
+
+
+def test_hygiene_passes_a_clean_notebook() -> None:
+    nb = notebook(["import os\npath = os.path.join('data', 'x.csv')", "token_count = 3"])
+    assert _run("notebook.hygiene", _ctx(source_notebook=nb)).status == "passed"
+
+
+def test_warning_checks_on_empty_builds() -> None:
+    assert _run("metrics.present", _ctx()).status == "warning"
+    assert _run("data.fingerprinted", _ctx(capture={"data_files": []})).status == "warning"
+    assert _run("model.found", _ctx(error={"message": "no fitted model found", "stage": "capture"})).status == "failed"
+
+
+def test_env_pinned_fails_on_loose_or_missing_requirements(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("mlflow==3.0\nscikit-learn>=1.0\n")
+    capture = {"environment": {"model_packages": {"scikit-learn": "1.5", "numpy": "2.0"}}}
+    result = _run("env.pinned", _ctx(model_dir=tmp_path, capture=capture))
+    assert result.status == "failed" and result.details["loose"] == ["scikit-learn>=1.0"]
+    assert result.details["missing"] == ["numpy", "scikit-learn"]
+
+
+def test_pickle_referencing_a_missing_class_fails_model_loads_in_a_fresh_process(tmp_path: Path) -> None:
+    """A model pickled *by reference* to a class that only exists where it was trained."""
+    import mlflow.sklearn
+    from sklearn.datasets import load_iris
+
+    module_dir = tmp_path / "only_here"
+    module_dir.mkdir()
+    (module_dir / "notebook_classes.py").write_text(textwrap.dedent("""
+        from sklearn.linear_model import LogisticRegression
+        class MyModel(LogisticRegression):
+            pass
+    """))
+    sys.path.insert(0, str(module_dir))
+    try:
+        from notebook_classes import MyModel
+
+        X, y = load_iris(return_X_y=True)
+        model_dir = tmp_path / "model"
+        mlflow.sklearn.save_model(MyModel(max_iter=300).fit(X, y), str(model_dir), serialization_format="pickle",
+                                  input_example=X[:3], pip_requirements=["scikit-learn"])
+    finally:
+        sys.path.remove(str(module_dir))
+        sys.modules.pop("notebook_classes", None)
+    report = run_checklist(_ctx(model_dir=model_dir))
+    by_id = {r.id: r for r in report.results}
+    assert by_id["model.loads"].status == "failed"
+    assert "No module named 'notebook_classes'" in by_id["model.loads"].message
+    assert by_id["model.predicts"].status == "skipped" and not report.passed
+
+
+def test_report_serialises_and_junit_counts_match() -> None:
+    ctx = _ctx(metrics={"accuracy": 0.5}, config=resolve_config(cli={"thresholds": ["accuracy>=0.9"]}))
+    report = run_checklist(ctx)
+    again = CheckReport.from_dict(report.to_dict())
+    assert again.results == report.results and not again.passed
+    counts = report.counts()
+    root = ET.fromstring(report.to_junit_xml().split("?>", 1)[1])
+    suite = root.find("testsuite")
+    cases = suite.findall("testcase")
+    assert len(cases) == int(suite.get("tests")) == len(report.results) == 15
+    assert int(suite.get("failures")) == counts["failed"] + counts["warning"] == len(
+        [c for c in cases if c.find("failure") is not None])
+    assert int(suite.get("skipped")) == counts["skipped"] == len([c for c in cases if c.find("skipped") is not None])
+    failed = [c.get("name") for c in cases if (f := c.find("failure")) is not None and f.get("type") == "blocking"]
+    assert failed == [r.id for r in report.failures]
