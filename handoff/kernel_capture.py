@@ -279,18 +279,15 @@ def _predicts_on(model: Any, example: Any) -> bool:
         return False
 
 
-def _distributions_of(modules: set[str]) -> dict[str, str]:
+def _distributions_of(modules: set[str], owners: dict[str, list[str]], versions: dict[str, str]) -> dict[str, str]:
     """Map module names to the installed distributions that provide them, with exact versions."""
     tops = {m.split(".")[0] for m in modules}
     tops -= set(sys.stdlib_module_names) | {"__main__", "builtins", "handoff", "__mp_main__"}
-    owners = importlib.metadata.packages_distributions()
     pinned: dict[str, str] = {}
     for top in sorted(t for t in tops if not t.startswith("_")):
         for dist in owners.get(top, []):
-            try:
-                pinned[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
+            if dist in versions:
+                pinned[dist] = versions[dist]
     return pinned
 
 
@@ -314,13 +311,15 @@ def _direct_imports() -> set[str]:
 
 
 def _environment(loaded_modules: set[str], model_modules: set[str]) -> dict[str, Any]:
+    """Python version and exact package versions, from one pass over the installed distributions."""
     installed = {d.metadata["Name"]: d.version for d in importlib.metadata.distributions() if d.metadata["Name"]}
+    owners = importlib.metadata.packages_distributions()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "imported": _distributions_of(_direct_imports()),
-        "loaded": _distributions_of(loaded_modules),
-        "model_packages": _distributions_of(model_modules),
+        "imported": _distributions_of(_direct_imports(), owners, installed),
+        "loaded": _distributions_of(loaded_modules, owners, installed),
+        "model_packages": _distributions_of(model_modules, owners, installed),
         "installed": dict(sorted(installed.items(), key=lambda kv: kv[0].lower())),
     }
 
