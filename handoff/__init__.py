@@ -33,6 +33,10 @@ _LAZY = {
     "CheckReport": "handoff.checklist",
     "CheckResult": "handoff.checks",
     "check_version": "handoff.lifecycle",
+    "export": "handoff.lifecycle",
+    "ExportResult": "handoff.lifecycle",
+    "verify": "handoff.package",
+    "VerifyReport": "handoff.package",
     "load_notebook": "handoff.inspection",
     "NotebookParameter": "handoff.inspection",
     "Store": "handoff.store",
@@ -42,7 +46,7 @@ _LAZY = {
 
 __all__ = [
     "BuildEvent", "BuildFailure", "BuildOptions", "BuildResult", "CheckConfig", "CheckReport", "CheckResult",
-    "HandoffError", "InputError", "check_version",
+    "ExportResult", "HandoffError", "InputError", "VerifyReport", "check_version", "export", "verify",
     "NotebookFormatError", "NotebookParameter", "OptionError", "ParameterError", "Store", "StoreError",
     "VersionNotFoundError", "VersionRecord", "__version__", "build", "load_notebook", "log_metric",
     "log_metrics", "log_model", "open_store",
@@ -54,7 +58,8 @@ if TYPE_CHECKING:
     from handoff.checklist import CheckReport
     from handoff.checks import CheckResult
     from handoff.events import BuildEvent
-    from handoff.lifecycle import check_version
+    from handoff.lifecycle import ExportResult, check_version, export
+    from handoff.package import VerifyReport, verify
     from handoff.inspection import NotebookParameter, load_notebook
     from handoff.store import Store, VersionRecord, open_store
 

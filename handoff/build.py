@@ -29,7 +29,8 @@ from handoff.fingerprint import combined_digest
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
 from handoff.serialize import load_captured, serialize
-from handoff.store import CHECKS_PATH, MODEL_ARTIFACT, Store, check_model_name, model_name_from, open_store
+from handoff.package import build_package, package_name
+from handoff.store import CHECKS_PATH, MODEL_ARTIFACT, Recorded, Store, check_model_name, model_name_from, open_store
 
 
 @dataclass(frozen=True)
@@ -218,11 +219,9 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         }
         stage("record", "recording the version" if saved else "recording the failed build")
         mark = time.monotonic()
-        run_id: str | None = None
-        version: int | None = None
-        artifact_uri: str | None = None
+        recorded: Recorded | None = None
         try:
-            run_id, version, artifact_uri = store.record_build(
+            recorded = store.record_build(
                 name=model_name, staging=staging, record=record, params=effective,
                 metrics=metrics, tags=_tags(record, failure, report), register=saved is not None)
         except StoreError as exc:
@@ -231,7 +230,18 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
             else:
                 warnings.append(f"the build could not be recorded: {exc}")
         timings["record"] = time.monotonic() - mark
+        if recorded is not None and recorded.version is not None:
+            stage("package", "packing the deployable zip")
+            mark = time.monotonic()
+            try:
+                _store_package(store, staging, record, recorded)
+            except Exception as exc:  # export rebuilds the same bytes on demand; the build stands
+                warnings.append(f"the package was not stored ({type(exc).__name__}: {exc}); export will rebuild it")
+            timings["package"] = time.monotonic() - mark
         timings["total"] = time.monotonic() - started
+        run_id = recorded.run_id if recorded else None
+        version = recorded.version if recorded else None
+        artifact_uri = recorded.artifact_uri if recorded else None
         return BuildResult(
             name=model_name, status="passed" if failure is None else "failed", version=version, run_id=run_id,
             params=effective, metrics=metrics, error=failure.to_dict() if failure else None,
@@ -245,6 +255,16 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         checker.close()
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _store_package(store: Store, artifacts: Path, record: dict[str, Any], recorded: Recorded) -> None:
+    assert recorded.version is not None and recorded.created is not None
+    target = artifacts.parent / f"{artifacts.name}-package" / f"{package_name(record['name'], recorded.version)}.zip"
+    try:
+        sha256 = build_package(artifacts, record, recorded.version, recorded.created, target)
+        store.log_package(recorded.run_id, target, sha256)
+    finally:
+        shutil.rmtree(target.parent, ignore_errors=True)
 
 
 def _rerun(source: NotebookSource, given: Mapping[str, Any], files: Mapping[str, bytes] | None,

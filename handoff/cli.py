@@ -61,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("model")
     check.add_argument("version")
     _checklist_flags(check)
+
+    export = command("export", "write a version's deployable package (a deterministic zip)")
+    export.add_argument("model")
+    export.add_argument("version")
+    export.add_argument("-o", "--output", metavar="PATH", help="file or folder (default: ./MODEL-vVERSION.zip)")
+    export.add_argument("--force", action="store_true", help="export a version whose checklist failed")
+
+    verify = command("verify", "check a package against its manifest (digests, layout, unsafe entries)")
+    verify.add_argument("package", help="the .zip to verify")
     return parser
 
 
@@ -84,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_libraries()
     try:
-        return {"build": _build, "list": _list, "show": _show, "check": _check}[args.command](args)
+        commands = {"build": _build, "list": _list, "show": _show, "check": _check, "export": _export,
+                    "verify": _verify}
+        return commands[args.command](args)
     except HandoffError as exc:
         sys.stderr.write(f"handoff: error: {exc}\n")
         return exc.exit_code
@@ -267,6 +278,30 @@ def _check(args: argparse.Namespace) -> int:
                          + "; ".join(f"{r.id} ({r.message})" for r in report.failures) + "\n")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    result = handoff.export(args.model, args.version, args.output, store=args.store, force=args.force)
+    if args.json:
+        _emit(result.to_dict())
+    else:
+        sys.stdout.write(f"{result.path}\nsha256 {result.sha256}  ({result.size:,} bytes, {result.seconds:.2f}s)\n")
+        if result.status != "passed":
+            sys.stderr.write("handoff: warning: this version FAILED its checklist (exported with --force)\n")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    report = handoff.verify(args.package)
+    if args.json:
+        _emit(report.to_dict())
+    elif report.ok:
+        sys.stdout.write(f"{args.package}: intact ({len(report.manifest.get('files', {}))} files match the manifest; "
+                         f"{report.manifest.get('name')} v{report.manifest.get('version')}, "
+                         f"status {report.manifest.get('status')})\n")
+    else:
+        sys.stdout.write(f"{args.package}: NOT intact\n" + "".join(f"  {p}\n" for p in report.problems))
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-STAGES = ("inspect", "execute", "capture", "serialize", "check", "record")
+STAGES = ("inspect", "execute", "capture", "serialize", "check", "record", "package")
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ def finish(out_dir: str, model_var: str | None = None) -> None:
         _after_cell()
         report["metrics"], report["metrics_source"] = _metrics(namespace)
         model, report["model"] = _choose_model(namespace, model_var)
+        report["model"]["task"] = _task(model)
         modules = _dump_model(model, out / "model.pkl")
         report["input_example"] = _input_example(model, namespace, out / "input_example.pkl")
         if report["input_example"] is None:
@@ -181,6 +182,23 @@ def _choose_model(namespace: dict[str, Any], model_var: str | None) -> tuple[Any
     name = max(order, key=lambda n: (cells.get(n) or 0, order.index(n)))
     return fitted[name], {**info, "source": "auto", "variable": name, "type": _type_name(fitted[name]),
                           "rule": "the most recently fitted model"}
+
+
+def _task(model: Any) -> str | None:
+    """classification / regression / clustering / ..., as scikit-learn classifies the estimator."""
+    if "sklearn" not in sys.modules:
+        return None
+    from sklearn import base
+
+    for name in ("classifier", "regressor", "clusterer", "outlier_detector"):
+        check = getattr(base, f"is_{name}", None)
+        try:
+            if check is not None and check(model):
+                return {"classifier": "classification", "regressor": "regression", "clusterer": "clustering",
+                        "outlier_detector": "outlier detection"}[name]
+        except Exception:  # third-party estimators may not implement tags
+            continue
+    return None
 
 
 def _as_metric(value: Any) -> float | None:

@@ -1,4 +1,4 @@
-"""Operations on recorded versions: re-running the checklist (and, later, promotion).
+"""Operations on recorded versions: re-running the checklist, exporting the package.
 
 A version is immutable: a re-check never changes its status or its original report; the new
 report is recorded beside the original, with the time it was made.
@@ -6,7 +6,10 @@ report is recorded beside the original, with the time it was made.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,7 +17,9 @@ import nbformat
 
 from handoff.check_config import CheckConfig, override
 from handoff.checklist import CheckContext, CheckReport, run_checklist
-from handoff.store import Store, open_store
+from handoff.errors import OptionError
+from handoff.package import atomic_path, build_package, file_sha256, package_name
+from handoff.store import PACKAGE_PATH, Store, open_store
 
 
 def model_dir_of(store: Store, model_uri: str, scratch: Path) -> Path:
@@ -62,3 +67,67 @@ def check_version(name: str, version: int | str, *, store: Store | str | Path | 
         report.write(out)
         store.add_check_report(record.run_id, out)
     return report
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """An exported package.
+
+    Attributes:
+        path: Where the zip was written.
+        sha256: The zip's digest (the same as recorded with the version).
+        size: Bytes.
+        status: The version's status (``failed`` only with ``force``).
+        seconds: Time the export took.
+    """
+
+    path: Path
+    sha256: str
+    size: int
+    status: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+def stored_package(store: Store, name: str, version: int | str, scratch: Path) -> tuple[Path, str]:
+    """The version's package zip (kept with its run; rebuilt, identically, and kept if absent)."""
+    record = store.get_version(name, version)
+    assert record.run_id is not None and record.created is not None
+    filename = f"{package_name(name, record.version)}.zip"
+    zip_path = store.download_artifacts(record.run_id, f"{PACKAGE_PATH}/{filename}", scratch)
+    if not zip_path.exists():
+        artifacts = store.download_artifacts(record.run_id, "", scratch / "artifacts")
+        zip_path = scratch / "rebuilt" / filename
+        sha256 = build_package(artifacts, record.details, record.version, record.created, zip_path)
+        store.log_package(record.run_id, zip_path, sha256)
+    return zip_path, record.status
+
+
+def export(name: str, version: int | str, output: str | Path | None = None, *,
+           store: Store | str | Path | None = None, force: bool = False) -> ExportResult:
+    """Copy a version's deterministic package to ``output`` (a file or folder; default: here).
+
+    Raises:
+        OptionError: the version failed its checklist and ``force`` is not set.
+        VersionNotFoundError: no such model or version.
+    """
+    started = time.perf_counter()
+    store = store if isinstance(store, Store) else open_store(store)
+    record = store.get_version(name, version)
+    if record.status != "passed" and not force:
+        raise OptionError(f"{name} version {record.version} failed its checklist; it is exported only with "
+                          "--force (its manifest and README say it failed)")
+    filename = f"{package_name(name, record.version)}.zip"
+    target = Path(output) if output else Path.cwd() / filename
+    if target.is_dir() or not target.suffix:  # a folder (existing or to be made)
+        target = target / filename
+    with tempfile.TemporaryDirectory(prefix="handoff-export-") as scratch:
+        source, status = stored_package(store, name, record.version, Path(scratch))
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+    return ExportResult(target, file_sha256(target), target.stat().st_size, status,
+                        round(time.perf_counter() - started, 4))

@@ -30,6 +30,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 EXPERIMENT = "handoff"
 RECORD_PATH = "handoff/record.json"
 CHECKS_PATH = "checks"
+PACKAGE_PATH = "package"
 MODEL_ARTIFACT = "model"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -56,6 +57,16 @@ def _iso(millis: int | None) -> str | None:
     if millis is None:
         return None
     return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Where a build was recorded: its run, and its version when one was registered."""
+
+    run_id: str
+    version: int | None
+    artifact_uri: str
+    created: str | None
 
 
 @dataclass(frozen=True)
@@ -152,12 +163,12 @@ class Store:
     # -- writing -------------------------------------------------------------------------------
 
     def record_build(self, *, name: str, staging: Path, record: dict[str, Any], params: Mapping[str, Any],
-                     metrics: Mapping[str, float], tags: Mapping[str, str], register: bool) -> tuple[str, int | None, str]:
+                     metrics: Mapping[str, float], tags: Mapping[str, str], register: bool) -> Recorded:
         """Log one build as a run from the finished ``staging`` folder; register it if asked.
 
         The run's artifacts are written first; the version is created last, so a version never
         points at a half-written run. If anything fails the run is marked failed and no version
-        exists. Returns (run_id, version or ``None``, the run's artifact URI).
+        exists.
         """
         from mlflow.entities import Metric, Param
 
@@ -179,9 +190,9 @@ class Store:
             client.log_artifacts(run_id, str(staging))
             client.set_terminated(run_id, "FINISHED" if register else "FAILED")
             if not register:
-                return run_id, None, run.info.artifact_uri
+                return Recorded(run_id, None, run.info.artifact_uri, None)
             version = self._register(name, run_id, f"{run.info.artifact_uri}/{MODEL_ARTIFACT}", status, metrics)
-            return run_id, version, run.info.artifact_uri
+            return Recorded(run_id, int(version.version), run.info.artifact_uri, _iso(version.creation_timestamp))
         except Exception as exc:
             try:
                 client.set_tag(run_id, "handoff.status", "failed")
@@ -190,7 +201,7 @@ class Store:
             finally:
                 raise StoreError(f"recording the build failed: {type(exc).__name__}: {exc}") from exc
 
-    def _register(self, name: str, run_id: str, source: str, status: str, metrics: Mapping[str, float]) -> int:
+    def _register(self, name: str, run_id: str, source: str, status: str, metrics: Mapping[str, float]) -> Any:
         from mlflow.exceptions import MlflowException
 
         client = self.client
@@ -203,7 +214,14 @@ class Store:
             name, source=source, run_id=run_id,
             tags={"handoff.status": status, "handoff.metrics": json.dumps(dict(metrics), sort_keys=True)[:5000]},
         )
-        return int(version.version)
+        return version
+
+    def log_package(self, run_id: str, zip_path: Path, sha256: str) -> None:
+        """Keep a version's package (and its digest) with its run, so export is a copy."""
+        self.client.log_artifact(run_id, str(zip_path), PACKAGE_PATH)
+        digest = zip_path.with_name(zip_path.name + ".sha256")
+        digest.write_text(f"{sha256}  {zip_path.name}\n")
+        self.client.log_artifact(run_id, str(digest), PACKAGE_PATH)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -267,15 +285,28 @@ class Store:
         """The build record (``handoff/record.json``) logged with a run."""
         return json.loads(self.read_artifact(run_id, RECORD_PATH))
 
+    def local_artifacts(self, run_id: str) -> Path | None:
+        """The run's artifact folder when the store keeps it on this machine, else ``None``."""
+        root = self.client.get_run(run_id).info.artifact_uri
+        if not root.startswith("file://"):
+            return None
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(root).path))
+
+    def download_artifacts(self, run_id: str, path: str, target: Path) -> Path:
+        """A local copy of an artifact (file or folder) of a run; in place for a local store."""
+        local = self.local_artifacts(run_id)
+        if local is not None:
+            return local / path
+        return Path(self.client.download_artifacts(run_id, path, str(target)))
+
     def read_artifact(self, run_id: str, path: str) -> bytes:
         """The bytes of one artifact of a run (read in place for a local store)."""
-        root = self.client.get_run(run_id).info.artifact_uri
-        if root.startswith("file://"):
-            from urllib.parse import unquote, urlparse
-
-            local = Path(unquote(urlparse(root).path)) / path
+        local = self.local_artifacts(run_id)
+        if local is not None:
             try:
-                return local.read_bytes()
+                return (local / path).read_bytes()
             except OSError as exc:
                 raise StoreError(f"artifact {path} of run {run_id} is missing: {exc}") from exc
         with tempfile.TemporaryDirectory(prefix="handoff-read-") as tmp:

@@ -1,0 +1,363 @@
+"""Package format v1: one deterministic, verifiable zip an ML engineer can deploy.
+
+Layout (documented in ``docs/package-format.md``)::
+
+    <model>-v<version>/
+      MANIFEST.json      format, lineage, metrics, checklist, environment, sha256 of every file
+      README.md          the model card for engineers
+      model/             the MLflow model directory (MLmodel, model file, requirements, examples)
+      notebook/          source.ipynb, executed.ipynb, report.html (no JavaScript)
+      checks/            report.json, junit.xml
+      serve/             Dockerfile (MLflow's scoring server), README.md
+
+The same version always packs to the same bytes: entries sorted, timestamps fixed at 1980-01-01,
+permissions fixed, the manifest's time is the version's creation time. Writing goes to a temporary
+file renamed into place, so an interrupted export never leaves a partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Iterator
+
+FORMAT_VERSION = 1
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+REQUIRED_FILES = (
+    "MANIFEST.json", "README.md", "model/MLmodel", "model/requirements.txt", "notebook/source.ipynb",
+    "notebook/executed.ipynb", "notebook/report.html", "checks/report.json", "checks/junit.xml",
+    "serve/Dockerfile", "serve/README.md",
+)
+#: Limits that make ``verify`` refuse a zip bomb before reading it.
+MAX_TOTAL_BYTES = 20 * 1024**3
+MAX_RATIO = 200
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def package_name(name: str, version: int) -> str:
+    return f"{name}-v{version}"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def render_report_html(executed_notebook: Path) -> str:
+    """The executed notebook as static HTML: outputs' HTML sanitized, and no <script> at all."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(executed_notebook, as_version=4)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            for mime in [m for m in output.get("data", {}) if "javascript" in m or "widget" in m]:
+                del output["data"][mime]
+    body, _ = HTMLExporter(template_name="lab", embed_images=True, sanitize_html=True).from_notebook_node(nb)
+    return _SCRIPT.sub("", body)
+
+
+def _dockerfile(python: str) -> str:
+    major_minor = ".".join(python.split(".")[:2]) or "3.11"
+    return f"""# Serve this model with MLflow's scoring server. Build from the package's root folder:
+#   docker build -f serve/Dockerfile -t MODEL:VERSION .
+FROM python:{major_minor}-slim
+WORKDIR /opt/model
+COPY model/ /opt/model/
+RUN pip install --no-cache-dir -r /opt/model/requirements.txt
+EXPOSE 8080
+CMD ["mlflow", "models", "serve", "-m", "/opt/model", "--env-manager", "local", "--host", "0.0.0.0", "--port", "8080"]
+"""
+
+
+def _serve_readme(title: str) -> str:
+    return f"""# Serving {title}
+
+From the package's root folder:
+
+```bash
+# 1. In a Python environment with the model's pinned requirements
+pip install -r model/requirements.txt
+mlflow models serve -m model --env-manager local --host 127.0.0.1 --port 8080
+
+# 2. Or as a container (MLflow's scoring server inside)
+docker build -f serve/Dockerfile -t {title.lower()} .
+docker run -p 8080:8080 {title.lower()}
+
+# Then ask it for predictions
+curl -s -X POST http://127.0.0.1:8080/invocations \\
+     -H 'Content-Type: application/json' --data @model/serving_input_example.json
+```
+
+In Python: `mlflow.pyfunc.load_model("model").predict(data)`.
+"""
+
+
+def _schema(model_dir: Path) -> tuple[list[str], str | None]:
+    """Input schema lines and the serving example from the MLmodel file."""
+    from mlflow.models import Model
+
+    meta = Model.load(str(model_dir))
+    lines = []
+    if meta.signature is not None:
+        for spec in meta.signature.inputs.to_dict():
+            if spec.get("type") == "tensor":
+                tensor = spec.get("tensor-spec", {})
+                lines.append(f"| (tensor) | {tensor.get('dtype')} | shape {tensor.get('shape')} |")
+            else:
+                lines.append(f"| {spec.get('name', '(unnamed)')} | {spec.get('type')} | "
+                             f"{'required' if spec.get('required', True) else 'optional'} |")
+    example = model_dir / "serving_input_example.json"
+    return lines, json.dumps(json.loads(example.read_text())) if example.exists() else None
+
+
+def _model_card(record: dict[str, Any], title: str, model_dir: Path, version: int, created: str) -> str:
+    capture = record.get("capture") or {}
+    model = capture.get("model") or {}
+    serialization = record.get("serialization") or {}
+    checks = (record.get("checks") or {}).get("results", [])
+    status = record.get("status", "passed")
+    schema, example = _schema(model_dir)
+    env = capture.get("environment", {})
+    out = [f"# {title}", ""]
+    if status != "passed":
+        out += ["> **This version FAILED its checklist.** It was exported with `--force`; do not deploy it "
+                "without reading the checklist below.", ""]
+    out += [
+        f"Model **{record['name']}**, version **{version}**, created {created}, status **{status}**.", "",
+        "## What it is", "",
+        f"- Estimator: `{model.get('type', 'unknown')}`" + (f" ({model['task']})" if model.get("task") else ""),
+        f"- Taken from the notebook variable `{model.get('variable')}` ({model.get('rule')})",
+        f"- Saved with MLflow's `{serialization.get('flavor')}` flavor as **{serialization.get('serialization')}**: "
+        f"{serialization.get('reason')}",
+        f"- Python {env.get('python')}; requirements pinned in `model/requirements.txt`: "
+        + ", ".join(f"`{r}`" for r in serialization.get("requirements", [])), "",
+        "## Input", "",
+    ]
+    if schema:
+        out += ["| column | type | |", "|---|---|---|", *schema, ""]
+    else:
+        out += ["No signature was recorded.", ""]
+    if example:
+        out += ["Example request body (`model/serving_input_example.json`):", "", "```json", example, "```", ""]
+    out += ["## Serve it", "",
+            "```bash",
+            "mlflow models serve -m model --env-manager local --port 8080",
+            "curl -X POST http://127.0.0.1:8080/invocations -H 'Content-Type: application/json' \\",
+            "     --data @model/serving_input_example.json",
+            "```", "",
+            "Or `docker build -f serve/Dockerfile .` — see `serve/README.md`. "
+            "In Python: `mlflow.pyfunc.load_model('model')`.", "",
+            "## Metrics", ""]
+    metrics = record.get("metrics", {})
+    out += (["| metric | value |", "|---|---|"] + [f"| {k} | {v:.6g} |" for k, v in metrics.items()]
+            if metrics else ["No metrics were captured."]) + [""]
+    out += ["## Checklist", "", "| check | status | result |", "|---|---|---|"]
+    out += [f"| `{c['id']}` | {c['status']} | {c['message'].replace('|', '/')} |" for c in checks] + [""]
+    notebook = record.get("notebook", {})
+    data = record.get("data", {})
+    out += ["## Lineage", "",
+            f"- Notebook: `{notebook.get('name')}` (sha256 `{notebook.get('sha256')}`), as run: "
+            "`notebook/executed.ipynb`, readable: `notebook/report.html`",
+            "- Parameters: " + (", ".join(f"`{k}={v!r}`" for k, v in record.get("params", {}).items()) or "none"),
+            f"- Data (combined sha256 `{data.get('sha256')}`):"]
+    out += [f"  - `{f['path']}` — {f['size']:,} bytes, sha256 `{f['sha256']}`" for f in data.get("files", [])] or [
+        "  - no data files were read"]
+    warnings = [*record.get("warnings", []), *(f"{c['id']}: {c['message']}" for c in checks if c["status"] == "warning")]
+    out += ["", "## Known warnings", ""] + ([f"- {w}" for w in warnings] or ["None."]) + [""]
+    return "\n".join(out)
+
+
+def _manifest(record: dict[str, Any], name: str, version: int, created: str,
+              files: dict[str, bytes]) -> dict[str, Any]:
+    capture = record.get("capture") or {}
+    checks = record.get("checks") or {}
+    serialization = record.get("serialization") or {}
+    from handoff import __version__
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "version": version,
+        "created": created,
+        "handoff_version": __version__,
+        "status": record.get("status"),
+        "source_notebook": {"name": (record.get("notebook") or {}).get("name"),
+                            "sha256": (record.get("notebook") or {}).get("sha256")},
+        "parameters": record.get("params", {}),
+        "metrics": record.get("metrics", {}),
+        "checklist": {"passed": checks.get("passed"), "summary": checks.get("summary"),
+                      "results": {r["id"]: r["status"] for r in checks.get("results", [])}},
+        "data": record.get("data", {}),
+        "environment": {"python": capture.get("environment", {}).get("python"),
+                        "requirements": serialization.get("requirements", [])},
+        "serialization": {"flavor": serialization.get("flavor"), "format": serialization.get("serialization"),
+                          "reason": serialization.get("reason")},
+        "model": {k: (capture.get("model") or {}).get(k) for k in ("type", "task", "variable", "source", "rule")},
+        "files": {path: {"size": len(data), "sha256": _sha256(data)} for path, data in sorted(files.items())},
+    }
+
+
+def package_files(artifacts: Path, record: dict[str, Any], version: int, created: str) -> dict[str, bytes]:
+    """Every file of the package (relative path to bytes), from a build's artifacts folder."""
+    name = record["name"]
+    files: dict[str, bytes] = {}
+    for sub in ("model", "checks"):
+        for path in sorted((artifacts / sub).rglob("*")):
+            if path.is_file() and "rechecks" not in path.relative_to(artifacts).parts:
+                files[path.relative_to(artifacts).as_posix()] = path.read_bytes()
+    for leaf in ("source.ipynb", "executed.ipynb"):
+        files[f"notebook/{leaf}"] = (artifacts / "notebook" / leaf).read_bytes()
+    files["notebook/report.html"] = render_report_html(artifacts / "notebook" / "executed.ipynb").encode()
+    python = ((record.get("capture") or {}).get("environment") or {}).get("python", "3.11")
+    title = package_name(name, version)
+    files["serve/Dockerfile"] = _dockerfile(python).encode()
+    files["serve/README.md"] = _serve_readme(title).encode()
+    files["README.md"] = _model_card(record, title, artifacts / "model", version, created).encode()
+    manifest = _manifest(record, name, version, created, files)
+    files["MANIFEST.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return files
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path beside ``target``, renamed onto it only if the block completes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(handle)
+    try:
+        yield Path(tmp_name)
+        os.replace(tmp_name, target)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def write_zip(files: dict[str, bytes], root: str, target: Path) -> str:
+    """Write a deterministic zip atomically; returns its sha256."""
+    with atomic_path(target) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+            for path in sorted(files):
+                info = zipfile.ZipInfo(f"{root}/{path}", date_time=ZIP_EPOCH)
+                info.external_attr = (stat.S_IFREG | 0o644) << 16
+                info.create_system = 3
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, files[path], compresslevel=9)
+    return file_sha256(target)
+
+
+def file_sha256(path: Path) -> str:
+    from handoff.fingerprint import sha256_file
+
+    return sha256_file(path)
+
+
+def build_package(artifacts: Path, record: dict[str, Any], version: int, created: str, target: Path) -> str:
+    """Pack a version's artifacts into ``target`` (a .zip); returns the zip's sha256."""
+    files = package_files(artifacts, record, version, created)
+    return write_zip(files, package_name(record["name"], version), target)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What ``verify`` found.
+
+    Attributes:
+        path: The package verified.
+        ok: True when every file matches the manifest and the layout is complete.
+        problems: One line per problem: unsafe entries, changed / missing / unexpected files.
+        manifest: The parsed manifest, when it could be read.
+    """
+
+    path: str
+    ok: bool
+    problems: tuple[str, ...]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "problems": list(self.problems),
+                "name": self.manifest.get("name"), "version": self.manifest.get("version"),
+                "status": self.manifest.get("status")}
+
+
+def _unsafe(infos: Iterable[zipfile.ZipInfo]) -> list[str]:
+    """Entries no extractor should touch: checked on the central directory alone."""
+    problems, seen, total = [], set(), 0
+    for info in infos:
+        name = info.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+            problems.append(f"unsafe: absolute path {name!r}")
+        if ".." in parts:
+            problems.append(f"unsafe: path traversal {name!r}")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            problems.append(f"unsafe: symlink {name!r}")
+        if name in seen:
+            problems.append(f"unsafe: duplicate entry {name!r}")
+        seen.add(name)
+        total += info.file_size
+        if info.file_size > MAX_TOTAL_BYTES or (
+                info.file_size > 1024**2 and info.file_size > MAX_RATIO * max(info.compress_size, 1)):
+            problems.append(f"unsafe: {name!r} declares {info.file_size:,} bytes from {info.compress_size:,} "
+                            "compressed (zip bomb)")
+    if total > MAX_TOTAL_BYTES:
+        problems.append(f"unsafe: declared total size {total:,} bytes exceeds {MAX_TOTAL_BYTES:,}")
+    return problems
+
+
+def verify(path: str | os.PathLike[str]) -> VerifyReport:
+    """Recompute every digest against the manifest and check the layout, extracting nothing."""
+    label = str(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        return VerifyReport(label, False, (f"not a readable zip: {exc}",))
+    with archive:
+        infos = archive.infolist()
+        unsafe = _unsafe(infos)
+        if unsafe:
+            return VerifyReport(label, False, tuple(unsafe))
+        roots = {PurePosixPath(i.filename).parts[0] for i in infos}
+        if len(roots) != 1:
+            return VerifyReport(label, False, (f"layout: expected one top-level folder, found {sorted(roots)}",))
+        root = roots.pop()
+        members = {i.filename[len(root) + 1:]: i for i in infos if not i.is_dir()}
+        if "MANIFEST.json" not in members:
+            return VerifyReport(label, False, ("missing: MANIFEST.json",))
+        try:
+            manifest = json.loads(archive.read(members["MANIFEST.json"]))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return VerifyReport(label, False, (f"MANIFEST.json is not valid JSON: {exc}",))
+        problems = []
+        if manifest.get("format_version") != FORMAT_VERSION:
+            problems.append(f"layout: unsupported format_version {manifest.get('format_version')!r}")
+        expected_root = package_name(str(manifest.get("name")), manifest.get("version"))
+        if root != expected_root:
+            problems.append(f"layout: top-level folder is {root!r}, the manifest says {expected_root!r}")
+        listed = manifest.get("files", {})
+        for rel, entry in sorted(listed.items()):
+            info = members.get(rel)
+            if info is None:
+                problems.append(f"missing: {rel}")
+                continue
+            digest, size = hashlib.sha256(), 0
+            with archive.open(info) as stream:
+                while chunk := stream.read(1 << 20):
+                    size += len(chunk)
+                    digest.update(chunk)
+                    if size > entry.get("size", 0):
+                        break
+            if size != entry.get("size") or digest.hexdigest() != entry.get("sha256"):
+                problems.append(f"changed: {rel} (sha256 or size differs from the manifest)")
+        for rel in sorted(set(members) - set(listed) - {"MANIFEST.json"}):
+            problems.append(f"unexpected: {rel} (not in the manifest)")
+        for rel in REQUIRED_FILES:
+            if rel not in members and rel not in listed:
+                problems.append(f"layout: required file {rel} is absent")
+    return VerifyReport(label, not problems, tuple(problems), manifest)

@@ -1,0 +1,233 @@
+"""Package format v1: layout, manifest, determinism, atomic export, verify, and real serving."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import handoff
+from handoff.cli import main
+from handoff.errors import OptionError
+from handoff.package import REQUIRED_FILES, verify
+from handoff.store import Store
+from helpers import SAMPLES, build, local_path, predict_in_fresh_process
+
+
+@pytest.fixture
+def exported(tmp_path: Path, store: Store) -> tuple[handoff.BuildResult, Path]:
+    result = build(SAMPLES / "dataframe_features.ipynb", store)
+    assert result.ok, result.error
+    return result, handoff.export(result.name, result.version, tmp_path / "out", store=store).path
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def test_layout_and_manifest(exported, store: Store) -> None:
+    result, path = exported
+    assert path.name == "dataframe_features-v1.zip"
+    members = _members(path)
+    root = "dataframe_features-v1/"
+    assert all(name.startswith(root) for name in members)
+    assert {root + f for f in REQUIRED_FILES} <= members.keys()
+    assert {root + f"model/{f}" for f in ("input_example.json", "serving_input_example.json", "python_env.yaml")} \
+        <= members.keys()
+    manifest = json.loads(members[root + "MANIFEST.json"])
+    assert (manifest["format_version"], manifest["name"], manifest["version"], manifest["status"]) == (
+        1, "dataframe_features", 1, "passed")
+    assert manifest["created"] == store.get_version("dataframe_features", 1).created
+    assert manifest["source_notebook"]["sha256"] == store.get_version("dataframe_features", 1).details["notebook"]["sha256"]
+    assert manifest["parameters"] == result.params and manifest["metrics"] == result.metrics
+    assert manifest["checklist"]["results"]["model.loads"] == "passed"
+    assert manifest["data"]["files"][0]["path"].endswith("breast_cancer.csv")
+    assert manifest["environment"]["python"] and any(r.startswith("scikit-learn==")
+                                                     for r in manifest["environment"]["requirements"])
+    assert manifest["serialization"]["format"] == "skops" and manifest["serialization"]["reason"]
+    listed = set(manifest["files"])
+    assert listed == {n[len(root):] for n in members} - {"MANIFEST.json"}
+    readme = members[root + "README.md"].decode()
+    for heading in ("## What it is", "## Input", "## Serve it", "## Metrics", "## Checklist", "## Lineage"):
+        assert heading in readme
+    assert "mean radius" in readme and "mlflow models serve" in readme and "roc_auc" in readme
+    assert b"mlflow" in members[root + "serve/Dockerfile"] and b"<script" not in members[root + "notebook/report.html"]
+
+
+def test_exports_are_byte_identical_and_match_the_recorded_digest(exported, tmp_path: Path, store: Store) -> None:
+    result, first = exported
+    second = handoff.export(result.name, result.version, tmp_path / "again.zip", store=store)
+    assert first.read_bytes() == second.path.read_bytes()
+    recorded = store.read_artifact(result.run_id, "package/dataframe_features-v1.zip.sha256").decode().split()[0]
+    assert recorded == second.sha256
+
+
+def test_a_missing_stored_package_is_rebuilt_to_the_same_bytes(exported, tmp_path: Path, store: Store) -> None:
+    result, first = exported
+    package_dir = store.local_artifacts(result.run_id) / "package"
+    shutil.rmtree(package_dir)
+    rebuilt = handoff.export(result.name, result.version, tmp_path / "rebuilt.zip", store=store)
+    assert rebuilt.path.read_bytes() == first.read_bytes()
+    assert (package_dir / "dataframe_features-v1.zip").exists()
+
+
+def test_interrupted_export_leaves_no_partial_file(exported, tmp_path: Path, store: Store,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    result, _ = exported
+
+    def broken_copy(src, dst, *args, **kwargs):
+        Path(dst).write_bytes(b"half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(shutil, "copyfile", broken_copy)
+    target = tmp_path / "final" / "pkg.zip"
+    with pytest.raises(OSError, match="disk full"):
+        handoff.export(result.name, result.version, target, store=store)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_failed_version_exports_only_with_force(write_notebook, tmp_path: Path, store: Store) -> None:
+    path = write_notebook(["from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
+                           "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier().fit(X, y)\n"
+                           "accuracy = 0.5"], name="weak.ipynb")
+    result = build(path, store, checks={"thresholds": ["accuracy>=0.9"]})
+    assert result.status == "failed" and result.version == 1
+    with pytest.raises(OptionError, match="failed its checklist; it is exported only with --force"):
+        handoff.export("weak", 1, tmp_path, store=store)
+    forced = handoff.export("weak", 1, tmp_path, store=store, force=True)
+    members = _members(forced.path)
+    assert json.loads(members["weak-v1/MANIFEST.json"])["status"] == "failed"
+    assert "FAILED its checklist" in members["weak-v1/README.md"].decode()
+    assert verify(forced.path).ok
+
+
+def _rewrite(source: Path, target: Path, change) -> Path:
+    """Copy a zip member by member, letting ``change(name, data)`` edit, drop (None) or keep each."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
+        for info in src.infolist():
+            data = change(info.filename, src.read(info))
+            if data is not None:
+                dst.writestr(info, data)
+    return target
+
+
+def test_verify_reports_each_kind_of_tampering(exported, tmp_path: Path) -> None:
+    _, path = exported
+    assert verify(path).ok and verify(path).problems == ()
+    flipped = _rewrite(path, tmp_path / "flipped.zip", lambda n, d: (
+        bytes([d[0] ^ 1]) + d[1:]) if n.endswith("model/model.skops") else d)
+    assert verify(flipped).problems == ("changed: model/model.skops (sha256 or size differs from the manifest)",)
+    removed = _rewrite(path, tmp_path / "removed.zip", lambda n, d: None if n.endswith("checks/junit.xml") else d)
+    problems = verify(removed).problems
+    assert "missing: checks/junit.xml" in problems and not verify(removed).ok
+    added = tmp_path / "added.zip"
+    shutil.copy(path, added)
+    with zipfile.ZipFile(added, "a") as archive:
+        archive.writestr("dataframe_features-v1/model/extra.py", "import os")
+    assert verify(added).problems == ("unexpected: model/extra.py (not in the manifest)",)
+    not_zip = tmp_path / "not.zip"
+    not_zip.write_text("hello")
+    assert "not a readable zip" in verify(not_zip).problems[0]
+
+
+def _malicious(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"{kind}.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("m-v1/MANIFEST.json", "{}")
+        if kind == "traversal":
+            archive.writestr("m-v1/../../evil.sh", "rm -rf /")
+        elif kind == "absolute":
+            archive.writestr("/etc/evil.conf", "x")
+        elif kind == "symlink":
+            info = zipfile.ZipInfo("m-v1/link")
+            info.external_attr = (0o120777) << 16
+            archive.writestr(info, "/etc/passwd")
+        elif kind == "duplicate":
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                archive.writestr("m-v1/MANIFEST.json", "{}")
+        elif kind == "bomb":
+            archive.writestr("m-v1/model/model.pkl", b"\0" * (64 * 1024**2))
+    return path
+
+
+@pytest.mark.parametrize("kind, phrase", [("traversal", "path traversal"), ("absolute", "absolute path"),
+                                          ("symlink", "symlink"), ("duplicate", "duplicate entry"),
+                                          ("bomb", "zip bomb")])
+def test_verify_rejects_malicious_zips_without_extracting(tmp_path: Path, kind: str, phrase: str) -> None:
+    path = _malicious(tmp_path, kind)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        report = verify(path)
+    finally:
+        os.chdir(cwd)
+    assert not report.ok and any(phrase in p for p in report.problems), report.problems
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing was extracted
+
+
+def test_cli_export_and_verify(exported, tmp_path: Path, store: Store, capsys: pytest.CaptureFixture) -> None:
+    result, _ = exported
+    home = str(local_path(store.artifact_root).parent)
+    target = tmp_path / "cli.zip"
+    assert main(["export", result.name, "1", "-o", str(target), "--store", home]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == str(target)
+    assert out[1].split()[:2] == ["sha256", hashlib.sha256(target.read_bytes()).hexdigest()]
+    assert main(["verify", str(target)]) == 0
+    assert "intact" in capsys.readouterr().out
+    broken = _rewrite(target, tmp_path / "broken.zip", lambda n, d: None if n.endswith("-v1/README.md") else d)
+    assert main(["verify", str(broken), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["problems"] == ["missing: README.md"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_exported_model_serves_with_mlflow_and_loads_in_a_fresh_process(exported, tmp_path: Path) -> None:
+    _, path = exported
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(tmp_path / "pkg")
+    model_dir = tmp_path / "pkg" / "dataframe_features-v1" / "model"
+    expected = predict_in_fresh_process(model_dir)
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()[-2000:]
+                assert time.monotonic() < deadline, "the scoring server did not come up"
+                time.sleep(0.5)
+        body = (model_dir / "serving_input_example.json").read_bytes()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
+        assert answer["predictions"] == expected
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
