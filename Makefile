@@ -26,7 +26,7 @@ setup: $(STAMPS)/install
 test-setup: $(STAMPS)/test-install
 
 run: setup
-	$(BIN)/handoff build sample_notebooks/iris_classifier.ipynb
+	$(BIN)/handoff app
 
 test: test-setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q

@@ -10,13 +10,17 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 import handoff
 from handoff.errors import HandoffError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_UPLOAD_MB = 50
+APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="PATH", help="file or folder (default: ./MODEL-vVERSION.zip)")
     export.add_argument("--force", action="store_true", help="export a version whose checklist failed")
 
+    app = command("app", "start the web app (Streamlit) on localhost")
+    app.add_argument("--port", type=int, default=8501)
+    app.add_argument("--address", default="localhost", help="interface to listen on (default: localhost only)")
+    app.add_argument("--max-upload-mb", type=int, default=MAX_UPLOAD_MB, help="upload size limit")
+
     verify = command("verify", "check a package against its manifest (digests, layout, unsafe entries)")
     verify.add_argument("package", help="the .zip to verify")
     return parser
@@ -94,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     try:
         commands = {"build": _build, "list": _list, "show": _show, "check": _check, "export": _export,
-                    "verify": _verify}
+                    "verify": _verify, "app": _app}
         return commands[args.command](args)
     except HandoffError as exc:
         sys.stderr.write(f"handoff: error: {exc}\n")
@@ -289,6 +298,25 @@ def _export(args: argparse.Namespace) -> int:
         if result.status != "passed":
             sys.stderr.write("handoff: warning: this version FAILED its checklist (exported with --force)\n")
     return EXIT_OK
+
+
+def app_command(port: int, address: str = "localhost", max_upload_mb: int = MAX_UPLOAD_MB) -> list[str]:
+    """The ``streamlit run`` command line, with handoff's deliberate server settings."""
+    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+            "--server.address", address, "--server.headless", "true", "--server.enableXsrfProtection", "true",
+            "--server.enableCORS", "true", "--server.maxUploadSize", str(max_upload_mb),
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--theme.base", "light"]
+
+
+def _app(args: argparse.Namespace) -> int:
+    if not APP.exists():
+        raise handoff.OptionError(f"the app is not installed beside the package ({APP} is missing)")
+    env = dict(os.environ)
+    if args.store:
+        env["HANDOFF_STORE"] = args.store
+    sys.stderr.write(f"handoff app on http://{args.address}:{args.port} (store: "
+                     f"{handoff.open_store(args.store).uri}; uploads up to {args.max_upload_mb} MB)\n")
+    return subprocess.call(app_command(args.port, args.address, args.max_upload_mb), env=env)
 
 
 def _verify(args: argparse.Namespace) -> int:

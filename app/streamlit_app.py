@@ -1,0 +1,16 @@
+"""handoff's web app: the entry point (``handoff app`` or ``make run`` starts it).
+
+A thin layer over handoff's public API: pages only lay out widgets and call the library.
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="handoff", page_icon=":package:", layout="wide")
+
+pages = [
+    st.Page("app_pages/build.py", title="Build", icon=":material/rocket_launch:", default=True),
+    st.Page("app_pages/versions.py", title="Versions", icon=":material/list:"),
+    st.Page("app_pages/version_detail.py", title="Version detail", icon=":material/description:", url_path="version"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+]
+st.navigation(pages).run()

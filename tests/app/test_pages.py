@@ -1,0 +1,139 @@
+"""The app's pages through Streamlit's AppTest: real library calls, a real store, real kernels."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from handoff.inspection import load_notebook
+from handoff.store import Store
+from helpers import ROOT, SAMPLES, build, local_path
+
+APP = str(ROOT / "app" / "streamlit_app.py")
+
+
+@pytest.fixture
+def app(store: Store, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("HANDOFF_STORE", str(local_path(store.artifact_root).parent))
+    at = AppTest.from_file(APP, default_timeout=60)
+    return at
+
+
+def _page(at: AppTest, page: str, **query: str) -> AppTest:
+    at.run()  # pages with a custom url_path are known only after a first run
+    at.switch_page(f"app_pages/{page}.py")
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "success", "error", "warning", "info", "caption", "title", "subheader")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def _wait_for_result(at: AppTest, seconds: float = 120) -> AppTest:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        at.run()
+        if at.success or any("failed" in e.value.lower() for e in at.error):
+            return at
+        time.sleep(1)
+    raise AssertionError("the build did not finish: " + _texts(at))
+
+
+def test_parameter_form_has_a_widget_per_type_with_defaults(app: AppTest) -> None:
+    app.run()
+    assert not app.exception
+    app.radio[0].set_value("Use a sample notebook").run()
+    app.selectbox[0].set_value("diabetes_regression.ipynb").run()
+    numbers = {n.label: n.value for n in app.number_input}
+    defaults = load_notebook(SAMPLES / "diabetes_regression.ipynb").parameter_map
+    assert numbers["alpha (float)"] == defaults["alpha"].default == 1.0
+    assert numbers["test_size (float)"] == defaults["test_size"].default
+    assert numbers["random_state (int)"] == 0 and isinstance(numbers["random_state (int)"], int)
+    assert app.text_input[0].label == "Model name" and app.text_input[0].value == "diabetes_regression"
+    assert any(b.label == "Build" for b in app.button)
+
+
+def test_upload_that_is_not_a_notebook_shows_the_error(app: AppTest) -> None:
+    app.run()
+    app.file_uploader[0].set_value(("notes.ipynb", b"this is not json", "application/octet-stream")).run()
+    assert not app.exception
+    assert any("notes.ipynb is not a notebook: invalid JSON" in e.value for e in app.error)
+
+
+def test_notebook_without_parameters_cell_says_so(app: AppTest, write_notebook) -> None:
+    path = write_notebook(["x = 1"])
+    app.run()
+    app.file_uploader[0].set_value(("plain.ipynb", path.read_bytes(), "application/json")).run()
+    assert any("has no parameters cell" in i.value for i in app.info)
+    assert any(b.label == "Build" for b in app.button)
+
+
+def test_invalid_values_are_refused_before_the_build(app: AppTest) -> None:
+    app.run()
+    app.radio[0].set_value("Use a sample notebook").run()
+    app.selectbox[0].set_value("iris_classifier.ipynb").run()
+    app.text_area[0].set_value("accuracy => 0.9")
+    next(b for b in app.button if b.label == "Build").click().run()
+    assert any("Cannot build: malformed threshold 'accuracy => 0.9'" in e.value for e in app.error)
+    assert not app.query_params.get("job")
+
+
+def test_build_from_the_page_shows_the_result(app: AppTest, store: Store) -> None:
+    app.run()
+    app.radio[0].set_value("Use a sample notebook").run()
+    app.selectbox[0].set_value("iris_classifier.ipynb").run()
+    next(n for n in app.number_input if n.label == "n_estimators (int)").set_value(20)
+    next(b for b in app.button if b.label == "Build").click().run()
+    assert app.query_params.get("job")
+    _wait_for_result(app)
+    assert any("iris_classifier version 1** passed" in s.value for s in app.success), _texts(app)
+    assert {m.label for m in app.metric} >= {"accuracy", "f1"}
+    assert "Checklist" in _texts(app) and "`model`" in _texts(app)
+    assert store.get_version("iris_classifier", 1).details["params"]["n_estimators"] == 20
+
+
+def test_failed_build_shows_the_cell_and_the_error(app: AppTest, write_notebook) -> None:
+    path = write_notebook([("parameters", "rate = 0.5"), "x = 1", "y = x / 0"])
+    app.run()
+    app.file_uploader[0].set_value(("broken.ipynb", path.read_bytes(), "application/json")).run()
+    next(b for b in app.button if b.label == "Build").click().run()
+    _wait_for_result(app)
+    message = next(e.value for e in app.error)
+    assert "Build failed" in message and "cell 3" in message and "ZeroDivisionError" in message
+    assert any("y = x / 0" in c.value for c in app.code)
+
+
+def test_versions_table_detail_and_compare(app: AppTest, store: Store) -> None:
+    for n in (10, 20):
+        assert build(SAMPLES / "iris_classifier.ipynb", store, params={"n_estimators": n}).ok
+    _page(app, "versions")
+    table = app.dataframe[0].value
+    assert list(table["version"]) == [2, 1] and list(table["model"]) == ["iris_classifier"] * 2
+    assert "accuracy" in table.columns
+    detail = AppTest.from_file(APP, default_timeout=60)
+    _page(detail, "version_detail", model="iris_classifier", version="2")
+    assert not detail.exception, detail.exception
+    assert detail.title[0].value == "iris_classifier · version 2"
+    text = _texts(detail)
+    assert "Checklist" in text and "Data fingerprint" in text and "sha256" in text
+    downloads = detail.get("download_button")
+    assert downloads and "Download package" in downloads[0].proto.label
+    assert any("n_estimators = 50" in c.value for c in detail.code)  # the executed notebook, rendered
+    compare = AppTest.from_file(APP, default_timeout=60)
+    _page(compare, "compare", model="iris_classifier", versions="1,2")
+    assert not compare.exception
+    params = compare.dataframe[1].value
+    assert list(params.columns) == ["v1", "v2"] and params.loc["n_estimators"].tolist() == ["10", "20"]
+
+
+def test_unknown_version_is_a_message_not_a_crash(app: AppTest) -> None:
+    _page(app, "version_detail", model="ghost", version="3")
+    assert not app.exception
+    assert any("Cannot open ghost version 3" in e.value for e in app.error)
