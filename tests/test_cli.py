@@ -82,3 +82,15 @@ def test_handoff_home_is_the_default_store(iris_notebook: Path, store: Store, mo
     assert main(["list", "--json"]) == 0
     assert [v["version"] for v in json.loads(capsys.readouterr().out)] == [1]
     assert [v.version for v in store.list_versions("iris")] == [1]
+
+
+def test_app_command_has_deliberate_server_settings() -> None:
+    from handoff.cli import MAX_UPLOAD_MB, app_command
+
+    command = app_command(8600)
+    settings = dict(zip(command[5::2], command[6::2]))
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app/streamlit_app.py")
+    assert settings["--server.address"] == "localhost" and settings["--server.port"] == "8600"
+    assert settings["--server.enableXsrfProtection"] == "true"
+    assert settings["--server.maxUploadSize"] == str(MAX_UPLOAD_MB)
+    assert settings["--browser.gatherUsageStats"] == "false"
