@@ -17,6 +17,7 @@ from handoff.errors import (
     NotebookFormatError,
     OptionError,
     ParameterError,
+    PromotionRefused,
     StoreError,
     VersionNotFoundError,
 )
@@ -34,6 +35,11 @@ _LAZY = {
     "CheckResult": "handoff.checks",
     "check_version": "handoff.lifecycle",
     "export": "handoff.lifecycle",
+    "promote": "handoff.lifecycle",
+    "rollback": "handoff.lifecycle",
+    "history": "handoff.lifecycle",
+    "compare": "handoff.compare",
+    "Comparison": "handoff.compare",
     "ExportResult": "handoff.lifecycle",
     "verify": "handoff.package",
     "VerifyReport": "handoff.package",
@@ -46,7 +52,8 @@ _LAZY = {
 
 __all__ = [
     "BuildEvent", "BuildFailure", "BuildOptions", "BuildResult", "CheckConfig", "CheckReport", "CheckResult",
-    "ExportResult", "HandoffError", "InputError", "VerifyReport", "check_version", "export", "verify",
+    "Comparison", "ExportResult", "HandoffError", "InputError", "PromotionRefused", "VerifyReport",
+    "check_version", "compare", "export", "history", "promote", "rollback", "verify",
     "NotebookFormatError", "NotebookParameter", "OptionError", "ParameterError", "Store", "StoreError",
     "VersionNotFoundError", "VersionRecord", "__version__", "build", "load_notebook", "log_metric",
     "log_metrics", "log_model", "open_store",
@@ -58,7 +65,8 @@ if TYPE_CHECKING:
     from handoff.checklist import CheckReport
     from handoff.checks import CheckResult
     from handoff.events import BuildEvent
-    from handoff.lifecycle import ExportResult, check_version, export
+    from handoff.compare import Comparison, compare
+    from handoff.lifecycle import ExportResult, check_version, export, history, promote, rollback
     from handoff.package import VerifyReport, verify
     from handoff.inspection import NotebookParameter, load_notebook
     from handoff.store import Store, VersionRecord, open_store

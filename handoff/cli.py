@@ -72,6 +72,24 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="PATH", help="file or folder (default: ./MODEL-vVERSION.zip)")
     export.add_argument("--force", action="store_true", help="export a version whose checklist failed")
 
+    comparing = command("compare", "compare versions side by side (params, metrics, checks, data, env, code)")
+    comparing.add_argument("model")
+    comparing.add_argument("versions", nargs="+", help="version numbers; MODEL:N for another model")
+    comparing.add_argument("--baseline", help="deltas against this version (default: champion, else the first)")
+
+    for verb, help_ in (("promote", "point an alias (default: champion) at a version"),
+                        ("rollback", "move an alias back to the version it held before")):
+        sub = command(verb, help_)
+        sub.add_argument("model")
+        if verb == "promote":
+            sub.add_argument("version")
+        sub.add_argument("--alias", default="champion")
+        sub.add_argument("--by", help="who did it (default: the OS user)")
+        sub.add_argument("--reason", help="why, kept in the history")
+
+    hist = command("history", "every alias move of a model, with time, who and why")
+    hist.add_argument("model")
+
     app = command("app", "start the web app (Streamlit) on localhost")
     app.add_argument("--port", type=int, default=8501)
     app.add_argument("--address", default="localhost", help="interface to listen on (default: localhost only)")
@@ -103,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     try:
         commands = {"build": _build, "list": _list, "show": _show, "check": _check, "export": _export,
-                    "verify": _verify, "app": _app}
+                    "verify": _verify, "app": _app,
+                    "compare": _compare, "promote": _promote, "rollback": _rollback, "history": _history}
         return commands[args.command](args)
     except HandoffError as exc:
         sys.stderr.write(f"handoff: error: {exc}\n")
@@ -111,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("handoff: interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): not an error of ours
+        return EXIT_OK
     except Exception as exc:  # a bug: still one line, unless asked for the traceback
         if os.environ.get("HANDOFF_DEBUG"):
             raise
@@ -297,6 +318,94 @@ def _export(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{result.path}\nsha256 {result.sha256}  ({result.size:,} bytes, {result.seconds:.2f}s)\n")
         if result.status != "passed":
             sys.stderr.write("handoff: warning: this version FAILED its checklist (exported with --force)\n")
+    return EXIT_OK
+
+
+def _print_comparison(data: dict[str, Any]) -> None:
+    out = sys.stdout.write
+    labels, base = data["labels"], data["baseline"]
+    out(f"baseline: {base}   status: " + ", ".join(f"{k} {v}" for k, v in data["status"].items()) + "\n")
+    if data["data"]["warning"]:
+        out(f"WARNING: {data['data']['warning']}\n")
+    out("\nmetrics\n")
+    rows = [("METRIC", *labels)]
+    for row in data["metrics"]:
+        cells = []
+        for lbl in labels:
+            value = row["values"].get(lbl)
+            delta = row["deltas"].get(lbl)
+            text = "-" if value is None else f"{value:.4g}"
+            if delta and delta["absolute"] is not None:
+                mark = {True: "better", False: "worse", None: "same"}[delta["better"]]
+                rel = f", {delta['relative']:+.1%}" if delta["relative"] is not None else ""
+                text += f" ({delta['absolute']:+.4g}{rel} {mark})"
+            cells.append(text)
+        rows.append((row["metric"], *cells))
+    _table(rows)
+    differing = [r for r in data["parameters"] if r["differs"]]
+    out(f"\nparameters ({len(differing)} of {len(data['parameters'])} differ)\n")
+    if differing:
+        _table([("PARAM", *labels)] + [(r["param"], *(repr(r["values"].get(lbl)) for lbl in labels)) for r in differing])
+    changed = [r for r in data["checklist"] if r["changed"]]
+    out(f"\nchecklist ({len(changed)} checks changed)\n")
+    if changed:
+        _table([("CHECK", *labels)] + [(r["check"], *(str(r["statuses"].get(lbl)) for lbl in labels)) for r in changed])
+    if data["environment"]["packages"]:
+        out("\nenvironment (packages that differ)\n")
+        _table([("PACKAGE", *labels)] + [(p["package"], *(str(p["versions"].get(lbl)) for lbl in labels))
+                                         for p in data["environment"]["packages"]])
+    for diff in data["code"]:
+        out(f"\ncode: {diff['version']} against {diff['against']}: "
+            + (f"{len(diff['cells'])} cell(s) differ\n" if diff["cells"] else "same source\n"))
+        for cell in diff["cells"]:
+            where = cell["new_cell"] if cell["new_cell"] is not None else cell["old_cell"]
+            out(f"  {cell['change']} {cell['cell_type']} cell {where}\n")
+            out("".join(f"    {line}\n" for line in cell["diff"][:40]))
+
+
+def _compare(args: argparse.Namespace) -> int:
+    comparison = handoff.compare(args.model, args.versions, args.baseline, store=args.store)
+    if args.json:
+        _emit(comparison.to_dict())
+    else:
+        _print_comparison(comparison.to_dict())
+    return EXIT_OK
+
+
+def _print_move(move: Any, as_json: bool) -> None:
+    if as_json:
+        _emit(move.to_dict())
+        return
+    entry = move.entry
+    frm = f"v{entry['from_version']}" if entry["from_version"] is not None else "(none)"
+    sys.stdout.write(f"{entry['model']}: {entry['alias']} {frm} -> v{entry['to_version']} "
+                     f"({entry['kind']} by {entry['by']} at {entry['time']})\n")
+    if move.comparison is not None:
+        _print_comparison(move.comparison.to_dict())
+
+
+def _promote(args: argparse.Namespace) -> int:
+    _print_move(handoff.promote(args.model, args.version, args.alias, store=args.store, by=args.by,
+                                reason=args.reason), args.json)
+    return EXIT_OK
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    _print_move(handoff.rollback(args.model, args.alias, store=args.store, by=args.by, reason=args.reason),
+                args.json)
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    entries = handoff.history(args.model, store=args.store)
+    if args.json:
+        _emit(entries)
+    elif not entries:
+        sys.stdout.write(f"{args.model}: no alias has been moved yet\n")
+    else:
+        _table([("TIME", "ALIAS", "KIND", "FROM", "TO", "BY", "REASON")] + [
+            (e["time"], e["alias"], e["kind"], str(e["from_version"] or "-"), str(e["to_version"]), e["by"],
+             e["reason"]) for e in entries])
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ Tree::
     │   └── OptionError             a bad build option or unknown registry name
     ├── StoreError                  the MLflow store cannot be reached or is inconsistent
     │   └── VersionNotFoundError    no such model or version (exit 2)
+    ├── PromotionRefused            the version failed its checklist, or nothing to roll back (exit 1)
     └── BuildFailure                a stage of a build failed (exit 1); has stage, cell, ename
         ├── CellExecutionFailure    a cell raised
         ├── EarlyExitFailure        the notebook called sys.exit() / raised SystemExit
@@ -58,6 +59,12 @@ class StoreError(HandoffError):
 
 class VersionNotFoundError(StoreError):
     """The requested model or version does not exist in the store."""
+
+
+class PromotionRefused(HandoffError):
+    """An alias move that handoff will not make, with the reason."""
+
+    exit_code = 1
 
 
 class BuildFailure(HandoffError):

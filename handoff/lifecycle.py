@@ -1,4 +1,4 @@
-"""Operations on recorded versions: re-running the checklist, exporting the package.
+"""Operations on recorded versions: re-checking, exporting, promoting and rolling back.
 
 A version is immutable: a re-check never changes its status or its original report; the new
 report is recorded beside the original, with the time it was made.
@@ -17,7 +17,7 @@ import nbformat
 
 from handoff.check_config import CheckConfig, override
 from handoff.checklist import CheckContext, CheckReport, run_checklist
-from handoff.errors import OptionError
+from handoff.errors import OptionError, PromotionRefused
 from handoff.package import atomic_path, build_package, file_sha256, package_name
 from handoff.store import PACKAGE_PATH, Store, open_store
 
@@ -131,3 +131,92 @@ def export(name: str, version: int | str, output: str | Path | None = None, *,
             shutil.copyfile(source, tmp)
     return ExportResult(target, file_sha256(target), target.stat().st_size, status,
                         round(time.perf_counter() - started, 4))
+
+
+def _who(by: str | None) -> str:
+    if by:
+        return by
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """A promotion or roll-back that was made.
+
+    Attributes:
+        entry: The audit-history entry (model, alias, kind, from/to version, by, reason, time).
+        comparison: The new version against the one the alias left, when there was one.
+    """
+
+    entry: dict[str, Any]
+    comparison: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.entry, "comparison": self.comparison.to_dict() if self.comparison is not None else None}
+
+
+def promote(name: str, version: int | str, alias: str = "champion", *, store: Store | str | Path | None = None,
+            by: str | None = None, reason: str | None = None) -> AliasMove:
+    """Point ``alias`` at ``version``; refused for a version whose checklist failed.
+
+    Raises:
+        PromotionRefused: the version failed its checklist, or already holds the alias.
+    """
+    from handoff.compare import compare
+
+    store = store if isinstance(store, Store) else open_store(store)
+    record = store.get_version(name, version)
+    if record.status != "passed":
+        raise PromotionRefused(f"{name} version {record.version} failed its checklist and can never be "
+                               f"promoted; see `handoff show {name} {record.version}`")
+    current = store.alias_version(name, alias)
+    if current is not None and current.version == record.version:
+        raise PromotionRefused(f"{name} version {record.version} is already {alias!r}")
+    comparison = compare(name, [current.version, record.version], baseline=current.version, store=store,
+                         include_code=False) if current is not None else None
+    entry = store.move_alias(name, alias, record.version, kind="promote",
+                             previous=current.version if current else None, by=_who(by), reason=reason)
+    return AliasMove(entry, comparison)
+
+
+def alias_stack(history: list[dict[str, Any]]) -> list[int]:
+    """The versions an alias has held, replaying promotions (push) and roll-backs (pop)."""
+    stack: list[int] = []
+    for entry in history:
+        if entry["kind"] == "rollback" and stack:
+            stack.pop()
+        elif entry["kind"] == "promote" and entry["to_version"] is not None:
+            previous = entry.get("from_version")
+            if previous is not None and (not stack or stack[-1] != previous):
+                stack.append(previous)  # the alias was set outside handoff before this move
+            stack.append(entry["to_version"])
+    return stack
+
+
+def rollback(name: str, alias: str = "champion", *, store: Store | str | Path | None = None,
+             by: str | None = None, reason: str | None = None) -> AliasMove:
+    """Move ``alias`` back to the version it held before the last promotion still in force.
+
+    Raises:
+        PromotionRefused: there is no earlier version to go back to.
+    """
+    store = store if isinstance(store, Store) else open_store(store)
+    stack = alias_stack(store.alias_history(name, alias))
+    if len(stack) < 2:
+        raise PromotionRefused(f"{name}: {alias!r} has no earlier version to roll back to"
+                               + (f" (it holds version {stack[-1]})" if stack else " (it was never set)"))
+    entry = store.move_alias(name, alias, stack[-2], kind="rollback", previous=stack[-1], by=_who(by),
+                             reason=reason)
+    return AliasMove(entry)
+
+
+def history(name: str, *, store: Store | str | Path | None = None) -> list[dict[str, Any]]:
+    """Every alias move of a model, oldest first (the store must know the model)."""
+    store = store if isinstance(store, Store) else open_store(store)
+    store.list_versions(name)  # an unknown model is a clear error, not an empty history
+    return store.alias_history(name)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 EXPERIMENT = "handoff"
+AUDIT_EXPERIMENT = "handoff-audit"
 RECORD_PATH = "handoff/record.json"
 CHECKS_PATH = "checks"
 PACKAGE_PATH = "package"
@@ -340,6 +341,55 @@ class Store:
         for entry in sorted(rechecks, key=lambda e: e.path):
             reports.append(json.loads(self.read_artifact(run_id, f"{entry.path}/report.json")))
         return reports
+
+    # -- aliases and their audit history ----------------------------------------------------
+
+    def move_alias(self, name: str, alias: str, version: int, *, kind: str, previous: int | None, by: str,
+                   reason: str | None) -> dict[str, Any]:
+        """Point ``alias`` at ``version`` and append the move to the audit history.
+
+        MLflow keeps no history of alias moves, so each move is also an MLflow run in the
+        ``handoff-audit`` experiment: append-only, and readable from any tracking backend.
+        """
+        self.client.set_registered_model_alias(name, alias, str(version))
+        now = datetime.now(tz=timezone.utc)
+        entry = {"model": name, "alias": alias, "kind": kind, "from_version": previous, "to_version": version,
+                 "by": by, "reason": reason or "", "time": now.isoformat(timespec="seconds")}
+        run = self.client.create_run(self._audit_experiment(), run_name=f"{name}:{alias}->{version}",
+                                     start_time=int(now.timestamp() * 1000),
+                                     tags={f"handoff.audit.{k}": "" if v is None else str(v) for k, v in entry.items()})
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+        return entry
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded alias move of a model, oldest first."""
+        query = f"tags.`handoff.audit.model` = '{name}'"
+        if alias:
+            query += f" and tags.`handoff.audit.alias` = '{alias}'"
+        runs = self.client.search_runs([self._audit_experiment()], filter_string=query, max_results=5000,
+                                       order_by=["attributes.start_time ASC"])
+        entries = []
+        for run in runs:
+            tags = run.data.tags
+            entry = {k.removeprefix("handoff.audit."): v for k, v in tags.items() if k.startswith("handoff.audit.")}
+            for key in ("from_version", "to_version"):
+                entry[key] = int(entry[key]) if entry.get(key) else None
+            entries.append(entry)
+        return entries
+
+    def _audit_experiment(self) -> str:
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(AUDIT_EXPERIMENT)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(AUDIT_EXPERIMENT, artifact_location=self.artifact_root)
+        except MlflowException:
+            found = self.client.get_experiment_by_name(AUDIT_EXPERIMENT)
+            if found is None:
+                raise
+            return found.experiment_id
 
     def list_builds(self, name: str | None = None) -> list[dict[str, Any]]:
         """Every build run (passed and failed), newest first, as plain dicts."""
