@@ -71,8 +71,8 @@ def checklist_table(results: list[dict[str, Any]]) -> None:
 
     frame = pd.DataFrame([{"check": r["id"], "status": STATUS_ICONS.get(r["status"], r["status"]),
                            "severity": r["severity"], "result": r["message"]} for r in results])
-    st.dataframe(frame, hide_index=True, width="stretch",
-                 column_config={"result": st.column_config.TextColumn(width="large")})
+    # A static table, not st.dataframe: its text wraps, so every row and whole messages stay readable.
+    st.table(frame, hide_index=True)
 
 
 def metrics_row(metrics: dict[str, float]) -> None:

@@ -38,8 +38,8 @@ _LAZY = {
     "promote": "handoff.lifecycle",
     "rollback": "handoff.lifecycle",
     "history": "handoff.lifecycle",
-    "compare": "handoff.compare",
-    "Comparison": "handoff.compare",
+    "compare": "handoff.comparison",
+    "Comparison": "handoff.comparison",
     "ExportResult": "handoff.lifecycle",
     "verify": "handoff.package",
     "VerifyReport": "handoff.package",
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from handoff.checklist import CheckReport
     from handoff.checks import CheckResult
     from handoff.events import BuildEvent
-    from handoff.compare import Comparison, compare
+    from handoff.comparison import Comparison, compare
     from handoff.lifecycle import ExportResult, check_version, export, history, promote, rollback
     from handoff.package import VerifyReport, verify
     from handoff.inspection import NotebookParameter, load_notebook

@@ -167,7 +167,7 @@ def promote(name: str, version: int | str, alias: str = "champion", *, store: St
     Raises:
         PromotionRefused: the version failed its checklist, or already holds the alias.
     """
-    from handoff.compare import compare
+    from handoff.comparison import compare
 
     store = store if isinstance(store, Store) else open_store(store)
     record = store.get_version(name, version)

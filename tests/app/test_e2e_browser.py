@@ -7,6 +7,7 @@ Screenshots of every step, the server log and the two timings go to ``test-artif
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -30,6 +31,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 STARTUP_TIMEOUT = 90  # seconds for the server to answer and the first page to render
 RENDER_TIMEOUT = 60_000  # ms for one Streamlit rerun to show up (2 cores, other tests running)
 BUILD_TIMEOUT = 180_000  # ms for the build to finish
+# The tallest scrollable content on the page (Streamlit's main area scrolls, the document does not).
+SCROLL_HEIGHT_JS = """() => Math.max(document.documentElement.scrollHeight,
+    ...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"], section')]
+        .map(e => e.scrollHeight))"""
+NEXT_FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(null))))"
 
 
 def _free_port() -> int:
@@ -94,7 +100,15 @@ def test_build_download_verify_and_bad_upload_in_a_real_browser(
     step = iter(range(1, 100))
 
     def shot(page, name: str) -> None:
+        """A screenshot of the whole page: Streamlit scrolls inside its own container, not the document,
+        so the viewport is made as tall as the content first (then put back)."""
+        viewport = page.viewport_size
+        height = page.evaluate(SCROLL_HEIGHT_JS)
+        if height > viewport["height"]:
+            page.set_viewport_size({"width": viewport["width"], "height": min(height + 40, 8000)})
+            page.evaluate(NEXT_FRAMES_JS)
         page.screenshot(path=str(ARTIFACTS / f"{next(step):02d}-{name}.png"), full_page=True)
+        page.set_viewport_size(viewport)
 
     def no_exception(page) -> None:
         expect(page.get_by_test_id("stException")).to_have_count(0)
@@ -161,7 +175,10 @@ def test_build_download_verify_and_bad_upload_in_a_real_browser(
                 expect(labels.filter(has_text=re.compile(rf"^{metric}$"))).to_be_visible()
             checklist = page.get_by_role("heading", name=re.compile(r"^Checklist — "))
             expect(checklist).to_be_visible()
-            expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+            table = page.get_by_test_id("stTable").first
+            expect(table).to_be_visible()
+            for text in ("notebook.executed", "model.loads", "passed", "blocking"):
+                expect(table).to_contain_text(text)
             no_exception(page)
             shot(page, "build-result")
 
@@ -181,10 +198,13 @@ def test_build_download_verify_and_bad_upload_in_a_real_browser(
 
             # 7. The Package tab: download the package and verify it.
             page.get_by_role("tab", name="Package").click()
-            download_button = page.get_by_role("button", name=re.compile(r"^Download package"))
+            panel = page.get_by_role("tabpanel", name="Package")
+            download_button = panel.get_by_role("button", name=re.compile(r"^Download package"))
             expect(download_button).to_be_visible()
-            expect(page.get_by_text(re.compile(r"iris_classifier-v1\.zip"))).to_be_visible()
-            expect(page.get_by_text(re.compile(r"sha256 [0-9a-f]{64}"))).to_be_visible()
+            expect(panel.get_by_text("iris_classifier-v1.zip", exact=True)).to_be_visible()
+            sha256 = panel.get_by_text(re.compile(r"^[0-9a-f]{64}$"))
+            expect(sha256).to_be_visible()
+            shown_sha256 = sha256.inner_text().strip()
             shot(page, "package-tab")
             with page.expect_download(timeout=RENDER_TIMEOUT) as info:
                 download_button.click()
@@ -192,6 +212,7 @@ def test_build_download_verify_and_bad_upload_in_a_real_browser(
             assert download.suggested_filename == "iris_classifier-v1.zip"
             saved = ARTIFACTS / download.suggested_filename
             download.save_as(saved)
+            assert hashlib.sha256(saved.read_bytes()).hexdigest() == shown_sha256
             verify = subprocess.run([sys.executable, "-m", "handoff.cli", "verify", str(saved)],
                                     cwd=ROOT, capture_output=True, text=True, timeout=120)
             assert verify.returncode == 0, verify.stdout + verify.stderr
