@@ -102,3 +102,62 @@ def render_notebook(nb: Any) -> None:
             st.error(block.content.splitlines()[0])
             with st.expander("Traceback"):
                 st.code(block.content, language=None)
+
+
+def alias_controls(location: str | None, model: str, version: int, status: str, key: str) -> None:
+    """Promote / roll back buttons, each behind a confirmation step."""
+    import handoff
+    from handoff.errors import HandoffError
+
+    pending = f"confirm_{key}"
+    left, right = st.columns(2)
+    if status != "passed":
+        left.button(f"Promote v{version} to champion", disabled=True, key=f"{key}_promote_disabled",
+                    help="A version that failed its checklist can never be promoted.")
+    elif left.button(f"Promote v{version} to champion", key=f"{key}_promote"):
+        st.session_state[pending] = "promote"
+    if right.button("Roll back champion", key=f"{key}_rollback"):
+        st.session_state[pending] = "rollback"
+    action = st.session_state.get(pending)
+    if not action:
+        return
+    current = store(location).alias_version(model)
+    if action == "promote":
+        question = (f"Move **champion** of {model} from v{current.version} to v{version}?" if current
+                    else f"Make v{version} the first **champion** of {model}?")
+    else:
+        question = f"Move **champion** of {model} back to the version it held before (now v{current.version if current else '-'})?"
+    st.warning(question)
+    reason = st.text_input("Reason (kept in the history)", key=f"{key}_reason")
+    confirm, cancel = st.columns(2)
+    if confirm.button("Confirm", type="primary", key=f"{key}_confirm"):
+        st.session_state.pop(pending, None)
+        try:
+            if action == "promote":
+                move = handoff.promote(model, version, store=store(location), reason=reason or None)
+            else:
+                move = handoff.rollback(model, store=store(location), reason=reason or None)
+            version_rows.clear()
+            version_details.clear()
+            entry = move.entry
+            st.success(f"champion of {model}: v{entry['from_version'] or '-'} → v{entry['to_version']} "
+                       f"({entry['kind']} by {entry['by']})")
+        except HandoffError as exc:
+            st.error(str(exc))
+    if cancel.button("Cancel", key=f"{key}_cancel"):
+        st.session_state.pop(pending, None)
+        st.rerun()
+
+
+def history_table(location: str | None, model: str) -> None:
+    import pandas as pd
+
+    import handoff
+
+    entries = handoff.history(model, store=store(location))
+    if not entries:
+        st.caption("No alias has been moved yet.")
+        return
+    st.dataframe(pd.DataFrame([{"time": e["time"], "alias": e["alias"], "kind": e["kind"],
+                                "from": e["from_version"], "to": e["to_version"], "by": e["by"],
+                                "reason": e["reason"]} for e in reversed(entries)]), hide_index=True, width="stretch")

@@ -34,6 +34,7 @@ st.markdown(f"{common.STATUS_ICONS.get(status)} · created {record['created']}"
             + (f" · alias **{', '.join(record['aliases'])}**" if record["aliases"] else ""))
 if status != "passed":
     st.error("This version failed its checklist: it is kept for inspection and comparison and cannot be promoted.")
+common.alias_controls(location, model, record["version"], status, key="detail")
 
 overview, lineage, notebook, package = st.tabs(["Overview", "Lineage", "Notebook", "Package"])
 with overview:

@@ -37,3 +37,7 @@ if len(picked) >= 2:
                 picked, key=lambda p: p["version"]))})
     elif len({p["model"] for p in picked}) > 1:
         right.caption("Pick versions of one model to compare them.")
+
+if chosen != "All models":
+    st.subheader(f"Alias history of {chosen}")
+    common.history_table(location, chosen)

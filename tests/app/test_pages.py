@@ -137,3 +137,28 @@ def test_unknown_version_is_a_message_not_a_crash(app: AppTest) -> None:
     _page(app, "version_detail", model="ghost", version="3")
     assert not app.exception
     assert any("Cannot open ghost version 3" in e.value for e in app.error)
+
+
+def test_compare_from_query_params_and_promote_with_confirmation(app: AppTest, store: Store, write_notebook) -> None:
+    path = write_notebook([("parameters", "score = 0.8"),
+                           "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
+                           "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier().fit(X, y)\n"
+                           "accuracy = float(score)"], name="m.ipynb")
+    for score in (0.8, 0.9):
+        assert build(path, store, params={"score": score}).ok
+    _page(app, "compare", model="m", versions="1,2")
+    assert not app.exception, app.exception
+    metrics = app.dataframe[0].value
+    assert metrics.loc["accuracy (↑ better)", "v2"].startswith("0.9  (+0.1")
+    assert app.toggle[0].value is True  # differences only
+    assert app.dataframe[1].value.index.tolist() == ["score"]
+    assert app.query_params["versions"] == "1,2"
+    next(b for b in app.button if b.label == "Promote v2 to champion").click().run()
+    assert any("Make v2 the first **champion** of m?" in w.value for w in app.warning)
+    assert store.alias_version("m") is None  # nothing moves before the confirmation
+    next(b for b in app.button if b.label == "Confirm").click().run()
+    assert any("champion of m: v- → v2" in s.value for s in app.success), _texts(app)
+    assert store.alias_version("m").version == 2
+    versions = AppTest.from_file(APP, default_timeout=60)
+    _page(versions, "versions", model="m")
+    assert versions.dataframe[-1].value["kind"].tolist() == ["promote"]  # the history on the model's page
