@@ -9,29 +9,19 @@ the same machine state; prints the median of each, the ratio, and handoff's medi
 
 from __future__ import annotations
 
-import argparse
-import logging
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import papermill
+from _common import ROOT, arguments
 
 import handoff
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--notebook", type=Path, default=ROOT / "sample_notebooks" / "iris_classifier.ipynb")
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
-    for name in ("mlflow", "papermill", "nbclient", "alembic"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    args = arguments(__doc__)
 
     notebook = args.notebook.resolve()
     params = {p.name: p.default for p in handoff.load_notebook(notebook).parameters or ()}

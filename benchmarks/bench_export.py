@@ -11,37 +11,17 @@ pays). Prints medians, the package size, and the ratios.
 
 from __future__ import annotations
 
-import argparse
-import logging
-import statistics
 import tempfile
-import time
-import warnings
 from pathlib import Path
+
+from _common import arguments, median_time
 
 import handoff
 from handoff.lifecycle import stored_package
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _median_time(runs: int, action) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--notebook", type=Path, default=ROOT / "sample_notebooks" / "iris_classifier.ipynb")
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
-    for name in ("mlflow", "papermill", "nbclient", "alembic"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    args = arguments(__doc__)
     import mlflow
     import mlflow.sklearn
 
@@ -56,7 +36,7 @@ def main() -> None:
         model_dir = handoff.lifecycle.model_dir_of(store, store.get_version(name, version).model_uri, tmp_path)
         model = mlflow.sklearn.load_model(str(model_dir))
 
-        export_s = _median_time(args.runs, lambda: handoff.export(name, version, tmp_path / "out.zip", store=store))
+        export_s = median_time(args.runs, lambda: handoff.export(name, version, tmp_path / "out.zip", store=store))
         size = (tmp_path / "out.zip").stat().st_size
 
         def rebuild() -> None:
@@ -64,7 +44,7 @@ def main() -> None:
                 (store.local_artifacts(result.run_id) / "package" / f"{name}-v{version}.zip").unlink()
                 stored_package(store, name, version, Path(scratch))
 
-        rebuild_s = _median_time(args.runs, rebuild)
+        rebuild_s = median_time(args.runs, rebuild)
 
         mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'peer.db'}")
         mlflow.set_experiment("peer")
@@ -74,7 +54,7 @@ def main() -> None:
                 mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
 
         log_model()  # warm-up: database creation and first-use imports
-        log_s = _median_time(args.runs, log_model)
+        log_s = median_time(args.runs, log_model)
 
     print(f"notebook: {args.notebook.name}, model: {type(model).__name__}, runs: {args.runs}")
     print(f"package size                           {size / 1024:8.1f} KiB")

@@ -11,44 +11,25 @@ Versions and Compare pages with Streamlit's AppTest. The peer is MLflow's own
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
 import shutil
-import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
+
+from _common import ROOT, arguments, median_time
 
 import handoff
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _median(runs: int, action) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--versions", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
-    for name in ("mlflow", "papermill", "nbclient", "alembic", "streamlit"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    args = arguments(__doc__, versions=200)
 
     with tempfile.TemporaryDirectory(prefix="handoff-bench-") as tmp:
         home = Path(tmp) / "store"
         store = handoff.open_store(home)
-        first = handoff.build(ROOT / "sample_notebooks" / "iris_classifier.ipynb", store=store)
+        first = handoff.build(args.notebook, store=store)
         assert first.ok, first.error
         record = store.read_record(first.run_id)
         started = time.perf_counter()
@@ -67,9 +48,9 @@ def main() -> None:
         assert len(versions) == args.versions
         five = [v.version for v in versions[-5:]]
 
-        list_s = _median(args.runs, lambda: store.list_versions(name))
-        peer_s = _median(args.runs, lambda: store.client.search_model_versions(f"name = '{name}'", max_results=10000))
-        compare_s = _median(args.runs, lambda: handoff.compare(name, five, store=store))
+        list_s = median_time(args.runs, lambda: store.list_versions(name))
+        peer_s = median_time(args.runs, lambda: store.client.search_model_versions(f"name = '{name}'", max_results=10000))
+        compare_s = median_time(args.runs, lambda: handoff.compare(name, five, store=store))
 
         from streamlit.testing.v1 import AppTest
 
@@ -87,8 +68,8 @@ def main() -> None:
             at.run()
             assert not at.exception, at.exception
 
-        versions_page_s = _median(args.runs, lambda: render("versions"))
-        compare_page_s = _median(args.runs, lambda: render("compare", model=name, versions=",".join(map(str, five))))
+        versions_page_s = median_time(args.runs, lambda: render("versions"))
+        compare_page_s = median_time(args.runs, lambda: render("compare", model=name, versions=",".join(map(str, five))))
 
     print(f"{args.versions} versions of {name} recorded through the store API in {created:.1f}s")
     print(f"Store.list_versions                   median {list_s * 1000:8.1f} ms")
