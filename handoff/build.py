@@ -12,6 +12,7 @@ import dataclasses
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,7 +30,7 @@ from handoff.fingerprint import combined_digest
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
 from handoff.serialize import load_captured, serialize
-from handoff.package import build_package, package_name
+from handoff.package import build_package, package_name, render_report_html
 from handoff.store import CHECKS_PATH, MODEL_ARTIFACT, Recorded, Store, check_model_name, model_name_from, open_store
 
 
@@ -158,6 +159,7 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
     staging = Path(tempfile.mkdtemp(prefix="handoff-stage-"))
     (staging / "logs").mkdir()
     checker = ArtifactChecker(staging / "logs" / "checks.log")  # warms up while the notebook runs
+    helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-package")
     try:
         mark = time.monotonic()
         run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
@@ -182,6 +184,11 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
                 failure = exc
         metrics = capture.metrics if capture else {}
         data_files = capture.data_files if capture else []
+        (staging / "notebook").mkdir()
+        (staging / "notebook" / "source.ipynb").write_bytes(source.raw)
+        nbformat.write(run.notebook, staging / "notebook" / "executed.ipynb")
+        # the package's HTML report renders while the checklist's process works
+        report_html = helper.submit(render_report_html, staging / "notebook" / "executed.ipynb") if saved else None
         stage("check", "running the checklist")
         mark = time.monotonic()
         context = CheckContext(
@@ -200,9 +207,6 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         if failure is None and not report.passed:
             failure = ChecklistFailure("check", "; ".join(f"{r.id} ({r.message})" for r in report.failures))
         report.write(staging / CHECKS_PATH)
-        (staging / "notebook").mkdir()
-        (staging / "notebook" / "source.ipynb").write_bytes(source.raw)
-        nbformat.write(run.notebook, staging / "notebook" / "executed.ipynb")
         if (run.capture_dir / "kernel.log").exists():
             shutil.copy2(run.capture_dir / "kernel.log", staging / "logs" / "kernel.log")
         status = "passed" if failure is None else "failed"
@@ -234,7 +238,8 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
             stage("package", "packing the deployable zip")
             mark = time.monotonic()
             try:
-                _store_package(store, staging, record, recorded)
+                assert report_html is not None
+                _store_package(store, staging, record, recorded, report_html.result())
             except Exception as exc:  # export rebuilds the same bytes on demand; the build stands
                 warnings.append(f"the package was not stored ({type(exc).__name__}: {exc}); export will rebuild it")
             timings["package"] = time.monotonic() - mark
@@ -253,15 +258,17 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         )
     finally:
         checker.close()
+        helper.shutdown(wait=True)
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _store_package(store: Store, artifacts: Path, record: dict[str, Any], recorded: Recorded) -> None:
+def _store_package(store: Store, artifacts: Path, record: dict[str, Any], recorded: Recorded,
+                   report_html: str) -> None:
     assert recorded.version is not None and recorded.created is not None
     target = artifacts.parent / f"{artifacts.name}-package" / f"{package_name(record['name'], recorded.version)}.zip"
     try:
-        sha256 = build_package(artifacts, record, recorded.version, recorded.created, target)
+        sha256 = build_package(artifacts, record, recorded.version, recorded.created, target, report_html)
         store.log_package(recorded.run_id, target, sha256)
     finally:
         shutil.rmtree(target.parent, ignore_errors=True)

@@ -205,7 +205,8 @@ def _manifest(record: dict[str, Any], name: str, version: int, created: str,
     }
 
 
-def package_files(artifacts: Path, record: dict[str, Any], version: int, created: str) -> dict[str, bytes]:
+def package_files(artifacts: Path, record: dict[str, Any], version: int, created: str,
+                  report_html: str | None = None) -> dict[str, bytes]:
     """Every file of the package (relative path to bytes), from a build's artifacts folder."""
     name = record["name"]
     files: dict[str, bytes] = {}
@@ -215,7 +216,7 @@ def package_files(artifacts: Path, record: dict[str, Any], version: int, created
                 files[path.relative_to(artifacts).as_posix()] = path.read_bytes()
     for leaf in ("source.ipynb", "executed.ipynb"):
         files[f"notebook/{leaf}"] = (artifacts / "notebook" / leaf).read_bytes()
-    files["notebook/report.html"] = render_report_html(artifacts / "notebook" / "executed.ipynb").encode()
+    files["notebook/report.html"] = (report_html or render_report_html(artifacts / "notebook" / "executed.ipynb")).encode()
     python = ((record.get("capture") or {}).get("environment") or {}).get("python", "3.11")
     title = package_name(name, version)
     files["serve/Dockerfile"] = _dockerfile(python).encode()
@@ -258,9 +259,10 @@ def file_sha256(path: Path) -> str:
     return sha256_file(path)
 
 
-def build_package(artifacts: Path, record: dict[str, Any], version: int, created: str, target: Path) -> str:
+def build_package(artifacts: Path, record: dict[str, Any], version: int, created: str, target: Path,
+                  report_html: str | None = None) -> str:
     """Pack a version's artifacts into ``target`` (a .zip); returns the zip's sha256."""
-    files = package_files(artifacts, record, version, created)
+    files = package_files(artifacts, record, version, created, report_html)
     return write_zip(files, package_name(record["name"], version), target)
 
 

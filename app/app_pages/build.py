@@ -90,7 +90,7 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
         return
     import handoff
 
-    job = jobs.submit(f"{name} ({source.name})", handoff.build, notebook=source, params=params, name=name,
+    job = jobs.submit(f"{name} (from {source.name}.ipynb)", handoff.build, notebook=source, params=params, name=name,
                       store=common.store(common.store_location()), checks=settings, files=files,
                       timeout=float(timeout), cell_timeout=float(cell_timeout))
     st.query_params["job"] = job.id

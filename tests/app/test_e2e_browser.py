@@ -70,8 +70,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen, float]]:
     port = _free_port()
     log = (ARTIFACTS / "server.log").open("wb")
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "handoff.cli", "app", "--port", str(port), "--store", str(store_dir)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    command = [sys.executable, "-m", "handoff.cli", "app", "--port", str(port), "--store", str(store_dir)]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield f"http://localhost:{port}", proc, started
     finally:
@@ -107,6 +107,7 @@ def test_build_download_verify_and_bad_upload_in_a_real_browser(
         if height > viewport["height"]:
             page.set_viewport_size({"width": viewport["width"], "height": min(height + 40, 8000)})
             page.evaluate(NEXT_FRAMES_JS)
+            page.wait_for_timeout(750)  # st.dataframe's canvas grid repaints after a resize
         page.screenshot(path=str(ARTIFACTS / f"{next(step):02d}-{name}.png"), full_page=True)
         page.set_viewport_size(viewport)
 
