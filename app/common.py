@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_notebooks"
-STATUS_ICONS = {"passed": "✅ passed", "failed": "❌ failed", "warning": "⚠️ warning", "skipped": "⏭️ skipped"}
+STATUS_ICONS = {"passed": "✓ passed", "failed": "✗ FAILED", "warning": "! warning", "skipped": "– skipped"}
 
 
 def store_location() -> str | None:

@@ -414,7 +414,8 @@ def app_command(port: int, address: str = "localhost", max_upload_mb: int = MAX_
     return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
             "--server.address", address, "--server.headless", "true", "--server.enableXsrfProtection", "true",
             "--server.enableCORS", "true", "--server.maxUploadSize", str(max_upload_mb),
-            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--theme.base", "light"]
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--theme.base", "light",
+            "--client.toolbarMode", "minimal"]
 
 
 def _app(args: argparse.Namespace) -> int:

@@ -54,7 +54,7 @@ labels, base = data["labels"], data["baseline"]
 st.caption(f"Baseline **{base}** · " + " · ".join(f"{k} {common.STATUS_ICONS.get(v)}" for k, v in data["status"].items())
            + " · share this comparison with the page's URL")
 if data["data"]["warning"]:
-    st.warning(f"⚠️ {data['data']['warning'].capitalize()}")
+    st.warning(data["data"]["warning"].capitalize())
 
 st.subheader("Metrics")
 metric_rows, colours = [], []
