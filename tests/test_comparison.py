@@ -84,3 +84,12 @@ def test_compare_needs_two_versions(store: Store) -> None:
         handoff.compare("m", [1, 1], store=store)
     with pytest.raises(OptionError, match="bad version"):
         handoff.compare("m", ["x", "2"], store=store)
+
+
+def test_compare_across_models(project: Path, store: Store) -> None:
+    build(project / "m.ipynb", store)
+    build(project / "m.ipynb", store, name="other", params={"acc": 0.7})
+    result = handoff.compare("m", ["1", "other:1"], store=store)
+    assert result.labels == ["m:v1", "other:v1"] and result.baseline == "m:v1"
+    accuracy = next(r for r in result.metrics if r["metric"] == "accuracy")
+    assert accuracy["values"] == {"m:v1": 0.8, "other:v1": 0.7} and accuracy["deltas"]["other:v1"]["better"] is False
