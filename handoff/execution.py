@@ -9,7 +9,6 @@ handoff's two capture cells, and maps every failure back to a cell of the *sourc
 from __future__ import annotations
 
 import copy
-import os
 import re
 import shutil
 import tempfile
