@@ -196,10 +196,8 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
             error=failure.to_dict() if failure else None, capture=capture.to_dict() if capture else None,
             metrics=metrics, model_dir=saved.path if saved else None,
             champion=store.alias_version(model_name, "champion") if config.gate else None, config=config,
-            manifest={"name": model_name, "params": effective, "metrics": metrics,
-                      "model": capture.model if capture else None,
-                      "serialization": saved.to_dict() if saved else None,
-                      "environment": capture.environment if capture else None, "data_files": data_files},
+            manifest=_record(model_name, source, effective, run.kernel_name, options, capture, saved, None,
+                             warnings, timings, failure),
             rerun=(lambda: _rerun(source, given, files, options, run.capture_dir)) if saved else None,
         )
         report = run_checklist(context, checker)
@@ -209,18 +207,8 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         report.write(staging / CHECKS_PATH)
         if (run.capture_dir / "kernel.log").exists():
             shutil.copy2(run.capture_dir / "kernel.log", staging / "logs" / "kernel.log")
-        status = "passed" if failure is None else "failed"
-        record = {
-            "handoff_version": __version__, "name": model_name, "status": status,
-            "notebook": {"name": source.name, "path": str(source.path) if source.path else None,
-                         "sha256": source.sha256},
-            "parameters": [p.to_dict() for p in source.parameters or ()], "params": effective,
-            "metrics": metrics, "capture": capture.to_dict() if capture else None,
-            "serialization": saved.to_dict() if saved else None,
-            "data": {"sha256": combined_digest(data_files), "files": data_files},
-            "kernel": run.kernel_name, "options": options.to_dict(), "checks": report.to_dict(),
-            "warnings": warnings, "timings": dict(timings), "error": failure.to_dict() if failure else None,
-        }
+        record = _record(model_name, source, effective, run.kernel_name, options, capture, saved, report,
+                         warnings, timings, failure)
         stage("record", "recording the version" if saved else "recording the failed build")
         mark = time.monotonic()
         recorded: Recorded | None = None
@@ -261,6 +249,26 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         helper.shutdown(wait=True)
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _record(name: str, source: NotebookSource, params: dict[str, Any], kernel: str, options: BuildOptions,
+            capture: Capture | None, saved: SavedModel | None, report: CheckReport | None, warnings: list[str],
+            timings: dict[str, float], failure: BuildFailure | None) -> dict[str, Any]:
+    """The build record (``handoff/record.json``): everything needed to reproduce and judge the build.
+
+    Without a checklist report it is what the user's tests receive as the ``manifest`` fixture.
+    """
+    data_files = capture.data_files if capture else []
+    return {
+        "handoff_version": __version__, "name": name, "status": "passed" if failure is None else "failed",
+        "notebook": {"name": source.name, "path": str(source.path) if source.path else None, "sha256": source.sha256},
+        "parameters": [p.to_dict() for p in source.parameters or ()], "params": params,
+        "metrics": capture.metrics if capture else {}, "capture": capture.to_dict() if capture else None,
+        "serialization": saved.to_dict() if saved else None,
+        "data": {"sha256": combined_digest(data_files), "files": data_files},
+        "kernel": kernel, "options": options.to_dict(), "checks": report.to_dict() if report else None,
+        "warnings": list(warnings), "timings": dict(timings), "error": failure.to_dict() if failure else None,
+    }
 
 
 def _store_package(store: Store, artifacts: Path, record: dict[str, Any], recorded: Recorded,

@@ -52,7 +52,8 @@ class CheckContext:
         model_dir: The saved MLflow model directory, if serialization succeeded.
         champion: The current ``champion`` version of this model, if any.
         config: The effective checklist configuration.
-        manifest: What the user's tests receive as the ``manifest`` fixture.
+        manifest: What the user's tests receive as the ``manifest`` fixture: the build record
+            (name, params, metrics, capture, serialization, data, ...).
         rerun: Runs the notebook again (``reproducible``), when that is possible.
     """
 

@@ -57,10 +57,7 @@ def check_version(name: str, version: int | str, *, store: Store | str | Path | 
             executed_notebook=notebook("notebook/executed.ipynb"), error=details.get("error"), capture=capture,
             metrics=details.get("metrics", {}), model_dir=model_dir_of(store, record.model_uri, Path(scratch)),
             champion=store.alias_version(name, "champion") if config.gate else None, config=config,
-            manifest={"name": name, "version": record.version, "params": details.get("params", {}),
-                      "metrics": details.get("metrics", {}), "model": capture.get("model"),
-                      "serialization": details.get("serialization"), "environment": capture.get("environment"),
-                      "data_files": capture.get("data_files", [])},
+            manifest={**details, "version": record.version},
         )
         report = run_checklist(context)
         out = Path(scratch) / "report"
