@@ -109,7 +109,7 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
     import handoff
     from handoff.errors import HandoffError
 
-    pending = f"confirm_{key}"
+    pending, outcome = f"confirm_{key}", f"outcome_{key}"
     left, right = st.columns(2)
     if status != "passed":
         left.button(f"Promote v{version} to champion", disabled=True, key=f"{key}_promote_disabled",
@@ -118,6 +118,9 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
         st.session_state[pending] = "promote"
     if right.button("Roll back champion", key=f"{key}_rollback"):
         st.session_state[pending] = "rollback"
+    if outcome in st.session_state:  # the result of the last Confirm, shown once the question is gone
+        kind, message = st.session_state.pop(outcome)
+        (st.success if kind == "success" else st.error)(message)
     action = st.session_state.get(pending)
     if not action:
         return
@@ -132,6 +135,7 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
     confirm, cancel = st.columns(2)
     if confirm.button("Confirm", type="primary", key=f"{key}_confirm"):
         st.session_state.pop(pending, None)
+        st.session_state.pop(f"{key}_reason", None)  # the next move starts with an empty reason
         try:
             if action == "promote":
                 move = handoff.promote(model, version, store=store(location), reason=reason or None)
@@ -140,10 +144,12 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
             version_rows.clear()
             version_details.clear()
             entry = move.entry
-            st.success(f"champion of {model}: v{entry['from_version'] or '-'} → v{entry['to_version']} "
+            message = (f"champion of {model}: v{entry['from_version'] or '-'} → v{entry['to_version']} "
                        f"({entry['kind']} by {entry['by']})")
+            st.session_state[outcome] = ("success", message)
         except HandoffError as exc:
-            st.error(str(exc))
+            st.session_state[outcome] = ("error", str(exc))
+        st.rerun()  # without the question, the reason and these buttons, which were drawn before the click
     if cancel.button("Cancel", key=f"{key}_cancel"):
         st.session_state.pop(pending, None)
         st.rerun()

@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -426,7 +425,9 @@ def _app(args: argparse.Namespace) -> int:
         env["HANDOFF_STORE"] = args.store
     sys.stderr.write(f"handoff app on http://{args.address}:{args.port} (store: "
                      f"{handoff.open_store(args.store).uri}; uploads up to {args.max_upload_mb} MB)\n")
-    return subprocess.call(app_command(args.port, args.address, args.max_upload_mb), env=env)
+    command = app_command(args.port, args.address, args.max_upload_mb)
+    os.execve(command[0], command, env)  # become the server: signals reach Streamlit directly
+    return EXIT_OK  # not reached
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -242,12 +242,22 @@ class Store:
         return records
 
     def _search_versions(self, name: str) -> list[VersionRecord]:
+        from mlflow.exceptions import MlflowException
+
         escaped = name.replace("'", "\\'")
+        try:  # search results carry no aliases: read them once per model
+            aliases = self.client.get_registered_model(name).aliases or {}
+        except MlflowException:
+            aliases = {}
+        held: dict[int, list[str]] = {}
+        for alias, number in aliases.items():
+            held.setdefault(int(number), []).append(alias)
         versions = []
         token = None
         while True:
             page = self.client.search_model_versions(f"name = '{escaped}'", max_results=10000, page_token=token)
-            versions.extend(self._to_record(v) for v in page)
+            versions.extend(replace(self._to_record(v), aliases=tuple(sorted(held.get(int(v.version), []))))
+                            for v in page)
             token = getattr(page, "token", None)
             if not token:
                 return versions

@@ -75,3 +75,8 @@ def test_cli_promote_rollback_history(three_versions: Store, capsys: pytest.Capt
     assert [(e["kind"], e["to_version"]) for e in entries] == [("promote", 1), ("promote", 2), ("rollback", 1)]
     assert main(["compare", "m", "1", "2", "--store", home, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["baseline"] == "v1"  # v1 is the champion again
+
+
+def test_listings_show_which_version_holds_an_alias(three_versions: Store) -> None:
+    handoff.promote("m", 2, store=three_versions)
+    assert [v.aliases for v in three_versions.list_versions("m")] == [(), ("champion",), ()]

@@ -39,14 +39,18 @@ st.query_params.from_dict(query)
 
 
 @st.cache_data(max_entries=16, ttl=30, show_spinner="Comparing…")
-def comparison(location: str | None, model: str, versions: tuple[int, ...], base: int | None) -> dict[str, Any]:
+def comparison(location: str | None, model: str, versions: tuple[int, ...], base: int | None,
+               champion: int | None) -> dict[str, Any]:
+    """``champion`` is only part of the cache key: a promotion changes the default baseline."""
     import handoff
 
     return handoff.compare(model, list(versions), base, store=common.store(location)).to_dict()
 
 
 try:
-    data = comparison(location, model, tuple(chosen), None if isinstance(baseline, str) else baseline)
+    champion = common.store(location).alias_version(model) if isinstance(baseline, str) else None
+    data = comparison(location, model, tuple(chosen), None if isinstance(baseline, str) else baseline,
+                      champion.version if champion else None)
 except HandoffError as exc:
     st.error(str(exc))
     st.stop()
@@ -130,9 +134,10 @@ if names:
     points = pd.DataFrame([{"version": t["version"], metric: t["metrics"].get(metric), "status": t["status"],
                             "compared": f"v{t['version']}" in labels or f"{model}:v{t['version']}" in labels}
                            for t in trend if metric in t["metrics"]])
-    line = alt.Chart(points).mark_line(color="#9aa5b1").encode(x=alt.X("version:O"), y=alt.Y(f"{metric}:Q"))
+    y = alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False))  # from 0, a 0.97 → 0.95 change looks flat
+    line = alt.Chart(points).mark_line(color="#9aa5b1").encode(x=alt.X("version:O"), y=y)
     dots = alt.Chart(points).mark_circle().encode(
-        x="version:O", y=f"{metric}:Q", size=alt.condition("datum.compared", alt.value(160), alt.value(40)),
+        x="version:O", y=y, size=alt.condition("datum.compared", alt.value(160), alt.value(40)),
         color=alt.condition("datum.compared", alt.value("#e4572e"), alt.value("#4c78a8")),
         tooltip=["version", metric, "status"])
     st.altair_chart(line + dots, width="stretch")
