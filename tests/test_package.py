@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from handoff.cli import main
 from handoff.errors import OptionError
 from handoff.package import REQUIRED_FILES, verify
 from handoff.store import Store
-from helpers import SAMPLES, build, local_path, predict_in_fresh_process
+from helpers import SAMPLES, build, free_port, local_path, predict_in_fresh_process
 
 
 @pytest.fixture
@@ -195,19 +194,13 @@ def test_cli_export_and_verify(exported, tmp_path: Path, store: Store, capsys: p
     assert json.loads(capsys.readouterr().out)["problems"] == ["missing: README.md"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_exported_model_serves_with_mlflow_and_loads_in_a_fresh_process(exported, tmp_path: Path) -> None:
     _, path = exported
     with zipfile.ZipFile(path) as archive:
         archive.extractall(tmp_path / "pkg")
     model_dir = tmp_path / "pkg" / "dataframe_features-v1" / "model"
     expected = predict_in_fresh_process(model_dir)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local",
          "--host", "127.0.0.1", "--port", str(port)],

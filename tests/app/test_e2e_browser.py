@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from helpers import ROOT, SAMPLES
+from helpers import ROOT, SAMPLES, free_port
 
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 CHROMIUM = shutil.which("chromium")
@@ -50,12 +49,6 @@ CANVAS_PIXELS_JS = """([canvas, [r, g, b]]) => {
     return count;
 }"""
 GOOD_RGB, BAD_RGB = (0xd9, 0xf2, 0xd9), (0xf8, 0xd7, 0xd7)  # app/app_pages/compare.py's GOOD and BAD shades
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _healthy(base: str) -> bool:
@@ -122,7 +115,7 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
     """`handoff app` on a free port with a fresh store, answering its health check; stopped afterwards."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     store_dir = tmp_path / "store"
-    port = _free_port()
+    port = free_port()
     log_path = ARTIFACTS / f"server-{request.node.name}.log"
     log = log_path.open("wb")
     started = time.monotonic()
