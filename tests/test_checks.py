@@ -159,3 +159,20 @@ def test_report_serialises_and_junit_counts_match() -> None:
     assert int(suite.get("skipped")) == counts["skipped"] == len([c for c in cases if c.find("skipped") is not None])
     failed = [c.get("name") for c in cases if (f := c.find("failure")) is not None and f.get("type") == "blocking"]
     assert failed == [r.id for r in report.failures]
+
+
+def test_model_predicts_checks_length_and_signature_dtype() -> None:
+    import numpy as np
+    from mlflow.models.signature import infer_signature
+
+    example = np.ones((3, 2))
+    good = infer_signature(example, np.array([0, 1, 1]))
+    ctx = SimpleNamespace(input_example=example, signature=good,
+                          model=SimpleNamespace(predict=lambda x: np.array([1, 0, 1])))
+    assert _run("model.predicts", ctx).status == "passed"
+    ctx.model = SimpleNamespace(predict=lambda x: np.array(["a", "b", "c"]))
+    assert "does not conform to the signature" in _run("model.predicts", ctx).message
+    ctx.model = SimpleNamespace(predict=lambda x: np.array([1, 0]))
+    assert _run("model.predicts", ctx).message == "2 predictions for 3 input rows"
+    ctx.input_example = None
+    assert "no input example" in _run("model.predicts", ctx).message

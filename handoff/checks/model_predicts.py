@@ -22,14 +22,16 @@ def run(ctx: Any) -> Outcome:
     if produced != rows:
         return failed(f"{produced} predictions for {rows} input rows")
     outputs = ctx.signature.outputs if ctx.signature is not None else None
-    if outputs is not None:
+    expected = outputs.input_types() if outputs is not None else []
+    if len(expected) == 1:  # one output column or tensor: its dtype must match the signature's
         import numpy as np
 
-        expected = outputs.input_types()
         values = np.asarray(output)
-        if len(expected) == 1 and hasattr(expected[0], "name") and expected[0].name in _KINDS:
-            if values.dtype.kind not in _KINDS[expected[0].name]:
-                return failed(f"output dtype {values.dtype} does not conform to the signature's {expected[0].name}")
+        kind = expected[0]
+        allowed = np.dtype(kind).kind + ("iu" if np.dtype(kind).kind == "f" else "") if isinstance(
+            kind, np.dtype) else _KINDS.get(getattr(kind, "name", ""), values.dtype.kind)
+        if values.dtype.kind not in allowed:
+            return failed(f"output dtype {values.dtype} does not conform to the signature's {kind}")
     return passed(f"{produced} predictions for {rows} example rows, conforming to the signature")
 
 

@@ -161,3 +161,24 @@ def test_compare_from_query_params_and_promote_with_confirmation(app: AppTest, s
     versions = AppTest.from_file(APP, default_timeout=60)
     _page(versions, "versions", model="m")
     assert versions.dataframe[-1].value["kind"].tolist() == ["promote"]  # the history on the model's page
+
+
+def test_rollback_from_the_version_page_with_confirmation(app: AppTest, store: Store, write_notebook) -> None:
+    import handoff
+
+    path = write_notebook(["from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
+                           "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier().fit(X, y)"],
+                          name="r.ipynb")
+    for _ in range(2):
+        assert build(path, store).ok
+    handoff.promote("r", 1, store=store)
+    handoff.promote("r", 2, store=store)
+    _page(app, "version_detail", model="r", version="2")
+    next(b for b in app.button if b.label == "Roll back champion").click().run()
+    assert any("back to the version it held before (now v2)" in w.value for w in app.warning)
+    next(b for b in app.button if b.label == "Cancel").click().run()
+    assert store.alias_version("r").version == 2 and not app.warning  # cancelled: nothing moved
+    next(b for b in app.button if b.label == "Roll back champion").click().run()
+    next(b for b in app.button if b.label == "Confirm").click().run()
+    assert any("champion of r: v2 → v1 (rollback" in s.value for s in app.success), _texts(app)
+    assert store.alias_version("r").version == 1
