@@ -47,7 +47,8 @@ def main() -> None:
         rebuild_s = median_time(args.runs, rebuild)
 
         mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'peer.db'}")
-        mlflow.set_experiment("peer")
+        mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+            "peer", artifact_location=(tmp_path / "peer-artifacts").as_uri()))  # not ./mlruns
 
         def log_model() -> None:
             with mlflow.start_run():
