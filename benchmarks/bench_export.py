@@ -42,7 +42,7 @@ def main() -> None:
         def rebuild() -> None:
             with tempfile.TemporaryDirectory(dir=tmp) as scratch:
                 (store.local_artifacts(result.run_id) / "package" / f"{name}-v{version}.zip").unlink()
-                stored_package(store, name, version, Path(scratch))
+                stored_package(store, store.get_version(name, version), Path(scratch))
 
         rebuild_s = median_time(args.runs, rebuild)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -189,8 +190,6 @@ class ArtifactChecker:
                 self._process.kill()
         if not self._log.closed:
             self._log.close()
-        import shutil
-
         shutil.rmtree(self._dir, ignore_errors=True)
 
 

@@ -25,6 +25,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from handoff.errors import (
     BuildFailure,
+    OptionError,
     BuildTimeoutFailure,
     CaptureFailure,
     CellExecutionFailure,
@@ -72,6 +73,10 @@ def make_workdir(source: NotebookSource, files: Mapping[str, bytes] | None = Non
     The entries beside a notebook given by path are linked in (not copied: data can be big);
     ``files`` (e.g. uploaded data) are written in. The notebook's own writes stay here.
     """
+    for name in files or {}:
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts:
+            raise OptionError(f"data file name {name!r} leaves the build directory")
     workdir = Path(tempfile.mkdtemp(prefix="handoff-build-"))
     if source.path is not None:
         for entry in sorted(source.path.resolve().parent.iterdir()):
@@ -82,11 +87,8 @@ def make_workdir(source: NotebookSource, files: Mapping[str, bytes] | None = Non
             except OSError:
                 (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, workdir / entry.name)
     for name, data in (files or {}).items():
-        target = (workdir / name).resolve()
-        if workdir.resolve() not in target.parents:
-            raise ValueError(f"data file name {name!r} leaves the build directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / name).write_bytes(data)
     return workdir
 
 
@@ -203,7 +205,6 @@ def _with_capture_cells(notebook: nbformat.NotebookNode, capture_dir: Path,
         cell.metadata["tags"] = [INJECTED_TAG]
         cell.metadata["handoff_role"] = role
     nb.cells = [prelude, *nb.cells, epilogue]
-    nb.metadata["kernelspec"] = nb.metadata.get("kernelspec") or {}
     return nb
 
 

@@ -18,8 +18,9 @@ import nbformat
 from handoff.check_config import CheckConfig, override
 from handoff.checklist import CheckContext, CheckReport, run_checklist
 from handoff.errors import OptionError, PromotionRefused
-from handoff.package import atomic_path, build_package, file_sha256, package_name
-from handoff.store import PACKAGE_PATH, Store, open_store
+from handoff.fingerprint import sha256_file
+from handoff.package import atomic_path, build_package, package_name
+from handoff.store import PACKAGE_PATH, Store, VersionRecord, open_store
 
 
 def model_dir_of(store: Store, model_uri: str, scratch: Path) -> Path:
@@ -90,18 +91,17 @@ class ExportResult:
         return data
 
 
-def stored_package(store: Store, name: str, version: int | str, scratch: Path) -> tuple[Path, str]:
+def stored_package(store: Store, record: VersionRecord, scratch: Path) -> Path:
     """The version's package zip (kept with its run; rebuilt, identically, and kept if absent)."""
-    record = store.get_version(name, version)
     assert record.run_id is not None and record.created is not None
-    filename = f"{package_name(name, record.version)}.zip"
+    filename = f"{package_name(record.name, record.version)}.zip"
     zip_path = store.download_artifacts(record.run_id, f"{PACKAGE_PATH}/{filename}", scratch)
     if not zip_path.exists():
         artifacts = store.download_artifacts(record.run_id, "", scratch / "artifacts")
         zip_path = scratch / "rebuilt" / filename
         sha256 = build_package(artifacts, record.details, record.version, record.created, zip_path)
         store.log_package(record.run_id, zip_path, sha256)
-    return zip_path, record.status
+    return zip_path
 
 
 def export(name: str, version: int | str, output: str | Path | None = None, *,
@@ -123,10 +123,10 @@ def export(name: str, version: int | str, output: str | Path | None = None, *,
     if target.is_dir() or not target.suffix:  # a folder (existing or to be made)
         target = target / filename
     with tempfile.TemporaryDirectory(prefix="handoff-export-") as scratch:
-        source, status = stored_package(store, name, record.version, Path(scratch))
+        source = stored_package(store, record, Path(scratch))
         with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
-    return ExportResult(target, file_sha256(target), target.stat().st_size, status,
+    return ExportResult(target, sha256_file(target), target.stat().st_size, record.status,
                         round(time.perf_counter() - started, 4))
 
 

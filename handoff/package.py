@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator
 
+from handoff.fingerprint import sha256_file
+
 FORMAT_VERSION = 1
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 REQUIRED_FILES = (
@@ -250,13 +252,7 @@ def write_zip(files: dict[str, bytes], root: str, target: Path) -> str:
                 info.create_system = 3
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, files[path], compresslevel=9)
-    return file_sha256(target)
-
-
-def file_sha256(path: Path) -> str:
-    from handoff.fingerprint import sha256_file
-
-    return sha256_file(path)
+    return sha256_file(target)
 
 
 def build_package(artifacts: Path, record: dict[str, Any], version: int, created: str, target: Path,

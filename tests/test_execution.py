@@ -105,3 +105,23 @@ def test_progress_events_cover_every_code_cell_in_order(write_notebook, store: S
     stages = [e.stage for e in events]
     assert stages.index("inspect") < stages.index("execute") < stages.index("serialize") < stages.index("record")
     assert all(a.elapsed <= b.elapsed for a, b in zip(events, events[1:]))
+
+
+def test_uploaded_file_names_cannot_leave_the_build_dir(iris_notebook) -> None:
+    import pytest
+
+    from handoff.errors import OptionError
+    from handoff.execution import make_workdir
+    from handoff.inspection import load_notebook
+
+    source = load_notebook(iris_notebook.read_bytes(), name="iris.ipynb")
+    for bad in ("../evil.csv", "/etc/evil.csv"):
+        with pytest.raises(OptionError, match="leaves the build directory"):
+            make_workdir(source, {bad: b"x"})
+    workdir = make_workdir(source, {"data/train.csv": b"a,b\n"})
+    try:
+        assert (workdir / "data" / "train.csv").read_bytes() == b"a,b\n"
+    finally:
+        import shutil
+
+        shutil.rmtree(workdir)
