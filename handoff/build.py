@@ -31,7 +31,8 @@ from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
 from handoff.serialize import load_captured, serialize
 from handoff.package import build_package, package_name, render_report_html
-from handoff.store import CHECKS_PATH, MODEL_ARTIFACT, Recorded, Store, check_model_name, model_name_from, open_store
+from handoff.store import (CHECKS_PATH, FIDELITY_PATH, MODEL_ARTIFACT, NOTEBOOK_RUN_PATH, Recorded, Store,
+                           check_model_name, model_name_from, open_store)
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,9 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         if failure is None:
             try:
                 stage("capture", "reading what the notebook left")
-                capture = read_capture(run.capture_dir)
+                capture = read_capture(run.capture_dir, run.cells)
                 warnings.extend(capture.warnings)
+                _keep_capture_files(run.capture_dir, staging)
                 stage("serialize", f"saving {capture.model.get('type')} as an MLflow model")
                 mark = time.monotonic()
                 saved = serialize(run.capture_dir, capture, staging / MODEL_ARTIFACT)
@@ -199,6 +201,7 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
             manifest=_record(model_name, source, effective, run.kernel_name, options, capture, saved, None,
                              warnings, timings, failure),
             rerun=(lambda: _rerun(source, given, files, options, run.capture_dir)) if saved else None,
+            fidelity=staging / FIDELITY_PATH if (staging / FIDELITY_PATH).exists() else None,
         )
         report = run_checklist(context, checker)
         timings["check"] = time.monotonic() - mark
@@ -213,9 +216,12 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         mark = time.monotonic()
         recorded: Recorded | None = None
         try:
+            notebook_run = capture.notebook_run if capture else None
             recorded = store.record_build(
-                name=model_name, staging=staging, record=record, params=effective,
-                metrics=metrics, tags=_tags(record, failure, report), register=saved is not None)
+                name=model_name, staging=staging, record=record,
+                params={**effective, **{f"notebook_run.{k}": v for k, v in (notebook_run or {}).get("params", {}).items()}},
+                metrics=metrics, tags=_tags(record, failure, report), register=saved is not None,
+                metric_history={k: v for k, v in (notebook_run or {}).get("metric_history", {}).items() if k in metrics})
         except StoreError as exc:
             if failure is None:
                 failure = RecordFailure("record", str(exc), ename=type(exc.__cause__ or exc).__name__)
@@ -282,6 +288,15 @@ def _store_package(store: Store, artifacts: Path, record: dict[str, Any], record
         shutil.rmtree(target.parent, ignore_errors=True)
 
 
+def _keep_capture_files(capture_dir: Path, staging: Path) -> None:
+    """Keep what the kernel left for later: the fidelity rows and the notebook's own MLflow run."""
+    if (capture_dir / "fidelity.pkl").exists():
+        (staging / FIDELITY_PATH).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(capture_dir / "fidelity.pkl", staging / FIDELITY_PATH)
+    if (capture_dir / NOTEBOOK_RUN_PATH).is_dir():
+        shutil.copytree(capture_dir / NOTEBOOK_RUN_PATH, staging / NOTEBOOK_RUN_PATH)
+
+
 def _rerun(source: NotebookSource, given: Mapping[str, Any], files: Mapping[str, bytes] | None,
            options: BuildOptions, baseline_dir: Path) -> RerunResult:
     """Run the notebook a second time (``reproducible``) and predict with both models on the first example."""
@@ -291,7 +306,7 @@ def _rerun(source: NotebookSource, given: Mapping[str, Any], files: Mapping[str,
                       model_var=options.model_var, on_event=ignore_event, start_timeout=options.start_timeout)
         if run.failure is not None:
             return RerunResult(run.failure.message, {})
-        capture = read_capture(run.capture_dir)
+        capture = read_capture(run.capture_dir, run.cells)
         first, example = load_captured(baseline_dir)
         second, _ = load_captured(run.capture_dir)
         if example is None:

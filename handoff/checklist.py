@@ -56,6 +56,7 @@ class CheckContext:
         manifest: What the user's tests receive as the ``manifest`` fixture: the build record
             (name, params, metrics, capture, serialization, data, ...).
         rerun: Runs the notebook again (``reproducible``), when that is possible.
+        fidelity: The rows and in-kernel predictions ``model.fidelity`` compares the artifact against.
     """
 
     name: str
@@ -69,6 +70,7 @@ class CheckContext:
     config: CheckConfig
     manifest: dict[str, Any] = field(default_factory=dict)
     rerun: Callable[[], RerunResult] | None = None
+    fidelity: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -155,10 +157,10 @@ class ArtifactChecker:
             stderr=self._log, cwd=self._dir, env=env)
 
     def run(self, model_dir: Path, ids: list[str], config: CheckConfig, manifest: dict[str, Any],
-            timeout: float = ARTIFACT_TIMEOUT) -> list[CheckResult]:
+            fidelity: Path | None = None, timeout: float = ARTIFACT_TIMEOUT) -> list[CheckResult]:
         output = self._dir / "results.json"
         request = {"model_dir": str(model_dir), "checks": ids, "config": config.to_dict(), "manifest": manifest,
-                   "output": str(output)}
+                   "output": str(output), "fidelity": str(fidelity) if fidelity else None}
         try:
             assert self._process.stdin is not None
             self._process.stdin.write((json.dumps(request, default=str) + "\n").encode())
@@ -220,7 +222,7 @@ def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> 
         checker = checker or ArtifactChecker()
         try:
             assert ctx.model_dir is not None
-            for result in checker.run(ctx.model_dir, artifact_ids, ctx.config, ctx.manifest):
+            for result in checker.run(ctx.model_dir, artifact_ids, ctx.config, ctx.manifest, ctx.fidelity):
                 results[result.id] = result
         finally:
             if own:

@@ -40,6 +40,8 @@ DEFAULT_KERNEL = "python3"
 CAPTURE_DIR = ".handoff"
 INJECTED_TAG = "handoff-injected"
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+#: Entries beside the notebook that are not linked into the build's directory.
+NOT_LINKED = ("mlruns", "mlflow.db", "mlartifacts")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -56,6 +58,7 @@ class ExecutionResult:
         seconds: Wall time of the run, kernel start included.
         capture_seconds: Time the capture cell took inside the kernel.
         warnings: Things the user should know (e.g. a kernel substitution).
+        cells: Execution count to the cell's position in the source notebook.
     """
 
     notebook: nbformat.NotebookNode
@@ -65,13 +68,15 @@ class ExecutionResult:
     seconds: float
     capture_seconds: float = 0.0
     warnings: tuple[str, ...] = field(default=())
+    cells: dict[int, int] = field(default_factory=dict)
 
 
 def make_workdir(source: NotebookSource, files: Mapping[str, bytes] | None = None) -> Path:
     """A fresh directory for one build, in which relative paths work as they do in Jupyter.
 
-    The entries beside a notebook given by path are linked in (not copied: data can be big);
-    ``files`` (e.g. uploaded data) are written in. The notebook's own writes stay here.
+    The entries beside a notebook given by path are linked in (not copied: data can be big),
+    except an MLflow store (``mlruns``, ``mlflow.db``): the notebook's own tracking goes to a fresh
+    build-local one, never into the user's folder. ``files`` (e.g. uploaded data) are written in.
     """
     for name in files or {}:
         parts = Path(name).parts
@@ -80,7 +85,7 @@ def make_workdir(source: NotebookSource, files: Mapping[str, bytes] | None = Non
     workdir = Path(tempfile.mkdtemp(prefix="handoff-build-"))
     if source.path is not None:
         for entry in sorted(source.path.resolve().parent.iterdir()):
-            if entry.name.startswith(".") or entry.name == source.path.name:
+            if entry.name.startswith(".") or entry.name in (source.path.name, *NOT_LINKED):
                 continue
             try:
                 (workdir / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
@@ -163,6 +168,8 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
         seconds=time.monotonic() - run_started, warnings=(kernel_warning,) if kernel_warning else (),
         capture_seconds=next((float(c.metadata.get("papermill", {}).get("duration") or 0) for c in executed.cells
                               if _role(c) == "capture"), 0.0),
+        cells={c.execution_count: _position(c) for c in executed.cells
+               if c.cell_type == "code" and c.get("execution_count") and _position(c)},
     )
 
 

@@ -1,9 +1,11 @@
 """Kernel-side capture: the code inside the two cells handoff adds around the user's notebook.
 
 ``start()`` runs first (before the user's cells): it snapshots the loaded modules, records every
-file opened for reading with an audit hook, and notes after each cell which fitted estimators
-appeared. ``finish()`` runs last: it picks the model and metrics, takes an input example,
-pins the environment, fingerprints the data, and writes it all to a folder the parent reads.
+file opened with an audit hook, notes after each cell which fitted estimators appeared, and points
+the notebook's own MLflow tracking at a build-local store. ``finish()`` runs last: it picks the
+model (``kernel_models``), imports the notebook's MLflow run (``kernel_mlflow``), scores the model
+on held-out data (``evaluation``), takes an input example, pins the environment, fingerprints the
+data, and writes it all to a folder the parent reads.
 
 It is imported inside the notebook's kernel, so at import time it loads only the standard
 library: whatever the notebook imports later must show up as *the notebook's* import.
@@ -22,15 +24,12 @@ import traceback
 import types
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from handoff import notebook_api
+from handoff import evaluation, kernel_mlflow, notebook_api
+from handoff.kernel_models import CaptureProblem, Candidate, Choice, cell_ref, choose, is_fitted, is_model, \
+    model_files, type_name
 
-#: Variable names taken first, in this order, when several fitted models are in the namespace.
-PREFERRED_MODEL_NAMES = (
-    "model", "pipeline", "pipe", "clf", "classifier", "regressor", "reg", "estimator",
-    "best_model", "final_model",
-)
 #: Variable names taken first as the input example, in this order.
 PREFERRED_DATA_NAMES = ("X_train", "x_train", "X", "X_tr", "train_X", "features", "X_test", "x_test")
 #: A numeric variable is a metric when one of its ``_``-separated name parts is one of these.
@@ -42,15 +41,17 @@ METRIC_DICT_NAMES = ("metrics", "scores")
 INPUT_EXAMPLE_ROWS = 5
 IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 
-_state: dict[str, Any] = {"started": False, "recording": False, "reads": [], "modules": set(),
-                          "fitted": {}, "cell": 0}
+_state: dict[str, Any] = {"started": False, "recording": False, "reads": [], "writes": {}, "modules": set(),
+                          "fitted": {}, "workdir": None}
 
 
 def start() -> None:
-    """Begin recording: loaded modules, file reads, and when each fitted model appeared."""
+    """Begin recording (loaded modules, file reads and writes, when each fitted model appeared) and
+    send the notebook's own MLflow tracking to the build-local store."""
     if _state["started"]:
         return
-    _state.update(started=True, recording=True, modules=set(sys.modules), cell=0)
+    _state.update(started=True, recording=True, modules=set(sys.modules), workdir=Path.cwd())
+    kernel_mlflow.point_tracking_at(_state["workdir"])
     sys.addaudithook(_audit)
     shell = _shell()
     if shell is not None:
@@ -67,18 +68,33 @@ def finish(out_dir: str, model_var: str | None = None) -> None:
     try:
         namespace = _user_namespace()
         _after_cell()
-        report["metrics"], report["metrics_source"] = _metrics(namespace)
-        model, report["model"] = _choose_model(namespace, model_var)
-        report["model"]["task"] = _task(model)
+        workdir = _state["workdir"] or out.parent
+        run, logged_models, run_warnings = kernel_mlflow.export_run(workdir, out)
+        files, file_warnings = model_files(workdir, {out.name, kernel_mlflow.DB_NAME, kernel_mlflow.ARTIFACTS_DIR},
+                                           _state["writes"])
+        report["warnings"] += run_warnings + file_warnings
+        report["notebook_run"] = run
+        choice, candidates = _choose_model(namespace, model_var, logged_models, files, run_warnings + file_warnings)
+        model = choice.model
+        report["warnings"] += choice.warnings
+        report["model"] = {
+            "source": choice.source, "variable": choice.candidate.name if choice.candidate.kind == "variable" else None,
+            "type": type_name(model), "rule": choice.rule, "packaged": choice.packaged,
+            "count": choice.candidate.count, "candidates": candidates, "task": _task(model),
+        }
         modules = _dump_model(model, out / "model.pkl")
-        report["input_example"] = _input_example(model, namespace, out / "input_example.pkl")
+        report["input_example"], example = _input_example(model, namespace, out / "input_example.pkl")
         if report["input_example"] is None:
             report["warnings"].append(
                 "no input example: no 2-D variable in the notebook matches the model's input features")
+        computed, report["evaluation"] = _evaluate(model, choice.reference, namespace, report["model"]["task"],
+                                                   example, out / "fidelity.pkl")
+        report["metrics"], report["metric_sources"], report["metrics_source"] = _metrics(namespace, run, computed,
+                                                                                        report["evaluation"])
         report["environment"] = _environment(imported_modules, modules)
-        report["data_files"] = _data_files(str(out.parent))
+        report["data_files"] = _data_files(str(workdir))
         report["ok"] = True
-    except _CaptureProblem as problem:
+    except CaptureProblem as problem:
         report["error"] = {"ename": "CaptureError", "detail": str(problem)}
     except Exception as exc:  # the report must be written whatever the notebook left behind
         report["error"] = {"ename": type(exc).__name__, "detail": f"{type(exc).__name__}: {exc}",
@@ -86,15 +102,17 @@ def finish(out_dir: str, model_var: str | None = None) -> None:
     (out / "capture.json").write_text(json.dumps(report, indent=2, default=str))
 
 
-class _CaptureProblem(Exception):
-    """A capture failure with a message meant for the user."""
-
-
 def _shell() -> Any:
     try:
         return get_ipython()  # type: ignore[name-defined]  # noqa: F821 (an IPython builtin)
     except NameError:
         return None
+
+
+def _count() -> int | None:
+    """The execution count of the cell running now."""
+    shell = _shell()
+    return getattr(shell, "execution_count", None) if shell is not None else None
 
 
 def _user_namespace() -> dict[str, Any]:
@@ -114,74 +132,93 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     reading = (not any(c in mode for c in "wax+")) if isinstance(mode, str) else (flags & 3) == os.O_RDONLY
     if reading:
         _state["reads"].append(os.path.abspath(os.fsdecode(path)))
+    else:
+        _state["writes"][os.path.abspath(os.fsdecode(path))] = _count()
 
 
-def _after_cell(*_: Any) -> None:
-    """Note the cell in which each fitted model (by variable and object identity) first appeared."""
-    _state["cell"] += 1
+def _after_cell(result: Any = None) -> None:
+    """Note the cell (execution count) in which each fitted model (by variable and identity) appeared."""
+    count = getattr(result, "execution_count", None)
     seen = _state["fitted"]
     for name, value in _user_namespace().items():
-        if _is_model(value) and _is_fitted(value):
+        if is_model(value) and is_fitted(value):
             if name not in seen or seen[name][0] != id(value):
-                seen[name] = (id(value), _state["cell"])
+                seen[name] = (id(value), count)
 
 
-def _is_model(value: Any) -> bool:
+def _choose_model(namespace: dict[str, Any], model_var: str | None, logged_models: list[Candidate],
+                  files: list[Candidate], skipped: list[str]) -> tuple[Choice, list[dict[str, Any]]]:
+    """The model to ship (``kernel_models.choose``) and every candidate considered, as dicts."""
+    cells = {name: count for name, (_, count) in _state["fitted"].items()}
+    variables = [Candidate(name, "variable", value, cells.get(name)) for name, value in namespace.items()
+                 if is_model(value) and is_fitted(value)]
+    logged = Candidate("handoff.log_model()", "log_model", notebook_api.logged["model"]) \
+        if notebook_api.logged["model_set"] else None
     try:
-        return callable(getattr(value, "fit", None)) and callable(getattr(value, "predict", None))
-    except Exception:  # exotic objects (lazy proxies) may raise on attribute access
-        return False
+        choice = choose(variables, logged, model_var, namespace, logged_models, files)
+    except CaptureProblem as problem:
+        raise CaptureProblem(str(problem) or _nothing_found(namespace, skipped)) from None
+    considered = [*logged_models, *files, *variables]
+    if logged is not None and all(c.obj is not logged.obj for c in considered):
+        considered.insert(0, logged)
+    return choice, [c.to_dict() for c in considered]
 
 
-def _is_fitted(value: Any) -> bool:
-    if "sklearn" in sys.modules:
-        from sklearn.exceptions import NotFittedError
-        from sklearn.utils.validation import check_is_fitted
+def _nothing_found(namespace: dict[str, Any], skipped: list[str]) -> str:
+    """"No model found", with what was seen instead and what to do."""
+    seen = [f"a model fitted inside function `{name}()` in {cell_ref(count)} was never returned or saved"
+            for name, count in _fits_in_functions()]
+    seen += [f"{name} ({type(value).__name__}) is not fitted" for name, value in namespace.items()
+             if is_model(value) and not is_fitted(value)]
+    seen += skipped
+    return ("no fitted model found: the notebook left no fitted estimator (an object with fit() and predict()) "
+            "in its variables, in a model file or in an MLflow run"
+            + (f"; seen instead: {'; '.join(seen)}" if seen else "")
+            + "; return the model to a variable, save it (joblib.dump), or call handoff.log_model(model)")
+
+
+def _cell_trees() -> Iterator[tuple[int, Any]]:
+    """``(execution count, AST)`` of every cell that ran (``In[n]`` is cell n's source)."""
+    import ast
+
+    shell = _shell()
+    for count, source in enumerate(shell.user_ns.get("In", []) if shell is not None else []):
         try:
-            check_is_fitted(value)
-            return True
-        except (NotFittedError, TypeError, AttributeError, ValueError):
-            return False
-    return any(k.endswith("_") and not k.startswith("_") for k in getattr(value, "__dict__", {}))
+            yield count, ast.parse(source)
+        except SyntaxError:
+            continue
 
 
-def _type_name(value: Any) -> str:
-    kind = type(value)
-    return f"{kind.__module__}.{kind.__qualname__}"
+def _fits_in_functions() -> list[tuple[str, int]]:
+    """Functions defined in the notebook that call ``.fit(...)``: a model trained and dropped there."""
+    import ast
+
+    found = []
+    for count, tree in _cell_trees():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                    isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "fit"
+                    for call in ast.walk(node)):
+                found.append((node.name, count))
+    return found
 
 
-def _choose_model(namespace: dict[str, Any], model_var: str | None) -> tuple[Any, dict[str, Any]]:
-    """Apply the documented rule: log_model() > --model-var > preferred name > last fitted."""
-    fitted = {name: value for name, value in namespace.items() if _is_model(value) and _is_fitted(value)}
-    cells = {name: cell for name, (_, cell) in _state["fitted"].items()}
-    candidates = [{"name": n, "type": _type_name(v), "cell": cells.get(n)} for n, v in fitted.items()]
-    info: dict[str, Any] = {"candidates": candidates}
-    if notebook_api.logged["model_set"]:
-        model = notebook_api.logged["model"]
-        names = [n for n, v in namespace.items() if v is model]
-        return model, {**info, "source": "log_model", "variable": names[0] if names else None,
-                       "type": _type_name(model), "rule": "handoff.log_model() was called"}
-    if model_var:
-        if model_var not in namespace:
-            raise _CaptureProblem(f"--model-var {model_var!r}: no such variable in the notebook "
-                                  f"(fitted models seen: {', '.join(fitted) or 'none'})")
-        model = namespace[model_var]
-        if not _is_model(model):
-            raise _CaptureProblem(f"--model-var {model_var!r} is a {_type_name(model)}, which has no fit/predict")
-        return model, {**info, "source": "model_var", "variable": model_var, "type": _type_name(model),
-                       "rule": "named with --model-var"}
-    if not fitted:
-        raise _CaptureProblem(
-            "no fitted model found: the notebook left no fitted estimator (an object with fit() and "
-            "predict()) in its variables; call handoff.log_model(model) or name it with --model-var")
-    for name in PREFERRED_MODEL_NAMES:
-        if name in fitted:
-            return fitted[name], {**info, "source": "auto", "variable": name, "type": _type_name(fitted[name]),
-                                  "rule": f"preferred variable name {name!r}"}
-    order = list(fitted)
-    name = max(order, key=lambda n: (cells.get(n) or 0, order.index(n)))
-    return fitted[name], {**info, "source": "auto", "variable": name, "type": _type_name(fitted[name]),
-                          "rule": "the most recently fitted model"}
+def _split_pairs() -> list[tuple[str, str]]:
+    """``(X_test, y_test)`` names from ``a, b, c, d = train_test_split(X, y, ...)`` in the notebook."""
+    import ast
+
+    pairs = []
+    for _, tree in _cell_trees():
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and isinstance(node.targets[0], (ast.Tuple, ast.List))):
+                continue
+            func = node.value.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            names = [getattr(t, "id", None) for t in node.targets[0].elts]
+            if called == "train_test_split" and len(names) == 4 and all(names):
+                pairs.append((names[1], names[3]))
+    return pairs
 
 
 def _task(model: Any) -> str | None:
@@ -208,20 +245,85 @@ def _as_metric(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _metrics(namespace: dict[str, Any]) -> tuple[dict[str, float], str]:
-    """Explicit log_metric() calls win; otherwise a ``metrics``/``scores`` dict and metric-named numbers."""
+def _metrics(namespace: dict[str, Any], run: dict[str, Any] | None, computed: dict[str, float],
+             evaluation: dict[str, Any] | None) -> tuple[dict[str, float], dict[str, str], str]:
+    """The version's metrics, where each came from, and the main source.
+
+    What the notebook reported wins, in this order (the first that has any is taken whole):
+    ``handoff.log_metric()``, its MLflow run, a ``metrics``/``scores`` dict and metric-named
+    variables. Metrics handoff computed on held-out data are added under their own names and
+    never overwrite a reported one.
+    """
+    reported: dict[str, float] = {}
     if notebook_api.logged["metrics"]:
-        return dict(notebook_api.logged["metrics"]), "log_metric"
-    found: dict[str, float] = {}
-    for name, value in namespace.items():
-        parts = set(name.lower().split("_"))
-        if parts & METRIC_NAME_PARTS and (number := _as_metric(value)) is not None:
-            found[name] = number
-    for dict_name in METRIC_DICT_NAMES:
-        table = namespace.get(dict_name)
-        if isinstance(table, dict):
-            found.update({str(k): n for k, v in table.items() if (n := _as_metric(v)) is not None})
-    return found, ("namespace" if found else "none")
+        reported, source, label = dict(notebook_api.logged["metrics"]), "log_metric", "handoff.log_metric()"
+    elif run and (numbers := {k: n for k, v in run["metrics"].items() if (n := _as_metric(v)) is not None}):
+        reported, source, label = numbers, "mlflow", f"the notebook's MLflow run {run['run_name']!r}"
+    else:
+        for name, value in namespace.items():
+            if set(name.lower().split("_")) & METRIC_NAME_PARTS and (number := _as_metric(value)) is not None:
+                reported[name] = number
+        for dict_name in METRIC_DICT_NAMES:
+            table = namespace.get(dict_name)
+            if isinstance(table, dict):
+                reported.update({str(k): n for k, v in table.items() if (n := _as_metric(v)) is not None})
+        source, label = "namespace", "a notebook variable"
+    sources = {name: label for name in reported}
+    metrics = dict(reported)
+    for name, value in computed.items():
+        if name not in metrics:
+            metrics[name] = value
+            sources[name] = f"computed by handoff on {evaluation['source']} ({evaluation['rows']} rows)" \
+                if evaluation else "computed by handoff"
+    return metrics, sources, source if reported else ("computed" if metrics else "none")
+
+
+def _evaluate(model: Any, reference: Any, namespace: dict[str, Any], declared_task: str | None, example: Any,
+              path: Path) -> tuple[dict[str, float], dict[str, Any] | None]:
+    """Score ``model`` on the held-out rows the notebook left, and keep the notebook's model's
+    (``reference``) predictions on them, or on the input example, in ``path`` for ``model.fidelity``."""
+    import pickle
+
+    for x_name, y_name in evaluation.candidate_pairs(namespace, _split_pairs()):
+        X, y = namespace[x_name], namespace[y_name]
+        n = evaluation.rows(X)
+        if not n or evaluation.rows(y) != n or len(getattr(X, "shape", ())) != 2:
+            continue
+        expected = _predict(reference, X)
+        if expected is None:  # not this model's input: try the next pair
+            continue
+        shipped = expected if model is reference else _predict(model, X)
+        task = evaluation.task_of(model, y, declared_task)
+        proba = None
+        if shipped is not None and task == evaluation.CLASSIFICATION and callable(getattr(model, "predict_proba", None)):
+            try:
+                proba = model.predict_proba(X)
+            except Exception:  # some classifiers only have it for some settings
+                proba = None
+        computed = evaluation.standard_metrics(task, y, shipped, proba, getattr(model, "classes_", None)) \
+            if task and shipped is not None else {}
+        info = {"source": f"{x_name}/{y_name}", "rows": n, "task": task, "metrics": sorted(computed)}
+        cap = evaluation.FIDELITY_ROWS
+        with open(path, "wb") as handle:
+            pickle.dump({**info, "X": evaluation.head(X, cap), "y": evaluation.head(y, cap),
+                         "predictions": evaluation.head(expected, cap)}, handle, protocol=5)
+        return computed, info
+    expected = _predict(reference, example) if example is not None else None
+    if expected is None:
+        return {}, None
+    info = {"source": "the input example", "rows": evaluation.rows(example), "task": None, "metrics": []}
+    with open(path, "wb") as handle:
+        pickle.dump({**info, "X": example, "y": None, "predictions": expected}, handle, protocol=5)
+    return {}, info
+
+
+def _predict(model: Any, X: Any) -> Any:
+    """``model.predict(X)``, or ``None`` when the model does not take ``X`` (shape, columns, dtype)."""
+    try:
+        predictions = model.predict(X)
+    except Exception:
+        return None
+    return predictions if evaluation.rows(predictions) == evaluation.rows(X) else None
 
 
 class _ModuleRecorder:
@@ -252,11 +354,11 @@ def _dump_model(model: Any, path: Path) -> set[str]:
         with open(path, "wb") as handle:
             recorder.pickler_class(handle, protocol=5).dump(model)
     except Exception as exc:
-        raise _CaptureProblem(f"the model ({_type_name(model)}) cannot be pickled: {type(exc).__name__}: {exc}") from exc
+        raise CaptureProblem(f"the model ({type_name(model)}) cannot be pickled: {type(exc).__name__}: {exc}") from exc
     return recorder.modules
 
 
-def _input_example(model: Any, namespace: dict[str, Any], path: Path) -> dict[str, Any] | None:
+def _input_example(model: Any, namespace: dict[str, Any], path: Path) -> tuple[dict[str, Any] | None, Any]:
     """A few rows of a variable shaped like the model's training input.
 
     Candidates are 2-D variables whose width is the model's ``n_features_in_`` (and whose columns
@@ -286,8 +388,8 @@ def _input_example(model: Any, namespace: dict[str, Any], path: Path) -> dict[st
             continue
         with open(path, "wb") as handle:
             pickle.dump(example, handle, protocol=5)
-        return {"variable": name, "rows": int(example.shape[0]), "type": _type_name(value)}
-    return None
+        return {"variable": name, "rows": int(example.shape[0]), "type": type_name(value)}, example
+    return None, None
 
 
 def _predicts_on(model: Any, example: Any) -> bool:
@@ -313,13 +415,8 @@ def _direct_imports() -> set[str]:
     """Top-level modules named in the import statements of the cells that ran."""
     import ast
 
-    shell = _shell()
     names: set[str] = set()
-    for source in (shell.user_ns.get("In", []) if shell is not None else []):
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
+    for _, tree in _cell_trees():
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)

@@ -17,10 +17,10 @@ import nbformat
 
 from handoff.check_config import CheckConfig, override
 from handoff.checklist import CheckContext, CheckReport, run_checklist
-from handoff.errors import OptionError, PromotionRefused
+from handoff.errors import OptionError, PromotionRefused, StoreError
 from handoff.fingerprint import sha256_file
 from handoff.package import atomic_path, build_package, package_name
-from handoff.store import PACKAGE_PATH, Store, VersionRecord, open_store
+from handoff.store import FIDELITY_PATH, PACKAGE_PATH, Store, VersionRecord, open_store
 
 
 def model_dir_of(store: Store, model_uri: str, scratch: Path) -> Path:
@@ -53,12 +53,18 @@ def check_version(name: str, version: int | str, *, store: Store | str | Path | 
 
     with tempfile.TemporaryDirectory(prefix="handoff-recheck-") as scratch:
         capture = details.get("capture") or {}
+        fidelity = Path(scratch) / "fidelity.pkl"
+        try:
+            fidelity.write_bytes(store.read_artifact(record.run_id, FIDELITY_PATH))
+        except StoreError:  # versions recorded before fidelity rows were kept
+            pass
         context = CheckContext(
             name=name, source_notebook=notebook("notebook/source.ipynb"),
             executed_notebook=notebook("notebook/executed.ipynb"), error=details.get("error"), capture=capture,
             metrics=details.get("metrics", {}), model_dir=model_dir_of(store, record.model_uri, Path(scratch)),
             champion=store.alias_version(name, "champion") if config.gate else None, config=config,
             manifest={**details, "version": record.version},
+            fidelity=fidelity if fidelity.exists() else None,
         )
         report = run_checklist(context)
         out = Path(scratch) / "report"

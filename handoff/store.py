@@ -33,6 +33,10 @@ RECORD_PATH = "handoff/record.json"
 CHECKS_PATH = "checks"
 PACKAGE_PATH = "package"
 MODEL_ARTIFACT = "model"
+#: The held-out rows and in-kernel predictions ``model.fidelity`` checks the artifact against.
+FIDELITY_PATH = "handoff/fidelity.pkl"
+#: The notebook's own MLflow run, imported: ``run.json`` and its ``artifacts/``.
+NOTEBOOK_RUN_PATH = "notebook_run"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -164,9 +168,12 @@ class Store:
     # -- writing -------------------------------------------------------------------------------
 
     def record_build(self, *, name: str, staging: Path, record: dict[str, Any], params: Mapping[str, Any],
-                     metrics: Mapping[str, float], tags: Mapping[str, str], register: bool) -> Recorded:
+                     metrics: Mapping[str, float], tags: Mapping[str, str], register: bool,
+                     metric_history: Mapping[str, list[list[float]]] | None = None) -> Recorded:
         """Log one build as a run from the finished ``staging`` folder; register it if asked.
 
+        ``metric_history`` (``name -> [[step, value, timestamp], ...]``, e.g. a loss per epoch the
+        notebook logged to its own MLflow run) is logged step by step in place of the final value.
         The run's artifacts are written first; the version is created last, so a version never
         points at a half-written run. If anything fails the run is marked failed and no version
         exists.
@@ -182,12 +189,13 @@ class Store:
             (staging / Path(RECORD_PATH).parent).mkdir(parents=True, exist_ok=True)
             (staging / RECORD_PATH).write_text(json.dumps({**record, "run_id": run_id}, indent=2, default=str))
             now = int(datetime.now(tz=timezone.utc).timestamp() * 1000)
-            client.log_batch(
-                run_id,
-                metrics=[Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())],
-                params=[Param(k, (v if isinstance(v, str) else json.dumps(v))[:6000])
-                        for k, v in sorted(params.items())],
-            )
+            history = metric_history or {}
+            points = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items()) if k not in history]
+            points += [Metric(k, float(v), int(ts), int(step)) for k, steps in sorted(history.items())
+                       for step, v, ts in steps]
+            values = [Param(k, (v if isinstance(v, str) else json.dumps(v))[:6000]) for k, v in sorted(params.items())]
+            for start in range(0, max(len(points), len(values)), 100):  # MLflow's per-batch limits
+                client.log_batch(run_id, metrics=points[start:start + 100], params=values[start:start + 100])
             client.log_artifacts(run_id, str(staging))
             client.set_terminated(run_id, "FINISHED" if register else "FAILED")
             if not register:

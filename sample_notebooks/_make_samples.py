@@ -297,6 +297,160 @@ print(metrics)
 ]
 
 
+# --------------------------------------------------------------------------------------------
+# 5. grid_search_pipeline.ipynb: a search over a pipeline, with its last step pulled out to look at.
+# --------------------------------------------------------------------------------------------
+
+GRID_SEARCH = [
+    md("""
+# Breast cancer: grid search over a scaled logistic regression
+
+The way it is usually written: a `GridSearchCV` over a `Pipeline`, then the best pipeline and its
+classifier step pulled out into variables to read the coefficients. The model to ship is the whole
+refit pipeline (scaler included), not the `clf` step: handoff takes the outermost fitted model.
+"""),
+    params("""
+cv_folds = 5  # cross-validation folds
+random_state = 0  # seed for the split
+"""),
+    code("""
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=random_state, stratify=y)
+"""),
+    code("""
+pipe = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=1000))])
+search = GridSearchCV(pipe, {"clf__C": [0.1, 1.0, 10.0]}, cv=cv_folds)
+search.fit(X_train, y_train)
+print("best params:", search.best_params_)
+"""),
+    md("## Look inside the best model"),
+    code("""
+best = search.best_estimator_
+clf = best.named_steps["clf"]
+top = sorted(zip(clf.coef_[0], X.columns), key=lambda t: -abs(t[0]))[:5]
+for weight, name in top:
+    print(f"{name:>25} {weight:+.3f}")
+print("test accuracy:", best.score(X_test, y_test))
+"""),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# 6. train_in_function.ipynb: trained inside a function, saved with joblib, nothing left global.
+# --------------------------------------------------------------------------------------------
+
+TRAIN_IN_FUNCTION = [
+    md("""
+# Wine quality class: train in a function, save with joblib
+
+Training happens inside `train_and_save()`, which writes `model.joblib` and returns only the
+score: no fitted model is left in a global variable. handoff loads the file the notebook wrote
+(inside the kernel) and ships that model.
+"""),
+    params("""
+n_estimators = 100  # trees in the forest
+"""),
+    code("""
+import joblib
+from sklearn.datasets import load_wine
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.model_selection import train_test_split
+
+X, y = load_wine(return_X_y=True, as_frame=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+"""),
+    code("""
+def train_and_save(X, y, path="model.joblib"):
+    model = GradientBoostingClassifier(n_estimators=n_estimators, random_state=0)
+    model.fit(X, y)
+    joblib.dump(model, path)
+    return model.score(X_test, y_test)
+
+
+print("held-out accuracy:", train_and_save(X_train, y_train))
+"""),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# 7. mlflow_tracking.ipynb: the notebook tracks itself with MLflow.
+# --------------------------------------------------------------------------------------------
+
+MLFLOW_TRACKING = [
+    md("""
+# Diabetes progression, tracked with MLflow
+
+This notebook does its own MLflow tracking: parameters, the RMSE of each cross-validation fold
+(a stepped metric), the held-out RMSE, and the model with `mlflow.sklearn.log_model`. Under
+handoff its run goes to a build-local store and is imported into the version: the logged model
+is the one shipped, the logged metrics are the version's metrics, and the notebook writes nothing
+to your folder or to handoff's store.
+"""),
+    params("""
+alpha = 0.5  # ridge regularisation strength
+folds = 5  # cross-validation folds
+"""),
+    code("""
+import mlflow
+import mlflow.sklearn
+import numpy as np
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_squared_error
+from sklearn.model_selection import cross_val_score, train_test_split
+
+X, y = load_diabetes(return_X_y=True, as_frame=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0)
+mlflow.set_experiment("diabetes-ridge")
+"""),
+    code("""
+with mlflow.start_run(run_name="ridge-baseline"):
+    mlflow.log_params({"alpha": alpha, "folds": folds})
+    ridge = Ridge(alpha=alpha)
+    scores = cross_val_score(ridge, X_train, y_train, cv=folds, scoring="neg_root_mean_squared_error")
+    for fold, score in enumerate(scores):
+        mlflow.log_metric("cv_rmse", float(-score), step=fold)
+    ridge.fit(X_train, y_train)
+    rmse = float(np.sqrt(mean_squared_error(y_test, ridge.predict(X_test))))
+    mlflow.log_metric("rmse", rmse)
+    mlflow.sklearn.log_model(ridge, name="model", input_example=X_test.head(3))
+print("rmse", rmse)
+"""),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# 8. classification_report.ipynb: evaluates by printing; leaves no metric variable at all.
+# --------------------------------------------------------------------------------------------
+
+CLASSIFICATION_REPORT = [
+    md("""
+# Digits: evaluated by printing a classification report
+
+No metric is kept in a variable: the notebook only prints `classification_report`. handoff finds
+the held-out rows from the `train_test_split` call (`Xtest`, `ytest`) and computes the standard
+metrics itself, recorded as "computed by handoff".
+"""),
+    code("""
+from sklearn.datasets import load_digits
+from sklearn.metrics import classification_report
+from sklearn.model_selection import train_test_split
+from sklearn.svm import SVC
+
+digits = load_digits()
+Xtrain, Xtest, ytrain, ytest = train_test_split(digits.data, digits.target, test_size=0.25, random_state=0)
+svc = SVC(gamma=0.001, probability=True, random_state=0).fit(Xtrain, ytrain)
+print(classification_report(ytest, svc.predict(Xtest)))
+"""),
+]
+
+
 def write_diabetes_csv() -> Path:
     from sklearn.datasets import load_diabetes
 
@@ -313,6 +467,10 @@ def main() -> None:
         write_notebook("diabetes_regression.ipynb", DIABETES),
         write_notebook("explicit_logging.ipynb", EXPLICIT),
         write_notebook("dataframe_features.ipynb", DATAFRAME),
+        write_notebook("grid_search_pipeline.ipynb", GRID_SEARCH),
+        write_notebook("train_in_function.ipynb", TRAIN_IN_FUNCTION),
+        write_notebook("mlflow_tracking.ipynb", MLFLOW_TRACKING),
+        write_notebook("classification_report.ipynb", CLASSIFICATION_REPORT),
     ]
     for path in written:
         print(f"wrote {path.relative_to(HERE.parent)}")

@@ -31,6 +31,7 @@ class ArtifactContext:
     signature: Any
     manifest: dict[str, Any]
     config: Any
+    fidelity: dict[str, Any] | None = None
 
 
 def _load(model_dir: Path) -> tuple[Any, str | None, float, Any, Any]:
@@ -54,6 +55,16 @@ def _load(model_dir: Path) -> tuple[Any, str | None, float, Any, Any]:
     return model, error, seconds, example, signature
 
 
+def _fidelity(path: str | None) -> dict[str, Any] | None:
+    """The rows and predictions the kernel kept for ``model.fidelity`` (loaded here, never in the build's process)."""
+    if not path or not Path(path).exists():
+        return None
+    import pickle
+
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
+
+
 def run_request(request: dict[str, Any]) -> list[dict[str, Any]]:
     """Run the requested artifact checks; return their results as dicts."""
     from handoff import checks
@@ -62,7 +73,7 @@ def run_request(request: dict[str, Any]) -> list[dict[str, Any]]:
     model_dir = Path(request["model_dir"])
     model, error, seconds, example, signature = _load(model_dir)
     ctx = ArtifactContext(model_dir, model, error, seconds, example, signature, request.get("manifest", {}),
-                          CheckConfig.from_dict(request.get("config", {})))
+                          CheckConfig.from_dict(request.get("config", {})), _fidelity(request.get("fidelity")))
     results = []
     for check in checks.all_checks():
         if check.id not in request["checks"]:
