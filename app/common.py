@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_notebooks"
@@ -82,6 +83,26 @@ def metrics_row(metrics: dict[str, float]) -> None:
     columns = st.columns(min(len(metrics), 6))
     for column, (name, value) in zip(columns * 10, metrics.items()):
         column.metric(name, f"{value:.4g}")
+
+
+def metric_sources(metrics: dict[str, float], sources: dict[str, str]) -> None:
+    """Where each metric came from, under the metrics row."""
+    from handoff.capture import metrics_by_source
+
+    for source, values in metrics_by_source(metrics, sources).items():
+        st.caption(f"{source}: {', '.join(values)}")
+
+
+def model_choice(model: dict[str, Any], serialization: str | None = None) -> None:
+    """The shipped model, the rule that chose it, and every candidate considered."""
+    from handoff.capture import candidate_rows
+
+    saved = f"; saved as **{serialization}**" if serialization else ""
+    st.markdown(f"**Model:** `{model.get('packaged') or model.get('variable')}` — {model.get('type')} "
+                f"({model.get('task') or 'task unknown'}), chosen by {model.get('rule')}{saved}")
+    rows = candidate_rows(model)
+    if len(rows) > 1:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 def render_notebook(nb: Any) -> None:

@@ -75,6 +75,8 @@ class BuildResult:
         run_id: The MLflow run recording the build (also for failed builds), if it was recorded.
         params: The parameter values the notebook ran with (defaults plus the given ones).
         metrics: Captured metrics.
+        metric_sources: Where each metric came from (the notebook's call, its MLflow run, a
+            variable, or computed by handoff on named held-out rows).
         error: The failure as data (stage, cell, ename, detail, message), or ``None``.
         timings: Seconds per stage, and ``total``.
         warnings: Things to know that did not fail the build.
@@ -98,6 +100,7 @@ class BuildResult:
     data_files: tuple[dict[str, Any], ...] = ()
     checks: CheckReport | None = None
     executed_notebook_uri: str | None = None
+    metric_sources: dict[str, str] = field(default_factory=dict)
     notebook: nbformat.NotebookNode | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -248,7 +251,7 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
             model={**(capture.model if capture else {}), **(saved.to_dict() if saved else {})},
             data_files=tuple(data_files), checks=report,
             executed_notebook_uri=f"{artifact_uri}/notebook/executed.ipynb" if artifact_uri else None,
-            notebook=run.notebook,
+            metric_sources=capture.metric_sources if capture else {}, notebook=run.notebook,
         )
     finally:
         checker.close()

@@ -88,3 +88,21 @@ def read_capture(capture_dir: Path, cells: Mapping[int, int] | None = None) -> C
         metric_sources=report.get("metric_sources", {}), evaluation=report.get("evaluation"),
         notebook_run=report.get("notebook_run"),
     )
+
+
+def candidate_rows(model: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Every model the build considered, for a table: the chosen one first, parts marked."""
+    chosen = model.get("variable") or model.get("packaged", "").removeprefix("file ")
+    rows = [{"candidate": c["name"], "from": c["kind"], "type": c["type"].rsplit(".", 1)[-1],
+             "cell": str(c.get("cell") or ""), "chosen": "yes" if c["name"] == chosen else "",
+             "note": f"part of {c['part_of']}" if c.get("part_of") else c.get("note", "")}
+            for c in model.get("candidates", [])]
+    return sorted(rows, key=lambda r: r["chosen"] != "yes")
+
+
+def metrics_by_source(metrics: Mapping[str, float], sources: Mapping[str, str]) -> dict[str, list[str]]:
+    """Metric names grouped by where they came from (``name=value`` strings, in metric order)."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in metrics.items():
+        grouped.setdefault(sources.get(name, "the notebook"), []).append(f"{name}={value:.4g}")
+    return grouped

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import handoff
+from handoff.capture import candidate_rows, metrics_by_source
 from handoff.errors import HandoffError
+from handoff.store import NOTEBOOK_RUN_PATH
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_UPLOAD_MB = 50
@@ -208,13 +210,9 @@ def _print_result(result: handoff.BuildResult) -> None:
             "(recorded as a failed version; it cannot be promoted)\n")
     else:
         out(f"{result.name}: build failed in {seconds:.1f}s (no version created)\n")
-    if result.metrics:
-        out("  metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()) + "\n")
+    _print_metrics(result.metrics, result.metric_sources)
     if result.model.get("type"):
-        others = [c["name"] for c in result.model.get("candidates", []) if c["name"] != result.model.get("variable")]
-        seen = f"; also seen: {', '.join(others)}" if others else ""
-        out(f"  model: {result.model.get('variable') or '(unnamed)'} ({result.model['type']}), "
-            f"{result.model.get('rule', '')}{seen}\n")
+        _print_model(result.model)
     if result.model.get("serialization"):
         out(f"  saved as: {result.model['serialization']} ({result.model['reason']})\n")
     if result.data_files:
@@ -227,6 +225,21 @@ def _print_result(result: handoff.BuildResult) -> None:
         out(f"  executed notebook: {result.executed_notebook_uri}\n")
     if result.checks:
         _print_checks(result.checks.to_dict())
+
+
+def _print_metrics(metrics: dict[str, float], sources: dict[str, str]) -> None:
+    for source, values in metrics_by_source(metrics, sources).items():
+        sys.stdout.write(f"  metrics ({source}): {', '.join(values)}\n")
+
+
+def _print_model(model: dict[str, Any]) -> None:
+    sys.stdout.write(f"  model: {model.get('packaged') or model.get('variable')} ({model.get('type')}), "
+                     f"chosen by {model.get('rule')}\n")
+    rows = candidate_rows(model)
+    if len(rows) > 1:
+        sys.stdout.write("  models considered:\n")
+        _table([("    CANDIDATE", "FROM", "TYPE", "CELL", "CHOSEN", "NOTE")]
+               + [(f"    {r['candidate']}", r["from"], r["type"], r["cell"], r["chosen"], r["note"]) for r in rows])
 
 
 def _print_checks(report: dict[str, Any]) -> None:
@@ -272,12 +285,18 @@ def _show(args: argparse.Namespace) -> int:
     notebook = details.get("notebook", {})
     out(f"  notebook: {notebook.get('name')} sha256 {notebook.get('sha256')}\n")
     out("  params: " + (", ".join(f"{k}={v!r}" for k, v in details.get("params", {}).items()) or "none") + "\n")
-    out("  metrics: " + (", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items()) or "none") + "\n")
     capture = details.get("capture") or {}
-    model = capture.get("model", {})
+    if record.metrics:
+        _print_metrics(record.metrics, capture.get("metric_sources", {}))
+    else:
+        out("  metrics: none\n")
     serialization = details.get("serialization") or {}
-    out(f"  model: {model.get('variable')} ({model.get('type')}), {model.get('rule')}; "
-        f"saved as {serialization.get('serialization')}\n")
+    _print_model(capture.get("model", {}))
+    out(f"  saved as: {serialization.get('serialization')}\n")
+    notebook_run = capture.get("notebook_run")
+    if notebook_run:
+        out(f"  the notebook's MLflow run: {notebook_run['run_name']!r} ({notebook_run['run_id']}), "
+            f"params {notebook_run['params']}, kept under {NOTEBOOK_RUN_PATH}/\n")
     data = details.get("data", {})
     out(f"  data: {data.get('sha256', '')[:16]}\n")
     for entry in data.get("files", []):

@@ -42,7 +42,7 @@ INPUT_EXAMPLE_ROWS = 5
 IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 
 _state: dict[str, Any] = {"started": False, "recording": False, "reads": [], "writes": {}, "modules": set(),
-                          "fitted": {}, "workdir": None}
+                          "fitted": {}, "workdir": None, "last_count": None}
 
 
 def start() -> None:
@@ -78,7 +78,7 @@ def finish(out_dir: str, model_var: str | None = None) -> None:
         model = choice.model
         report["warnings"] += choice.warnings
         report["model"] = {
-            "source": choice.source, "variable": choice.candidate.name if choice.candidate.kind == "variable" else None,
+            "source": choice.source, "variable": _variable_of(choice.candidate),
             "type": type_name(model), "rule": choice.rule, "packaged": choice.packaged,
             "count": choice.candidate.count, "candidates": candidates, "task": _task(model),
         }
@@ -102,6 +102,12 @@ def finish(out_dir: str, model_var: str | None = None) -> None:
     (out / "capture.json").write_text(json.dumps(report, indent=2, default=str))
 
 
+def _variable_of(candidate: Candidate) -> str | None:
+    """The notebook variable holding the chosen model, if it is held by one."""
+    in_namespace = candidate.kind in ("variable", "log_model") and candidate.name.isidentifier()
+    return candidate.name if in_namespace else None
+
+
 def _shell() -> Any:
     try:
         return get_ipython()  # type: ignore[name-defined]  # noqa: F821 (an IPython builtin)
@@ -110,9 +116,9 @@ def _shell() -> Any:
 
 
 def _count() -> int | None:
-    """The execution count of the cell running now."""
-    shell = _shell()
-    return getattr(shell, "execution_count", None) if shell is not None else None
+    """The execution count of the cell running now: the last finished cell's, plus one (IPython
+    versions differ in when they increment ``shell.execution_count``)."""
+    return _state["last_count"] + 1 if _state["last_count"] is not None else None
 
 
 def _user_namespace() -> dict[str, Any]:
@@ -139,6 +145,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 def _after_cell(result: Any = None) -> None:
     """Note the cell (execution count) in which each fitted model (by variable and identity) appeared."""
     count = getattr(result, "execution_count", None)
+    if count is not None:
+        _state["last_count"] = count
     seen = _state["fitted"]
     for name, value in _user_namespace().items():
         if is_model(value) and is_fitted(value):
@@ -282,8 +290,6 @@ def _evaluate(model: Any, reference: Any, namespace: dict[str, Any], declared_ta
               path: Path) -> tuple[dict[str, float], dict[str, Any] | None]:
     """Score ``model`` on the held-out rows the notebook left, and keep the notebook's model's
     (``reference``) predictions on them, or on the input example, in ``path`` for ``model.fidelity``."""
-    import pickle
-
     for x_name, y_name in evaluation.candidate_pairs(namespace, _split_pairs()):
         X, y = namespace[x_name], namespace[y_name]
         n = evaluation.rows(X)
@@ -304,17 +310,25 @@ def _evaluate(model: Any, reference: Any, namespace: dict[str, Any], declared_ta
             if task and shipped is not None else {}
         info = {"source": f"{x_name}/{y_name}", "rows": n, "task": task, "metrics": sorted(computed)}
         cap = evaluation.FIDELITY_ROWS
-        with open(path, "wb") as handle:
-            pickle.dump({**info, "X": evaluation.head(X, cap), "y": evaluation.head(y, cap),
-                         "predictions": evaluation.head(expected, cap)}, handle, protocol=5)
+        _keep_predictions(path, info, reference, evaluation.head(X, cap), evaluation.head(expected, cap),
+                          evaluation.head(y, cap))
         return computed, info
     expected = _predict(reference, example) if example is not None else None
     if expected is None:
         return {}, None
     info = {"source": "the input example", "rows": evaluation.rows(example), "task": None, "metrics": []}
-    with open(path, "wb") as handle:
-        pickle.dump({**info, "X": example, "y": None, "predictions": expected}, handle, protocol=5)
+    _keep_predictions(path, info, reference, example, expected, None)
     return {}, info
+
+
+def _keep_predictions(path: Path, info: dict[str, Any], reference: Any, X: Any, expected: Any, y: Any) -> None:
+    """Write the fidelity rows; a model that answers differently twice in a row is marked so."""
+    import pickle
+
+    again = _predict(reference, evaluation.head(X, 100))
+    same = again is not None and not evaluation.compare_predictions(evaluation.head(expected, 100), again)[0]
+    with open(path, "wb") as handle:
+        pickle.dump({**info, "X": X, "y": y, "predictions": expected, "deterministic": same}, handle, protocol=5)
 
 
 def _predict(model: Any, X: Any) -> Any:

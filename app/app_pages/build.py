@@ -132,11 +132,9 @@ def show_result(result: Any) -> None:
         if result.error.get("traceback"):
             st.code(result.error["traceback"][-4000:], language=None)
     common.metrics_row(result.metrics)
-    if result.model.get("variable") or result.model.get("source"):
-        others = [c["name"] for c in result.model.get("candidates", []) if c["name"] != result.model.get("variable")]
-        st.markdown(f"**Model:** `{result.model.get('variable')}` — {result.model.get('type')}, chosen by "
-                    f"{result.model.get('rule')}" + (f"; also seen: {', '.join(others)}" if others else "")
-                    + (f"; saved as **{result.model['serialization']}**" if result.model.get("serialization") else ""))
+    common.metric_sources(result.metrics, result.metric_sources)
+    if result.model.get("source"):
+        common.model_choice(result.model, result.model.get("serialization"))
     for warning in result.warnings:
         st.warning(warning)
     if result.checks:

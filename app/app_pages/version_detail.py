@@ -37,21 +37,20 @@ if status != "passed":
 common.alias_controls(location, model, record["version"], status, key="detail")
 
 overview, lineage, notebook, package = st.tabs(["Overview", "Lineage", "Notebook", "Package"])
+capture = details.get("capture") or {}
 with overview:
     common.metrics_row(record["metrics"])
+    common.metric_sources(record["metrics"], capture.get("metric_sources", {}))
     st.subheader("Parameters")
     params = details.get("params", {})
     if params:
         st.dataframe(pd.DataFrame([{"parameter": k, "value": repr(v)} for k, v in params.items()]), hide_index=True)
     else:
         st.caption("The notebook has no parameters.")
-    capture = details.get("capture") or {}
-    model_info = capture.get("model", {})
     serialization = details.get("serialization") or {}
     st.subheader("Model")
-    st.markdown(f"`{model_info.get('variable')}` — {model_info.get('type')} ({model_info.get('task') or 'task unknown'}), "
-                f"chosen by {model_info.get('rule')}; saved as **{serialization.get('serialization')}** "
-                f"({serialization.get('reason')}).")
+    common.model_choice(capture.get("model", {}), serialization.get("serialization"))
+    st.caption(f"Saved as {serialization.get('serialization')}: {serialization.get('reason')}")
     checks = details.get("checks") or {}
     st.subheader(f"Checklist — {checks.get('summary', 'not run')}")
     common.checklist_table(checks.get("results", []))

@@ -20,6 +20,9 @@ def run(ctx: Any) -> Outcome:
     data = ctx.fidelity
     if data is None:
         return skipped("no held-out rows or input example were kept by the build to compare against")
+    if not data.get("deterministic", True):
+        return skipped("the notebook's model gave different predictions twice on the same rows, so the "
+                       "artifact's predictions cannot be compared with it")
     try:
         output = ctx.model.predict(data["X"])
     except Exception as exc:  # the artifact cannot even take the notebook's rows: that is the finding
