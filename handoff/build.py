@@ -30,9 +30,10 @@ from handoff.fingerprint import combined_digest
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
 from handoff.serialize import load_captured, serialize
+from handoff.sandbox import GIB, Limits, Policy
 from handoff.package import build_package, package_name, render_report_html
 from handoff.store import (CHECKS_PATH, FIDELITY_PATH, MODEL_ARTIFACT, NOTEBOOK_RUN_PATH, Recorded, Store,
-                           check_model_name, model_name_from, open_store)
+                           check_model_name, default_home, model_name_from, open_store)
 
 
 @dataclass(frozen=True)
@@ -44,23 +45,42 @@ class BuildOptions:
         cell_timeout: Limit for any one cell, in seconds.
         model_var: Take the model from this notebook variable instead of auto-detecting it.
         start_timeout: Seconds to wait for the kernel to start.
+        allow_network: Give the notebook the network (off by default; recorded with the version).
+        env: Names of environment variables passed into the sandbox (values never recorded).
+        memory_gib: Memory limit of the notebook's processes, in GiB.
+        max_processes: Processes the notebook may run at once.
+        max_disk_gib: Disk space the build's work dir may use, in GiB.
     """
 
     timeout: float = 3600.0
     cell_timeout: float = 600.0
     model_var: str | None = None
     start_timeout: float = 60.0
+    allow_network: bool = False
+    env: tuple[str, ...] = ()
+    memory_gib: float = 4.0
+    max_processes: int = 256
+    max_disk_gib: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("timeout", "cell_timeout", "start_timeout"):
+        object.__setattr__(self, "env", tuple(self.env))
+        for name, unit in (("timeout", "seconds"), ("cell_timeout", "seconds"), ("start_timeout", "seconds"),
+                           ("memory_gib", "GiB"), ("max_disk_gib", "GiB")):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise OptionError(f"{name} must be a positive number of seconds, got {value!r}")
+                raise OptionError(f"{name} must be a positive number of {unit}, got {value!r}")
+        self.policy()  # invalid limits or names fail now
         if self.model_var is not None and not self.model_var.isidentifier():
             raise OptionError(f"model_var must be a Python variable name, got {self.model_var!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def policy(self) -> Policy:
+        """The sandbox this build runs in."""
+        limits = Limits(memory=int(self.memory_gib * GIB), processes=self.max_processes,
+                        disk=int(self.max_disk_gib * GIB))
+        return Policy(allow_network=self.allow_network, env=self.env, limits=limits)
 
 
 @dataclass(frozen=True)
@@ -168,7 +188,7 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         mark = time.monotonic()
         run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
                       model_var=options.model_var, on_event=emit, started=started,
-                      start_timeout=options.start_timeout)
+                      start_timeout=options.start_timeout, policy=options.policy(), hidden=_hidden(store))
         timings["execute"] = time.monotonic() - mark - run.capture_seconds
         timings["capture"] = run.capture_seconds
         warnings = [*source.warnings, *run.warnings]
@@ -203,7 +223,7 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
             champion=store.alias_version(model_name, "champion") if config.gate else None, config=config,
             manifest=_record(model_name, source, effective, run.kernel_name, options, capture, saved, None,
                              warnings, timings, failure),
-            rerun=(lambda: _rerun(source, given, files, options, run.capture_dir)) if saved else None,
+            rerun=(lambda: _rerun(source, given, files, options, run.capture_dir, _hidden(store))) if saved else None,
             fidelity=staging / FIDELITY_PATH if (staging / FIDELITY_PATH).exists() else None,
         )
         report = run_checklist(context, checker)
@@ -275,7 +295,8 @@ def _record(name: str, source: NotebookSource, params: dict[str, Any], kernel: s
         "metrics": capture.metrics if capture else {}, "capture": capture.to_dict() if capture else None,
         "serialization": saved.to_dict() if saved else None,
         "data": {"sha256": combined_digest(data_files), "files": data_files},
-        "kernel": kernel, "options": options.to_dict(), "checks": report.to_dict() if report else None,
+        "kernel": kernel, "options": options.to_dict(), "sandbox": options.policy().describe(),
+        "checks": report.to_dict() if report else None,
         "warnings": list(warnings), "timings": dict(timings), "error": failure.to_dict() if failure else None,
     }
 
@@ -300,13 +321,19 @@ def _keep_capture_files(capture_dir: Path, staging: Path) -> None:
         shutil.copytree(capture_dir / NOTEBOOK_RUN_PATH, staging / NOTEBOOK_RUN_PATH)
 
 
+def _hidden(store: Store) -> tuple[Path, ...]:
+    """What a build's sandbox must not see: the store, and handoff's home."""
+    return (*store.local_paths(), default_home())
+
+
 def _rerun(source: NotebookSource, given: Mapping[str, Any], files: Mapping[str, bytes] | None,
-           options: BuildOptions, baseline_dir: Path) -> RerunResult:
+           options: BuildOptions, baseline_dir: Path, hidden: tuple[Path, ...]) -> RerunResult:
     """Run the notebook a second time (``reproducible``) and predict with both models on the first example."""
     workdir = make_workdir(source, files)
     try:
         run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
-                      model_var=options.model_var, on_event=ignore_event, start_timeout=options.start_timeout)
+                      model_var=options.model_var, on_event=ignore_event, start_timeout=options.start_timeout,
+                      policy=options.policy(), hidden=hidden)
         if run.failure is not None:
             return RerunResult(run.failure.message, {})
         capture = read_capture(run.capture_dir, run.cells)

@@ -19,6 +19,7 @@ Tree::
         ├── EarlyExitFailure        the notebook called sys.exit() / raised SystemExit
         ├── KernelDiedFailure       the kernel process died (os._exit, segfault, OOM kill)
         ├── BuildTimeoutFailure     the per-cell or whole-run limit expired; kernel killed
+        ├── LimitExceededFailure    a sandbox limit (memory, processes, disk) was exceeded
         ├── KernelStartFailure      no kernel could be started
         ├── CaptureFailure          no fitted model found, or it could not be captured
         ├── SerializationFailure    the model could not be saved as an MLflow model
@@ -121,6 +122,10 @@ class KernelDiedFailure(BuildFailure):
 
 class BuildTimeoutFailure(BuildFailure):
     kind = "the run timed out"
+
+
+class LimitExceededFailure(BuildFailure):
+    kind = "a sandbox limit was exceeded"
 
 
 class KernelStartFailure(BuildFailure):

@@ -23,10 +23,12 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
+from handoff import sandbox
 from handoff.errors import (
     BuildFailure,
     OptionError,
     BuildTimeoutFailure,
+    LimitExceededFailure,
     CaptureFailure,
     CellExecutionFailure,
     EarlyExitFailure,
@@ -115,8 +117,13 @@ def choose_kernel(notebook: nbformat.NotebookNode) -> tuple[str, str | None]:
 
 def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *, timeout: float,
             cell_timeout: float, model_var: str | None, on_event: EventCallback,
-            started: float | None = None, start_timeout: float = 60) -> ExecutionResult:
-    """Run the notebook in ``workdir`` with ``params`` injected; never raises for notebook failures."""
+            started: float | None = None, start_timeout: float = 60, policy: sandbox.Policy | None = None,
+            hidden: tuple[Path, ...] = ()) -> ExecutionResult:
+    """Run the notebook in ``workdir`` with ``params`` injected; never raises for notebook failures.
+
+    The kernel runs in the sandbox (``policy``); ``hidden`` are paths it must not see (the store).
+    """
+    policy = policy or sandbox.Policy()
     started = started if started is not None else time.monotonic()
     run_started = time.monotonic()
     deadline = run_started + timeout
@@ -127,7 +134,7 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
     input_path, output_path = capture_dir / "input.ipynb", capture_dir / "executed.ipynb"
     nbformat.write(nb, input_path)
     total = sum(1 for c in source.notebook.cells if c.cell_type == "code")
-    state: dict[str, Any] = {"current": None, "done": 0, "limit": None}
+    state: dict[str, Any] = {"current": None, "done": 0, "limit": None, "manager": None}
 
     def timeout_func(cell: nbformat.NotebookNode) -> float:
         remaining = deadline - time.monotonic()
@@ -155,17 +162,23 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
             language="python", progress_bar=False, resources={"metadata": {"path": str(workdir)}},
             start_timeout=start_timeout,
             request_save_on_cell_execute=True, timeout_func=timeout_func, on_cell_start=on_cell_start,
-            shutdown_kernel="immediate", kernel_manager_class=_logging_kernel_manager(capture_dir / "kernel.log"),
+            shutdown_kernel="immediate",
+            kernel_manager_class=_sandboxed_kernel_manager(capture_dir / "kernel.log", workdir, policy, state,
+                                                           readable=_readable(source), hidden=hidden),
         )
     except PapermillExecutionError:
         pass  # read from the cells' outputs below, like every other notebook error
     except Exception as exc:  # nbclient/jupyter_client raise many types; each becomes a BuildFailure
         error = exc
+    finally:
+        _end_sandbox(state)
     executed = nbformat.read(output_path, as_version=4) if output_path.exists() else copy.deepcopy(nb)
-    failure = _classify(executed, error, state, capture_dir, kernel_name)
+    failure = _classify(executed, error, state, capture_dir, kernel_name, policy.limits)
+    support = sandbox.detect()
+    warnings = [w for w in (kernel_warning, support.warning) if w]
     return ExecutionResult(
         notebook=_user_view(executed), failure=failure, kernel_name=kernel_name, capture_dir=capture_dir,
-        seconds=time.monotonic() - run_started, warnings=(kernel_warning,) if kernel_warning else (),
+        seconds=time.monotonic() - run_started, warnings=tuple(warnings),
         capture_seconds=next((float(c.metadata.get("papermill", {}).get("duration") or 0) for c in executed.cells
                               if _role(c) == "capture"), 0.0),
         cells={c.execution_count: _position(c) for c in executed.cells
@@ -173,14 +186,22 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
     )
 
 
-def _logging_kernel_manager(log_path: Path) -> type:
-    """A kernel manager over IPC sockets whose kernel writes its stdout/stderr to ``log_path``."""
+def _readable(source: NotebookSource) -> tuple[Path, ...]:
+    """The notebook's own folder: its files are linked into the work dir and read from there."""
+    return (source.path.resolve().parent,) if source.path is not None else ()
+
+
+def _sandboxed_kernel_manager(log_path: Path, workdir: Path, policy: sandbox.Policy, state: dict[str, Any], *,
+                              readable: tuple[Path, ...], hidden: tuple[Path, ...]) -> type:
+    """A kernel manager over IPC sockets that starts the kernel in the sandbox, with a watchdog on
+    its limits, its stdout/stderr going to ``log_path``."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
-    class LoggingKernelManager(AsyncKernelManager):  # type: ignore[misc]
+    class SandboxedKernelManager(AsyncKernelManager):  # type: ignore[misc]
         # IPC sockets are named after the kernel's unique connection file; TCP ports are picked
-        # at random and two kernels starting at once can race for the same one.
+        # at random and two kernels starting at once can race for the same one. IPC also works
+        # across the sandbox's network namespace.
         @default("transport")
         def _transport_default(self) -> str:
             return "ipc"
@@ -190,12 +211,26 @@ def _logging_kernel_manager(log_path: Path) -> type:
             return str(log_path.parent / "kernel")
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            kw["env"] = sandbox.environment(kw.get("env") or {}, workdir, policy)
+            wrapped = sandbox.command(kernel_cmd, workdir, policy, hidden=hidden,
+                                      readable=(*readable, Path(self.connection_file)))
             with open(log_path, "ab") as handle:
                 kw.setdefault("stdout", handle)
                 kw.setdefault("stderr", handle)
-                await super()._async_launch_kernel(kernel_cmd, **kw)
+                await super()._async_launch_kernel(wrapped, **kw)
+            pid = self.provisioner.process.pid
+            state["manager"] = (pid, sandbox.Watchdog(pid, workdir, policy.limits))
 
-    return LoggingKernelManager
+    return SandboxedKernelManager
+
+
+def _end_sandbox(state: dict[str, Any]) -> None:
+    """Stop the watchdog and kill whatever the notebook left running (a PID namespace ends with its
+    first process; the fallback kills the process tree)."""
+    if state["manager"] is not None:
+        pid, watchdog = state["manager"]
+        watchdog.stop()
+        sandbox.kill_tree(pid)
 
 
 def _with_capture_cells(notebook: nbformat.NotebookNode, capture_dir: Path,
@@ -238,24 +273,32 @@ def _plain(text: str) -> str:
 
 
 def _classify(nb: nbformat.NotebookNode, error: BaseException | None, state: dict[str, Any],
-              capture_dir: Path, kernel_name: str) -> BuildFailure | None:
+              capture_dir: Path, kernel_name: str, limits: sandbox.Limits) -> BuildFailure | None:
     """Turn what happened into one BuildFailure that names the stage and the source cell."""
     current = state["current"]
     cell = _position(current) if current is not None else None
+    exceeded = state["manager"][1].exceeded if state["manager"] is not None else None
+    if exceeded:
+        return LimitExceededFailure("execute", f"{exceeded}; the sandbox was killed", cell=cell, ename="LimitExceeded")
     if isinstance(error, CellTimeoutError) or (isinstance(error, TimeoutError) and current is not None):
         scope, limit = state["limit"] or ("cell", 0)
         what = f"per-cell limit of {limit:g}s" if scope == "cell" else f"whole-run limit of {limit:g}s"
         return BuildTimeoutFailure("execute", f"exceeded the {what}; the kernel was killed", cell=cell,
                                    ename="Timeout")
     if isinstance(error, DeadKernelError):
-        return KernelDiedFailure("execute", "the kernel process exited while the cell ran "
-                                 "(os._exit, a crash, or out of memory)", cell=cell, ename="DeadKernelError")
+        return KernelDiedFailure("execute", "the kernel process exited while the cell ran (os._exit, a crash, or "
+                                 f"out of its memory limit of {limits.memory / sandbox.GIB:g} GiB)", cell=cell,
+                                 ename="DeadKernelError")
     if error is not None and current is None:
         return KernelStartFailure("execute", f"kernel {kernel_name!r}: {type(error).__name__}: {error}",
                                   ename=type(error).__name__)
     for c in nb.cells:
         for output in c.get("outputs", []):
             if output.get("output_type") == "error":
+                if output.get("ename") == "MemoryError" and _role(c) is None:
+                    return LimitExceededFailure(
+                        "execute", f"MemoryError: the notebook hit the memory limit of {limits.memory / sandbox.GIB:g} "
+                        "GiB (--memory)", cell=_position(c), ename="MemoryError")
                 return _cell_error(c, output, kernel_name)
     if error is not None:
         return KernelDiedFailure("execute", f"{type(error).__name__}: {error}", cell=cell,

@@ -132,6 +132,17 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
 
+    def local_paths(self) -> tuple[Path, ...]:
+        """The folders this store keeps on this machine (hidden from every build's sandbox)."""
+        from urllib.parse import unquote, urlparse
+
+        paths = []
+        if self.uri.startswith("sqlite:///"):
+            paths.append(Path(self.uri.removeprefix("sqlite:///")).parent)
+        if self.artifact_root and self.artifact_root.startswith("file://"):
+            paths.append(Path(unquote(urlparse(self.artifact_root).path)))
+        return tuple(dict.fromkeys(paths))
+
     @property
     def client(self) -> MlflowClient:
         with self._lock:
