@@ -29,7 +29,6 @@ from handoff.execution import execute, make_workdir
 from handoff.fingerprint import combined_digest
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
-from handoff.serialize import load_captured, serialize
 from handoff.sandbox import GIB, Limits, Policy
 from handoff.package import build_package, package_name, render_report_html
 from handoff.store import (CHECKS_PATH, FIDELITY_PATH, MODEL_ARTIFACT, NOTEBOOK_RUN_PATH, Recorded, Store,
@@ -182,7 +181,9 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
     workdir = make_workdir(source, files)
     staging = Path(tempfile.mkdtemp(prefix="handoff-stage-"))
     (staging / "logs").mkdir()
-    checker = ArtifactChecker(staging / "logs" / "checks.log")  # warms up while the notebook runs
+    # the sandboxed worker that loads what the notebook produced; it warms up while the notebook runs
+    checker = ArtifactChecker(staging / "logs" / "checks.log", writable=(staging,), hidden=_hidden(store),
+                              readable=(workdir, *(Path(t).resolve() for t in config.tests)))
     helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-package")
     try:
         mark = time.monotonic()
@@ -203,7 +204,7 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
                 _keep_capture_files(run.capture_dir, staging)
                 stage("serialize", f"saving {capture.model.get('type')} as an MLflow model")
                 mark = time.monotonic()
-                saved = serialize(run.capture_dir, capture, staging / MODEL_ARTIFACT)
+                saved = checker.serialize(run.capture_dir, staging / MODEL_ARTIFACT)
                 timings["serialize"] = time.monotonic() - mark
             except BuildFailure as exc:
                 failure = exc
@@ -223,7 +224,8 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
             champion=store.alias_version(model_name, "champion") if config.gate else None, config=config,
             manifest=_record(model_name, source, effective, run.kernel_name, options, capture, saved, None,
                              warnings, timings, failure),
-            rerun=(lambda: _rerun(source, given, files, options, run.capture_dir, _hidden(store))) if saved else None,
+            rerun=(lambda: _rerun(source, given, files, options, run.capture_dir, _hidden(store), checker))
+            if saved else None,
             fidelity=staging / FIDELITY_PATH if (staging / FIDELITY_PATH).exists() else None,
         )
         report = run_checklist(context, checker)
@@ -327,8 +329,9 @@ def _hidden(store: Store) -> tuple[Path, ...]:
 
 
 def _rerun(source: NotebookSource, given: Mapping[str, Any], files: Mapping[str, bytes] | None,
-           options: BuildOptions, baseline_dir: Path, hidden: tuple[Path, ...]) -> RerunResult:
-    """Run the notebook a second time (``reproducible``) and predict with both models on the first example."""
+           options: BuildOptions, baseline_dir: Path, hidden: tuple[Path, ...], checker: ArtifactChecker) -> RerunResult:
+    """Run the notebook a second time (``reproducible``); the worker predicts with both models on the
+    first run's input example (the second run's capture is copied where the worker can read it)."""
     workdir = make_workdir(source, files)
     try:
         run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
@@ -337,11 +340,13 @@ def _rerun(source: NotebookSource, given: Mapping[str, Any], files: Mapping[str,
         if run.failure is not None:
             return RerunResult(run.failure.message, {})
         capture = read_capture(run.capture_dir, run.cells)
-        first, example = load_captured(baseline_dir)
-        second, _ = load_captured(run.capture_dir)
-        if example is None:
+        second_dir = shutil.copytree(run.capture_dir, baseline_dir / "rerun", ignore=shutil.ignore_patterns("kernel*"))
+        predictions = checker.predict([baseline_dir, Path(second_dir)])
+        if predictions is None:
             return RerunResult(None, capture.metrics)
-        return RerunResult(None, capture.metrics, second.predict(example), first.predict(example))
+        return RerunResult(None, capture.metrics, predictions[1], predictions[0])
+    except RuntimeError as exc:  # the worker could not load or run the models
+        return RerunResult(str(exc), {})
     except BuildFailure as exc:
         return RerunResult(exc.message, {})
     finally:

@@ -22,8 +22,10 @@ from typing import Any, Callable
 
 import nbformat
 
-from handoff import checks
+from handoff import checks, sandbox
 from handoff.check_config import CheckConfig
+from handoff.errors import SerializationFailure
+from handoff.flavors import SavedModel
 from handoff.checks import FAILED, PASSED, SKIPPED, WARNED, CheckResult
 
 ARTIFACT_TIMEOUT = 600.0
@@ -145,51 +147,87 @@ class CheckReport:
 
 
 class ArtifactChecker:
-    """A fresh interpreter, started early, that runs the artifact checks once asked."""
+    """A fresh, sandboxed interpreter, started early, that loads what the notebook produced.
 
-    def __init__(self, log_path: Path | None = None) -> None:
+    It serializes the captured model (``serialize``), predicts with captured models (``predict``,
+    for ``reproducible``) and runs the artifact checks (``run``): every unpickling of the
+    notebook's objects happens there, never in the build's own process. One JSON request per
+    line on its stdin; each answer is a JSON file the request names, written atomically.
+    """
+
+    def __init__(self, log_path: Path | None = None, *, writable: tuple[Path, ...] = (),
+                 readable: tuple[Path, ...] = (), hidden: tuple[Path, ...] = ()) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="handoff-check-"))
         self.log_path = log_path or self._dir / "checks.log"
         self._log = open(self.log_path, "ab")
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        self._requests = 0
+        policy = sandbox.Policy()
+        env = sandbox.environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, self._dir, policy)
+        command = sandbox.command([sys.executable, "-m", "handoff.checks.runner"], self._dir, policy,
+                                  writable=writable, readable=readable, hidden=hidden)
         self._process = subprocess.Popen(  # cwd is an empty dir: the notebook's folder is not importable
-            [sys.executable, "-m", "handoff.checks.runner"], stdin=subprocess.PIPE, stdout=self._log,
-            stderr=self._log, cwd=self._dir, env=env)
+            command, stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, cwd=self._dir, env=env)
+
+    def request(self, payload: dict[str, Any], timeout: float = ARTIFACT_TIMEOUT, last: bool = False) -> Any:
+        """Send one request and wait for its answer; raises ``RuntimeError`` saying why there is none."""
+        self._requests += 1
+        output = self._dir / f"answer-{self._requests}.json"
+        deadline = time.monotonic() + timeout
+        try:
+            assert self._process.stdin is not None
+            self._process.stdin.write((json.dumps({**payload, "output": str(output)}, default=str) + "\n").encode())
+            self._process.stdin.flush()
+            if last:
+                self._process.stdin.close()
+        except (BrokenPipeError, OSError) as exc:
+            raise RuntimeError(f"the check process exited early ({exc})") from exc
+        while not output.exists():
+            if self._process.poll() is not None:
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+                raise RuntimeError(f"the check process failed (exit {self._process.returncode}): {tail[0][:300]}")
+            if time.monotonic() > deadline:
+                sandbox.kill_tree(self._process.pid)
+                raise RuntimeError(f"the check process did not answer within {timeout:g}s")
+            time.sleep(0.01)
+        return json.loads(output.read_text())
+
+    def serialize(self, capture_dir: Path, target: Path) -> SavedModel:
+        """The captured model saved as an MLflow model directory at ``target`` (in the worker)."""
+        try:
+            answer = self.request({"serialize": {"capture_dir": str(capture_dir), "target": str(target)}})
+        except RuntimeError as exc:
+            raise SerializationFailure("serialize", str(exc), ename="WorkerFailure") from exc
+        if answer.get("error"):
+            error = answer["error"]
+            raise SerializationFailure("serialize", error["detail"], ename=error.get("ename"))
+        return SavedModel(path=target, flavor=answer["flavor"], serialization=answer["serialization"],
+                          reason=answer["reason"], requirements=tuple(answer["requirements"]))
+
+    def predict(self, capture_dirs: list[Path]) -> list[Any] | None:
+        """Each captured model's predictions on the first one's input example (``None`` without one)."""
+        return self.request({"predict": [str(d) for d in capture_dirs]})
 
     def run(self, model_dir: Path, ids: list[str], config: CheckConfig, manifest: dict[str, Any],
             fidelity: Path | None = None, timeout: float = ARTIFACT_TIMEOUT) -> list[CheckResult]:
-        output = self._dir / "results.json"
         request = {"model_dir": str(model_dir), "checks": ids, "config": config.to_dict(), "manifest": manifest,
-                   "output": str(output), "fidelity": str(fidelity) if fidelity else None}
+                   "fidelity": str(fidelity) if fidelity else None}
         try:
-            assert self._process.stdin is not None
-            self._process.stdin.write((json.dumps(request, default=str) + "\n").encode())
-            self._process.stdin.close()
-            self._process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            return self._crashed(ids, f"the checks did not finish within {timeout:g}s")
-        except (BrokenPipeError, OSError) as exc:
-            return self._crashed(ids, f"the check process exited early ({exc})")
-        finally:
-            self._log.close()
-        if not output.exists():
-            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            return self._crashed(ids, f"the check process failed (exit {self._process.returncode}): {tail[0][:300]}")
-        return [CheckResult.from_dict(r) for r in json.loads(output.read_text())]
+            return [CheckResult.from_dict(r) for r in self.request(request, timeout, last=True)]
+        except RuntimeError as exc:
+            return self._crashed(ids, str(exc))
 
     def _crashed(self, ids: list[str], message: str) -> list[CheckResult]:
         return [CheckResult.from_outcome(checks.get(i), checks.failed(message)) for i in ids]
 
     def close(self) -> None:
-        """Stop the process if it is still waiting (e.g. the build failed before the check stage)."""
+        """Stop the process (it may still be waiting, e.g. the build failed before the check stage)."""
         if self._process.poll() is None:
             try:
                 assert self._process.stdin is not None
                 self._process.stdin.close()
                 self._process.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
-                self._process.kill()
+                sandbox.kill_tree(self._process.pid)
         if not self._log.closed:
             self._log.close()
         shutil.rmtree(self._dir, ignore_errors=True)
@@ -219,7 +257,8 @@ def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> 
             results[check.id] = CheckResult.from_outcome(check, outcome, time.perf_counter() - mark)
     if artifact_ids:
         own = checker is None
-        checker = checker or ArtifactChecker()
+        readable = (ctx.model_dir, *([ctx.fidelity] if ctx.fidelity else []), *map(Path, ctx.config.tests))
+        checker = checker or ArtifactChecker(readable=tuple(Path(p).resolve() for p in readable if p))
         try:
             assert ctx.model_dir is not None
             for result in checker.run(ctx.model_dir, artifact_ids, ctx.config, ctx.manifest, ctx.fidelity):

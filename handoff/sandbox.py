@@ -138,12 +138,12 @@ def python_paths(executable: str) -> list[Path]:
 
 
 def command(cmd: list[str], workdir: Path, policy: Policy, *, readable: Iterable[Path] = (),
-            hidden: Iterable[Path] = ()) -> list[str]:
+            writable: Iterable[Path] = (), hidden: Iterable[Path] = ()) -> list[str]:
     """``cmd`` wrapped in the sandbox: rlimits always, bubblewrap's namespaces where it works.
 
-    ``readable`` are host paths the sandbox needs under its private ``/tmp`` (the notebook's own
-    folder, the kernel's connection file); ``hidden`` are paths it must not see (the store).
-    Python's own files are always readable.
+    ``workdir`` (and ``writable``) are the only places it may write; ``readable`` are host paths it
+    needs under its private ``/tmp`` (the notebook's own folder, the kernel's connection file);
+    ``hidden`` are paths it must not see (the store). Python's own files are always readable.
     """
     limits = ["prlimit", f"--data={policy.limits.memory}", f"--fsize={policy.limits.disk}", "--core=0", "--"] \
         if shutil.which("prlimit") else []
@@ -156,7 +156,8 @@ def command(cmd: list[str], workdir: Path, policy: Policy, *, readable: Iterable
     for path in [*python_paths(cmd[0]), *readable]:
         if path.exists() and path != Path("/"):
             args += ["--ro-bind", str(path), str(path)]
-    args += ["--bind", str(workdir), str(workdir)]
+    for path in (workdir, *writable):
+        args += ["--bind", str(path), str(path)]
     home = Path.home()
     for path in [*hidden, *(home / entry for entry in HIDDEN_HOME_ENTRIES)]:
         if path.is_dir():

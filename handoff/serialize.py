@@ -3,7 +3,9 @@
 The kernel pickled the object with cloudpickle (classes defined in the notebook travel by
 value); here it is loaded back, handed to the first model flavor that accepts it, and written
 with requirements pinned from the kernel's own environment, so MLflow never has to infer them
-in a subprocess.
+in a subprocess. Loading it runs code the notebook produced, so this module's ``serialize`` runs
+only in the sandboxed worker (``handoff.checks.runner``), never in the CLI's or the app's process;
+the build gets back a directory and a ``SavedModel`` as JSON.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def load_captured(capture_dir: Path) -> tuple[Any, Any]:
 
 
 def serialize(capture_dir: Path, capture: Capture, target: Path) -> SavedModel:
-    """Write the MLflow model directory at ``target`` (which must not exist yet)."""
+    """Write the MLflow model directory at ``target`` (which must not exist yet). Worker-side only."""
     try:
         model, example = load_captured(capture_dir)
     except Exception as exc:

@@ -1,10 +1,13 @@
-"""Runs the artifact checks in a fresh Python process, as production will load the model.
+"""The build's sandboxed worker: serializes the captured model and runs the artifact checks in a
+fresh Python process, as production will load the model.
 
 ``python -m handoff.checks.runner`` imports MLflow and the scientific stack first (the parent
 starts it while the notebook is still running, so this cost overlaps the notebook's), then reads
-one JSON request on stdin, loads the saved model once for every artifact check, and writes the
-results as JSON to the file the request names. Nothing of the notebook's state is here: a model
-that only loads where the notebook ran fails ``model.loads``.
+JSON requests on stdin, one per line: ``serialize`` (load the kernel's pickle, write the MLflow
+model directory), ``predict`` (for ``reproducible``) or a checks request (load the saved model
+once for every artifact check). Each answer is written as JSON to the file the request names.
+Nothing of the notebook's state is here: a model that only loads where the notebook ran fails
+``model.loads``. Everything the notebook produced is unpickled here, inside the sandbox.
 """
 
 from __future__ import annotations
@@ -103,13 +106,48 @@ def main() -> int:
     import handoff.checks
 
     handoff.checks.all_checks()
-    line = sys.stdin.readline()
-    if not line.strip():
-        return 0  # the build no longer needs us
-    request = json.loads(line)
-    results = run_request(request)
-    Path(request["output"]).write_text(json.dumps(results, default=str))
+    for line in sys.stdin:  # ends when the build closes our stdin (it may need nothing at all)
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        if "serialize" in request:
+            answer: Any = serialize_request(request["serialize"])
+        elif "predict" in request:
+            answer = predict_request(request["predict"])
+        else:
+            answer = run_request(request)
+        output = Path(request["output"])
+        partial = output.with_name(output.name + ".part")
+        partial.write_text(json.dumps(answer, default=str))
+        partial.rename(output)  # the build polls for the name: never let it read half an answer
     return 0
+
+
+def serialize_request(request: dict[str, str]) -> dict[str, Any]:
+    """Save the captured model as an MLflow model directory; the ``SavedModel`` or the error, as JSON."""
+    from handoff.capture import read_capture
+    from handoff.errors import BuildFailure
+    from handoff.serialize import serialize
+
+    capture_dir = Path(request["capture_dir"])
+    try:
+        saved = serialize(capture_dir, read_capture(capture_dir), Path(request["target"]))
+    except BuildFailure as exc:
+        return {"error": {"detail": exc.detail, "ename": exc.ename}}
+    return saved.to_dict()
+
+
+def predict_request(capture_dirs: list[str]) -> list[Any] | None:
+    """Each captured model's predictions on the first capture's input example, as lists."""
+    import numpy as np
+
+    from handoff.serialize import load_captured
+
+    first, example = load_captured(Path(capture_dirs[0]))
+    if example is None:
+        return None
+    models = [first, *(load_captured(Path(d))[0] for d in capture_dirs[1:])]
+    return [np.asarray(m.predict(example)).tolist() for m in models]
 
 
 if __name__ == "__main__":
