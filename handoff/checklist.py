@@ -166,7 +166,8 @@ class ArtifactChecker:
         command = sandbox.command([sys.executable, "-m", "handoff.checks.runner"], self._dir, policy,
                                   writable=writable, readable=readable, hidden=hidden)
         self._process = subprocess.Popen(  # cwd is an empty dir: the notebook's folder is not importable
-            command, stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, cwd=self._dir, env=env)
+            command, stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, cwd=self._dir, env=env,
+            start_new_session=True)
 
     def request(self, payload: dict[str, Any], timeout: float = ARTIFACT_TIMEOUT, last: bool = False) -> Any:
         """Send one request and wait for its answer; raises ``RuntimeError`` saying why there is none."""

@@ -51,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="whole-run limit (default 3600)")
     build.add_argument("--cell-timeout", type=float, default=600.0, metavar="S", help="per-cell limit (default 600)")
     build.add_argument("--model-var", metavar="NAME", help="take the model from this variable")
+    sandboxing = build.add_argument_group("sandbox (see docs/security.md)")
+    sandboxing.add_argument("--allow-network", action="store_true",
+                            help="give the notebook the network (off by default; recorded with the version)")
+    sandboxing.add_argument("--env", action="append", default=[], metavar="NAME",
+                            help="pass this environment variable into the sandbox (repeatable; only the name is recorded)")
+    sandboxing.add_argument("--memory", type=float, default=4.0, metavar="GIB", help="memory limit (default 4)")
+    sandboxing.add_argument("--max-processes", type=int, default=256, metavar="N",
+                            help="processes the notebook may run at once (default 256)")
+    sandboxing.add_argument("--max-disk", type=float, default=5.0, metavar="GIB",
+                            help="disk space of the build's work dir (default 5)")
     _checklist_flags(build)
     build.add_argument("--reproduce", action="store_true", default=None,
                        help="also run the notebook a second time and compare (check 'reproducible')")
@@ -96,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("--address", default="localhost", help="interface to listen on (default: localhost only)")
     app.add_argument("--max-upload-mb", type=int, default=MAX_UPLOAD_MB, help="upload size limit")
 
+    command("doctor", "what this machine gives handoff: the sandbox, the kernel, the store")
+
     verify = command("verify", "check a package against its manifest (digests, layout, unsafe entries)")
     verify.add_argument("package", help="the .zip to verify")
     return parser
@@ -122,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     try:
         commands = {"build": _build, "list": _list, "show": _show, "check": _check, "export": _export,
-                    "verify": _verify, "app": _app,
+                    "verify": _verify, "app": _app, "doctor": _doctor,
                     "compare": _compare, "promote": _promote, "rollback": _rollback, "history": _history}
         return commands[args.command](args)
     except HandoffError as exc:
@@ -187,7 +199,9 @@ def _build(args: argparse.Namespace) -> int:
     try:
         result = handoff.build(source, params, args.name, store=args.store, on_event=progress,
                                checks=_checklist_settings(args), timeout=args.timeout,
-                               cell_timeout=args.cell_timeout, model_var=args.model_var)
+                               cell_timeout=args.cell_timeout, model_var=args.model_var,
+                               allow_network=args.allow_network, env=tuple(args.env), memory_gib=args.memory,
+                               max_processes=args.max_processes, max_disk_gib=args.max_disk)
     finally:
         progress.close()
     if args.json:
@@ -447,6 +461,23 @@ def _app(args: argparse.Namespace) -> int:
     command = app_command(args.port, args.address, args.max_upload_mb)
     os.execve(command[0], command, env)  # become the server: signals reach Streamlit directly
     return EXIT_OK  # not reached
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from handoff.execution import DEFAULT_KERNEL
+    from handoff.sandbox import detect
+
+    support = detect()
+    kernels = KernelSpecManager().find_kernel_specs()
+    report = {"sandbox": support.kind, "sandbox_detail": support.detail,
+              "default_kernel": kernels.get(DEFAULT_KERNEL, "not installed"), "store": handoff.open_store(args.store).uri}
+    if args.json:
+        _emit(report)
+    else:
+        sys.stdout.write("".join(f"{k}: {v}\n" for k, v in report.items()))
+    return EXIT_OK
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -295,10 +295,9 @@ def _classify(nb: nbformat.NotebookNode, error: BaseException | None, state: dic
     for c in nb.cells:
         for output in c.get("outputs", []):
             if output.get("output_type") == "error":
-                if output.get("ename") == "MemoryError" and _role(c) is None:
-                    return LimitExceededFailure(
-                        "execute", f"MemoryError: the notebook hit the memory limit of {limits.memory / sandbox.GIB:g} "
-                        "GiB (--memory)", cell=_position(c), ename="MemoryError")
+                limit = _limit_hit(output, limits) if _role(c) is None else None
+                if limit:
+                    return LimitExceededFailure("execute", limit, cell=_position(c), ename=output.get("ename"))
                 return _cell_error(c, output, kernel_name)
     if error is not None:
         return KernelDiedFailure("execute", f"{type(error).__name__}: {error}", cell=cell,
@@ -306,6 +305,16 @@ def _classify(nb: nbformat.NotebookNode, error: BaseException | None, state: dic
     if not (capture_dir / "capture.json").exists():
         return EarlyExitFailure("execute", "the notebook stopped before its last cell finished", cell=cell,
                                 ename="EarlyExit")
+    return None
+
+
+def _limit_hit(output: nbformat.NotebookNode, limits: sandbox.Limits) -> str | None:
+    """The sandbox limit a cell's error comes from (the rlimits make these errors), if any."""
+    ename, evalue = output.get("ename"), output.get("evalue", "")
+    if ename == "MemoryError":
+        return f"MemoryError: the notebook hit the memory limit of {limits.memory / sandbox.GIB:g} GiB (--memory)"
+    if "File too large" in evalue:
+        return f"{ename}: {evalue}: a file reached the disk limit of {limits.disk / sandbox.GIB:g} GiB (--max-disk)"
     return None
 
 

@@ -100,7 +100,14 @@ class Support:
 
 @functools.lru_cache(maxsize=1)
 def detect() -> Support:
-    """Whether bubblewrap works here (tried once per process: it needs user namespaces)."""
+    """Whether bubblewrap works here (tried once per process: it needs user namespaces).
+
+    ``HANDOFF_SANDBOX=partial`` turns it off (to debug a machine, or to measure its cost); the
+    build then says so in its warnings, like any partial sandbox.
+    """
+    if os.environ.get("HANDOFF_SANDBOX") == "partial":
+        return Support("partial", "bubblewrap turned off by HANDOFF_SANDBOX=partial: environment filtered and "
+                                  "rlimits set, but the store, your files and the network are reachable")
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return Support("partial", "bubblewrap is not installed: environment filtered and rlimits set, but the "
@@ -236,7 +243,8 @@ def kill_tree(pid: int) -> None:
     bubblewrap, killing ``pid`` already ends its PID namespace)."""
     targets = [pid, *descendants(pid)]
     try:
-        os.killpg(os.getpgid(pid), signal.SIGKILL)
+        if os.getpgid(pid) == pid != os.getpgrp():  # only a group of its own: never our caller's
+            os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     for target in targets:
