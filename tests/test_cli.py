@@ -53,6 +53,7 @@ def test_failed_build_exits_1_with_one_line(write_notebook, store: Store, capsys
     (["build", "{nb}", "-p", "nope", "1"], "unknown parameter nope; valid parameters: C (float, default 1.0)"),
     (["build", "{nb}", "-p", "C", "abc"], "parameter C expects float, got 'abc'"),
     (["build", "{bad}"], "is not a notebook: invalid JSON"),
+    (["build", "{deep}"], "deep.ipynb is not a notebook: JSON nested too deeply"),
     (["build", "{nb}", "--timeout", "-1"], "timeout must be a positive number"),
     (["show", "iris", "3"], "no model named 'iris'"),
     (["show", "iris", "x"], "version must be a number"),
@@ -61,7 +62,9 @@ def test_bad_input_exits_2_with_one_clear_line(argv: list[str], message: str, ir
                                                store: Store, capsys: pytest.CaptureFixture) -> None:
     bad = tmp_path / "bad.ipynb"
     bad.write_text("not json")
-    args = [a.format(nb=iris_notebook, bad=bad) for a in argv] + ["--store", _home(store)]
+    deep = tmp_path / "deep.ipynb"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    args = [a.format(nb=iris_notebook, bad=bad, deep=deep) for a in argv] + ["--store", _home(store)]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("handoff: error: ") and message in err[0]
