@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from handoff.inspection import NotebookSource, load_notebook, validate_params
 from handoff.serialize import load_captured, serialize
 from handoff.package import build_package, package_name, render_report_html
 from handoff.store import CHECKS_PATH, MODEL_ARTIFACT, Recorded, Store, check_model_name, model_name_from, open_store
+from handoff.workdirs import private_dir
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
     timings["inspect"] = time.monotonic() - started
 
     workdir = make_workdir(source, files)
-    staging = Path(tempfile.mkdtemp(prefix="handoff-stage-"))
+    staging = private_dir("stage")
     (staging / "logs").mkdir()
     checker = ArtifactChecker(staging / "logs" / "checks.log")  # warms up while the notebook runs
     helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-package")

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import nbformat
 from handoff import checks
 from handoff.check_config import CheckConfig
 from handoff.checks import FAILED, PASSED, SKIPPED, WARNED, CheckResult
+from handoff.workdirs import private_dir
 
 ARTIFACT_TIMEOUT = 600.0
 
@@ -146,7 +146,7 @@ class ArtifactChecker:
     """A fresh interpreter, started early, that runs the artifact checks once asked."""
 
     def __init__(self, log_path: Path | None = None) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="handoff-check-"))
+        self._dir = private_dir("check")
         self.log_path = log_path or self._dir / "checks.log"
         self._log = open(self.log_path, "ab")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
