@@ -92,7 +92,7 @@ def test_app_command_has_deliberate_server_settings() -> None:
 
     command = app_command(8600)
     settings = dict(zip(command[5::2], command[6::2]))
-    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app/streamlit_app.py")
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app/server.py")
     assert settings["--server.address"] == "localhost" and settings["--server.port"] == "8600"
     assert settings["--server.enableXsrfProtection"] == "true"
     assert settings["--server.maxUploadSize"] == str(MAX_UPLOAD_MB)
