@@ -111,11 +111,13 @@ def _checklist_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--tests", action="append", default=[], metavar="PATH",
                      help="a pytest file run against the saved model (fixtures: model, input_example, manifest)")
     sub.add_argument("--skip", action="append", default=[], metavar="CHECK_ID", help="do not run this check")
+    sub.add_argument("--allow-secrets", metavar="REASON",
+                     help="let notebook.secrets pass despite likely secrets; the reason is recorded")
 
 
 def _checklist_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"thresholds": args.threshold, "gate": args.gate, "tests": args.tests, "skip": args.skip,
-            "reproduce": getattr(args, "reproduce", None)}
+            "reproduce": getattr(args, "reproduce", None), "allow_secrets": args.allow_secrets}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

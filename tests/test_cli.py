@@ -97,3 +97,25 @@ def test_app_command_has_deliberate_server_settings() -> None:
     assert settings["--server.enableXsrfProtection"] == "true"
     assert settings["--server.maxUploadSize"] == str(MAX_UPLOAD_MB)
     assert settings["--browser.gatherUsageStats"] == "false"
+
+
+def test_secrets_fail_the_build_unless_allowed_with_a_recorded_reason(
+        write_notebook, store: Store, capsys: pytest.CaptureFixture) -> None:
+    from helpers import TRAIN_IRIS
+
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz3Kq8mQ4t"
+    path = write_notebook([TRAIN_IRIS, "import json, os\n"
+                           f"os.environ['AWS_SECRET_ACCESS_KEY'] = '{secret[:20]}' + '{secret[20:]}'\n"
+                           "print(json.dumps(dict(os.environ)))"])
+    assert main(["build", str(path), "--store", _home(store), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    check = next(r for r in out["checks"]["results"] if r["id"] == "notebook.secrets")
+    assert out["status"] == "failed" and check["status"] == "failed" and "cell 2" in check["message"]
+    assert secret not in json.dumps(out["checks"])
+    assert main(["build", str(path), "--store", _home(store), "--json", "--allow-secrets", "test fixture"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    check = next(r for r in out["checks"]["results"] if r["id"] == "notebook.secrets")
+    assert out["status"] == "passed" and check["status"] == "passed" and check["details"]["allowed"] == "test fixture"
+    assert main(["show", out["name"], str(out["version"]), "--store", _home(store), "--json"]) == 0
+    recorded = json.loads(capsys.readouterr().out)["details"]["checks"]
+    assert recorded["config"]["allow_secrets"] == "test fixture"
