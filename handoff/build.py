@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from handoff.sandbox import GIB, Limits, Policy
 from handoff.package import build_package, package_name, render_report_html
 from handoff.store import (CHECKS_PATH, FIDELITY_PATH, MODEL_ARTIFACT, NOTEBOOK_RUN_PATH, Recorded, Store,
                            check_model_name, default_home, model_name_from, open_store)
+from handoff.workdirs import private_dir
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
     timings["inspect"] = time.monotonic() - started
 
     workdir = make_workdir(source, files)
-    staging = Path(tempfile.mkdtemp(prefix="handoff-stage-"))
+    staging = private_dir("stage")
     (staging / "logs").mkdir()
     # the sandboxed worker that loads what the notebook produced; it warms up while the notebook runs
     checker = ArtifactChecker(staging / "logs" / "checks.log", writable=(staging,), hidden=_hidden(store),

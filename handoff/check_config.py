@@ -76,6 +76,8 @@ class CheckConfig:
         reproduce_tolerance: Absolute tolerance on metrics and predictions when reproducing.
         latency_budget_ms: ``model.latency`` budget for the p95 of single-row predictions.
         size_budget_mb: ``model.size`` budget for the saved model.
+        allow_secrets: Why likely secrets in the notebook are acceptable (``notebook.secrets`` then
+            passes and reports the reason); command line / API only, never the notebook's own files.
         sources: Where the settings came from, highest precedence first.
     """
 
@@ -91,6 +93,7 @@ class CheckConfig:
     reproduce_tolerance: float = 1e-6
     latency_budget_ms: float = 100.0
     size_budget_mb: float = 500.0
+    allow_secrets: str | None = None
     sources: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +137,12 @@ def _from_mapping(data: Mapping[str, Any], origin: str, base: CheckConfig) -> Ch
             if not isinstance(value, bool):
                 raise OptionError(f"{origin}: {key} must be true or false, got {value!r}")
             changes[key] = value
+        elif key == "allow_secrets":
+            if value is None:  # a stored configuration without a waiver
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise OptionError(f"{origin}: allow_secrets must be a reason (non-empty text), got {value!r}")
+            changes[key] = value.strip()
         elif key == "greater_is_better":
             if not isinstance(value, Mapping) or not all(isinstance(v, bool) for v in value.values()):
                 raise OptionError(f"{origin}: greater_is_better must map metric names to true/false")
@@ -163,7 +172,7 @@ def resolve_config(*, cli: Mapping[str, Any] | None = None, notebook_metadata: M
     config = CheckConfig()
     section = (notebook_metadata or {}).get("handoff", {})
     if isinstance(section, Mapping) and section.get("checks"):
-        table = _absolute_tests(section["checks"], notebook_dir or Path.cwd())
+        table = _no_self_allowing(_absolute_tests(section["checks"], notebook_dir or Path.cwd()), "notebook metadata")
         config = _from_mapping(table, "notebook metadata (handoff.checks)", config)
     toml_path = notebook_dir / "handoff.toml" if notebook_dir else None
     if toml_path is not None and toml_path.is_file():
@@ -171,7 +180,8 @@ def resolve_config(*, cli: Mapping[str, Any] | None = None, notebook_metadata: M
             table = tomllib.loads(toml_path.read_text()).get("checks", {})
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise OptionError(f"{toml_path}: not valid TOML: {exc}") from exc
-        config = _from_mapping(_absolute_tests(table, toml_path.parent), str(toml_path), config)
+        config = _from_mapping(_no_self_allowing(_absolute_tests(table, toml_path.parent), str(toml_path)),
+                               str(toml_path), config)
     given = {k: v for k, v in (cli or {}).items() if v not in (None, (), [], {})}
     if given:
         config = _from_mapping(_absolute_tests(given, Path.cwd()), "command line", config)
@@ -191,6 +201,13 @@ def override(config: CheckConfig, settings: Mapping[str, Any] | None, origin: st
     if missing:
         raise OptionError(f"user test file not found: {', '.join(missing)}")
     return config
+
+
+def _no_self_allowing(table: dict[str, Any], origin: str) -> dict[str, Any]:
+    """The notebook's own files must not waive the secrets check: only the person building may."""
+    if "allow_secrets" in table:
+        raise OptionError(f"{origin}: allow_secrets can only be given on the command line or in the API call")
+    return table
 
 
 def _absolute_tests(table: Mapping[str, Any], base: Path) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from handoff.check_config import CheckConfig
 from handoff.errors import SerializationFailure
 from handoff.flavors import SavedModel
 from handoff.checks import FAILED, PASSED, SKIPPED, WARNED, CheckResult
+from handoff.workdirs import private_dir
 
 ARTIFACT_TIMEOUT = 600.0
 
@@ -157,7 +157,7 @@ class ArtifactChecker:
 
     def __init__(self, log_path: Path | None = None, *, writable: tuple[Path, ...] = (),
                  readable: tuple[Path, ...] = (), hidden: tuple[Path, ...] = ()) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="handoff-check-"))
+        self._dir = private_dir("check")
         self.log_path = log_path or self._dir / "checks.log"
         self._log = open(self.log_path, "ab")
         self._requests = 0

@@ -21,7 +21,7 @@ from handoff.store import NOTEBOOK_RUN_PATH
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_UPLOAD_MB = 50
-APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
+APP = Path(__file__).resolve().parents[1] / "app" / "server.py"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,6 +105,10 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("--port", type=int, default=8501)
     app.add_argument("--address", default="localhost", help="interface to listen on (default: localhost only)")
     app.add_argument("--max-upload-mb", type=int, default=MAX_UPLOAD_MB, help="upload size limit")
+    app.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                     help="also accept this host name in Host/Origin (repeatable; localhost, 127.0.0.1, ::1 always)")
+    app.add_argument("--no-token", action="store_true",
+                     help="do not require the access token (any local user or program can then drive the app)")
 
     command("doctor", "what this machine gives handoff: the sandbox, the kernel, the store")
 
@@ -121,11 +125,13 @@ def _checklist_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--tests", action="append", default=[], metavar="PATH",
                      help="a pytest file run against the saved model (fixtures: model, input_example, manifest)")
     sub.add_argument("--skip", action="append", default=[], metavar="CHECK_ID", help="do not run this check")
+    sub.add_argument("--allow-secrets", metavar="REASON",
+                     help="let notebook.secrets pass despite likely secrets; the reason is recorded")
 
 
 def _checklist_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"thresholds": args.threshold, "gate": args.gate, "tests": args.tests, "skip": args.skip,
-            "reproduce": getattr(args, "reproduce", None)}
+            "reproduce": getattr(args, "reproduce", None), "allow_secrets": args.allow_secrets}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -453,11 +459,19 @@ def app_command(port: int, address: str = "localhost", max_upload_mb: int = MAX_
 def _app(args: argparse.Namespace) -> int:
     if not APP.exists():
         raise handoff.OptionError(f"the app is not installed beside the package ({APP} is missing)")
-    env = dict(os.environ)
+    from handoff.app_guard import GuardSettings, new_token
+
+    extra_hosts = [*args.allowed_host, *([] if args.address in ("0.0.0.0", "::", "") else [args.address])]
+    guard = GuardSettings.make(extra_hosts, token=None if args.no_token else new_token())
+    env = dict(os.environ) | guard.to_env()
     if args.store:
         env["HANDOFF_STORE"] = args.store
-    sys.stderr.write(f"handoff app on http://{args.address}:{args.port} (store: "
-                     f"{handoff.open_store(args.store).uri}; uploads up to {args.max_upload_mb} MB)\n")
+    host = f"[{args.address}]" if ":" in args.address else args.address
+    url = f"http://{host}:{args.port}/" + (f"?token={guard.token}" if guard.token else "")
+    sys.stderr.write(f"handoff app on {url}\n  (store: {handoff.open_store(args.store).uri}; uploads up to "
+                     f"{args.max_upload_mb} MB; {'NO access token' if guard.token is None else 'open this URL'}; "
+                     f"hosts allowed: {', '.join(sorted(guard.allowed_hosts))})\n")
+    sys.stderr.flush()
     command = app_command(args.port, args.address, args.max_upload_mb)
     os.execve(command[0], command, env)  # become the server: signals reach Streamlit directly
     return EXIT_OK  # not reached

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from handoff.errors import (
 )
 from handoff.events import BuildEvent, EventCallback
 from handoff.inspection import NotebookSource
+from handoff.workdirs import private_dir
 
 DEFAULT_KERNEL = "python3"
 CAPTURE_DIR = ".handoff"
@@ -84,7 +84,7 @@ def make_workdir(source: NotebookSource, files: Mapping[str, bytes] | None = Non
         parts = Path(name).parts
         if not parts or Path(name).is_absolute() or ".." in parts:
             raise OptionError(f"data file name {name!r} leaves the build directory")
-    workdir = Path(tempfile.mkdtemp(prefix="handoff-build-"))
+    workdir = private_dir("build")
     if source.path is not None:
         for entry in sorted(source.path.resolve().parent.iterdir()):
             if entry.name.startswith(".") or entry.name in (source.path.name, *NOT_LINKED):

@@ -103,6 +103,15 @@ def load_notebook(source: str | Path | bytes, name: str | None = None) -> Notebo
 
 
 def _parse(raw: bytes, label: str) -> tuple[nbformat.NotebookNode, int | None]:
+    # json, nbformat and jsonschema all recurse per nesting level: a hostile upload nested deeper than
+    # Python's recursion limit must be bad input, not an internal error
+    try:
+        return _parse_nested(raw, label)
+    except RecursionError as exc:
+        raise NotebookFormatError(f"{label} is not a notebook: JSON nested too deeply") from exc
+
+
+def _parse_nested(raw: bytes, label: str) -> tuple[nbformat.NotebookNode, int | None]:
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
@@ -119,6 +128,8 @@ def _parse(raw: bytes, label: str) -> tuple[nbformat.NotebookNode, int | None]:
         nb = nbformat.reads(json.dumps(data), as_version=4)
         nbformat.validator.normalize(nb)
         nbformat.validate(nb)
+    except RecursionError:
+        raise
     except Exception as exc:  # nbformat raises several unrelated types for invalid documents
         detail = getattr(exc, "message", None) or str(exc).splitlines()[0]
         raise NotebookFormatError(f"{label} is not a valid notebook: {detail}") from exc

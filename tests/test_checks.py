@@ -33,7 +33,7 @@ def _run(check_id: str, ctx: CheckContext) -> checks.CheckResult:
 def test_registry_has_every_documented_check_in_order() -> None:
     assert checks.check_ids() == [
         "notebook.executed", "model.found", "model.loads", "model.predicts", "env.pinned", "metrics.thresholds",
-        "metrics.no_regression", "user.tests", "notebook.hygiene", "model.deterministic", "model.latency",
+        "metrics.no_regression", "user.tests", "notebook.secrets", "notebook.hygiene", "model.deterministic", "model.latency",
         "model.size", "data.fingerprinted", "metrics.present", "reproducible"]
     severities = {c.id: c.severity for c in checks.all_checks()}
     assert severities["model.loads"] == "blocking" and severities["model.latency"] == "warning"
@@ -76,7 +76,7 @@ def test_no_regression_is_skipped_without_gate_or_champion() -> None:
     assert "no champion" in _run("metrics.no_regression", _ctx(config=resolve_config(cli={"gate": True}))).message
 
 
-def test_hygiene_finds_order_stale_outputs_paths_and_secrets() -> None:
+def test_hygiene_finds_order_stale_outputs_and_paths() -> None:
     nb = notebook([
         "import pandas as pd\ndf = pd.read_csv('/home/alice/data/train.csv')",
         "API_KEY = 'sk-abcdefghijklmnopqrstuvwxyz123456'",
@@ -90,9 +90,79 @@ def test_hygiene_finds_order_stale_outputs_paths_and_secrets() -> None:
     assert result.status == "warning" and result.severity == "warning"
     assert result.details["order"] == [2] and result.details["never_run"] == [4]
     assert result.details["paths"] == [{"cell": 1, "path": "/home/alice/data/train.csv"}]
-    kinds = {(s["cell"], s["kind"], s["in"]) for s in result.details["secrets"]}
-    assert (2, "API key", "code") in kinds and (3, "hard-coded credential", "output") in kinds
-    assert "absolute local paths" in result.message and "likely secrets" in result.message
+    assert "absolute local paths" in result.message and "secret" not in result.message
+
+
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz3Kq8mQ4t"
+
+
+def _printed(text: str, cells: list[str] | None = None) -> nbformat.NotebookNode:
+    """An executed notebook whose last cell printed ``text`` (the source itself holds no secret)."""
+    nb = notebook([*(cells or ["x = 1"]), "import json, os\nprint(json.dumps(dict(os.environ)))"])
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    return nb
+
+
+def test_secrets_in_printed_json_fail_naming_the_cell_never_the_value() -> None:
+    import json
+
+    nb = _printed(json.dumps({"HOME": "/root", "AWS_SECRET_ACCESS_KEY": AWS_SECRET}) + "\n", ["x = 1", ("md", "notes")])
+    result = _run("notebook.secrets", _ctx(executed_notebook=nb))
+    assert result.status == "failed" and result.severity == "blocking"
+    assert {(f["cell"], f["in"]) for f in result.details["findings"]} == {(3, "output")}
+    assert "Secret Keyword" in {f["type"] for f in result.details["findings"]}
+    assert "cell 3" in result.message and "--allow-secrets" in result.message
+    assert AWS_SECRET not in repr(result.to_dict()) and AWS_SECRET[:8] not in repr(result.to_dict())
+
+
+@pytest.mark.parametrize("output", [
+    nbformat.v4.new_output("execute_result", data={"text/plain": f"{{'aws_secret_access_key': '{AWS_SECRET}'}}"}),
+    nbformat.v4.new_output("execute_result", data={"application/json": {"AWS_SECRET_ACCESS_KEY": AWS_SECRET}}),
+    nbformat.v4.new_output("error", ename="KeyError", evalue="x",
+                           traceback=[f"\x1b[0;31mKeyError\x1b[0m: password = '{AWS_SECRET}'"]),
+], ids=["text/plain", "json", "traceback"])
+def test_secrets_found_in_every_kind_of_output(output: nbformat.NotebookNode) -> None:
+    nb = notebook(["x = 1", "y = 2"])
+    nb.cells[1].outputs = [output]
+    result = _run("notebook.secrets", _ctx(executed_notebook=nb))
+    assert result.status == "failed" and {f["cell"] for f in result.details["findings"]} == {2}
+
+
+def test_secrets_in_source_and_handoffs_own_cells_are_told_apart() -> None:
+    nb = notebook(["password = 'correct-horse-battery-staple-42'", "x = 1"])
+    injected = nbformat.v4.new_code_cell("token = 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0'")
+    injected.metadata["tags"] = ["handoff-injected"]
+    nb.cells.insert(1, injected)
+    result = _run("notebook.secrets", _ctx(executed_notebook=nb))
+    assert [(f["cell"], f["in"]) for f in result.details["findings"]] == [(1, "source")]
+
+
+def test_allow_secrets_passes_and_keeps_the_reason() -> None:
+    import json
+
+    nb = _printed(json.dumps({"AWS_SECRET_ACCESS_KEY": AWS_SECRET}))
+    config = resolve_config(cli={"allow_secrets": "test fixture"})
+    result = _run("notebook.secrets", _ctx(executed_notebook=nb, config=config))
+    assert result.status == "passed" and result.details["allowed"] == "test fixture"
+    assert "allowed: test fixture" in result.message and config.to_dict()["allow_secrets"] == "test fixture"
+
+
+def test_a_notebook_cannot_allow_its_own_secrets(tmp_path: Path) -> None:
+    from handoff.errors import OptionError
+
+    with pytest.raises(OptionError, match="allow_secrets can only be given on the command line"):
+        resolve_config(notebook_metadata={"handoff": {"checks": {"allow_secrets": "mine"}}})
+    (tmp_path / "handoff.toml").write_text('[checks]\nallow_secrets = "mine"\n')
+    with pytest.raises(OptionError, match="allow_secrets can only be given"):
+        resolve_config(notebook_dir=tmp_path)
+    with pytest.raises(OptionError, match="must be a reason"):
+        resolve_config(cli={"allow_secrets": "  "})
+
+
+def test_secrets_check_passes_a_clean_notebook() -> None:
+    nb = _printed("accuracy 0.97\nLogisticRegression(C=1.0, max_iter=300, random_state=42)\n",
+                  ["from sklearn.linear_model import LogisticRegression\ntoken_count = 3"])
+    assert _run("notebook.secrets", _ctx(executed_notebook=nb)).status == "passed"
 
 
 def test_hygiene_passes_a_clean_notebook() -> None:
@@ -153,7 +223,7 @@ def test_report_serialises_and_junit_counts_match() -> None:
     root = ET.fromstring(report.to_junit_xml().split("?>", 1)[1])
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
-    assert len(cases) == int(suite.get("tests")) == len(report.results) == 15
+    assert len(cases) == int(suite.get("tests")) == len(report.results) == 16
     assert int(suite.get("failures")) == counts["failed"] + counts["warning"] == len(
         [c for c in cases if c.find("failure") is not None])
     assert int(suite.get("skipped")) == counts["skipped"] == len([c for c in cases if c.find("skipped") is not None])

@@ -53,6 +53,7 @@ def test_failed_build_exits_1_with_one_line(write_notebook, store: Store, capsys
     (["build", "{nb}", "-p", "nope", "1"], "unknown parameter nope; valid parameters: C (float, default 1.0)"),
     (["build", "{nb}", "-p", "C", "abc"], "parameter C expects float, got 'abc'"),
     (["build", "{bad}"], "is not a notebook: invalid JSON"),
+    (["build", "{deep}"], "deep.ipynb is not a notebook: JSON nested too deeply"),
     (["build", "{nb}", "--timeout", "-1"], "timeout must be a positive number"),
     (["show", "iris", "3"], "no model named 'iris'"),
     (["show", "iris", "x"], "version must be a number"),
@@ -61,7 +62,9 @@ def test_bad_input_exits_2_with_one_clear_line(argv: list[str], message: str, ir
                                                store: Store, capsys: pytest.CaptureFixture) -> None:
     bad = tmp_path / "bad.ipynb"
     bad.write_text("not json")
-    args = [a.format(nb=iris_notebook, bad=bad) for a in argv] + ["--store", _home(store)]
+    deep = tmp_path / "deep.ipynb"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    args = [a.format(nb=iris_notebook, bad=bad, deep=deep) for a in argv] + ["--store", _home(store)]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("handoff: error: ") and message in err[0]
@@ -89,8 +92,30 @@ def test_app_command_has_deliberate_server_settings() -> None:
 
     command = app_command(8600)
     settings = dict(zip(command[5::2], command[6::2]))
-    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app/streamlit_app.py")
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app/server.py")
     assert settings["--server.address"] == "localhost" and settings["--server.port"] == "8600"
     assert settings["--server.enableXsrfProtection"] == "true"
     assert settings["--server.maxUploadSize"] == str(MAX_UPLOAD_MB)
     assert settings["--browser.gatherUsageStats"] == "false"
+
+
+def test_secrets_fail_the_build_unless_allowed_with_a_recorded_reason(
+        write_notebook, store: Store, capsys: pytest.CaptureFixture) -> None:
+    from helpers import TRAIN_IRIS
+
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz3Kq8mQ4t"
+    path = write_notebook([TRAIN_IRIS, "import json, os\n"
+                           f"os.environ['AWS_SECRET_ACCESS_KEY'] = '{secret[:20]}' + '{secret[20:]}'\n"
+                           "print(json.dumps(dict(os.environ)))"])
+    assert main(["build", str(path), "--store", _home(store), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    check = next(r for r in out["checks"]["results"] if r["id"] == "notebook.secrets")
+    assert out["status"] == "failed" and check["status"] == "failed" and "cell 2" in check["message"]
+    assert secret not in json.dumps(out["checks"])
+    assert main(["build", str(path), "--store", _home(store), "--json", "--allow-secrets", "test fixture"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    check = next(r for r in out["checks"]["results"] if r["id"] == "notebook.secrets")
+    assert out["status"] == "passed" and check["status"] == "passed" and check["details"]["allowed"] == "test fixture"
+    assert main(["show", out["name"], str(out["version"]), "--store", _home(store), "--json"]) == 0
+    recorded = json.loads(capsys.readouterr().out)["details"]["checks"]
+    assert recorded["config"]["allow_secrets"] == "test fixture"

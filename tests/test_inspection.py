@@ -38,6 +38,18 @@ def test_invalid_notebook_structure() -> None:
         load_notebook(raw.encode(), name="x.ipynb")
 
 
+DEEP = 100_000
+
+
+@pytest.mark.parametrize("raw", [
+    "[" * DEEP + "]" * DEEP,  # the JSON decoder itself recurses
+    '{"nbformat": 4, "nbformat_minor": 5, "cells": [], "metadata": {"x": ' + "[" * 900 + "]" * 900 + "}}",  # nbformat does
+], ids=["decoder", "validator"])
+def test_deeply_nested_json_is_bad_input_not_an_internal_error(raw: str) -> None:
+    with pytest.raises(NotebookFormatError, match="deep.ipynb is not a notebook: JSON nested too deeply"):
+        load_notebook(raw.encode(), name="deep.ipynb")
+
+
 def test_missing_file() -> None:
     with pytest.raises(NotebookFormatError, match="cannot read notebook"):
         load_notebook("/nonexistent/nb.ipynb")

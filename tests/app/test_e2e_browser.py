@@ -51,9 +51,9 @@ CANVAS_PIXELS_JS = """([canvas, [r, g, b]]) => {
 GOOD_RGB, BAD_RGB = (0xd9, 0xf2, 0xd9), (0xf8, 0xd7, 0xd7)  # app/app_pages/compare.py's GOOD and BAD shades
 
 
-def _healthy(base: str) -> bool:
+def _healthy(base: str, token: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+        with urllib.request.urlopen(f"{base}/_stcore/health?token={token}", timeout=2) as response:
             return response.read().decode().strip() == "ok"
     except OSError:
         return False
@@ -62,6 +62,7 @@ def _healthy(base: str) -> bool:
 @dataclass
 class Server:
     base: str  # http://localhost:PORT
+    url: str  # the URL `handoff app` printed, with its access token
     started: float  # time.monotonic() when the process was started
 
 
@@ -124,11 +125,14 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
     try:
         base = f"http://localhost:{port}"
         deadline = started + STARTUP_TIMEOUT
-        while not _healthy(base):  # fail fast if the process died
+        url = None
+        while url is None or not _healthy(base, token):  # fail fast if the process died
+            found = re.search(r"on (http://\S+\?token=(\S+))", log_path.read_text(errors="replace"))
+            url, token = found.groups() if found else (None, "")
             assert proc.poll() is None, f"handoff app exited with {proc.returncode}: see {log_path}"
             assert time.monotonic() < deadline, f"handoff app did not answer in {STARTUP_TIMEOUT} s"
             time.sleep(0.2)
-        yield Server(base, started)
+        yield Server(base, url, started)
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -171,9 +175,9 @@ def ui(chromium_path: str, request: pytest.FixtureRequest) -> Iterator[UI]:
             browser.close()
 
 
-def _open_build_page(ui: UI, base: str, timeout: float = RENDER_TIMEOUT) -> None:
+def _open_build_page(ui: UI, url: str, timeout: float = RENDER_TIMEOUT) -> None:
     """A fresh Build page, in upload mode."""
-    ui.page.goto(base, wait_until="domcontentloaded")
+    ui.page.goto(url, wait_until="domcontentloaded")
     ui.expect(ui.page.get_by_role("heading", name="Build a model version")).to_be_visible(timeout=timeout)
     ui.expect(ui.page.get_by_text("Upload a notebook to start")).to_be_visible()
 
@@ -248,7 +252,7 @@ def test_build_download_verify_and_bad_upload_in_a_real_browser(server: Server, 
         old.unlink()
 
     # 1. The Build page, first render.
-    _open_build_page(ui, server.base, timeout=STARTUP_TIMEOUT * 1000)
+    _open_build_page(ui, server.url, timeout=STARTUP_TIMEOUT * 1000)
     first_render = time.monotonic() - server.started
     ui.no_exception()
     ui.shot("build-page")
@@ -327,7 +331,7 @@ def test_build_download_verify_and_bad_upload_in_a_real_browser(server: Server, 
     assert "intact" in verify.stdout, verify.stdout
 
     # 8. A fresh Build page, and an upload that is not a notebook.
-    _open_build_page(ui, server.base)
+    _open_build_page(ui, server.url)
     page.locator("input[type=file]").first.set_input_files(
         files=[{"name": "junk.ipynb", "mimeType": "application/octet-stream", "buffer": b"not json"}])
     error = ui.alert("Cannot use this file:")
@@ -343,7 +347,7 @@ def test_compare_two_builds_and_promote_one_in_a_real_browser(server: Server, ui
     ui.number_shots(10, 29)
 
     # 10. Two builds of iris_classifier, n_estimators 10 then 60 ("Start another build" in between).
-    _open_build_page(ui, server.base, timeout=STARTUP_TIMEOUT * 1000)
+    _open_build_page(ui, server.url, timeout=STARTUP_TIMEOUT * 1000)
     for version, trees in ((1, "10"), (2, "60")):
         if version > 1:
             page.get_by_role("button", name="Start another build").click()

@@ -1,0 +1,85 @@
+"""notebook.secrets: no credentials in the executed notebook, which is stored and shipped in the package.
+
+Cell sources and every textual output (stream text, ``text/*`` and JSON data, error tracebacks) are
+decoded and scanned with detect-secrets' plugins and filters, not hand-written patterns: a printed
+``{"AWS_SECRET_ACCESS_KEY": "..."}`` is caught like ``password = "..."`` in code. Findings name the
+cell, where in it, and the secret's type; never its value. ``allow_secrets`` (a reason, from
+``--allow-secrets``) lets the build pass and keeps the reason in the report and the configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from typing import Any
+
+from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register
+from handoff.workdirs import private_dir
+
+SKIP_TAGS = {"handoff-injected", "injected-parameters"}  # handoff's and papermill's own cells
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _texts(cell: Any) -> list[tuple[str, str]]:
+    """(where, text) pairs of a cell: its source, then each output decoded to text."""
+    found = [("source", str(cell.get("source", "")))]
+    for output in cell.get("outputs", []):
+        if "text" in output:
+            found.append(("output", str(output["text"])))
+        if output.get("output_type") == "error":
+            found.append(("output", "\n".join([f"{output.get('ename')}: {output.get('evalue')}",
+                                               *map(str, output.get("traceback", []))])))
+        for mime, value in output.get("data", {}).items():
+            if mime.startswith("text/"):
+                found.append(("output", value if isinstance(value, str) else "".join(value)))
+            elif mime == "application/json" or mime.endswith("+json"):
+                found.append(("output", json.dumps(value, indent=1)))
+    return [(where, _ANSI.sub("", text)) for where, text in found if text.strip()]
+
+
+def scan(notebook: Any) -> list[dict[str, Any]]:
+    """Every likely secret as ``{"cell", "in", "type"}`` (cells numbered as in the source notebook)."""
+    from detect_secrets.core.scan import scan_file
+    from detect_secrets.settings import default_settings
+
+    lines: list[str] = []
+    origin: list[tuple[int, str]] = []  # per line: cell number, where
+    position = 0
+    for cell in notebook.cells:
+        if SKIP_TAGS & set(cell.get("metadata", {}).get("tags", [])):
+            continue
+        position += 1
+        for where, text in _texts(cell):
+            for line in text.splitlines():
+                lines.append(line)
+                origin.append((position, where))
+    if not lines:
+        return []
+    scratch = private_dir("check")  # detect-secrets scans files; owner-only, swept if we are killed
+    try:
+        path = scratch / "cells.txt"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with default_settings():
+            secrets = list(scan_file(str(path)))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    findings = {(*origin[s.line_number - 1], s.type) for s in secrets}
+    return [{"cell": cell, "in": where, "type": kind} for cell, where, kind in sorted(findings)]
+
+
+def run(ctx: Any) -> Outcome:
+    findings = scan(ctx.executed_notebook)
+    allowed = getattr(ctx.config, "allow_secrets", None)
+    if not findings:
+        return passed("no likely secrets in cell sources or outputs")
+    cells = sorted({f["cell"] for f in findings})
+    first = findings[0]
+    summary = (f"{len(findings)} likely secret(s) in cells {cells[:5]}, e.g. {first['type']} in the "
+               f"{first['in']} of cell {first['cell']}")
+    if allowed:
+        return passed(f"{summary}; allowed: {allowed}", findings=findings, allowed=allowed)
+    return failed(f"{summary}; remove them (or build with --allow-secrets REASON)", findings=findings)
+
+
+register(Check("notebook.secrets", "No secrets in the executed notebook", BLOCKING, "build", run, order=90))
