@@ -12,7 +12,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMPS)/install: pyproject.toml | $(BIN)/python
+# The build sandbox (bubblewrap). Installed when we can (root with apt-get); otherwise builds run
+# with a partial sandbox and say so (`handoff doctor` tells which one this machine gets).
+$(STAMPS)/system:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
+		echo "note: bubblewrap is not installed (sudo apt-get install bubblewrap): builds get a partial sandbox"
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/install: pyproject.toml $(STAMPS)/system | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (handoff)" >/dev/null
 	@mkdir -p $(STAMPS) && touch $@

@@ -17,6 +17,8 @@ from handoff import sandbox
 from handoff.store import Store
 from helpers import TRAIN_IRIS, build
 
+if os.environ.get("HANDOFF_REQUIRE_SANDBOX"):  # CI: a missing sandbox is a failure, not a skip
+    assert sandbox.detect().kind == "bubblewrap", sandbox.detect().detail
 pytestmark = pytest.mark.skipif(sandbox.detect().kind != "bubblewrap",
                                 reason="these probes need bubblewrap (installed by make / .ci/run)")
 
