@@ -2,13 +2,16 @@
 
 Builds a sample notebook N times with ``handoff.build`` (store included) and runs the same notebook
 with the same parameters N times with bare ``papermill.execute_notebook``, interleaved so both see
-the same machine state; prints the median of each, the ratio, and handoff's median per stage.
+the same machine state; prints the median of each, the ratio, and handoff's median per stage
+(capture is the kernel-side capture cell). It also builds N times with the sandbox turned off
+(``HANDOFF_SANDBOX=partial``) and prints the sandbox's overhead per build (bubblewrap + limits).
 
     .venv/bin/python benchmarks/bench_build.py [--runs 5] [--notebook sample_notebooks/iris_classifier.ipynb]
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -18,6 +21,7 @@ import papermill
 from _common import ROOT, arguments
 
 import handoff
+from handoff import sandbox
 
 
 def main() -> None:
@@ -32,8 +36,15 @@ def main() -> None:
         handoff.build(notebook, params, store=store)
         papermill.execute_notebook(str(notebook), f"{tmp}/warm.ipynb", parameters=params, progress_bar=False,
                                    cwd=str(notebook.parent), kernel_name="python3")
-        build_times, papermill_times, stages = [], [], {}
+        build_times, papermill_times, partial_times, stages = [], [], [], {}
         for i in range(args.runs):
+            os.environ["HANDOFF_SANDBOX"] = "partial"
+            sandbox.detect.cache_clear()
+            started = time.perf_counter()
+            handoff.build(notebook, params, store=store)
+            partial_times.append(time.perf_counter() - started)
+            del os.environ["HANDOFF_SANDBOX"]
+            sandbox.detect.cache_clear()
             started = time.perf_counter()
             result = handoff.build(notebook, params, store=store)
             build_times.append(time.perf_counter() - started)
@@ -51,6 +62,9 @@ def main() -> None:
     print(f"papermill.execute        median {papermill_median:6.2f}s  (min {min(papermill_times):.2f}s, "
           f"max {max(papermill_times):.2f}s)")
     print(f"ratio handoff/papermill  {build_median / papermill_median:.2f}  (target <= 1.5)")
+    print(f"sandbox ({sandbox.detect().kind}) overhead per build: median "
+          f"{build_median - statistics.median(partial_times):+.3f}s (target <= 0.3s; unsandboxed build median "
+          f"{statistics.median(partial_times):.2f}s)")
     print("handoff median per stage: " + ", ".join(
         f"{stage} {statistics.median(values):.3f}s" for stage, values in stages.items()))
 

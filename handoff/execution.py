@@ -22,7 +22,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-from handoff import sandbox
+from handoff import kernel_mlflow, sandbox
 from handoff.errors import (
     BuildFailure,
     OptionError,
@@ -42,8 +42,8 @@ DEFAULT_KERNEL = "python3"
 CAPTURE_DIR = ".handoff"
 INJECTED_TAG = "handoff-injected"
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
-#: Entries beside the notebook that are not linked into the build's directory.
-NOT_LINKED = ("mlruns", "mlflow.db", "mlartifacts")
+#: Entries beside the notebook that are not linked into the build's directory (an MLflow store).
+NOT_LINKED = (kernel_mlflow.DB_NAME, kernel_mlflow.ARTIFACTS_DIR, "mlartifacts")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 

@@ -32,7 +32,7 @@ def _run(check_id: str, ctx: CheckContext) -> checks.CheckResult:
 
 def test_registry_has_every_documented_check_in_order() -> None:
     assert checks.check_ids() == [
-        "notebook.executed", "model.found", "model.loads", "model.predicts", "env.pinned", "metrics.thresholds",
+        "notebook.executed", "model.found", "model.loads", "model.fidelity", "model.predicts", "env.pinned", "metrics.thresholds",
         "metrics.no_regression", "user.tests", "notebook.secrets", "notebook.hygiene", "model.deterministic", "model.latency",
         "model.size", "data.fingerprinted", "metrics.present", "reproducible"]
     severities = {c.id: c.severity for c in checks.all_checks()}
@@ -223,7 +223,7 @@ def test_report_serialises_and_junit_counts_match() -> None:
     root = ET.fromstring(report.to_junit_xml().split("?>", 1)[1])
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
-    assert len(cases) == int(suite.get("tests")) == len(report.results) == 16
+    assert len(cases) == int(suite.get("tests")) == len(report.results) == 17
     assert int(suite.get("failures")) == counts["failed"] + counts["warning"] == len(
         [c for c in cases if c.find("failure") is not None])
     assert int(suite.get("skipped")) == counts["skipped"] == len([c for c in cases if c.find("skipped") is not None])
