@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from handoff.errors import OptionError, StoreError, TamperedError, VersionNotFoundError
 from handoff.fingerprint import sha256_file
+from handoff.package import package_name
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -420,13 +421,13 @@ class Store:
             actual = self._artifact_sha256(mv.run_id, path, local)
             if actual != digest:
                 problems.append(f"{path} {'is missing' if actual is None else 'differs'}")
-        if local is not None:
-            known = {*recorded["files"], DIGESTS_PATH}
-            problems += [f"{rel} was added" for rel in sorted(p.relative_to(local).as_posix() for p in local.rglob("*")
-                                                                 if p.is_file())
-                         if rel not in known and not rel.startswith((f"{CHECKS_PATH}/rechecks/", f"{PACKAGE_PATH}/"))]
+        if local is not None:  # later additions are re-check reports and the package, nothing else
+            present = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+            later = (f"{CHECKS_PATH}/rechecks/", f"{PACKAGE_PATH}/")
+            problems += [f"{rel} was added" for rel in present
+                         if rel not in recorded["files"] and rel != DIGESTS_PATH and not rel.startswith(later)]
         package = run.data.tags.get(PACKAGE_TAG)
-        zip_path = f"{PACKAGE_PATH}/{mv.name}-v{mv.version}.zip"
+        zip_path = f"{PACKAGE_PATH}/{package_name(mv.name, int(mv.version))}.zip"
         if package and self._artifact_sha256(mv.run_id, zip_path, local) not in (package, None):
             problems.append(f"{zip_path} differs")  # a missing package is rebuilt, and checked, on export
         want = recorded["metrics"]
