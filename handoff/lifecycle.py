@@ -169,13 +169,13 @@ def verify_recorded(path: str | Path, *, store: Store | str | Path | None = None
         return report
     store = store if isinstance(store, Store) else open_store(store)
     name, version = report.manifest.get("name"), report.manifest.get("version")
-    record = store.get_version(str(name), version if isinstance(version, int) else str(version))
+    record = store.get_version(str(name), version)
     with tempfile.TemporaryDirectory(prefix="handoff-verify-") as scratch:
         expected = sha256_file(stored_package(store, record, Path(scratch),
                                               report.manifest.get("outputs_stripped") is True))
     if sha256_file(path) == expected:
         return report
-    problem = f"recorded: not the package {store} holds for {name} version {version} (its sha256 differs)"
+    problem = f"recorded: not the package the store holds for {name} version {version} (its sha256 differs)"
     return replace(report, ok=False, problems=(*report.problems, problem))
 
 
