@@ -19,6 +19,7 @@ from handoff.errors import (
     ParameterError,
     PromotionRefused,
     StoreError,
+    TamperedError,
     VersionNotFoundError,
 )
 from handoff.notebook_api import log_metric, log_metrics, log_model
@@ -35,6 +36,8 @@ _LAZY = {
     "CheckResult": "handoff.checks",
     "check_version": "handoff.lifecycle",
     "export": "handoff.lifecycle",
+    "verify_recorded": "handoff.lifecycle",
+    "verify_store": "handoff.lifecycle",
     "promote": "handoff.lifecycle",
     "rollback": "handoff.lifecycle",
     "history": "handoff.lifecycle",
@@ -53,8 +56,9 @@ _LAZY = {
 __all__ = [
     "BuildEvent", "BuildFailure", "BuildOptions", "BuildResult", "CheckConfig", "CheckReport", "CheckResult",
     "Comparison", "ExportResult", "HandoffError", "InputError", "PromotionRefused", "VerifyReport",
-    "check_version", "compare", "export", "history", "promote", "rollback", "verify",
-    "NotebookFormatError", "NotebookParameter", "OptionError", "ParameterError", "Store", "StoreError",
+    "check_version", "compare", "export", "history", "promote", "rollback", "verify", "verify_recorded",
+    "verify_store",
+    "NotebookFormatError", "NotebookParameter", "OptionError", "ParameterError", "Store", "StoreError", "TamperedError",
     "VersionNotFoundError", "VersionRecord", "__version__", "build", "load_notebook", "log_metric",
     "log_metrics", "log_model", "open_store",
 ]
@@ -66,7 +70,8 @@ if TYPE_CHECKING:
     from handoff.checks import CheckResult
     from handoff.events import BuildEvent
     from handoff.comparison import Comparison, compare
-    from handoff.lifecycle import ExportResult, check_version, export, history, promote, rollback
+    from handoff.lifecycle import (ExportResult, check_version, export, history, promote, rollback, verify_recorded,
+                                   verify_store)
     from handoff.package import VerifyReport, verify
     from handoff.inspection import NotebookParameter, load_notebook
     from handoff.store import Store, VersionRecord, open_store

@@ -246,7 +246,7 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
                 name=model_name, staging=staging, record=record,
                 params={**effective, **{f"notebook_run.{k}": v for k, v in (notebook_run or {}).get("params", {}).items()}},
                 metrics=metrics, tags=_tags(record, failure, report), register=saved is not None,
-                metric_history={k: v for k, v in (notebook_run or {}).get("metric_history", {}).items() if k in metrics})
+                metric_history=(notebook_run or {}).get("metric_history"))
         except StoreError as exc:
             if failure is None:
                 failure = RecordFailure("record", str(exc), ename=type(exc.__cause__ or exc).__name__)

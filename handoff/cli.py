@@ -36,10 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"handoff {handoff.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def command(name: str, help_: str) -> argparse.ArgumentParser:
+    def command(name: str, help_: str, store_help: str = "store directory or MLflow tracking URI "
+                "(default: $HANDOFF_HOME or ~/.handoff)", **store: Any) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_, description=help_)
-        sub.add_argument("--store", metavar="DIR_OR_URI",
-                         help="store directory or MLflow tracking URI (default: $HANDOFF_HOME or ~/.handoff)")
+        sub.add_argument("--store", metavar="DIR_OR_URI", help=store_help, **store)
         sub.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         return sub
 
@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("version")
     export.add_argument("-o", "--output", metavar="PATH", help="file or folder (default: ./MODEL-vVERSION.zip)")
     export.add_argument("--force", action="store_true", help="export a version whose checklist failed")
+    export.add_argument("--strip-outputs", action="store_true",
+                        help="ship the executed notebook (and its HTML report) without the cells' outputs")
 
     comparing = command("compare", "compare versions side by side (params, metrics, checks, data, env, code)")
     comparing.add_argument("model")
@@ -112,8 +114,11 @@ def _parser() -> argparse.ArgumentParser:
 
     command("doctor", "what this machine gives handoff: the sandbox, the kernel, the store")
 
-    verify = command("verify", "check a package against its manifest (digests, layout, unsafe entries)")
+    verify = command("verify", "check a package against its manifest (digests, layout, unsafe entries)",
+                     "also check that it is the package the store recorded for its version (a store given "
+                     "without a value: $HANDOFF_HOME or ~/.handoff)", nargs="?", const="")
     verify.add_argument("package", help="the .zip to verify")
+    command("verify-store", "check every version against the digests taken when it was recorded")
     return parser
 
 
@@ -140,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     try:
         commands = {"build": _build, "list": _list, "show": _show, "check": _check, "export": _export,
-                    "verify": _verify, "app": _app, "doctor": _doctor,
+                    "verify": _verify, "verify-store": _verify_store, "app": _app, "doctor": _doctor,
                     "compare": _compare, "promote": _promote, "rollback": _rollback, "history": _history}
         return commands[args.command](args)
     except HandoffError as exc:
@@ -349,11 +354,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    result = handoff.export(args.model, args.version, args.output, store=args.store, force=args.force)
+    result = handoff.export(args.model, args.version, args.output, store=args.store, force=args.force,
+                            strip_outputs=args.strip_outputs)
     if args.json:
         _emit(result.to_dict())
     else:
-        sys.stdout.write(f"{result.path}\nsha256 {result.sha256}  ({result.size:,} bytes, {result.seconds:.2f}s)\n")
+        stripped = ", notebook outputs stripped" if result.outputs_stripped else ""
+        sys.stdout.write(f"{result.path}\nsha256 {result.sha256}  ({result.size:,} bytes, {result.seconds:.2f}s"
+                         f"{stripped})\n")
         if result.status != "passed":
             sys.stderr.write("handoff: warning: this version FAILED its checklist (exported with --force)\n")
     return EXIT_OK
@@ -495,16 +503,32 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = handoff.verify(args.package)
+    recorded = args.store is not None
+    report = handoff.verify_recorded(args.package, store=args.store or None) if recorded else handoff.verify(args.package)
     if args.json:
         _emit(report.to_dict())
     elif report.ok:
-        sys.stdout.write(f"{args.package}: intact ({len(report.manifest.get('files', {}))} files match the manifest; "
-                         f"{report.manifest.get('name')} v{report.manifest.get('version')}, "
+        sys.stdout.write(f"{args.package}: intact ({len(report.manifest.get('files', {}))} files match the manifest"
+                         + ("; it is the package the store recorded" if recorded else "")
+                         + f"; {report.manifest.get('name')} v{report.manifest.get('version')}, "
                          f"status {report.manifest.get('status')})\n")
     else:
         sys.stdout.write(f"{args.package}: NOT intact\n" + "".join(f"  {p}\n" for p in report.problems))
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _verify_store(args: argparse.Namespace) -> int:
+    results = handoff.verify_store(store=args.store)
+    bad = [r for r in results if not r["ok"]]
+    if args.json:
+        _emit(results)
+    else:
+        for r in bad:
+            sys.stdout.write(f"{r['name']} v{r['version']}: modified after it was recorded: "
+                             + "; ".join(r["problems"]) + "\n")
+        sys.stdout.write(f"{len(results)} versions checked: "
+                         + (f"{len(bad)} modified\n" if bad else "all intact\n"))
+    return EXIT_FAILED if bad else EXIT_OK
 
 
 if __name__ == "__main__":

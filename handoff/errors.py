@@ -12,7 +12,8 @@ Tree::
     │   ├── ParameterError          unknown parameter, wrong type, unsafe name
     │   └── OptionError             a bad build option or unknown registry name
     ├── StoreError                  the MLflow store cannot be reached or is inconsistent
-    │   └── VersionNotFoundError    no such model or version (exit 2)
+    │   ├── VersionNotFoundError    no such model or version (exit 2)
+    │   └── TamperedError           a version's artifacts, record or metrics changed after recording (exit 1)
     ├── PromotionRefused            the version failed its checklist, or nothing to roll back (exit 1)
     └── BuildFailure                a stage of a build failed (exit 1); has stage, cell, ename
         ├── CellExecutionFailure    a cell raised
@@ -60,6 +61,22 @@ class StoreError(HandoffError):
 
 class VersionNotFoundError(StoreError):
     """The requested model or version does not exist in the store."""
+
+
+class TamperedError(StoreError):
+    """A recorded version no longer matches the digests taken when it was recorded.
+
+    Attributes:
+        name: The model name.
+        version: The version number.
+        problems: What differs, e.g. ``model/model.skops differs``, ``metric accuracy differs``.
+    """
+
+    exit_code = 1
+
+    def __init__(self, name: str, version: int, problems: list[str] | tuple[str, ...]) -> None:
+        self.name, self.version, self.problems = name, version, tuple(problems)
+        super().__init__(f"version {version} of {name} was modified after it was recorded: " + "; ".join(problems))
 
 
 class PromotionRefused(HandoffError):

@@ -1,7 +1,9 @@
-"""Operations on recorded versions: re-checking, exporting, promoting and rolling back.
+"""Operations on recorded versions: re-checking, exporting, verifying, promoting and rolling back.
 
 A version is immutable: a re-check never changes its status or its original report; the new
-report is recorded beside the original, with the time it was made.
+report is recorded beside the original, with the time it was made. Every operation reads the
+version through ``Store.get_version``, which refuses one modified since it was recorded
+(``TamperedError``); ``verify_store`` checks them all, ``verify_recorded`` a package against the store.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,9 +19,9 @@ import nbformat
 
 from handoff.check_config import CheckConfig, override
 from handoff.checklist import CheckContext, CheckReport, run_checklist
-from handoff.errors import OptionError, PromotionRefused, StoreError
+from handoff.errors import OptionError, PromotionRefused, StoreError, TamperedError
 from handoff.fingerprint import sha256_file
-from handoff.package import atomic_path, build_package, package_name
+from handoff.package import VerifyReport, atomic_path, build_package, package_name, verify
 from handoff.store import FIDELITY_PATH, PACKAGE_PATH, Store, VersionRecord, open_store
 
 
@@ -83,6 +85,7 @@ class ExportResult:
         size: Bytes.
         status: The version's status (``failed`` only with ``force``).
         seconds: Time the export took.
+        outputs_stripped: The executed notebook was shipped without its outputs.
     """
 
     path: Path
@@ -90,6 +93,7 @@ class ExportResult:
     size: int
     status: str
     seconds: float
+    outputs_stripped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -97,26 +101,46 @@ class ExportResult:
         return data
 
 
-def stored_package(store: Store, record: VersionRecord, scratch: Path) -> Path:
-    """The version's package zip (kept with its run; rebuilt, identically, and kept if absent)."""
+def stored_package(store: Store, record: VersionRecord, scratch: Path, stripped: bool = False) -> Path:
+    """The version's package zip: the one kept with its run, checked against the sha256 recorded
+    when it was stored (rebuilt, identically, and kept if absent); ``stripped`` builds the variant
+    without the notebook's outputs from the (verified) artifacts instead.
+
+    Raises:
+        TamperedError: the kept package (or a rebuild of a deleted one) differs from the recorded sha256.
+    """
     assert record.run_id is not None and record.created is not None
     filename = f"{package_name(record.name, record.version)}.zip"
+    if stripped:
+        artifacts = store.download_artifacts(record.run_id, "", scratch / "artifacts")
+        build_package(artifacts, record.details, record.version, record.created, scratch / "stripped" / filename,
+                      stripped=True)
+        return scratch / "stripped" / filename
+    recorded = store.package_sha256(record.run_id)
     zip_path = store.download_artifacts(record.run_id, f"{PACKAGE_PATH}/{filename}", scratch)
     if not zip_path.exists():
         artifacts = store.download_artifacts(record.run_id, "", scratch / "artifacts")
         zip_path = scratch / "rebuilt" / filename
         sha256 = build_package(artifacts, record.details, record.version, record.created, zip_path)
-        store.log_package(record.run_id, zip_path, sha256)
+        if recorded in (None, sha256):
+            store.log_package(record.run_id, zip_path, sha256)
+    if recorded is not None and sha256_file(zip_path) != recorded:
+        raise TamperedError(record.name, record.version, [f"{PACKAGE_PATH}/{filename} differs"])
     return zip_path
 
 
 def export(name: str, version: int | str, output: str | Path | None = None, *,
-           store: Store | str | Path | None = None, force: bool = False) -> ExportResult:
+           store: Store | str | Path | None = None, force: bool = False,
+           strip_outputs: bool = False) -> ExportResult:
     """Copy a version's deterministic package to ``output`` (a file or folder; default: here).
+
+    ``strip_outputs`` ships the executed notebook (and its HTML report) without the cells' outputs,
+    e.g. when they show data that must not leave; the package says so and still verifies.
 
     Raises:
         OptionError: the version failed its checklist and ``force`` is not set.
         VersionNotFoundError: no such model or version.
+        TamperedError: the version, or its stored package, changed after it was recorded.
     """
     started = time.perf_counter()
     store = store if isinstance(store, Store) else open_store(store)
@@ -129,11 +153,54 @@ def export(name: str, version: int | str, output: str | Path | None = None, *,
     if target.is_dir() or not target.suffix:  # a folder (existing or to be made)
         target = target / filename
     with tempfile.TemporaryDirectory(prefix="handoff-export-") as scratch:
-        source = stored_package(store, record, Path(scratch))
+        source = stored_package(store, record, Path(scratch), strip_outputs)
         with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
     return ExportResult(target, sha256_file(target), target.stat().st_size, record.status,
-                        round(time.perf_counter() - started, 4))
+                        round(time.perf_counter() - started, 4), strip_outputs)
+
+
+def verify_recorded(path: str | Path, *, store: Store | str | Path | None = None) -> VerifyReport:
+    """``verify``, plus: the zip is byte for byte the package the store holds for the version its
+    manifest names (or, for one exported with ``strip_outputs``, the one the store would export).
+
+    A package rebuilt with altered files and a recomputed manifest passes ``verify``; not this.
+
+    Raises:
+        VersionNotFoundError: the store has no such version.
+        TamperedError: the store's own copy of that version was modified.
+    """
+    report = verify(path)
+    if not report.manifest:
+        return report
+    store = store if isinstance(store, Store) else open_store(store)
+    name, version = report.manifest.get("name"), report.manifest.get("version")
+    record = store.get_version(str(name), version)
+    with tempfile.TemporaryDirectory(prefix="handoff-verify-") as scratch:
+        expected = sha256_file(stored_package(store, record, Path(scratch),
+                                              report.manifest.get("outputs_stripped") is True))
+    if sha256_file(path) == expected:
+        return report
+    problem = f"recorded: not the package the store holds for {name} version {version} (its sha256 differs)"
+    return replace(report, ok=False, problems=(*report.problems, problem))
+
+
+def verify_store(*, store: Store | str | Path | None = None) -> list[dict[str, Any]]:
+    """Every version of every model against the digests taken when it was recorded.
+
+    Returns one ``{"name", "version", "ok", "problems"}`` per version, oldest first per model.
+    """
+    store = store if isinstance(store, Store) else open_store(store)
+    results = []
+    for listed in store.list_versions():
+        try:
+            store.get_version(listed.name, listed.version)
+            problems: tuple[str, ...] = ()
+        except TamperedError as exc:
+            problems = exc.problems
+        results.append({"name": listed.name, "version": listed.version, "ok": not problems,
+                        "problems": list(problems)})
+    return results
 
 
 def _who(by: str | None) -> str:

@@ -24,6 +24,7 @@ import re
 import stat
 import tempfile
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -38,9 +39,13 @@ REQUIRED_FILES = (
     "notebook/executed.ipynb", "notebook/report.html", "checks/report.json", "checks/junit.xml",
     "serve/Dockerfile", "serve/README.md",
 )
-#: Limits that make ``verify`` refuse a zip bomb before reading it.
+#: Limits that make ``verify`` refuse a zip bomb before reading it (the rule: docs/package-format.md).
+#: Ratio alone is no sign of a bomb: a notebook that printed the same line a million times
+#: compresses over 1000:1, and handoff packs it. So a high ratio counts only above an absolute size
+#: no handoff package member reaches, under a cap on the total.
 MAX_TOTAL_BYTES = 20 * 1024**3
 MAX_RATIO = 200
+MAX_COMPRESSIBLE_BYTES = 1024**3
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.IGNORECASE | re.DOTALL)
 
 
@@ -52,18 +57,30 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def render_report_html(executed_notebook: Path) -> str:
-    """The executed notebook as static HTML: outputs' HTML sanitized, and no <script> at all."""
+def render_report_html(executed_notebook: Path | bytes) -> str:
+    """The executed notebook (a path or its bytes) as static HTML: outputs' HTML sanitized, no <script> at all."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(executed_notebook, as_version=4)
+    raw = executed_notebook if isinstance(executed_notebook, bytes) else Path(executed_notebook).read_bytes()
+    nb = nbformat.reads(raw.decode(), as_version=4)
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             for mime in [m for m in output.get("data", {}) if "javascript" in m or "widget" in m]:
                 del output["data"][mime]
     body, _ = HTMLExporter(template_name="lab", embed_images=True, sanitize_html=True).from_notebook_node(nb)
     return _SCRIPT.sub("", body)
+
+
+def strip_outputs(notebook: bytes) -> bytes:
+    """The notebook without its cells' outputs (execution counts kept: they show the order it ran in)."""
+    import nbformat
+
+    nb = nbformat.reads(notebook.decode(), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    return nbformat.writes(nb).encode()
 
 
 def _dockerfile(python: str) -> str:
@@ -120,7 +137,8 @@ def _schema(model_dir: Path) -> tuple[list[str], str | None]:
     return lines, json.dumps(json.loads(example.read_text())) if example.exists() else None
 
 
-def _model_card(record: dict[str, Any], title: str, model_dir: Path, version: int, created: str) -> str:
+def _model_card(record: dict[str, Any], title: str, model_dir: Path, version: int, created: str,
+                stripped: bool = False) -> str:
     capture = record.get("capture") or {}
     model = capture.get("model") or {}
     serialization = record.get("serialization") or {}
@@ -167,7 +185,8 @@ def _model_card(record: dict[str, Any], title: str, model_dir: Path, version: in
     data = record.get("data", {})
     out += ["## Lineage", "",
             f"- Notebook: `{notebook.get('name')}` (sha256 `{notebook.get('sha256')}`), as run: "
-            "`notebook/executed.ipynb`, readable: `notebook/report.html`",
+            "`notebook/executed.ipynb`, readable: `notebook/report.html`"
+            + (" (both without the cells' outputs: exported with `--strip-outputs`)" if stripped else ""),
             "- Parameters: " + (", ".join(f"`{k}={v!r}`" for k, v in record.get("params", {}).items()) or "none"),
             f"- Data (combined sha256 `{data.get('sha256')}`):"]
     out += [f"  - `{f['path']}` — {f['size']:,} bytes, sha256 `{f['sha256']}`" for f in data.get("files", [])] or [
@@ -178,13 +197,15 @@ def _model_card(record: dict[str, Any], title: str, model_dir: Path, version: in
 
 
 def _manifest(record: dict[str, Any], name: str, version: int, created: str,
-              files: dict[str, bytes]) -> dict[str, Any]:
+              files: dict[str, bytes], stripped: bool = False) -> dict[str, Any]:
     capture = record.get("capture") or {}
     checks = record.get("checks") or {}
     serialization = record.get("serialization") or {}
     from handoff import __version__
 
+    manifest: dict[str, Any] = {"outputs_stripped": True} if stripped else {}  # absent: default packages unchanged
     return {
+        **manifest,
         "format_version": FORMAT_VERSION,
         "name": name,
         "version": version,
@@ -208,23 +229,30 @@ def _manifest(record: dict[str, Any], name: str, version: int, created: str,
 
 
 def package_files(artifacts: Path, record: dict[str, Any], version: int, created: str,
-                  report_html: str | None = None) -> dict[str, bytes]:
-    """Every file of the package (relative path to bytes), from a build's artifacts folder."""
+                  report_html: str | None = None, stripped: bool = False) -> dict[str, bytes]:
+    """Every file of the package (relative path to bytes), from a build's artifacts folder.
+
+    ``stripped`` ships the executed notebook (and its HTML report) without outputs, and says so in
+    the manifest and README.
+    """
     name = record["name"]
     files: dict[str, bytes] = {}
     for sub in ("model", "checks"):
         for path in sorted((artifacts / sub).rglob("*")):
             if path.is_file() and "rechecks" not in path.relative_to(artifacts).parts:
                 files[path.relative_to(artifacts).as_posix()] = path.read_bytes()
-    for leaf in ("source.ipynb", "executed.ipynb"):
-        files[f"notebook/{leaf}"] = (artifacts / "notebook" / leaf).read_bytes()
-    files["notebook/report.html"] = (report_html or render_report_html(artifacts / "notebook" / "executed.ipynb")).encode()
+    files["notebook/source.ipynb"] = (artifacts / "notebook" / "source.ipynb").read_bytes()
+    executed = (artifacts / "notebook" / "executed.ipynb").read_bytes()
+    if stripped:
+        executed, report_html = strip_outputs(executed), None
+    files["notebook/executed.ipynb"] = executed
+    files["notebook/report.html"] = (report_html or render_report_html(executed)).encode()
     python = ((record.get("capture") or {}).get("environment") or {}).get("python", "3.11")
     title = package_name(name, version)
     files["serve/Dockerfile"] = _dockerfile(python).encode()
     files["serve/README.md"] = _serve_readme(title).encode()
-    files["README.md"] = _model_card(record, title, artifacts / "model", version, created).encode()
-    manifest = _manifest(record, name, version, created, files)
+    files["README.md"] = _model_card(record, title, artifacts / "model", version, created, stripped).encode()
+    manifest = _manifest(record, name, version, created, files, stripped)
     files["MANIFEST.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     return files
 
@@ -256,9 +284,9 @@ def write_zip(files: dict[str, bytes], root: str, target: Path) -> str:
 
 
 def build_package(artifacts: Path, record: dict[str, Any], version: int, created: str, target: Path,
-                  report_html: str | None = None) -> str:
+                  report_html: str | None = None, stripped: bool = False) -> str:
     """Pack a version's artifacts into ``target`` (a .zip); returns the zip's sha256."""
-    files = package_files(artifacts, record, version, created, report_html)
+    files = package_files(artifacts, record, version, created, report_html, stripped)
     return write_zip(files, package_name(record["name"], version), target)
 
 
@@ -301,12 +329,37 @@ def _unsafe(infos: Iterable[zipfile.ZipInfo]) -> list[str]:
         seen.add(name)
         total += info.file_size
         if info.file_size > MAX_TOTAL_BYTES or (
-                info.file_size > 1024**2 and info.file_size > MAX_RATIO * max(info.compress_size, 1)):
+                info.file_size > MAX_COMPRESSIBLE_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1)):
             problems.append(f"unsafe: {name!r} declares {info.file_size:,} bytes from {info.compress_size:,} "
                             "compressed (zip bomb)")
     if total > MAX_TOTAL_BYTES:
         problems.append(f"unsafe: declared total size {total:,} bytes exceeds {MAX_TOTAL_BYTES:,}")
     return problems
+
+
+#: What reading a member whose headers lie (sizes, offsets, CRC, compression data) raises.
+_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError)
+
+
+def _corrupt(member: str, exc: BaseException) -> str:
+    return f"corrupt package: member {member} cannot be read ({type(exc).__name__}: {exc})"
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> tuple[int, str]:
+    """Size and sha256 of a member, streamed, stopping one chunk past ``limit`` bytes.
+
+    Raises ``BadZipFile`` when the member holds other than the size its central directory declares.
+    """
+    digest, size = hashlib.sha256(), 0
+    with archive.open(info) as stream:
+        while chunk := stream.read(1 << 20):
+            size += len(chunk)
+            digest.update(chunk)
+            if size > limit:
+                return size, digest.hexdigest()
+    if size != info.file_size:
+        raise zipfile.BadZipFile(f"it declares {info.file_size:,} bytes but holds {size:,}")
+    return size, digest.hexdigest()
 
 
 def verify(path: str | os.PathLike[str]) -> VerifyReport:
@@ -330,6 +383,8 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
             return VerifyReport(label, False, ("missing: MANIFEST.json",))
         try:
             manifest = json.loads(archive.read(members["MANIFEST.json"]))
+        except _CORRUPT as exc:
+            return VerifyReport(label, False, (_corrupt("MANIFEST.json", exc),))
         except (ValueError, UnicodeDecodeError) as exc:
             return VerifyReport(label, False, (f"MANIFEST.json is not valid JSON: {exc}",))
         problems = []
@@ -344,14 +399,12 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
             if info is None:
                 problems.append(f"missing: {rel}")
                 continue
-            digest, size = hashlib.sha256(), 0
-            with archive.open(info) as stream:
-                while chunk := stream.read(1 << 20):
-                    size += len(chunk)
-                    digest.update(chunk)
-                    if size > entry.get("size", 0):
-                        break
-            if size != entry.get("size") or digest.hexdigest() != entry.get("sha256"):
+            try:
+                size, sha256 = _read_member(archive, info, entry.get("size", 0))
+            except _CORRUPT as exc:
+                problems.append(_corrupt(rel, exc))
+                continue
+            if size != entry.get("size") or sha256 != entry.get("sha256"):
                 problems.append(f"changed: {rel} (sha256 or size differs from the manifest)")
         for rel in sorted(set(members) - set(listed) - {"MANIFEST.json"}):
             problems.append(f"unexpected: {rel} (not in the manifest)")

@@ -6,21 +6,35 @@ a failed build is a run marked failed with its partial notebook, and never a ver
 edits or deletes a recorded version. By default the store is embedded: an SQLite file and an
 artifact folder under ``HANDOFF_HOME`` (``~/.handoff``), nothing to start; any MLflow tracking URI
 (e.g. an ``mlflow server`` backed by PostgreSQL) works for a team.
+
+First use of an embedded store is serialized by a lock file beside the SQLite database (MLflow's
+schema migration fails when two processes run it at once), and the store is owner-only: the home
+and artifact folders 0700, the database and every artifact file 0600.
+
+Versions are tamper-evident (``docs/integrity.md``): at record time the sha256 of every artifact
+and the metrics go into ``handoff/digests.json``, whose own sha256 is a tag of the run and of the
+model version; ``get_version`` (hence show, check, compare, export) refuses a version that no
+longer matches with a ``TamperedError``. Listing reads tags only and verifies nothing.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from handoff.errors import OptionError, StoreError, VersionNotFoundError
+from handoff.errors import OptionError, StoreError, TamperedError, VersionNotFoundError
+from handoff.fingerprint import sha256_file
+from handoff.package import package_name
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -37,6 +51,9 @@ MODEL_ARTIFACT = "model"
 FIDELITY_PATH = "handoff/fidelity.pkl"
 #: The notebook's own MLflow run, imported: ``run.json`` and its ``artifacts/``.
 NOTEBOOK_RUN_PATH = "notebook_run"
+DIGESTS_PATH = "handoff/digests.json"
+DIGESTS_TAG = "handoff.digests_sha256"
+PACKAGE_TAG = "handoff.package_sha256"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -56,6 +73,33 @@ def check_model_name(name: str) -> str:
         raise OptionError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' "
                           "(starting with a letter or digit, at most 100 characters)")
     return name
+
+
+def _owner_only(path: Path) -> None:
+    """chmod 0700 (folder) or 0600 (file); a path owned by someone else is left alone."""
+    try:
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    except OSError:
+        pass
+
+
+def _local(uri: str) -> Path:
+    from urllib.parse import unquote, urlparse
+
+    return Path(unquote(urlparse(uri).path))
+
+
+def _write_digests(staging: Path, status: str, metrics: Mapping[str, float],
+                   history: Mapping[str, list[list[float]]]) -> str:
+    """Write ``handoff/digests.json`` (every other artifact's sha256, the status, the metrics and the
+    values of stepped metrics); return its sha256."""
+    files = {p.relative_to(staging).as_posix(): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()}
+    files.pop(DIGESTS_PATH, None)
+    data = json.dumps({"files": files, "status": status, "metrics": {k: float(v) for k, v in metrics.items()},
+                       "history": {k: sorted(float(v) for _, v, _ in steps) for k, steps in history.items()}},
+                      indent=2, sort_keys=True).encode()
+    (staging / DIGESTS_PATH).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _iso(millis: int | None) -> str | None:
@@ -115,15 +159,19 @@ class Store:
     def __init__(self, location: str | os.PathLike[str] | None = None) -> None:
         location = location if location is not None else default_home()
         text = str(location)
+        self._db: Path | None = None  # the SQLite file of an embedded store
         if text.startswith("sqlite:///"):  # an SQLite file elsewhere: artifacts beside it, not in ./mlruns
             self.uri = text
-            self.artifact_root = (Path(text.removeprefix("sqlite:///")).resolve().parent / "artifacts").as_uri()
+            self._db = Path(text.removeprefix("sqlite:///").split("?")[0]).resolve()
+            self.artifact_root = (self._db.parent / "artifacts").as_uri()
         elif "://" in text:
             self.uri, self.artifact_root = text, None
         else:
             home = Path(text).expanduser().resolve()
-            home.mkdir(parents=True, exist_ok=True)
-            self.uri = f"sqlite:///{home / 'mlflow.db'}"
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _owner_only(home)
+            self._db = home / "mlflow.db"
+            self.uri = f"sqlite:///{self._db}"
             self.artifact_root = (home / "artifacts").as_uri()
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
@@ -150,11 +198,51 @@ class Store:
                 from mlflow import MlflowClient
 
                 try:
-                    self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-                    self._experiment_id = self._ensure_experiment(self._client)
+                    with self._first_use_lock():
+                        client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+                        self._experiment_id = self._ensure_experiment(client)
+                        client.search_registered_models(max_results=1)  # the registry's tables exist too
+                        self._restrict_embedded()
+                    self._client = client
                 except Exception as exc:
                     raise StoreError(f"cannot open the store at {self.uri}: {type(exc).__name__}: {exc}") from exc
             return self._client
+
+    @contextmanager
+    def _first_use_lock(self) -> Iterator[None]:
+        """Hold an exclusive lock beside an embedded store's database while it is opened.
+
+        MLflow creates and migrates the schema on first use; two processes doing that at once fail
+        ("table ... already exists"), so the first opening is serialized. Later openings find the
+        schema in place and hold the lock for milliseconds.
+        """
+        if self._db is None:
+            yield
+            return
+        self._db.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._db.with_name(self._db.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _restrict_embedded(self) -> None:
+        """Owner-only database and artifact folder for an embedded store (a no-op for a server)."""
+        if self._db is None or self.artifact_root is None:
+            return
+        artifacts = _local(self.artifact_root)
+        artifacts.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for path in (artifacts, self._db):
+            _owner_only(path)
+
+    def _restrict_run(self, run_id: str) -> None:
+        """Make a run's local artifacts owner-only (MLflow copies them with the process umask)."""
+        local = self.local_artifacts(run_id)
+        if local is None:
+            return
+        for path in (local.parent, local, *local.rglob("*")):  # <run>/artifacts/...
+            _owner_only(path)
 
     @property
     def experiment_id(self) -> str:
@@ -189,7 +277,7 @@ class Store:
         points at a half-written run. If anything fails the run is marked failed and no version
         exists.
         """
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Metric, Param, RunTag
 
         client = self.client
         status = record.get("status", "failed")
@@ -199,19 +287,23 @@ class Store:
         try:
             (staging / Path(RECORD_PATH).parent).mkdir(parents=True, exist_ok=True)
             (staging / RECORD_PATH).write_text(json.dumps({**record, "run_id": run_id}, indent=2, default=str))
+            history = {k: v for k, v in (metric_history or {}).items() if k in metrics}
+            anchor = _write_digests(staging, status, metrics, history)
             now = int(datetime.now(tz=timezone.utc).timestamp() * 1000)
-            history = metric_history or {}
             points = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items()) if k not in history]
             points += [Metric(k, float(v), int(ts), int(step)) for k, steps in sorted(history.items())
                        for step, v, ts in steps]
             values = [Param(k, (v if isinstance(v, str) else json.dumps(v))[:6000]) for k, v in sorted(params.items())]
+            client.log_batch(run_id, tags=[RunTag(DIGESTS_TAG, anchor)])
             for start in range(0, max(len(points), len(values)), 100):  # MLflow's per-batch limits
                 client.log_batch(run_id, metrics=points[start:start + 100], params=values[start:start + 100])
             client.log_artifacts(run_id, str(staging))
+            self._restrict_run(run_id)
             client.set_terminated(run_id, "FINISHED" if register else "FAILED")
             if not register:
                 return Recorded(run_id, None, run.info.artifact_uri, None)
-            version = self._register(name, run_id, f"{run.info.artifact_uri}/{MODEL_ARTIFACT}", status, metrics)
+            version = self._register(name, run_id, f"{run.info.artifact_uri}/{MODEL_ARTIFACT}", status, metrics,
+                                     anchor)
             return Recorded(run_id, int(version.version), run.info.artifact_uri, _iso(version.creation_timestamp))
         except Exception as exc:
             try:
@@ -221,7 +313,8 @@ class Store:
             finally:
                 raise StoreError(f"recording the build failed: {type(exc).__name__}: {exc}") from exc
 
-    def _register(self, name: str, run_id: str, source: str, status: str, metrics: Mapping[str, float]) -> Any:
+    def _register(self, name: str, run_id: str, source: str, status: str, metrics: Mapping[str, float],
+                  digests: str) -> Any:
         from mlflow.exceptions import MlflowException
 
         client = self.client
@@ -232,16 +325,23 @@ class Store:
                 raise
         version = client.create_model_version(
             name, source=source, run_id=run_id,
-            tags={"handoff.status": status, "handoff.metrics": json.dumps(dict(metrics), sort_keys=True)[:5000]},
+            tags={"handoff.status": status, "handoff.metrics": json.dumps(dict(metrics), sort_keys=True)[:5000],
+                  DIGESTS_TAG: digests},
         )
         return version
 
     def log_package(self, run_id: str, zip_path: Path, sha256: str) -> None:
-        """Keep a version's package (and its digest) with its run, so export is a copy."""
+        """Keep a version's package (and its digest, as a file and a run tag) with its run, so export is a copy."""
         self.client.log_artifact(run_id, str(zip_path), PACKAGE_PATH)
         digest = zip_path.with_name(zip_path.name + ".sha256")
         digest.write_text(f"{sha256}  {zip_path.name}\n")
         self.client.log_artifact(run_id, str(digest), PACKAGE_PATH)
+        self.client.set_tag(run_id, PACKAGE_TAG, sha256)
+        self._restrict_run(run_id)
+
+    def package_sha256(self, run_id: str) -> str | None:
+        """The sha256 recorded when the version's package was stored (``None``: not stored yet)."""
+        return self.client.get_run(run_id).data.tags.get(PACKAGE_TAG)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -295,8 +395,13 @@ class Store:
             model_uri=mv.source, details=details or {},
         )
 
-    def get_version(self, name: str, version: int | str) -> VersionRecord:
-        """One version with its full build record."""
+    def get_version(self, name: str, version: int | str, *, verify: bool = True) -> VersionRecord:
+        """One version with its full build record, verified against its digests unless ``verify`` is False.
+
+        Raises:
+            VersionNotFoundError: no such model or version.
+            TamperedError: an artifact, the record, the metrics or the status changed after recording.
+        """
         from mlflow.exceptions import MlflowException
 
         try:
@@ -309,7 +414,71 @@ class Store:
             self._require_model(name)
             latest = max((r.version for r in self._search_versions(name)), default=0)
             raise VersionNotFoundError(f"model {name!r} has no version {number} (latest is {latest})") from None
+        problems = self.integrity_problems(mv) if verify else []
+        if problems:
+            raise TamperedError(name, number, problems)
         return self._to_record(mv, details=self.read_record(mv.run_id))
+
+    def integrity_problems(self, mv: Any) -> list[str]:
+        """What of a model version (an MLflow ``ModelVersion``) differs from what was recorded.
+
+        Empty when intact, or when it was recorded before handoff kept digests (no digests file and
+        no tag). Compares: the digests file against the tags holding its sha256; every artifact
+        listed in it (files added to the run beside them are reported too, for a local store); the
+        stored package against its recorded sha256; the metrics MLflow returns (latest values and
+        full history) and the version's metrics and status tags against the recorded ones.
+        """
+        run = self.client.get_run(mv.run_id)
+        tags = dict(mv.tags or {})
+        anchors = {a for a in (run.data.tags.get(DIGESTS_TAG), tags.get(DIGESTS_TAG)) if a}
+        local = _local(run.info.artifact_uri) if run.info.artifact_uri.startswith("file://") else None
+        raw = self._artifact_bytes(mv.run_id, DIGESTS_PATH, local)
+        if not anchors:
+            return [] if raw is None else [f"the {DIGESTS_TAG} tags were removed"]
+        if raw is None or anchors != {hashlib.sha256(raw).hexdigest()}:
+            return [f"{DIGESTS_PATH} {'is missing' if raw is None else 'differs'}"]
+        recorded = json.loads(raw)
+        problems = []
+        for path, digest in sorted(recorded["files"].items()):
+            actual = self._artifact_sha256(mv.run_id, path, local)
+            if actual != digest:
+                problems.append(f"{path} {'is missing' if actual is None else 'differs'}")
+        if local is not None:  # later additions are re-check reports and the package, nothing else
+            present = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+            later = (f"{CHECKS_PATH}/rechecks/", f"{PACKAGE_PATH}/")
+            problems += [f"{rel} was added" for rel in present
+                         if rel not in recorded["files"] and rel != DIGESTS_PATH and not rel.startswith(later)]
+        package = run.data.tags.get(PACKAGE_TAG)
+        zip_path = f"{PACKAGE_PATH}/{package_name(mv.name, int(mv.version))}.zip"
+        if package and self._artifact_sha256(mv.run_id, zip_path, local) not in (package, None):
+            problems.append(f"{zip_path} differs")  # a missing package is rebuilt, and checked, on export
+        want = recorded["metrics"]
+        try:
+            tagged = json.loads(tags.get("handoff.metrics", "{}"))
+        except ValueError:  # cut at the tag's length limit: the recorded metrics still hold
+            tagged = want
+        stepped = recorded.get("history", {})
+        for key in sorted({*want, *run.data.metrics, *tagged}):
+            history = [m.value for m in self.client.get_metric_history(mv.run_id, key)]
+            latest = (run.data.metrics.get(key), tagged.get(key))
+            if any(v != want.get(key) for v in latest) or (
+                    sorted(history) != stepped[key] if key in stepped else any(v != want.get(key) for v in history)):
+                problems.append(f"metric {key} differs")
+        if tags.get("handoff.status") != recorded["status"]:
+            problems.append("status differs")
+        return problems
+
+    def _artifact_bytes(self, run_id: str, path: str, local: Path | None) -> bytes | None:
+        try:
+            return (local / path).read_bytes() if local is not None else self.read_artifact(run_id, path)
+        except Exception:  # missing here, or a remote store's download error: the artifact is not there
+            return None
+
+    def _artifact_sha256(self, run_id: str, path: str, local: Path | None) -> str | None:
+        if local is not None:
+            return sha256_file(local / path) if (local / path).is_file() else None
+        data = self._artifact_bytes(run_id, path, None)
+        return None if data is None else hashlib.sha256(data).hexdigest()
 
     def read_record(self, run_id: str) -> dict[str, Any]:
         """The build record (``handoff/record.json``) logged with a run."""
@@ -318,11 +487,7 @@ class Store:
     def local_artifacts(self, run_id: str) -> Path | None:
         """The run's artifact folder when the store keeps it on this machine, else ``None``."""
         root = self.client.get_run(run_id).info.artifact_uri
-        if not root.startswith("file://"):
-            return None
-        from urllib.parse import unquote, urlparse
-
-        return Path(unquote(urlparse(root).path))
+        return _local(root) if root.startswith("file://") else None
 
     def download_artifacts(self, run_id: str, path: str, target: Path) -> Path:
         """A local copy of an artifact (file or folder) of a run; in place for a local store."""
@@ -357,6 +522,7 @@ class Store:
         stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         path = f"{CHECKS_PATH}/rechecks/{stamp}"
         self.client.log_artifacts(run_id, str(directory), path)
+        self._restrict_run(run_id)
         return path
 
     def check_reports(self, run_id: str) -> list[dict[str, Any]]:

@@ -17,10 +17,10 @@ import pytest
 
 import handoff
 from handoff.cli import main
-from handoff.errors import OptionError
-from handoff.package import REQUIRED_FILES, verify
+from handoff.errors import OptionError, TamperedError
+from handoff.package import MAX_COMPRESSIBLE_BYTES, REQUIRED_FILES, verify
 from handoff.store import Store
-from helpers import SAMPLES, build, free_port, local_path, predict_in_fresh_process
+from helpers import SAMPLES, TRAIN_IRIS, build, free_port, local_path, predict_in_fresh_process
 
 
 @pytest.fixture
@@ -158,8 +158,12 @@ def _malicious(tmp_path: Path, kind: str) -> Path:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 archive.writestr("m-v1/MANIFEST.json", "{}")
-        elif kind == "bomb":
-            archive.writestr("m-v1/model/model.pkl", b"\0" * (64 * 1024**2))
+    if kind == "bomb":  # just over the size above which a ratio over 200 is refused, at ratio ~230
+        with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            with archive.open("m-v1/model/model.pkl", "w", force_zip64=True) as member:
+                chunk = b"\0" * 1024**2
+                for _ in range(MAX_COMPRESSIBLE_BYTES // len(chunk) + 1):
+                    member.write(chunk)
     return path
 
 
@@ -192,6 +196,108 @@ def test_cli_export_and_verify(exported, tmp_path: Path, store: Store, capsys: p
     broken = _rewrite(target, tmp_path / "broken.zip", lambda n, d: None if n.endswith("-v1/README.md") else d)
     assert main(["verify", str(broken), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["problems"] == ["missing: README.md"]
+
+
+def _lie_about_size(source: Path, target: Path, member: str, delta: int) -> Path:
+    """Copy a zip, changing the uncompressed size its central directory declares for one member."""
+    data = bytearray(source.read_bytes())
+    start = data.find(b"PK\x01\x02")
+    while start != -1:
+        name_len = int.from_bytes(data[start + 28:start + 30], "little")
+        if data[start + 46:start + 46 + name_len].decode().endswith(member):
+            size = int.from_bytes(data[start + 24:start + 28], "little")
+            data[start + 24:start + 28] = (size + delta).to_bytes(4, "little")
+            target.write_bytes(bytes(data))
+            return target
+        start = data.find(b"PK\x01\x02", start + 4)
+    raise AssertionError(f"{member} not in {source}")
+
+
+@pytest.mark.parametrize("delta", [-7, 4096])
+def test_verify_calls_a_member_whose_declared_size_lies_corrupt(exported, tmp_path: Path, delta: int,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    _, path = exported
+    lying = _lie_about_size(path, tmp_path / "lying.zip", "model/MLmodel", delta)
+    report = verify(lying)
+    assert not report.ok
+    assert any(p.startswith("corrupt package: member model/MLmodel") for p in report.problems), report.problems
+    assert main(["verify", str(lying)]) == 1
+    captured = capsys.readouterr()
+    assert "corrupt package: member model/MLmodel" in captured.out and "internal error" not in captured.err
+
+
+def test_a_package_with_a_large_highly_compressible_notebook_verifies_and_strips(
+        write_notebook, tmp_path: Path, store: Store) -> None:
+    # 2 MB of one repeated line: over 1 MiB at a ratio far above 200, which the bomb guard once refused
+    path = write_notebook([TRAIN_IRIS, "print('handoff-marker ' * 140_000)"], name="chatty.ipynb")
+    result = build(path, store)
+    assert result.ok, result.error
+    full = handoff.export("chatty", 1, tmp_path / "full", store=store)
+    with zipfile.ZipFile(full.path) as archive:
+        info = archive.getinfo("chatty-v1/notebook/executed.ipynb")
+        assert info.file_size > 2_000_000 and info.file_size > 200 * info.compress_size
+    assert verify(full.path).ok, verify(full.path).problems
+    assert handoff.verify_recorded(full.path, store=store).ok
+
+    stripped = handoff.export("chatty", 1, tmp_path / "stripped", store=store, strip_outputs=True)
+    assert stripped.outputs_stripped and stripped.sha256 != full.sha256
+    assert verify(stripped.path).ok and handoff.verify_recorded(stripped.path, store=store).ok
+    members = _members(stripped.path)
+    executed = json.loads(members["chatty-v1/notebook/executed.ipynb"])
+    code = [c for c in executed["cells"] if c["cell_type"] == "code"]
+    assert code and all(c["outputs"] == [] for c in code) and any(c["execution_count"] for c in code)
+    assert b"handoff-marker" in members["chatty-v1/notebook/executed.ipynb"]  # the source line stays
+    assert members["chatty-v1/notebook/report.html"].count(b"handoff-marker") < 5
+    assert _members(full.path)["chatty-v1/notebook/report.html"].count(b"handoff-marker") > 100_000
+    assert json.loads(members["chatty-v1/MANIFEST.json"])["outputs_stripped"] is True
+    assert "outputs_stripped" not in json.loads(_members(full.path)["chatty-v1/MANIFEST.json"])
+    assert "exported with `--strip-outputs`" in members["chatty-v1/README.md"].decode()
+    # the store-recorded package is untouched: a plain export is still the same bytes
+    assert handoff.export("chatty", 1, tmp_path / "again", store=store).sha256 == full.sha256
+
+
+def test_export_refuses_a_stored_package_truncated_on_disk(exported, tmp_path: Path, store: Store,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    result, _ = exported
+    stored = store.local_artifacts(result.run_id) / "package" / "dataframe_features-v1.zip"
+    stored.write_bytes(stored.read_bytes()[: stored.stat().st_size // 2])
+    with pytest.raises(TamperedError, match="version 1 of dataframe_features was modified after it was recorded: "
+                                            "package/dataframe_features-v1.zip differs"):
+        handoff.export(result.name, 1, tmp_path / "out2", store=store)
+    home = str(local_path(store.artifact_root).parent)
+    assert main(["export", result.name, "1", "-o", str(tmp_path / "out3"), "--store", home]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "package/dataframe_features-v1.zip differs" in err[0]
+    assert not (tmp_path / "out2").exists() and not (tmp_path / "out3").exists()
+
+
+def _recomputed(source: Path, target: Path, member: str, change) -> Path:
+    """A re-zipped package whose member was changed and whose manifest was recomputed to match."""
+    members = _members(source)
+    root = next(iter(members)).split("/")[0]
+    members[f"{root}/{member}"] = change(members[f"{root}/{member}"])
+    manifest = json.loads(members[f"{root}/MANIFEST.json"])
+    manifest["files"][member] = {"size": len(members[f"{root}/{member}"]),
+                                 "sha256": hashlib.sha256(members[f"{root}/{member}"]).hexdigest()}
+    members[f"{root}/MANIFEST.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return target
+
+
+def test_verify_with_store_catches_a_rezipped_package_with_a_recomputed_manifest(
+        exported, tmp_path: Path, store: Store, capsys: pytest.CaptureFixture) -> None:
+    result, path = exported
+    home = str(local_path(store.artifact_root).parent)
+    assert main(["verify", str(path), "--store", home]) == 0
+    assert "it is the package the store recorded" in capsys.readouterr().out
+    forged = _recomputed(path, tmp_path / "forged.zip", "README.md", lambda d: d + b"\nAll checks passed.\n")
+    assert verify(forged).ok  # self-consistent: the manifest alone cannot tell
+    report = handoff.verify_recorded(forged, store=store)
+    assert not report.ok and report.problems[-1].startswith("recorded: not the package")
+    assert main(["verify", str(forged), "--store", home]) == 1
+    assert "recorded: not the package" in capsys.readouterr().out
 
 
 def test_exported_model_serves_with_mlflow_and_loads_in_a_fresh_process(exported, tmp_path: Path) -> None:
