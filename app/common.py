@@ -46,7 +46,7 @@ def version_rows(location: str | None) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["created"] or "", r["version"]), reverse=True)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, ttl=5, show_spinner=False)  # short: every read re-verifies the digests
 def version_details(location: str | None, model: str, version: int) -> dict[str, Any]:
     return store(location).get_version(model, version).to_dict()
 
