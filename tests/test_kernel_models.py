@@ -3,7 +3,6 @@ held-out metrics are computed, and ``model.fidelity`` catches a package holding 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from handoff.store import Store
