@@ -27,6 +27,7 @@ from handoff.errors import BuildFailure, ChecklistFailure, OptionError, RecordFa
 from handoff.events import BuildEvent, EventCallback, ignore_event
 from handoff.execution import execute, make_workdir
 from handoff.fingerprint import combined_digest
+from handoff.output_limits import OutputLimits
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
 from handoff.serialize import load_captured, serialize
@@ -44,12 +45,17 @@ class BuildOptions:
         cell_timeout: Limit for any one cell, in seconds.
         model_var: Take the model from this notebook variable instead of auto-detecting it.
         start_timeout: Seconds to wait for the kernel to start.
+        max_cell_output_mb: Output one cell may keep in the executed notebook (MB); past it the
+            head and tail are kept around a marker line, and the build warns.
+        max_output_mb: The same for the whole notebook.
     """
 
     timeout: float = 3600.0
     cell_timeout: float = 600.0
     model_var: str | None = None
     start_timeout: float = 60.0
+    max_cell_output_mb: float = 5.0
+    max_output_mb: float = 50.0
 
     def __post_init__(self) -> None:
         for name in ("timeout", "cell_timeout", "start_timeout"):
@@ -58,6 +64,11 @@ class BuildOptions:
                 raise OptionError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.model_var is not None and not self.model_var.isidentifier():
             raise OptionError(f"model_var must be a Python variable name, got {self.model_var!r}")
+        _ = self.output_limits  # raises OptionError for a limit that is not a positive number
+
+    @property
+    def output_limits(self) -> OutputLimits:
+        return OutputLimits.from_mb(self.max_cell_output_mb, self.max_output_mb)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -168,7 +179,7 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         mark = time.monotonic()
         run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
                       model_var=options.model_var, on_event=emit, started=started,
-                      start_timeout=options.start_timeout)
+                      start_timeout=options.start_timeout, output_limits=options.output_limits)
         timings["execute"] = time.monotonic() - mark - run.capture_seconds
         timings["capture"] = run.capture_seconds
         warnings = [*source.warnings, *run.warnings]
@@ -191,7 +202,8 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         data_files = capture.data_files if capture else []
         (staging / "notebook").mkdir()
         (staging / "notebook" / "source.ipynb").write_bytes(source.raw)
-        nbformat.write(run.notebook, staging / "notebook" / "executed.ipynb")
+        # unsplit text: one JSON string per line made short-line output 2.5x bigger on disk
+        nbformat.write(run.notebook, staging / "notebook" / "executed.ipynb", split_lines=False)
         # the package's HTML report renders while the checklist's process works
         report_html = helper.submit(render_report_html, staging / "notebook" / "executed.ipynb") if saved else None
         stage("check", "running the checklist")
@@ -306,7 +318,8 @@ def _rerun(source: NotebookSource, given: Mapping[str, Any], files: Mapping[str,
     workdir = make_workdir(source, files)
     try:
         run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
-                      model_var=options.model_var, on_event=ignore_event, start_timeout=options.start_timeout)
+                      model_var=options.model_var, on_event=ignore_event, start_timeout=options.start_timeout,
+                      output_limits=options.output_limits)
         if run.failure is not None:
             return RerunResult(run.failure.message, {})
         capture = read_capture(run.capture_dir, run.cells)

@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="whole-run limit (default 3600)")
     build.add_argument("--cell-timeout", type=float, default=600.0, metavar="S", help="per-cell limit (default 600)")
     build.add_argument("--model-var", metavar="NAME", help="take the model from this variable")
+    build.add_argument("--max-cell-output", type=float, default=5.0, metavar="MB",
+                       help="output one cell keeps in the executed notebook; the rest is cut around a marker (default 5)")
+    build.add_argument("--max-output", type=float, default=50.0, metavar="MB",
+                       help="output the whole notebook keeps (default 50)")
     _checklist_flags(build)
     build.add_argument("--reproduce", action="store_true", default=None,
                        help="also run the notebook a second time and compare (check 'reproducible')")
@@ -187,7 +191,8 @@ def _build(args: argparse.Namespace) -> int:
     try:
         result = handoff.build(source, params, args.name, store=args.store, on_event=progress,
                                checks=_checklist_settings(args), timeout=args.timeout,
-                               cell_timeout=args.cell_timeout, model_var=args.model_var)
+                               cell_timeout=args.cell_timeout, model_var=args.model_var,
+                               max_cell_output_mb=args.max_cell_output, max_output_mb=args.max_output)
     finally:
         progress.close()
     if args.json:
