@@ -27,9 +27,9 @@ from handoff.errors import BuildFailure, ChecklistFailure, OptionError, RecordFa
 from handoff.events import BuildEvent, EventCallback, ignore_event
 from handoff.execution import execute, make_workdir
 from handoff.fingerprint import combined_digest
-from handoff.output_limits import OutputLimits
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
+from handoff.output_limits import OutputLimits
 from handoff.serialize import load_captured, serialize
 from handoff.package import build_package, package_name, render_report_html
 from handoff.store import (CHECKS_PATH, FIDELITY_PATH, MODEL_ARTIFACT, NOTEBOOK_RUN_PATH, Recorded, Store,
