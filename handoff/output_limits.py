@@ -16,17 +16,22 @@ The papermill engine ``handoff`` (registered on import) runs notebooks with this
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import json
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import nbformat
+import papermill.execute
 from nbclient.util import run_sync
 from nbformat import NotebookNode
 from nbformat.v4 import new_output, output_from_msg
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
+from papermill.iorw import papermill_io
 from papermill.log import logger
 from papermill.utils import merge_kwargs, remove_args
 
@@ -260,10 +265,40 @@ class CappedEngine(NBClientEngine):
             safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
             startup_timeout=start_timeout, kernel_name=kernel_name, log=logger, log_output=log_output,
             stdout_file=stdout_file, stderr_file=stderr_file)
+        nb_man.save = functools.partial(_save_unsplit, nb_man)
+        key = id(nb_man.nb)
+        _RUN_HERE[key] = weakref.ref(nb_man.nb, lambda _, key=key: _RUN_HERE.pop(key, None))  # type: ignore[misc]
         return CappedNotebookClient(nb_man, output_budget=output_budget, **final_kwargs).execute()
 
 
+#: Notebooks this engine ran (by id, with a weak reference to tell a reused id apart).
+_RUN_HERE: dict[int, weakref.ReferenceType[NotebookNode]] = {}
+_papermill_write_ipynb = papermill.execute.write_ipynb
+
+
+def _save_unsplit(nb_man: Any, **_: Any) -> None:
+    """papermill's save after each cell, with each output text as one JSON string, not one per line.
+
+    For short lines the split form is 2.5x bigger on disk, and json's indenting encoder holds about
+    20x the text in memory while writing it: +1 GB and 20 s for a notebook at the 50 MB total
+    limit in 8-byte lines, against +0.1 GB and 0.2 s unsplit.
+    """
+    if nb_man.output_path:
+        papermill_io.write(nbformat.writes(nb_man.nb, split_lines=False), nb_man.output_path)
+    nb_man.last_save_time = nb_man.now()
+
+
+def _write_ipynb(nb: NotebookNode, path: str) -> None:
+    """papermill.execute's final writes (after the engine returns): unsplit for notebooks run here."""
+    ref = _RUN_HERE.get(id(nb))
+    if ref is not None and ref() is nb:
+        papermill_io.write(nbformat.writes(nb, split_lines=False), path)
+    else:
+        _papermill_write_ipynb(nb, path)
+
+
 papermill_engines.register(ENGINE_NAME, CappedEngine)
+papermill.execute.write_ipynb = _write_ipynb  # type: ignore[attr-defined]  # other engines: unchanged
 
 
 def _size(text: str) -> int:
