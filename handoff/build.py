@@ -29,6 +29,7 @@ from handoff.fingerprint import combined_digest
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
 from handoff.sandbox import GIB, Limits, Policy
+from handoff.output_limits import OutputLimits
 from handoff.package import build_package, package_name, render_report_html
 from handoff.store import (CHECKS_PATH, FIDELITY_PATH, MODEL_ARTIFACT, NOTEBOOK_RUN_PATH, Recorded, Store,
                            check_model_name, default_home, model_name_from, open_store)
@@ -49,6 +50,9 @@ class BuildOptions:
         memory_gib: Memory limit of the notebook's processes, in GiB.
         max_processes: Processes the notebook may run at once.
         max_disk_gib: Disk space the build's work dir may use, in GiB.
+        max_cell_output_mb: Output one cell may keep in the executed notebook (MB); past it the
+            head and tail are kept around a marker line, and the build warns.
+        max_output_mb: The same for the whole notebook.
     """
 
     timeout: float = 3600.0
@@ -60,6 +64,8 @@ class BuildOptions:
     memory_gib: float = 4.0
     max_processes: int = 256
     max_disk_gib: float = 5.0
+    max_cell_output_mb: float = 5.0
+    max_output_mb: float = 50.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", tuple(self.env))
@@ -71,6 +77,11 @@ class BuildOptions:
         self.policy()  # invalid limits or names fail now
         if self.model_var is not None and not self.model_var.isidentifier():
             raise OptionError(f"model_var must be a Python variable name, got {self.model_var!r}")
+        _ = self.output_limits  # raises OptionError for a limit that is not a positive number
+
+    @property
+    def output_limits(self) -> OutputLimits:
+        return OutputLimits.from_mb(self.max_cell_output_mb, self.max_output_mb)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -189,7 +200,8 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         mark = time.monotonic()
         run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
                       model_var=options.model_var, on_event=emit, started=started,
-                      start_timeout=options.start_timeout, policy=options.policy(), hidden=_hidden(store))
+                      start_timeout=options.start_timeout, policy=options.policy(), hidden=_hidden(store),
+                      output_limits=options.output_limits)
         timings["execute"] = time.monotonic() - mark - run.capture_seconds
         timings["capture"] = run.capture_seconds
         warnings = [*source.warnings, *run.warnings]
@@ -212,7 +224,8 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         data_files = capture.data_files if capture else []
         (staging / "notebook").mkdir()
         (staging / "notebook" / "source.ipynb").write_bytes(source.raw)
-        nbformat.write(run.notebook, staging / "notebook" / "executed.ipynb")
+        # unsplit text: one JSON string per line made short-line output 2.5x bigger on disk
+        nbformat.write(run.notebook, staging / "notebook" / "executed.ipynb", split_lines=False)
         # the package's HTML report renders while the checklist's process works
         report_html = helper.submit(render_report_html, staging / "notebook" / "executed.ipynb") if saved else None
         stage("check", "running the checklist")
@@ -336,7 +349,7 @@ def _rerun(source: NotebookSource, given: Mapping[str, Any], files: Mapping[str,
     try:
         run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
                       model_var=options.model_var, on_event=ignore_event, start_timeout=options.start_timeout,
-                      policy=options.policy(), hidden=hidden)
+                      policy=options.policy(), hidden=hidden, output_limits=options.output_limits)
         if run.failure is not None:
             return RerunResult(run.failure.message, {})
         capture = read_capture(run.capture_dir, run.cells)

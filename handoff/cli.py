@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="whole-run limit (default 3600)")
     build.add_argument("--cell-timeout", type=float, default=600.0, metavar="S", help="per-cell limit (default 600)")
     build.add_argument("--model-var", metavar="NAME", help="take the model from this variable")
+    build.add_argument("--max-cell-output", type=float, default=5.0, metavar="MB",
+                       help="output one cell keeps in the executed notebook; the rest is cut around a marker (default 5)")
+    build.add_argument("--max-output", type=float, default=50.0, metavar="MB",
+                       help="output the whole notebook keeps (default 50)")
     sandboxing = build.add_argument_group("sandbox (see docs/security.md)")
     sandboxing.add_argument("--allow-network", action="store_true",
                             help="give the notebook the network (off by default; recorded with the version)")
@@ -212,7 +216,8 @@ def _build(args: argparse.Namespace) -> int:
                                checks=_checklist_settings(args), timeout=args.timeout,
                                cell_timeout=args.cell_timeout, model_var=args.model_var,
                                allow_network=args.allow_network, env=tuple(args.env), memory_gib=args.memory,
-                               max_processes=args.max_processes, max_disk_gib=args.max_disk)
+                               max_processes=args.max_processes, max_disk_gib=args.max_disk,
+                               max_cell_output_mb=args.max_cell_output, max_output_mb=args.max_output)
     finally:
         progress.close()
     if args.json:

@@ -37,6 +37,7 @@ from handoff.errors import (
 from handoff.events import BuildEvent, EventCallback
 from handoff.inspection import NotebookSource
 from handoff.workdirs import private_dir
+from handoff.output_limits import ENGINE_NAME, OutputBudget, OutputLimits
 
 DEFAULT_KERNEL = "python3"
 CAPTURE_DIR = ".handoff"
@@ -118,10 +119,11 @@ def choose_kernel(notebook: nbformat.NotebookNode) -> tuple[str, str | None]:
 def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *, timeout: float,
             cell_timeout: float, model_var: str | None, on_event: EventCallback,
             started: float | None = None, start_timeout: float = 60, policy: sandbox.Policy | None = None,
-            hidden: tuple[Path, ...] = ()) -> ExecutionResult:
+            hidden: tuple[Path, ...] = (), output_limits: OutputLimits | None = None) -> ExecutionResult:
     """Run the notebook in ``workdir`` with ``params`` injected; never raises for notebook failures.
 
     The kernel runs in the sandbox (``policy``); ``hidden`` are paths it must not see (the store).
+    Outputs are cut past ``output_limits`` as they arrive.
     """
     policy = policy or sandbox.Policy()
     started = started if started is not None else time.monotonic()
@@ -135,6 +137,7 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
     nbformat.write(nb, input_path)
     total = sum(1 for c in source.notebook.cells if c.cell_type == "code")
     state: dict[str, Any] = {"current": None, "done": 0, "limit": None, "manager": None}
+    budget = OutputBudget(output_limits)
 
     def timeout_func(cell: nbformat.NotebookNode) -> float:
         remaining = deadline - time.monotonic()
@@ -165,6 +168,7 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
             shutdown_kernel="immediate",
             kernel_manager_class=_sandboxed_kernel_manager(capture_dir / "kernel.log", workdir, policy, state,
                                                            readable=_readable(source), hidden=hidden),
+            engine_name=ENGINE_NAME, output_budget=budget,
         )
     except PapermillExecutionError:
         pass  # read from the cells' outputs below, like every other notebook error
@@ -178,12 +182,20 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
     warnings = [w for w in (kernel_warning, support.warning) if w]
     return ExecutionResult(
         notebook=_user_view(executed), failure=failure, kernel_name=kernel_name, capture_dir=capture_dir,
-        seconds=time.monotonic() - run_started, warnings=tuple(warnings),
+        seconds=time.monotonic() - run_started, warnings=(*warnings, *_cut_warnings(executed, budget)),
         capture_seconds=next((float(c.metadata.get("papermill", {}).get("duration") or 0) for c in executed.cells
                               if _role(c) == "capture"), 0.0),
         cells={c.execution_count: _position(c) for c in executed.cells
                if c.cell_type == "code" and c.get("execution_count") and _position(c)},
     )
+
+
+def _cut_warnings(nb: nbformat.NotebookNode, budget: OutputBudget) -> list[str]:
+    # indices as the cells ran: before papermill put its error banner on top
+    ran = [c for c in nb.cells if PAPERMILL_ERROR_TAG not in c.get("metadata", {}).get("tags", [])]
+    cells = [_position(ran[cut.cell_index]) if cut.cell_index < len(ran) else None for cut in budget.cuts]
+    return [f"cell {cell or '(handoff)'}: {cut.describe()}; the executed notebook keeps its first and last lines"
+            for cell, cut in zip(cells, budget.cuts)]
 
 
 def _readable(source: NotebookSource) -> tuple[Path, ...]:
