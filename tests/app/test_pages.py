@@ -94,7 +94,10 @@ def test_build_from_the_page_shows_the_result(app: AppTest, store: Store) -> Non
     _wait_for_result(app)
     assert any("iris_classifier version 1** passed" in s.value for s in app.success), _texts(app)
     assert {m.label for m in app.metric} >= {"accuracy", "f1"}
-    assert "Checklist" in _texts(app) and "`model`" in _texts(app)
+    text = _texts(app)
+    assert "Checklist" in text and "`model`" in text and "chosen by preferred variable name 'model'" in text
+    assert "computed by handoff on X_test/y_test (38 rows): balanced_accuracy=" in text  # each metric's source
+    assert "a notebook variable: accuracy=" in text
     assert store.get_version("iris_classifier", 1).details["params"]["n_estimators"] == 20
 
 
