@@ -73,6 +73,10 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
             reproduce = st.checkbox("Check reproducibility (runs the notebook a second time)")
             timeout = st.number_input("Whole-run limit (seconds)", min_value=5, value=3600, step=60)
             cell_timeout = st.number_input("Per-cell limit (seconds)", min_value=5, value=600, step=30)
+        with st.expander("Sandbox (the notebook is untrusted code)"):
+            allow_network = st.checkbox("Allow network access (recorded with the version)")
+            memory = st.number_input("Memory limit (GiB)", min_value=0.25, value=4.0, step=0.5)
+            max_output = st.number_input("Output kept per cell (MB)", min_value=0.1, value=5.0, step=1.0)
         submitted = st.form_submit_button("Build", type="primary")
     if not submitted:
         return
@@ -92,7 +96,8 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
 
     job = jobs.submit(f"{name} (from {source.name}.ipynb)", handoff.build, notebook=source, params=params, name=name,
                       store=common.store(common.store_location()), checks=settings, files=files,
-                      timeout=float(timeout), cell_timeout=float(cell_timeout))
+                      timeout=float(timeout), cell_timeout=float(cell_timeout), allow_network=allow_network,
+                      memory_gib=float(memory), max_cell_output_mb=float(max_output))
     st.query_params["job"] = job.id
     st.rerun()
 

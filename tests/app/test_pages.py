@@ -89,6 +89,8 @@ def test_build_from_the_page_shows_the_result(app: AppTest, store: Store) -> Non
     app.radio[0].set_value("Use a sample notebook").run()
     app.selectbox[0].set_value("iris_classifier.ipynb").run()
     next(n for n in app.number_input if n.label == "n_estimators (int)").set_value(20)
+    next(c for c in app.checkbox if c.label.startswith("Allow network access")).check()
+    next(n for n in app.number_input if n.label == "Memory limit (GiB)").set_value(3.0)
     next(b for b in app.button if b.label == "Build").click().run()
     assert app.query_params.get("job")
     _wait_for_result(app)
@@ -98,7 +100,9 @@ def test_build_from_the_page_shows_the_result(app: AppTest, store: Store) -> Non
     assert "Checklist" in text and "`model`" in text and "chosen by preferred variable name 'model'" in text
     assert "computed by handoff on X_test/y_test (38 rows): balanced_accuracy=" in text  # each metric's source
     assert "a notebook variable: accuracy=" in text
-    assert store.get_version("iris_classifier", 1).details["params"]["n_estimators"] == 20
+    details = store.get_version("iris_classifier", 1).details
+    assert details["params"]["n_estimators"] == 20
+    assert details["sandbox"]["network"] == "allowed" and details["sandbox"]["limits"]["memory_bytes"] == 3 * 1024**3
 
 
 def test_failed_build_shows_the_cell_and_the_error(app: AppTest, write_notebook) -> None:
