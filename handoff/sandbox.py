@@ -139,7 +139,11 @@ def python_paths(executable: str) -> list[Path]:
     """Where a Python's code lives (prefixes, import path): kept readable even under ``/tmp``."""
     import sys
 
-    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(executable).resolve().parent.parent}
+    import handoff
+
+    # handoff itself: an editable install is found through a finder hook, not through sys.path
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(executable).resolve().parent.parent,
+             Path(handoff.__file__).resolve().parent.parent}
     paths.update(Path(p) for p in sys.path if p and Path(p).is_dir())
     return sorted(paths, key=lambda p: len(p.parts))
 

@@ -46,7 +46,11 @@ def build(path: Path | bytes, store: Store, **kwargs: object) -> handoff.BuildRe
     """handoff.build with short default limits, so a broken test cannot hang the suite."""
     kwargs.setdefault("timeout", 120)
     kwargs.setdefault("cell_timeout", 90)
-    return handoff.build(path, store=store, **kwargs)  # type: ignore[arg-type]
+    result = handoff.build(path, store=store, **kwargs)  # type: ignore[arg-type]
+    if not result.ok:  # shown by pytest when the test fails: why this build failed
+        failures = [f"{r.id}: {r.message}" for r in (result.checks.failures if result.checks else [])]
+        print(f"build {result.name} failed: {result.error}; failed checks: {failures}; warnings: {result.warnings}")
+    return result
 
 
 def local_path(uri: str) -> Path:
