@@ -19,6 +19,9 @@ from handoff.workdirs import private_dir
 
 SKIP_TAGS = {"handoff-injected", "injected-parameters"}  # handoff's and papermill's own cells
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: handoff's own random work-dir names (they show up in printed paths, e.g. an MLflow experiment's
+#: artifact location) are not the notebook's secrets: their random suffix looks like one.
+_WORKDIR = re.compile(r"handoff-(?:build|stage|check)-[0-9]+-[A-Za-z0-9_]+")
 
 
 def _texts(cell: Any) -> list[tuple[str, str]]:
@@ -35,7 +38,7 @@ def _texts(cell: Any) -> list[tuple[str, str]]:
                 found.append(("output", value if isinstance(value, str) else "".join(value)))
             elif mime == "application/json" or mime.endswith("+json"):
                 found.append(("output", json.dumps(value, indent=1)))
-    return [(where, _ANSI.sub("", text)) for where, text in found if text.strip()]
+    return [(where, _WORKDIR.sub("handoff-workdir", _ANSI.sub("", text))) for where, text in found if text.strip()]
 
 
 def scan(notebook: Any) -> list[dict[str, Any]]:
