@@ -18,6 +18,7 @@ notebook positions); the parent replaces them with the cell's position in the no
 from __future__ import annotations
 
 import os
+import sys
 import types
 import zipfile
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ def is_model(value: Any) -> bool:
 
 
 def is_fitted(value: Any) -> bool:
-    if "sklearn" in __import__("sys").modules:
+    if "sklearn" in sys.modules:
         from sklearn.exceptions import NotFittedError
         from sklearn.utils.validation import check_is_fitted
         try:
