@@ -47,8 +47,9 @@ def version_rows(location: str | None) -> list[dict[str, Any]]:
 
 
 @st.cache_data(max_entries=64, ttl=5, show_spinner=False)  # short: every read re-verifies the digests
-def version_details(location: str | None, model: str, version: int) -> dict[str, Any]:
-    return store(location).get_version(model, version).to_dict()
+def version_details(location: str | None, model: str, version: int) -> Any:
+    """The version with its build record (``handoff.VersionRecord``)."""
+    return store(location).get_version(model, version)
 
 
 @st.cache_data(max_entries=8, show_spinner="Packing…")
@@ -67,42 +68,28 @@ def samples() -> list[str]:
     return sorted(p.name for p in SAMPLES.glob("*.ipynb"))
 
 
-def checklist_table(results: list[dict[str, Any]]) -> None:
-    import pandas as pd
-
-    frame = pd.DataFrame([{"check": r["id"], "status": STATUS_ICONS.get(r["status"], r["status"]),
-                           "severity": r["severity"], "result": r["message"]} for r in results])
-    # A static table, not st.dataframe: its text wraps, so every row and whole messages stay readable.
-    st.table(frame, hide_index=True)
-
-
 def metrics_row(metrics: dict[str, float]) -> None:
     if not metrics:
-        st.caption("No metrics were captured.")
         return
     columns = st.columns(min(len(metrics), 6))
     for column, (name, value) in zip(columns * 10, metrics.items()):
         column.metric(name, f"{value:.4g}")
 
 
-def metric_sources(metrics: dict[str, float], sources: dict[str, str]) -> None:
-    """Where each metric came from, under the metrics row."""
-    from handoff.capture import metrics_by_source
-
-    for source, values in metrics_by_source(metrics, sources).items():
-        st.caption(f"{source}: {', '.join(values)}")
+def _escape(text: str) -> str:
+    """Literal text in Markdown: no emphasis, links or HTML from a notebook's strings."""
+    return "".join(f"\\{c}" if c in "\\`*_[]<>|~$" else c for c in text)
 
 
-def model_choice(model: dict[str, Any], serialization: str | None = None) -> None:
-    """The shipped model, the rule that chose it, and every candidate considered."""
-    from handoff.capture import candidate_rows
-
-    saved = f"; saved as **{serialization}**" if serialization else ""
-    st.markdown(f"**Model:** `{model.get('packaged') or model.get('variable')}` — {model.get('type')} "
-                f"({model.get('task') or 'task unknown'}), chosen by {model.get('rule')}{saved}")
-    rows = candidate_rows(model)
-    if len(rows) > 1:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+def render_sections(parts: list[Any]) -> None:
+    """A build record's sections (``handoff.record_view``): a heading each, its lines, its table."""
+    for section in parts:
+        st.subheader(section.title)
+        for label, value in section.lines:
+            st.markdown(f"**{_escape(label)}:** {_escape(value)}")
+        if section.table is not None:
+            # A static table, not st.dataframe: its text wraps, so every row and whole messages stay readable.
+            st.table(pd.DataFrame(list(section.table.rows), columns=list(section.table.columns)), hide_index=True)
 
 
 def render_notebook(nb: Any) -> None:

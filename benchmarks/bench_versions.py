@@ -16,11 +16,13 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from _common import ROOT, arguments, median_time
 
 import handoff
+from handoff.record import Metric
 
 
 def main() -> None:
@@ -38,9 +40,10 @@ def main() -> None:
             shutil.copytree(store.local_artifacts(first.run_id), staging,
                             ignore=shutil.ignore_patterns("package", "handoff"))
             metrics = {"accuracy": 0.9 + (i % 17) / 200, "f1": 0.88 + (i % 13) / 200}
-            params = {**record["params"], "n_estimators": 10 + i}
-            store.record_build(name=first.name, staging=staging, record={**record, "params": params, "metrics": metrics},
-                               params=params, metrics=metrics, tags={}, register=True)
+            params = {**record.inputs.parameters, "n_estimators": 10 + i}
+            store.record_build(staging=staging, register=True, record=replace(
+                record, inputs=replace(record.inputs, parameters=params),
+                outputs=replace(record.outputs, metrics=tuple(Metric(k, v) for k, v in metrics.items()))))
             shutil.rmtree(staging)
         created = time.perf_counter() - started
         name = first.name

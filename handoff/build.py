@@ -1,9 +1,10 @@
 """The build: notebook in, recorded model version out.
 
-``build()`` runs the stages in order (inspect, execute, capture, serialize, record), reports
-progress to a callback, and returns a ``BuildResult``. Bad input raises an ``InputError`` before
-anything runs; a notebook that fails is *not* an exception: the result carries the failure, the
-partly executed notebook is recorded with the failed build, and no version is created.
+``build()`` is the list of stages (inspect, execute, capture, serialize, check, record, package);
+each is one short function here that takes and returns typed values, timed by ``_Stages``. Bad
+input raises an ``InputError`` before anything runs; a notebook that fails is *not* an exception:
+the result carries the failure, the partly executed notebook is recorded with the failed build,
+and no version is created. The stages' modules: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -11,28 +12,28 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import nbformat
 
-from handoff import __version__
+from handoff import __version__, layout
 from handoff.capture import Capture, read_capture
 from handoff.check_config import CheckConfig, resolve_config
-from handoff.checklist import ArtifactChecker, CheckContext, CheckReport, RerunResult, run_checklist
+from handoff.checklist import ArtifactChecker, CheckContext, RerunResult, run_checklist, write_report
 from handoff.errors import BuildFailure, ChecklistFailure, OptionError, RecordFailure, StoreError
 from handoff.events import BuildEvent, EventCallback, ignore_event
-from handoff.execution import execute, make_workdir
-from handoff.fingerprint import combined_digest
+from handoff.execution import ExecutionResult, execute, make_workdir
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
-from handoff.sandbox import GIB, Limits, Policy
 from handoff.output_limits import OutputLimits
 from handoff.package import build_package, package_name, render_report_html
-from handoff.store import (CHECKS_PATH, FIDELITY_PATH, MODEL_ARTIFACT, NOTEBOOK_RUN_PATH, Recorded, Store,
-                           check_model_name, default_home, model_name_from, open_store)
+from handoff.record import (FAILED_STATUS, PASSED_STATUS, BuildError, BuildRecord, CheckReport, Inputs, Lineage,
+                            ModelInfo, NotebookRef, Outputs, ParameterSpec, SandboxInfo, SavedAs, parse)
+from handoff.sandbox import GIB, Limits, Policy
+from handoff.store import Store, VersionRecord, check_model_name, default_home, model_name_from, open_store
 from handoff.workdirs import private_dir
 
 
@@ -98,51 +99,136 @@ class BuildResult:
     """The outcome of one build.
 
     Attributes:
-        name: The model name.
-        status: ``passed`` or ``failed``.
+        record: Everything recorded about the build (``handoff.record.BuildRecord``): inputs,
+            model, metrics, checklist, data, environment, timings, error, warnings.
         version: The new version number; ``None`` when no model was saved. A build whose blocking
             checks failed still gets a version (to inspect and compare), marked failed.
-        run_id: The MLflow run recording the build (also for failed builds), if it was recorded.
-        params: The parameter values the notebook ran with (defaults plus the given ones).
-        metrics: Captured metrics.
-        metric_sources: Where each metric came from (the notebook's call, its MLflow run, a
-            variable, or computed by handoff on named held-out rows).
-        error: The failure as data (stage, cell, ename, detail, message), or ``None``.
-        timings: Seconds per stage, and ``total``.
-        warnings: Things to know that did not fail the build.
-        model: How the model was found (variable, rule, candidates) and how it was saved.
-        data_files: The data fingerprint.
-        checks: The checklist report (``checks.passed`` is False when a blocking check failed).
         executed_notebook_uri: Where the executed (or partly executed) notebook is stored.
         notebook: The executed notebook itself (not serialized by ``to_dict``).
     """
 
-    name: str
-    status: str
-    version: int | None
-    run_id: str | None
-    params: dict[str, Any]
-    metrics: dict[str, float]
-    error: dict[str, Any] | None
-    timings: dict[str, float]
-    warnings: tuple[str, ...] = ()
-    model: dict[str, Any] = field(default_factory=dict)
-    data_files: tuple[dict[str, Any], ...] = ()
-    checks: CheckReport | None = None
+    record: BuildRecord
+    version: int | None = None
     executed_notebook_uri: str | None = None
-    metric_sources: dict[str, str] = field(default_factory=dict)
     notebook: nbformat.NotebookNode | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
-        return self.status == "passed"
+        return self.record.ok
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run recording the build (also for failed builds), if it was recorded."""
+        return self.record.lineage.run_id
+
+    @property
+    def error(self) -> BuildError | None:
+        return self.record.error
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.record.metrics
+
+    @property
+    def model(self) -> ModelInfo | None:
+        return self.record.outputs.model
+
+    @property
+    def checks(self) -> CheckReport | None:
+        return self.record.outputs.checks
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.record.warnings
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.record.timings
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(dataclasses.replace(self, notebook=None, checks=None))
-        data.pop("notebook")
-        data["checks"] = self.checks.to_dict() if self.checks else None
-        data["warnings"], data["data_files"] = list(self.warnings), list(self.data_files)
-        return data
+        """The record's JSON form plus where the build was stored and, for scripts, the metrics as one
+        ``name: value`` object (``handoff build --json | jq .metrics.accuracy``)."""
+        return {**self.record.to_dict(), "version": self.version, "executed_notebook_uri": self.executed_notebook_uri,
+                "metrics": self.record.metrics}
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """The inspect stage's verdict: a valid notebook, parameters, options and checklist, an open store,
+    and the champion the gate compares with (as it was when the build started)."""
+
+    source: NotebookSource
+    name: str
+    given: dict[str, Any]
+    parameters: dict[str, Any]
+    options: BuildOptions
+    config: CheckConfig
+    store: Store
+    files: Mapping[str, bytes]
+    champion: VersionRecord | None = None
+
+    @property
+    def hidden(self) -> tuple[Path, ...]:
+        """What the build's sandbox must not see: the store, and handoff's home."""
+        return (*self.store.local_paths(), default_home())
+
+
+class _Workspace:
+    """A build's scratch space: the notebook's work dir, the staging folder that becomes the run's
+    artifacts, the sandboxed worker that loads what the notebook produced (it warms up while the
+    notebook runs), and a thread that renders the package's HTML report. All removed on exit."""
+
+    def __init__(self, plan: BuildPlan) -> None:
+        self.workdir = make_workdir(plan.source, plan.files)
+        self.staging = private_dir("stage")
+        (self.staging / layout.LOGS_DIR).mkdir()
+        self.checker = ArtifactChecker(
+            self.staging / layout.CHECKS_LOG, writable=(self.staging,), hidden=plan.hidden,
+            readable=(self.workdir, *(Path(t).resolve() for t in plan.config.tests)))
+        self.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-package")
+        self.report_html: Future[str] | None = None
+
+    def __enter__(self) -> _Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.checker.close()
+        self.helper.shutdown(wait=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+T = TypeVar("T")
+
+
+class _Stages:
+    """Runs each stage: announces it, times it (``timings``)."""
+
+    def __init__(self, emit: EventCallback, started: float) -> None:
+        self.emit, self.started = emit, started
+        self.timings: dict[str, float] = {}
+
+    def announce(self, stage: str, message: str) -> None:
+        self.emit(BuildEvent(stage, message, elapsed=time.monotonic() - self.started))
+
+    def time(self, stage: str, work: Callable[..., T], *args: Any) -> T:
+        mark = time.monotonic()
+        try:
+            return work(*args)
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.monotonic() - mark
+
+    def run(self, stage: str, message: str, work: Callable[..., T], *args: Any) -> T:
+        self.announce(stage, message)
+        return self.time(stage, work, *args)
 
 
 def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, Any] | None = None,
@@ -168,218 +254,208 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
             (nothing ran, nothing was recorded).
         StoreError: the store cannot be opened.
     """
-    emit = on_event or ignore_event
-    started = time.monotonic()
-    timings: dict[str, float] = {}
+    stages = _Stages(on_event or ignore_event, time.monotonic())
+    plan = stages.time("inspect", _inspect, notebook, params, name, store,  # bad input: an error, not a stage
+                       dataclasses.replace(options or BuildOptions(), **option_overrides), checks, files)
+    stages.announce("inspect", f"{plan.source.name}: {len(plan.source.notebook.cells)} cells, "
+                               f"{len(plan.parameters)} parameters; store {plan.store.uri}")
+    with _Workspace(plan) as ws:
+        run = stages.run("execute", f"starting a kernel for {plan.source.name}", _execute, plan, ws, stages)
+        stages.timings["execute"] -= run.capture_seconds  # the capture cell ran in the kernel: its own stage
+        stages.timings["capture"] = run.capture_seconds
+        failure, capture, saved = run.failure, None, None
+        try:
+            if failure is None:
+                capture = stages.run("capture", "reading what the notebook left", _capture, ws, run)
+                saved = stages.run("serialize", f"saving {capture.model.type} as an MLflow model", _serialize,
+                                   ws, run)
+        except BuildFailure as exc:
+            failure = exc
+        _keep_notebooks(plan, ws, run, rendered=saved is not None)
+        record = _make_record(plan, run, capture, saved, failure)
+        report = stages.run("check", "running the checklist", _check, plan, ws, run, record, saved)
+        recorded = stages.run("record", "recording the version" if saved else "recording the failed build",
+                              _record, plan, ws, _with_checklist(record, report, failure, stages.timings))
+        package_warnings = stages.run("package", "packing the deployable zip", _package, plan, ws, recorded) \
+            if recorded.version is not None else ()
+    stages.timings["total"] = time.monotonic() - stages.started
+    record = dataclasses.replace(recorded.record, timings={k: round(v, 4) for k, v in stages.timings.items()},
+                                 warnings=(*recorded.record.warnings, *recorded.warnings, *package_warnings))
+    return BuildResult(record, recorded.version, notebook=run.notebook,
+                       executed_notebook_uri=f"{recorded.artifact_uri}/{layout.EXECUTED_NOTEBOOK}"
+                       if recorded.artifact_uri else None)
 
-    def stage(name_: str, message: str) -> None:
-        emit(BuildEvent(name_, message, elapsed=time.monotonic() - started))
 
-    options = dataclasses.replace(options or BuildOptions(), **option_overrides)
+def _inspect(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, Any] | None, name: str | None,
+             store: Store | str | Path | None, options: BuildOptions,
+             checks: CheckConfig | Mapping[str, Any] | None, files: Mapping[str, bytes] | None) -> BuildPlan:
+    """Validate everything before anything runs; open the store (a bad store fails now, not after the run)."""
     source = notebook if isinstance(notebook, NotebookSource) else load_notebook(notebook)
     model_name = check_model_name(name or model_name_from(source.name))
     given = validate_params(source, params or {})
-    effective = {p.name: p.default for p in source.parameters or ()} | given
     config = checks if isinstance(checks, CheckConfig) else resolve_config(
         cli=checks, notebook_metadata=source.notebook.metadata,
         notebook_dir=source.path.resolve().parent if source.path else None)
-    stage("inspect", f"{source.name}: {len(source.notebook.cells)} cells, "
-                     f"{len(effective)} parameters; opening the store")
-    store = store if isinstance(store, Store) else open_store(store)
-    _ = store.client  # a bad store fails now, before a kernel starts
-    timings["inspect"] = time.monotonic() - started
+    opened = store if isinstance(store, Store) else open_store(store)
+    opened.connect()
+    return BuildPlan(source, model_name, given, {p.name: p.default for p in source.parameters or ()} | given,
+                     options, config, opened, files or {},
+                     champion=opened.alias_version(model_name, "champion") if config.gate else None)
 
-    workdir = make_workdir(source, files)
-    staging = private_dir("stage")
-    (staging / "logs").mkdir()
-    # the sandboxed worker that loads what the notebook produced; it warms up while the notebook runs
-    checker = ArtifactChecker(staging / "logs" / "checks.log", writable=(staging,), hidden=_hidden(store),
-                              readable=(workdir, *(Path(t).resolve() for t in config.tests)))
-    helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-package")
+
+def _execute(plan: BuildPlan, ws: _Workspace, stages: _Stages) -> ExecutionResult:
+    """Run the notebook in the sandbox (never raises for the notebook's failures: they are in the result)."""
+    options = plan.options
+    return execute(plan.source, plan.given, ws.workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
+                   model_var=options.model_var, on_event=stages.emit, started=stages.started,
+                   start_timeout=options.start_timeout, policy=options.policy(), hidden=plan.hidden,
+                   output_limits=options.output_limits)
+
+
+def _capture(ws: _Workspace, run: ExecutionResult) -> Capture:
+    """Read the capture cell's report; keep the fidelity rows and the notebook's own MLflow run."""
+    capture = read_capture(run.capture_dir, run.cells)
+    if (run.capture_dir / "fidelity.pkl").exists():
+        (ws.staging / layout.FIDELITY_PATH).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run.capture_dir / "fidelity.pkl", ws.staging / layout.FIDELITY_PATH)
+    if (run.capture_dir / layout.NOTEBOOK_RUN_DIR).is_dir():
+        shutil.copytree(run.capture_dir / layout.NOTEBOOK_RUN_DIR, ws.staging / layout.NOTEBOOK_RUN_DIR)
+    return capture
+
+
+def _serialize(ws: _Workspace, run: ExecutionResult) -> SavedModel:
+    """Save the captured model as an MLflow model directory (in the sandboxed worker)."""
+    return ws.checker.serialize(run.capture_dir, ws.staging / layout.MODEL_DIR)
+
+
+def _keep_notebooks(plan: BuildPlan, ws: _Workspace, run: ExecutionResult, rendered: bool) -> None:
+    """The source and executed notebooks into staging; the package's HTML report starts rendering."""
+    (ws.staging / layout.SOURCE_NOTEBOOK).parent.mkdir(parents=True, exist_ok=True)
+    (ws.staging / layout.SOURCE_NOTEBOOK).write_bytes(plan.source.raw)
+    # unsplit text: one JSON string per line made short-line output 2.5x bigger on disk
+    nbformat.write(run.notebook, ws.staging / layout.EXECUTED_NOTEBOOK, split_lines=False)
+    if rendered:
+        ws.report_html = ws.helper.submit(render_report_html, ws.staging / layout.EXECUTED_NOTEBOOK)
+    if (run.capture_dir / "kernel.log").exists():
+        shutil.copy2(run.capture_dir / "kernel.log", ws.staging / layout.KERNEL_LOG)
+
+
+def _make_record(plan: BuildPlan, run: ExecutionResult, capture: Capture | None, saved: SavedModel | None,
+                 failure: BuildFailure | None) -> BuildRecord:
+    """The build's record before the checklist: what the checks see."""
+    model = capture.model if capture else None
+    if model is not None and saved is not None:
+        model = dataclasses.replace(model, saved=SavedAs(saved.flavor, saved.serialization, saved.reason,
+                                                         saved.requirements))
+    return BuildRecord(
+        name=plan.name, status=FAILED_STATUS if failure else PASSED_STATUS, handoff_version=__version__,
+        inputs=Inputs(
+            notebook=NotebookRef(plan.source.name, plan.source.sha256, str(plan.source.path) if plan.source.path else None),
+            parameters=plan.parameters, options=plan.options.to_dict(), sandbox=parse(SandboxInfo, plan.options.policy().describe()),
+            parameter_specs=tuple(parse(ParameterSpec, p.to_dict()) for p in plan.source.parameters or ()),
+            kernel=run.kernel_name),
+        outputs=Outputs(model=model) if capture is None else Outputs(
+            model=model, metrics=capture.metrics, metrics_source=capture.metrics_source, data=capture.data,
+            environment=capture.environment, evaluation=capture.evaluation, input_example=capture.input_example),
+        lineage=Lineage(notebook_run=capture.notebook_run if capture else None,
+                        champion=plan.champion.version if plan.champion else None),
+        error=_error(failure),
+        warnings=(*plan.source.warnings, *run.warnings, *(capture.warnings if capture else ())),
+    )
+
+
+def _error(failure: BuildFailure | None) -> BuildError | None:
+    return parse(BuildError, failure.to_dict()) if failure else None
+
+
+def _check(plan: BuildPlan, ws: _Workspace, run: ExecutionResult, record: BuildRecord,
+           saved: SavedModel | None) -> CheckReport:
+    """Run the checklist: build checks here, artifact checks in the worker; write its reports to staging."""
+    fidelity = ws.staging / layout.FIDELITY_PATH
+    context = CheckContext(
+        record=record, source_notebook=plan.source.notebook, executed_notebook=run.notebook,
+        model_dir=saved.path if saved else None, config=plan.config,
+        champion=plan.champion, rerun=(lambda: _rerun(plan, ws, run.capture_dir)) if saved else None,
+        fidelity=fidelity if fidelity.exists() else None)
+    report = run_checklist(context, ws.checker)
+    write_report(report, ws.staging / layout.CHECKS_DIR)
+    return report
+
+
+def _with_checklist(record: BuildRecord, report: CheckReport, failure: BuildFailure | None,
+                    timings: Mapping[str, float]) -> BuildRecord:
+    """The record as stored: with its checklist and the timings so far; a failed blocking check fails a
+    build that had not failed yet."""
+    if failure is None and not report.passed:
+        failure = ChecklistFailure("check", "; ".join(f"{r.id} ({r.message})" for r in report.failures))
+    return dataclasses.replace(record, outputs=dataclasses.replace(record.outputs, checks=report),
+                               status=FAILED_STATUS if failure else PASSED_STATUS, error=_error(failure),
+                               timings={k: round(v, 4) for k, v in timings.items()})
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """What the record stage left: the record as stored (with its run), the version, and why not."""
+
+    record: BuildRecord
+    version: int | None = None
+    artifact_uri: str | None = None
+    created: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def _record(plan: BuildPlan, ws: _Workspace, record: BuildRecord) -> _Recorded:
+    """Log the run and register the version (only for a saved model). A store that refuses the
+    record fails a build that had not failed yet; a failed build still failed, with a warning."""
+    register = (ws.staging / layout.MODEL_DIR / "MLmodel").exists()
     try:
-        mark = time.monotonic()
-        run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
-                      model_var=options.model_var, on_event=emit, started=started,
-                      start_timeout=options.start_timeout, policy=options.policy(), hidden=_hidden(store),
-                      output_limits=options.output_limits)
-        timings["execute"] = time.monotonic() - mark - run.capture_seconds
-        timings["capture"] = run.capture_seconds
-        warnings = [*source.warnings, *run.warnings]
-        failure = run.failure
-        capture: Capture | None = None
-        saved: SavedModel | None = None
-        if failure is None:
-            try:
-                stage("capture", "reading what the notebook left")
-                capture = read_capture(run.capture_dir, run.cells)
-                warnings.extend(capture.warnings)
-                _keep_capture_files(run.capture_dir, staging)
-                stage("serialize", f"saving {capture.model.get('type')} as an MLflow model")
-                mark = time.monotonic()
-                saved = checker.serialize(run.capture_dir, staging / MODEL_ARTIFACT)
-                timings["serialize"] = time.monotonic() - mark
-            except BuildFailure as exc:
-                failure = exc
-        metrics = capture.metrics if capture else {}
-        data_files = capture.data_files if capture else []
-        (staging / "notebook").mkdir()
-        (staging / "notebook" / "source.ipynb").write_bytes(source.raw)
-        # unsplit text: one JSON string per line made short-line output 2.5x bigger on disk
-        nbformat.write(run.notebook, staging / "notebook" / "executed.ipynb", split_lines=False)
-        # the package's HTML report renders while the checklist's process works
-        report_html = helper.submit(render_report_html, staging / "notebook" / "executed.ipynb") if saved else None
-        stage("check", "running the checklist")
-        mark = time.monotonic()
-        context = CheckContext(
-            name=model_name, source_notebook=source.notebook, executed_notebook=run.notebook,
-            error=failure.to_dict() if failure else None, capture=capture.to_dict() if capture else None,
-            metrics=metrics, model_dir=saved.path if saved else None,
-            champion=store.alias_version(model_name, "champion") if config.gate else None, config=config,
-            manifest=_record(model_name, source, effective, run.kernel_name, options, capture, saved, None,
-                             warnings, timings, failure),
-            rerun=(lambda: _rerun(source, given, files, options, run.capture_dir, _hidden(store), checker))
-            if saved else None,
-            fidelity=staging / FIDELITY_PATH if (staging / FIDELITY_PATH).exists() else None,
-        )
-        report = run_checklist(context, checker)
-        timings["check"] = time.monotonic() - mark
-        if failure is None and not report.passed:
-            failure = ChecklistFailure("check", "; ".join(f"{r.id} ({r.message})" for r in report.failures))
-        report.write(staging / CHECKS_PATH)
-        if (run.capture_dir / "kernel.log").exists():
-            shutil.copy2(run.capture_dir / "kernel.log", staging / "logs" / "kernel.log")
-        record = _record(model_name, source, effective, run.kernel_name, options, capture, saved, report,
-                         warnings, timings, failure)
-        stage("record", "recording the version" if saved else "recording the failed build")
-        mark = time.monotonic()
-        recorded: Recorded | None = None
-        try:
-            notebook_run = capture.notebook_run if capture else None
-            recorded = store.record_build(
-                name=model_name, staging=staging, record=record,
-                params={**effective, **{f"notebook_run.{k}": v for k, v in (notebook_run or {}).get("params", {}).items()}},
-                metrics=metrics, tags=_tags(record, failure, report), register=saved is not None,
-                metric_history=(notebook_run or {}).get("metric_history"))
-        except StoreError as exc:
-            if failure is None:
-                failure = RecordFailure("record", str(exc), ename=type(exc.__cause__ or exc).__name__)
-            else:
-                warnings.append(f"the build could not be recorded: {exc}")
-        timings["record"] = time.monotonic() - mark
-        if recorded is not None and recorded.version is not None:
-            stage("package", "packing the deployable zip")
-            mark = time.monotonic()
-            try:
-                assert report_html is not None
-                _store_package(store, staging, record, recorded, report_html.result())
-            except Exception as exc:  # export rebuilds the same bytes on demand; the build stands
-                warnings.append(f"the package was not stored ({type(exc).__name__}: {exc}); export will rebuild it")
-            timings["package"] = time.monotonic() - mark
-        timings["total"] = time.monotonic() - started
-        run_id = recorded.run_id if recorded else None
-        version = recorded.version if recorded else None
-        artifact_uri = recorded.artifact_uri if recorded else None
-        return BuildResult(
-            name=model_name, status="passed" if failure is None else "failed", version=version, run_id=run_id,
-            params=effective, metrics=metrics, error=failure.to_dict() if failure else None,
-            timings={k: round(v, 4) for k, v in timings.items()}, warnings=tuple(warnings),
-            model={**(capture.model if capture else {}), **(saved.to_dict() if saved else {})},
-            data_files=tuple(data_files), checks=report,
-            executed_notebook_uri=f"{artifact_uri}/notebook/executed.ipynb" if artifact_uri else None,
-            metric_sources=capture.metric_sources if capture else {}, notebook=run.notebook,
-        )
-    finally:
-        checker.close()
-        helper.shutdown(wait=True)
-        shutil.rmtree(workdir, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
+        stored = plan.store.record_build(staging=ws.staging, record=record, register=register)
+    except StoreError as exc:
+        if record.error is not None:
+            return _Recorded(record, warnings=(f"the build could not be recorded: {exc}",))
+        failure = RecordFailure("record", str(exc), ename=type(exc.__cause__ or exc).__name__)
+        return _Recorded(dataclasses.replace(record, status=FAILED_STATUS, error=_error(failure)))
+    return _Recorded(record.with_run(stored.run_id), stored.version, stored.artifact_uri, stored.created)
 
 
-def _record(name: str, source: NotebookSource, params: dict[str, Any], kernel: str, options: BuildOptions,
-            capture: Capture | None, saved: SavedModel | None, report: CheckReport | None, warnings: list[str],
-            timings: dict[str, float], failure: BuildFailure | None) -> dict[str, Any]:
-    """The build record (``handoff/record.json``): everything needed to reproduce and judge the build.
-
-    Without a checklist report it is what the user's tests receive as the ``manifest`` fixture.
-    """
-    data_files = capture.data_files if capture else []
-    return {
-        "handoff_version": __version__, "name": name, "status": "passed" if failure is None else "failed",
-        "notebook": {"name": source.name, "path": str(source.path) if source.path else None, "sha256": source.sha256},
-        "parameters": [p.to_dict() for p in source.parameters or ()], "params": params,
-        "metrics": capture.metrics if capture else {}, "capture": capture.to_dict() if capture else None,
-        "serialization": saved.to_dict() if saved else None,
-        "data": {"sha256": combined_digest(data_files), "files": data_files},
-        "kernel": kernel, "options": options.to_dict(), "sandbox": options.policy().describe(),
-        "checks": report.to_dict() if report else None,
-        "warnings": list(warnings), "timings": dict(timings), "error": failure.to_dict() if failure else None,
-    }
-
-
-def _store_package(store: Store, artifacts: Path, record: dict[str, Any], recorded: Recorded,
-                   report_html: str) -> None:
-    assert recorded.version is not None and recorded.created is not None
-    target = artifacts.parent / f"{artifacts.name}-package" / f"{package_name(record['name'], recorded.version)}.zip"
+def _package(plan: BuildPlan, ws: _Workspace, recorded: _Recorded) -> tuple[str, ...]:
+    """Keep the version's package with its run, so export is a copy. A failure here is a warning:
+    export rebuilds the same bytes on demand, and the build stands."""
+    record, run_id = recorded.record, recorded.record.lineage.run_id
+    if recorded.version is None or recorded.created is None or run_id is None:
+        return ()
+    target = ws.staging.parent / f"{ws.staging.name}-package" / f"{package_name(record.name, recorded.version)}.zip"
     try:
-        sha256 = build_package(artifacts, record, recorded.version, recorded.created, target, report_html)
-        store.log_package(recorded.run_id, target, sha256)
+        html = ws.report_html.result() if ws.report_html else None
+        plan.store.log_package(run_id, target, build_package(ws.staging, record, recorded.version, recorded.created,
+                                                             target, html))
+        return ()
+    except Exception as exc:
+        return (f"the package was not stored ({type(exc).__name__}: {exc}); export will rebuild it",)
     finally:
         shutil.rmtree(target.parent, ignore_errors=True)
 
 
-def _keep_capture_files(capture_dir: Path, staging: Path) -> None:
-    """Keep what the kernel left for later: the fidelity rows and the notebook's own MLflow run."""
-    if (capture_dir / "fidelity.pkl").exists():
-        (staging / FIDELITY_PATH).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(capture_dir / "fidelity.pkl", staging / FIDELITY_PATH)
-    if (capture_dir / NOTEBOOK_RUN_PATH).is_dir():
-        shutil.copytree(capture_dir / NOTEBOOK_RUN_PATH, staging / NOTEBOOK_RUN_PATH)
-
-
-def _hidden(store: Store) -> tuple[Path, ...]:
-    """What a build's sandbox must not see: the store, and handoff's home."""
-    return (*store.local_paths(), default_home())
-
-
-def _rerun(source: NotebookSource, given: Mapping[str, Any], files: Mapping[str, bytes] | None,
-           options: BuildOptions, baseline_dir: Path, hidden: tuple[Path, ...], checker: ArtifactChecker) -> RerunResult:
+def _rerun(plan: BuildPlan, ws: _Workspace, baseline_dir: Path) -> RerunResult:
     """Run the notebook a second time (``reproducible``); the worker predicts with both models on the
     first run's input example (the second run's capture is copied where the worker can read it)."""
-    workdir = make_workdir(source, files)
+    workdir = make_workdir(plan.source, plan.files)
+    options = plan.options
     try:
-        run = execute(source, given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
+        run = execute(plan.source, plan.given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
                       model_var=options.model_var, on_event=ignore_event, start_timeout=options.start_timeout,
-                      policy=options.policy(), hidden=hidden, output_limits=options.output_limits)
+                      policy=options.policy(), hidden=plan.hidden, output_limits=options.output_limits)
         if run.failure is not None:
             return RerunResult(run.failure.message, {})
         capture = read_capture(run.capture_dir, run.cells)
         second_dir = shutil.copytree(run.capture_dir, baseline_dir / "rerun", ignore=shutil.ignore_patterns("kernel*"))
-        predictions = checker.predict([baseline_dir, Path(second_dir)])
+        predictions = ws.checker.predict([baseline_dir, Path(second_dir)])
         if predictions is None:
-            return RerunResult(None, capture.metrics)
-        return RerunResult(None, capture.metrics, predictions[1], predictions[0])
+            return RerunResult(None, capture.metric_values)
+        return RerunResult(None, capture.metric_values, predictions[1], predictions[0])
     except RuntimeError as exc:  # the worker could not load or run the models
         return RerunResult(str(exc), {})
     except BuildFailure as exc:
         return RerunResult(exc.message, {})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _tags(record: dict[str, Any], failure: BuildFailure | None, report: CheckReport) -> dict[str, str]:
-    tags = {
-        "handoff.checks": report.summary(),
-        "handoff.version": record["handoff_version"],
-        "handoff.notebook_sha256": record["notebook"]["sha256"],
-        "handoff.data_sha256": record["data"]["sha256"],
-        "handoff.kernel": record["kernel"],
-        **{f"handoff.timing.{k}": f"{v:.3f}" for k, v in record["timings"].items()},
-    }
-    if record["capture"]:
-        tags["handoff.model_var"] = str(record["capture"]["model"].get("variable"))
-    if record["serialization"]:
-        tags["handoff.serialization"] = record["serialization"]["serialization"]
-    if failure is not None:
-        tags["handoff.error"] = failure.message[:5000]
-        tags["handoff.failed_stage"] = failure.stage
-    return tags

@@ -10,47 +10,45 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from handoff.errors import CaptureFailure
+from handoff.fingerprint import combined_digest
+from handoff.record import (DataFingerprint, Environment, Evaluation, InputExample, Metric, ModelInfo, NotebookRun,
+                            parse)
 
 
 @dataclass(frozen=True)
 class Capture:
-    """What the notebook left behind, as found by the capture cell.
+    """What the notebook left behind, as found by the capture cell, in the record's types.
 
     Attributes:
-        model: How the model was found: ``source`` (log_model / model_var / mlflow / file / auto),
-            ``variable``, ``type``, ``rule`` (the rule that picked it), ``packaged`` (what was
-            shipped, e.g. ``search.best_estimator_``), ``cell`` and ``candidates`` (every fitted
-            model considered: variable, file or MLflow model, its type, cell and ``part_of``).
-        metrics: Metric name to value.
+        model: How the model was found (``saved`` is still ``None``: serialization comes next).
+        metrics: Every metric with its source.
         metrics_source: The main source: ``log_metric``, ``mlflow``, ``namespace``, ``computed`` or ``none``.
-        metric_sources: Metric name to where it came from, for people.
-        evaluation: The held-out rows handoff scored the model on (``source``, ``rows``, ``task``),
-            or the input example when there were none; ``None`` when it had neither.
-        notebook_run: The notebook's own MLflow run (params, metrics, history, tags), if it tracked one.
-        input_example: The variable the example rows came from, or ``None``.
+        input_example: Where the example rows came from, or ``None``.
         environment: Python version and pinned packages (imported, loaded, model_packages, installed).
-        data_files: The data fingerprint: ``{"path", "size", "sha256"}`` per file read.
+        data: The data fingerprint of every file read.
+        evaluation: The held-out rows handoff scored the model on, or ``None``.
+        notebook_run: The notebook's own MLflow run, if it tracked one.
         warnings: Capture-time warnings.
     """
 
-    model: dict[str, Any]
-    metrics: dict[str, float]
+    model: ModelInfo
+    metrics: tuple[Metric, ...]
     metrics_source: str
-    input_example: dict[str, Any] | None
-    environment: dict[str, Any]
-    data_files: list[dict[str, Any]]
+    input_example: InputExample | None
+    environment: Environment
+    data: DataFingerprint
+    evaluation: Evaluation | None = None
+    notebook_run: NotebookRun | None = None
     warnings: tuple[str, ...] = field(default=())
-    metric_sources: dict[str, str] = field(default_factory=dict)
-    evaluation: dict[str, Any] | None = None
-    notebook_run: dict[str, Any] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def metric_values(self) -> dict[str, float]:
+        return {m.name: m.value for m in self.metrics}
 
 
 _COUNT_REF = re.compile(r"⟨count:(\d+)⟩")
@@ -81,28 +79,17 @@ def read_capture(capture_dir: Path, cells: Mapping[int, int] | None = None) -> C
         error = report.get("error") or {}
         raise CaptureFailure("capture", error.get("detail", "unknown error"), ename=error.get("ename"),
                              traceback=error.get("traceback"))
-    return Capture(
-        model=report["model"], metrics=report.get("metrics", {}), metrics_source=report.get("metrics_source", "none"),
-        input_example=report.get("input_example"), environment=report.get("environment", {}),
-        data_files=report.get("data_files", []), warnings=tuple(report.get("warnings", [])),
-        metric_sources=report.get("metric_sources", {}), evaluation=report.get("evaluation"),
-        notebook_run=report.get("notebook_run"),
-    )
-
-
-def candidate_rows(model: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Every model the build considered, for a table: the chosen one first, parts marked."""
-    chosen = model.get("variable") or model.get("packaged", "").removeprefix("file ")
-    rows = [{"candidate": c["name"], "from": c["kind"], "type": c["type"].rsplit(".", 1)[-1],
-             "cell": str(c.get("cell") or ""), "chosen": "yes" if c["name"] == chosen else "",
-             "note": f"part of {c['part_of']}" if c.get("part_of") else c.get("note", "")}
-            for c in model.get("candidates", [])]
-    return sorted(rows, key=lambda r: r["chosen"] != "yes")
-
-
-def metrics_by_source(metrics: Mapping[str, float], sources: Mapping[str, str]) -> dict[str, list[str]]:
-    """Metric names grouped by where they came from (``name=value`` strings, in metric order)."""
-    grouped: dict[str, list[str]] = {}
-    for name, value in metrics.items():
-        grouped.setdefault(sources.get(name, "the notebook"), []).append(f"{name}={value:.4g}")
-    return grouped
+    found = report["model"]
+    files = report.get("data_files", [])
+    sources = report.get("metric_sources", {})
+    model = {**{k: found.get(k) for k in ("type", "task", "source", "variable", "packaged", "cell", "candidates")},
+             "chosen_by": found.get("rule", "")}
+    return parse(Capture, {
+        "model": {k: v for k, v in model.items() if v is not None},
+        "metrics": [{"name": k, "value": v, **({"source": sources[k]} if k in sources else {})}
+                    for k, v in report.get("metrics", {}).items()],
+        "metrics_source": report.get("metrics_source", "none"), "input_example": report.get("input_example"),
+        "environment": report.get("environment", {}), "data": {"sha256": combined_digest(files), "files": files},
+        "evaluation": report.get("evaluation"), "notebook_run": report.get("notebook_run"),
+        "warnings": report.get("warnings", []),
+    })

@@ -14,10 +14,10 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import nbformat
 
@@ -25,10 +25,16 @@ from handoff import checks, sandbox
 from handoff.check_config import CheckConfig
 from handoff.errors import SerializationFailure
 from handoff.flavors import SavedModel
-from handoff.checks import FAILED, PASSED, SKIPPED, WARNED, CheckResult
+from handoff.checks import FAILED, SKIPPED, WARNED, CheckResult
+from handoff.record import BuildError, BuildRecord, CheckReport
 from handoff.workdirs import private_dir
 
+if TYPE_CHECKING:
+    from handoff.store import VersionRecord
+
 ARTIFACT_TIMEOUT = 600.0
+
+__all__ = ["ArtifactChecker", "CheckContext", "CheckReport", "RerunResult", "junit_xml", "run_checklist", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -41,109 +47,76 @@ class RerunResult:
     baseline_predictions: Any = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckContext:
     """What build-scope checks see.
 
     Attributes:
-        name: The model name.
+        record: The build's record so far (no checklist yet): name, inputs, outputs, error.
         source_notebook: The notebook as given (hygiene looks at its stored outputs and counts).
         executed_notebook: The notebook as handoff ran it.
-        error: The build's stage failure as data, if any.
-        capture: The capture report (model choice, environment, data files), if capture succeeded.
-        metrics: Captured metrics.
         model_dir: The saved MLflow model directory, if serialization succeeded.
-        champion: The current ``champion`` version of this model, if any.
         config: The effective checklist configuration.
-        manifest: What the user's tests receive as the ``manifest`` fixture: the build record
-            (name, params, metrics, capture, serialization, data, ...).
+        champion: The current ``champion`` version of this model, if the gate needs it.
+        version: The version number, for a re-check of a stored version.
         rerun: Runs the notebook again (``reproducible``), when that is possible.
         fidelity: The rows and in-kernel predictions ``model.fidelity`` compares the artifact against.
     """
 
-    name: str
+    record: BuildRecord
     source_notebook: nbformat.NotebookNode
     executed_notebook: nbformat.NotebookNode
-    error: dict[str, Any] | None
-    capture: dict[str, Any] | None
-    metrics: dict[str, float]
     model_dir: Path | None
-    champion: Any
     config: CheckConfig
-    manifest: dict[str, Any] = field(default_factory=dict)
+    champion: VersionRecord | None = None
+    version: int | None = None
     rerun: Callable[[], RerunResult] | None = None
     fidelity: Path | None = None
 
-
-@dataclass(frozen=True)
-class CheckReport:
-    """The checklist of one build (or one re-check of a stored version).
-
-    Attributes:
-        results: One result per registered check, in report order.
-        config: The effective configuration it ran with.
-        created: ISO 8601 UTC time the report was made.
-        seconds: Wall time of the whole checklist.
-    """
-
-    results: tuple[CheckResult, ...]
-    config: dict[str, Any]
-    created: str
-    seconds: float
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.record.metrics
 
     @property
-    def passed(self) -> bool:
-        """True when no blocking check failed."""
-        return not self.failures
+    def error(self) -> BuildError | None:
+        return self.record.error
 
     @property
-    def failures(self) -> list[CheckResult]:
-        return [r for r in self.results if r.status == FAILED]
+    def manifest(self) -> dict[str, Any]:
+        """What the user's tests receive as the ``manifest`` fixture: the same object as
+        ``handoff build --json`` prints (the record's JSON form, the version, metrics as ``name: value``)."""
+        return {**self.record.to_dict(), "version": self.version, "metrics": self.record.metrics}
 
-    def counts(self) -> dict[str, int]:
-        return {status: sum(r.status == status for r in self.results) for status in (PASSED, FAILED, WARNED, SKIPPED)}
 
-    def summary(self) -> str:
-        counts = self.counts()
-        return ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+def junit_xml(report: CheckReport, suite_name: str = "handoff.checklist") -> str:
+    """JUnit XML: failed blocking checks are failures, warnings are failures too (a CI page
+    should show them) but tagged, skipped checks are skipped."""
+    counts = report.counts
+    suite = ET.Element("testsuite", name=suite_name, tests=str(len(report.results)),
+                       failures=str(counts[FAILED] + counts[WARNED]), errors="0", skipped=str(counts[SKIPPED]),
+                       time=f"{report.seconds:.3f}", timestamp=report.created)
+    for result in report.results:
+        case = ET.SubElement(suite, "testcase", classname=f"handoff.{result.severity}", name=result.id,
+                             time=f"{result.seconds:.3f}")
+        if result.status == FAILED:
+            ET.SubElement(case, "failure", message=result.message, type="blocking").text = result.message
+        elif result.status == WARNED:
+            ET.SubElement(case, "failure", message=result.message, type="warning").text = result.message
+        elif result.status == SKIPPED:
+            ET.SubElement(case, "skipped", message=result.message)
+        ET.SubElement(case, "system-out").text = result.message
+    root = ET.Element("testsuites", name="handoff", tests=suite.get("tests", "0"),
+                      failures=suite.get("failures", "0"), skipped=suite.get("skipped", "0"))
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "summary": self.summary(), "counts": self.counts(), "created": self.created,
-                "seconds": self.seconds, "config": self.config, "results": [r.to_dict() for r in self.results]}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CheckReport:
-        return cls(tuple(CheckResult.from_dict(r) for r in data["results"]), data.get("config", {}),
-                   data.get("created", ""), data.get("seconds", 0.0))
-
-    def to_junit_xml(self, suite_name: str = "handoff.checklist") -> str:
-        """JUnit XML: failed blocking checks are failures, warnings are failures too (a CI page
-        should show them) but tagged, skipped checks are skipped."""
-        counts = self.counts()
-        suite = ET.Element("testsuite", name=suite_name, tests=str(len(self.results)),
-                           failures=str(counts[FAILED] + counts[WARNED]), errors="0", skipped=str(counts[SKIPPED]),
-                           time=f"{self.seconds:.3f}", timestamp=self.created)
-        for result in self.results:
-            case = ET.SubElement(suite, "testcase", classname=f"handoff.{result.severity}", name=result.id,
-                                 time=f"{result.seconds:.3f}")
-            if result.status == FAILED:
-                ET.SubElement(case, "failure", message=result.message, type="blocking").text = result.message
-            elif result.status == WARNED:
-                ET.SubElement(case, "failure", message=result.message, type="warning").text = result.message
-            elif result.status == SKIPPED:
-                ET.SubElement(case, "skipped", message=result.message)
-            ET.SubElement(case, "system-out").text = result.message
-        root = ET.Element("testsuites", name="handoff", tests=suite.get("tests", "0"),
-                          failures=suite.get("failures", "0"), skipped=suite.get("skipped", "0"))
-        root.append(suite)
-        ET.indent(root)
-        return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
-
-    def write(self, directory: Path) -> None:
-        """``report.json`` and ``junit.xml`` into ``directory``."""
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "report.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
-        (directory / "junit.xml").write_text(self.to_junit_xml())
+def write_report(report: CheckReport, directory: Path) -> None:
+    """``report.json`` and ``junit.xml`` into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    (directory / "junit.xml").write_text(junit_xml(report))
 
 
 class ArtifactChecker:
@@ -244,7 +217,7 @@ def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> 
             results[check.id] = CheckResult.from_outcome(check, checks.skipped("skipped by configuration"))
         elif check.scope == "artifact":
             if ctx.model_dir is None:
-                stage = (ctx.error or {}).get("stage", "an earlier")
+                stage = ctx.error.stage if ctx.error else "an earlier"
                 results[check.id] = CheckResult.from_outcome(
                     check, checks.skipped(f"not run: the build failed in the {stage} stage"))
             else:

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import handoff
-from handoff.capture import candidate_rows, metrics_by_source
 from handoff.errors import HandoffError
-from handoff.store import NOTEBOOK_RUN_PATH
+from handoff.record_view import checklist_section, render_text, sections
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_UPLOAD_MB = 50
@@ -225,7 +224,7 @@ def _build(args: argparse.Namespace) -> int:
     else:
         _print_result(result)
     if not result.ok:
-        sys.stderr.write(f"handoff: error: {result.error['message'] if result.error else 'build failed'}\n")
+        sys.stderr.write(f"handoff: error: {result.error.message if result.error else 'build failed'}\n")
         return EXIT_FAILED
     return EXIT_OK
 
@@ -240,42 +239,11 @@ def _print_result(result: handoff.BuildResult) -> None:
             "(recorded as a failed version; it cannot be promoted)\n")
     else:
         out(f"{result.name}: build failed in {seconds:.1f}s (no version created)\n")
-    _print_metrics(result.metrics, result.metric_sources)
-    if result.model.get("type"):
-        _print_model(result.model)
-    if result.model.get("serialization"):
-        out(f"  saved as: {result.model['serialization']} ({result.model['reason']})\n")
-    if result.data_files:
-        out("  data: " + ", ".join(f"{f['path']} ({f['sha256'][:12]})" for f in result.data_files) + "\n")
-    for warning in result.warnings:
-        out(f"  warning: {warning}\n")
-    if result.error and result.error.get("traceback"):
-        out("\n" + result.error["traceback"].strip()[-3000:] + "\n")
+    out(render_text(sections(result.record)))
+    if result.error and result.error.traceback:
+        out("\n" + result.error.traceback.strip()[-3000:] + "\n")
     if result.executed_notebook_uri:
-        out(f"  executed notebook: {result.executed_notebook_uri}\n")
-    if result.checks:
-        _print_checks(result.checks.to_dict())
-
-
-def _print_metrics(metrics: dict[str, float], sources: dict[str, str]) -> None:
-    for source, values in metrics_by_source(metrics, sources).items():
-        sys.stdout.write(f"  metrics ({source}): {', '.join(values)}\n")
-
-
-def _print_model(model: dict[str, Any]) -> None:
-    sys.stdout.write(f"  model: {model.get('packaged') or model.get('variable')} ({model.get('type')}), "
-                     f"chosen by {model.get('rule')}\n")
-    rows = candidate_rows(model)
-    if len(rows) > 1:
-        sys.stdout.write("  models considered:\n")
-        _table([("    CANDIDATE", "FROM", "TYPE", "CELL", "CHOSEN", "NOTE")]
-               + [(f"    {r['candidate']}", r["from"], r["type"], r["cell"], r["chosen"], r["note"]) for r in rows])
-
-
-def _print_checks(report: dict[str, Any]) -> None:
-    sys.stdout.write(f"\nchecklist: {report['summary']} ({report['seconds']:.2f}s)\n")
-    _table([("CHECK", "STATUS", "MESSAGE")] + [(r["id"], r["status"].upper() if r["status"] == "failed" else r["status"],
-                                               r["message"]) for r in report["results"]])
+        out(f"executed notebook: {result.executed_notebook_uri}\n")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -302,44 +270,16 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    record = handoff.open_store(args.store).get_version(args.model, args.version)
+    version = handoff.open_store(args.store).get_version(args.model, args.version)
     if args.json:
-        _emit(record.to_dict())
+        _emit(version.to_dict())
         return EXIT_OK
-    details = record.details
     out = sys.stdout.write
-    out(f"{record.name} version {record.version}  [{record.status}]  created {record.created}\n")
-    out(f"  run: {record.run_id}\n  model: {record.model_uri}\n")
-    if record.aliases:
-        out(f"  aliases: {', '.join(record.aliases)}\n")
-    notebook = details.get("notebook", {})
-    out(f"  notebook: {notebook.get('name')} sha256 {notebook.get('sha256')}\n")
-    out("  params: " + (", ".join(f"{k}={v!r}" for k, v in details.get("params", {}).items()) or "none") + "\n")
-    capture = details.get("capture") or {}
-    if record.metrics:
-        _print_metrics(record.metrics, capture.get("metric_sources", {}))
-    else:
-        out("  metrics: none\n")
-    serialization = details.get("serialization") or {}
-    _print_model(capture.get("model", {}))
-    out(f"  saved as: {serialization.get('serialization')}\n")
-    notebook_run = capture.get("notebook_run")
-    if notebook_run:
-        out(f"  the notebook's MLflow run: {notebook_run['run_name']!r} ({notebook_run['run_id']}), "
-            f"params {notebook_run['params']}, kept under {NOTEBOOK_RUN_PATH}/\n")
-    data = details.get("data", {})
-    out(f"  data: {data.get('sha256', '')[:16]}\n")
-    for entry in data.get("files", []):
-        out(f"    {entry['path']}  {entry['size']} bytes  sha256 {entry['sha256']}\n")
-    env = capture.get("environment", {})
-    out(f"  python {env.get('python')}; imported: "
-        + ", ".join(f"{k}=={v}" for k, v in env.get("imported", {}).items()) + "\n")
-    out("  requirements: " + ", ".join(serialization.get("requirements", [])) + "\n")
-    out("  timings: " + ", ".join(f"{k}={v:.2f}s" for k, v in details.get("timings", {}).items()) + "\n")
-    for warning in details.get("warnings", []):
-        out(f"  warning: {warning}\n")
-    if details.get("checks"):
-        _print_checks(details["checks"])
+    out(f"{version.name} version {version.version}  [{version.status}]  created {version.created}\n")
+    out(f"  run: {version.run_id}\n  model: {version.model_uri}\n")
+    if version.aliases:
+        out(f"  aliases: {', '.join(version.aliases)}\n")
+    out(render_text(sections(version.build)))
     return EXIT_OK
 
 
@@ -350,7 +290,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         _emit(report.to_dict())
     else:
-        _print_checks(report.to_dict())
+        sys.stdout.write(render_text([checklist_section(report)]))
     if not report.passed:
         sys.stderr.write("handoff: error: blocking checks failed: "
                          + "; ".join(f"{r.id} ({r.message})" for r in report.failures) + "\n")

@@ -2,7 +2,8 @@
 
 Returns plain data (dicts and lists) that the CLI prints and the app renders; nothing here formats.
 Metric changes are measured against a baseline (the champion when it is among the versions, else
-the first one) and marked better or worse by the metric's direction (accuracy up, rmse down).
+the first one) and marked better or worse by the metric's direction (accuracy up, rmse down; a
+``greater_is_better`` setting recorded with the versions' checklists wins, as it does for the gate).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any, Sequence
 
 import nbformat
 
-from handoff.check_config import greater_is_better
+from handoff.check_config import CheckConfig, greater_is_better
 from handoff.errors import OptionError
+from handoff.layout import SOURCE_NOTEBOOK
+from handoff.record import BuildRecord, Environment
 from handoff.store import Store, VersionRecord, open_store
 
 
@@ -63,7 +66,7 @@ def _parse_ref(model: str, ref: int | str) -> tuple[str, int]:
         raise OptionError(f"bad version {text!r}: use a number, or MODEL:NUMBER for another model") from None
 
 
-def _metric_delta(name: str, value: float | None, base: float | None, up: bool) -> dict[str, Any]:
+def _metric_delta(value: float | None, base: float | None, up: bool) -> dict[str, Any]:
     if value is None or base is None:
         return {"absolute": None, "relative": None, "better": None}
     change = value - base
@@ -123,83 +126,94 @@ def compare(model: str, versions: Sequence[int | str], baseline: int | str | Non
     else:
         champion = next((lbl for lbl, r in records.items() if "champion" in r.aliases), None)
         base = champion or labels[0]
-    details = {lbl: r.details for lbl, r in records.items()}
+    builds = {lbl: r.build for lbl, r in records.items()}
     return Comparison(
         labels=labels, baseline=base,
-        parameters=_parameters(details),
-        metrics=_metrics(records, base),
-        checklist=_checklist(details),
-        data=_data(details, base),
-        environment=_environment(details),
+        parameters=_parameters(builds),
+        metrics=_metrics(records, base, _directions(builds, base)),
+        checklist=_checklist(builds),
+        data=_data(builds),
+        environment=_environment(builds),
         code=_code(store, records, base) if include_code else [],
         trend=_trend(store, refs[0][0]),
         status={lbl: r.status for lbl, r in records.items()},
     )
 
 
-def _parameters(details: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    names = list(dict.fromkeys(k for d in details.values() for k in d.get("params", {})))
+def _directions(builds: dict[str, BuildRecord], base: str) -> dict[str, bool]:
+    """The ``greater_is_better`` overrides the versions' checklists ran with (the baseline's win), so
+    compare calls a change better exactly when the regression gate would."""
+    merged: dict[str, bool] = {}
+    for lbl in [*(k for k in builds if k != base), base]:
+        checks = builds[lbl].outputs.checks
+        merged.update(CheckConfig.from_dict(checks.config).greater_is_better if checks else {})
+    return merged
+
+
+def _parameters(builds: dict[str, BuildRecord]) -> list[dict[str, Any]]:
+    names = list(dict.fromkeys(k for b in builds.values() for k in b.inputs.parameters))
     rows = []
     for name in names:
-        values = {lbl: d.get("params", {}).get(name) for lbl, d in details.items()}
+        values = {lbl: b.inputs.parameters.get(name) for lbl, b in builds.items()}
         rows.append({"param": name, "values": values, "differs": len({repr(v) for v in values.values()}) > 1})
     return rows
 
 
-def _metrics(records: dict[str, VersionRecord], base: str) -> list[dict[str, Any]]:
+def _metrics(records: dict[str, VersionRecord], base: str, directions: dict[str, bool]) -> list[dict[str, Any]]:
     names = list(dict.fromkeys(k for r in records.values() for k in r.metrics))
     rows = []
     for name in names:
-        up = greater_is_better(name)
+        up = greater_is_better(name, directions)
         values = {lbl: r.metrics.get(name) for lbl, r in records.items()}
         rows.append({"metric": name, "greater_is_better": up, "values": values,
-                     "deltas": {lbl: _metric_delta(name, v, values[base], up) for lbl, v in values.items() if lbl != base}})
+                     "deltas": {lbl: _metric_delta(v, values[base], up) for lbl, v in values.items() if lbl != base}})
     return rows
 
 
-def _checklist(details: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _checklist(builds: dict[str, BuildRecord]) -> list[dict[str, Any]]:
     statuses: dict[str, dict[str, str]] = {}
-    for lbl, d in details.items():
-        for result in (d.get("checks") or {}).get("results", []):
-            statuses.setdefault(result["id"], {})[lbl] = result["status"]
-    return [{"check": check, "statuses": {lbl: by.get(lbl) for lbl in details}, "changed": len(set(by.values())) > 1
-             or len(by) != len(details)} for check, by in statuses.items()]
+    for lbl, b in builds.items():
+        for result in b.outputs.checks.results if b.outputs.checks else ():
+            statuses.setdefault(result.id, {})[lbl] = result.status
+    return [{"check": check, "statuses": {lbl: by.get(lbl) for lbl in builds}, "changed": len(set(by.values())) > 1
+             or len(by) != len(builds)} for check, by in statuses.items()]
 
 
-def _data(details: dict[str, dict[str, Any]], base: str) -> dict[str, Any]:
-    fingerprints = {lbl: d.get("data", {}) for lbl, d in details.items()}
+def _data(builds: dict[str, BuildRecord]) -> dict[str, Any]:
+    fingerprints = {lbl: b.outputs.data for lbl, b in builds.items()}
     digests: dict[str, set[str]] = {}
+    present: dict[str, int] = {}
     for fingerprint in fingerprints.values():
-        for entry in fingerprint.get("files", []):
-            digests.setdefault(entry["path"], set()).add(entry["sha256"])
-    present = {path: sum(any(e["path"] == path for e in f.get("files", [])) for f in fingerprints.values())
-               for path in digests}
+        for entry in fingerprint.files:
+            digests.setdefault(entry.path, set()).add(entry.sha256)
+            present[entry.path] = present.get(entry.path, 0) + 1
     changed = sorted(path for path, shas in digests.items() if len(shas) > 1 or present[path] != len(fingerprints))
     warning = (f"training data changed between versions: {', '.join(changed)}" if changed else None)
-    return {"fingerprints": fingerprints, "changed_files": changed, "warning": warning}
+    return {"fingerprints": {lbl: {"sha256": f.sha256, "files": [asdict(e) for e in f.files]}
+                             for lbl, f in fingerprints.items()},
+            "changed_files": changed, "warning": warning}
 
 
-def _environment(details: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    envs = {lbl: ((d.get("capture") or {}).get("environment") or {}) for lbl, d in details.items()}
-    names = sorted({k for e in envs.values() for k in {**e.get("imported", {}), **e.get("model_packages", {})}})
+def _environment(builds: dict[str, BuildRecord]) -> dict[str, Any]:
+    envs = {lbl: b.outputs.environment or Environment() for lbl, b in builds.items()}
+    names = sorted({k for e in envs.values() for k in {**e.imported, **e.model_packages}})
     packages = []
     for name in names:
-        versions = {lbl: e.get("installed", {}).get(name) or e.get("imported", {}).get(name) for lbl, e in envs.items()}
+        versions = {lbl: e.installed.get(name) or e.imported.get(name) for lbl, e in envs.items()}
         if len(set(versions.values())) > 1:
             packages.append({"package": name, "versions": versions})
-    return {"python": {lbl: e.get("python") for lbl, e in envs.items()}, "packages": packages}
+    return {"python": {lbl: e.python for lbl, e in envs.items()}, "packages": packages}
 
 
 def _code(store: Store, records: dict[str, VersionRecord], base: str) -> list[dict[str, Any]]:
     def source(record: VersionRecord) -> nbformat.NotebookNode:
-        assert record.run_id is not None
-        return nbformat.reads(store.read_artifact(record.run_id, "notebook/source.ipynb").decode(), as_version=4)
+        return nbformat.reads(store.read_artifact(record.run_id or "", SOURCE_NOTEBOOK).decode(), as_version=4)
 
     base_record = records[base]
     base_nb = source(base_record)
-    sha = (base_record.details.get("notebook") or {}).get("sha256")
+    sha = base_record.build.inputs.notebook.sha256
     return [{"version": lbl, "against": base,
-             "cells": [] if (r.details.get("notebook") or {}).get("sha256") == sha else cell_diff(base_nb, source(r))}
+             "cells": [] if r.build.inputs.notebook.sha256 == sha else cell_diff(base_nb, source(r))}
             for lbl, r in records.items() if lbl != base]
 
 

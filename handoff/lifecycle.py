@@ -18,11 +18,12 @@ from typing import Any, Mapping
 import nbformat
 
 from handoff.check_config import CheckConfig, override
-from handoff.checklist import CheckContext, CheckReport, run_checklist
+from handoff.checklist import CheckContext, CheckReport, run_checklist, write_report
 from handoff.errors import OptionError, PromotionRefused, StoreError, TamperedError
 from handoff.fingerprint import sha256_file
+from handoff.layout import EXECUTED_NOTEBOOK, FIDELITY_PATH, PACKAGE_DIR, SOURCE_NOTEBOOK
 from handoff.package import VerifyReport, atomic_path, build_package, package_name, verify
-from handoff.store import FIDELITY_PATH, PACKAGE_PATH, Store, VersionRecord, open_store
+from handoff.store import Store, VersionRecord, open_store
 
 
 def model_dir_of(store: Store, model_uri: str, scratch: Path) -> Path:
@@ -45,34 +46,37 @@ def check_version(name: str, version: int | str, *, store: Store | str | Path | 
     ``reproducible`` is skipped: the build's working state no longer exists.
     """
     store = store if isinstance(store, Store) else open_store(store)
-    record = store.get_version(name, version)
-    details = record.details
-    config = override(CheckConfig.from_dict((details.get("checks") or {}).get("config", {})), checks)
-    assert record.run_id is not None
+    stored = store.get_version(name, version)
+    record, run_id = stored.build, _run_of(stored)
+    recorded_checks = record.outputs.checks
+    config = override(CheckConfig.from_dict(recorded_checks.config if recorded_checks else {}), checks)
 
     def notebook(path: str) -> nbformat.NotebookNode:
-        return nbformat.reads(store.read_artifact(record.run_id, path).decode(), as_version=4)
+        return nbformat.reads(store.read_artifact(run_id, path).decode(), as_version=4)
 
     with tempfile.TemporaryDirectory(prefix="handoff-recheck-") as scratch:
-        capture = details.get("capture") or {}
         fidelity = Path(scratch) / "fidelity.pkl"
         try:
-            fidelity.write_bytes(store.read_artifact(record.run_id, FIDELITY_PATH))
+            fidelity.write_bytes(store.read_artifact(run_id, FIDELITY_PATH))
         except StoreError:  # versions recorded before fidelity rows were kept
             pass
         context = CheckContext(
-            name=name, source_notebook=notebook("notebook/source.ipynb"),
-            executed_notebook=notebook("notebook/executed.ipynb"), error=details.get("error"), capture=capture,
-            metrics=details.get("metrics", {}), model_dir=model_dir_of(store, record.model_uri, Path(scratch)),
-            champion=store.alias_version(name, "champion") if config.gate else None, config=config,
-            manifest={**details, "version": record.version},
-            fidelity=fidelity if fidelity.exists() else None,
-        )
+            record=record, source_notebook=notebook(SOURCE_NOTEBOOK), executed_notebook=notebook(EXECUTED_NOTEBOOK),
+            model_dir=model_dir_of(store, stored.model_uri, Path(scratch)), config=config,
+            champion=store.alias_version(name, "champion") if config.gate else None, version=stored.version,
+            fidelity=fidelity if fidelity.exists() else None)
         report = run_checklist(context)
         out = Path(scratch) / "report"
-        report.write(out)
-        store.add_check_report(record.run_id, out)
+        write_report(report, out)
+        store.add_check_report(run_id, out)
     return report
+
+
+def _run_of(version: VersionRecord) -> str:
+    """The run that recorded a version (every version handoff registered has one)."""
+    if version.run_id is None:
+        raise StoreError(f"{version.name} version {version.version} has no MLflow run: it was not built by handoff")
+    return version.run_id
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class ExportResult:
         return data
 
 
-def stored_package(store: Store, record: VersionRecord, scratch: Path, stripped: bool = False) -> Path:
+def stored_package(store: Store, version: VersionRecord, scratch: Path, stripped: bool = False) -> Path:
     """The version's package zip: the one kept with its run, checked against the sha256 recorded
     when it was stored (rebuilt, identically, and kept if absent); ``stripped`` builds the variant
     without the notebook's outputs from the (verified) artifacts instead.
@@ -109,23 +113,23 @@ def stored_package(store: Store, record: VersionRecord, scratch: Path, stripped:
     Raises:
         TamperedError: the kept package (or a rebuild of a deleted one) differs from the recorded sha256.
     """
-    assert record.run_id is not None and record.created is not None
-    filename = f"{package_name(record.name, record.version)}.zip"
+    run_id, created = _run_of(version), version.created or ""
+    filename = f"{package_name(version.name, version.version)}.zip"
     if stripped:
-        artifacts = store.download_artifacts(record.run_id, "", scratch / "artifacts")
-        build_package(artifacts, record.details, record.version, record.created, scratch / "stripped" / filename,
+        artifacts = store.download_artifacts(run_id, "", scratch / "artifacts")
+        build_package(artifacts, version.build, version.version, created, scratch / "stripped" / filename,
                       stripped=True)
         return scratch / "stripped" / filename
-    recorded = store.package_sha256(record.run_id)
-    zip_path = store.download_artifacts(record.run_id, f"{PACKAGE_PATH}/{filename}", scratch)
+    recorded = store.package_sha256(run_id)
+    zip_path = store.download_artifacts(run_id, f"{PACKAGE_DIR}/{filename}", scratch)
     if not zip_path.exists():
-        artifacts = store.download_artifacts(record.run_id, "", scratch / "artifacts")
+        artifacts = store.download_artifacts(run_id, "", scratch / "artifacts")
         zip_path = scratch / "rebuilt" / filename
-        sha256 = build_package(artifacts, record.details, record.version, record.created, zip_path)
+        sha256 = build_package(artifacts, version.build, version.version, created, zip_path)
         if recorded in (None, sha256):
-            store.log_package(record.run_id, zip_path, sha256)
+            store.log_package(run_id, zip_path, sha256)
     if recorded is not None and sha256_file(zip_path) != recorded:
-        raise TamperedError(record.name, record.version, [f"{PACKAGE_PATH}/{filename} differs"])
+        raise TamperedError(version.name, version.version, [f"{PACKAGE_DIR}/{filename} differs"])
     return zip_path
 
 

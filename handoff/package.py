@@ -31,13 +31,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator
 
 from handoff.fingerprint import sha256_file
+from handoff.layout import (CHECK_JUNIT, CHECK_REPORT, CHECKS_DIR, EXECUTED_NOTEBOOK, MODEL_DIR, RECHECKS_DIR,
+                            REPORT_HTML, SOURCE_NOTEBOOK)
+from handoff.record import BuildRecord
+from handoff.record_view import render_markdown, sections
 
 FORMAT_VERSION = 1
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 REQUIRED_FILES = (
-    "MANIFEST.json", "README.md", "model/MLmodel", "model/requirements.txt", "notebook/source.ipynb",
-    "notebook/executed.ipynb", "notebook/report.html", "checks/report.json", "checks/junit.xml",
-    "serve/Dockerfile", "serve/README.md",
+    "MANIFEST.json", "README.md", f"{MODEL_DIR}/MLmodel", f"{MODEL_DIR}/requirements.txt", SOURCE_NOTEBOOK,
+    EXECUTED_NOTEBOOK, REPORT_HTML, CHECK_REPORT, CHECK_JUNIT, "serve/Dockerfile", "serve/README.md",
 )
 #: Limits that make ``verify`` refuse a zip bomb before reading it (the rule: docs/package-format.md).
 #: Ratio alone is no sign of a bomb: a notebook that printed the same line a million times
@@ -137,30 +140,18 @@ def _schema(model_dir: Path) -> tuple[list[str], str | None]:
     return lines, json.dumps(json.loads(example.read_text())) if example.exists() else None
 
 
-def _model_card(record: dict[str, Any], title: str, model_dir: Path, version: int, created: str,
+def _model_card(record: BuildRecord, title: str, model_dir: Path, version: int, created: str,
                 stripped: bool = False) -> str:
-    capture = record.get("capture") or {}
-    model = capture.get("model") or {}
-    serialization = record.get("serialization") or {}
-    checks = (record.get("checks") or {}).get("results", [])
-    status = record.get("status", "passed")
+    """The package's README: status, input, how to serve it, then the record's sections."""
     schema, example = _schema(model_dir)
-    env = capture.get("environment", {})
     out = [f"# {title}", ""]
-    if status != "passed":
+    if not record.ok:
         out += ["> **This version FAILED its checklist.** It was exported with `--force`; do not deploy it "
                 "without reading the checklist below.", ""]
-    out += [
-        f"Model **{record['name']}**, version **{version}**, created {created}, status **{status}**.", "",
-        "## What it is", "",
-        f"- Estimator: `{model.get('type', 'unknown')}`" + (f" ({model['task']})" if model.get("task") else ""),
-        f"- Taken from the notebook variable `{model.get('variable')}` ({model.get('rule')})",
-        f"- Saved with MLflow's `{serialization.get('flavor')}` flavor as **{serialization.get('serialization')}**: "
-        f"{serialization.get('reason')}",
-        f"- Python {env.get('python')}; requirements pinned in `model/requirements.txt`: "
-        + ", ".join(f"`{r}`" for r in serialization.get("requirements", [])), "",
-        "## Input", "",
-    ]
+    out += [f"Model **{record.name}**, version **{version}**, created {created}, status **{record.status}**.", "",
+            "As run: `notebook/executed.ipynb`, readable: `notebook/report.html`"
+            + (" (both without the cells' outputs: exported with `--strip-outputs`)." if stripped else "."), "",
+            "## Input", ""]
     if schema:
         out += ["| column | type | |", "|---|---|---|", *schema, ""]
     else:
@@ -174,85 +165,67 @@ def _model_card(record: dict[str, Any], title: str, model_dir: Path, version: in
             "     --data @model/serving_input_example.json",
             "```", "",
             "Or `docker build -f serve/Dockerfile .` — see `serve/README.md`. "
-            "In Python: `mlflow.pyfunc.load_model('model')`.", "",
-            "## Metrics", ""]
-    metrics = record.get("metrics", {})
-    out += (["| metric | value |", "|---|---|"] + [f"| {k} | {v:.6g} |" for k, v in metrics.items()]
-            if metrics else ["No metrics were captured."]) + [""]
-    out += ["## Checklist", "", "| check | status | result |", "|---|---|---|"]
-    out += [f"| `{c['id']}` | {c['status']} | {c['message'].replace('|', '/')} |" for c in checks] + [""]
-    notebook = record.get("notebook", {})
-    data = record.get("data", {})
-    out += ["## Lineage", "",
-            f"- Notebook: `{notebook.get('name')}` (sha256 `{notebook.get('sha256')}`), as run: "
-            "`notebook/executed.ipynb`, readable: `notebook/report.html`"
-            + (" (both without the cells' outputs: exported with `--strip-outputs`)" if stripped else ""),
-            "- Parameters: " + (", ".join(f"`{k}={v!r}`" for k, v in record.get("params", {}).items()) or "none"),
-            f"- Data (combined sha256 `{data.get('sha256')}`):"]
-    out += [f"  - `{f['path']}` — {f['size']:,} bytes, sha256 `{f['sha256']}`" for f in data.get("files", [])] or [
-        "  - no data files were read"]
-    warnings = [*record.get("warnings", []), *(f"{c['id']}: {c['message']}" for c in checks if c["status"] == "warning")]
-    out += ["", "## Known warnings", ""] + ([f"- {w}" for w in warnings] or ["None."]) + [""]
-    return "\n".join(out)
+            "In Python: `mlflow.pyfunc.load_model('model')`.", ""]
+    return "\n".join(out) + "\n" + render_markdown(sections(record))
 
 
-def _manifest(record: dict[str, Any], name: str, version: int, created: str,
-              files: dict[str, bytes], stripped: bool = False) -> dict[str, Any]:
-    capture = record.get("capture") or {}
-    checks = record.get("checks") or {}
-    serialization = record.get("serialization") or {}
+def _manifest(record: BuildRecord, version: int, created: str, files: dict[str, bytes],
+              stripped: bool = False) -> dict[str, Any]:
     from handoff import __version__
 
+    model, checks, env = record.outputs.model, record.outputs.checks, record.outputs.environment
+    saved = model.saved if model else None
     manifest: dict[str, Any] = {"outputs_stripped": True} if stripped else {}  # absent: default packages unchanged
     return {
         **manifest,
         "format_version": FORMAT_VERSION,
-        "name": name,
+        "name": record.name,
         "version": version,
         "created": created,
         "handoff_version": __version__,
-        "status": record.get("status"),
-        "source_notebook": {"name": (record.get("notebook") or {}).get("name"),
-                            "sha256": (record.get("notebook") or {}).get("sha256")},
-        "parameters": record.get("params", {}),
-        "metrics": record.get("metrics", {}),
-        "checklist": {"passed": checks.get("passed"), "summary": checks.get("summary"),
-                      "results": {r["id"]: r["status"] for r in checks.get("results", [])}},
-        "data": record.get("data", {}),
-        "environment": {"python": capture.get("environment", {}).get("python"),
-                        "requirements": serialization.get("requirements", [])},
-        "serialization": {"flavor": serialization.get("flavor"), "format": serialization.get("serialization"),
-                          "reason": serialization.get("reason")},
-        "model": {k: (capture.get("model") or {}).get(k) for k in ("type", "task", "variable", "source", "rule")},
+        "status": record.status,
+        "source_notebook": {"name": record.inputs.notebook.name, "sha256": record.inputs.notebook.sha256},
+        "parameters": record.inputs.parameters,
+        "metrics": record.metrics,
+        "checklist": {"passed": checks.passed if checks else None, "summary": checks.summary if checks else None,
+                      "results": {r.id: r.status for r in checks.results} if checks else {}},
+        "data": {"sha256": record.outputs.data.sha256,
+                 "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in record.outputs.data.files]},
+        "environment": {"python": env.python if env else None,
+                        "requirements": list(saved.requirements) if saved else []},
+        "serialization": {"flavor": saved.flavor if saved else None, "format": saved.format if saved else None,
+                          "reason": saved.reason if saved else None},
+        "model": {"type": model.type if model else None, "task": model.task if model else None,
+                  "variable": model.variable if model else None, "source": model.source if model else None,
+                  "rule": model.chosen_by if model else None},
         "files": {path: {"size": len(data), "sha256": _sha256(data)} for path, data in sorted(files.items())},
     }
 
 
-def package_files(artifacts: Path, record: dict[str, Any], version: int, created: str,
+def package_files(artifacts: Path, record: BuildRecord, version: int, created: str,
                   report_html: str | None = None, stripped: bool = False) -> dict[str, bytes]:
     """Every file of the package (relative path to bytes), from a build's artifacts folder.
 
     ``stripped`` ships the executed notebook (and its HTML report) without outputs, and says so in
     the manifest and README.
     """
-    name = record["name"]
     files: dict[str, bytes] = {}
-    for sub in ("model", "checks"):
+    for sub in (MODEL_DIR, CHECKS_DIR):
         for path in sorted((artifacts / sub).rglob("*")):
-            if path.is_file() and "rechecks" not in path.relative_to(artifacts).parts:
+            if path.is_file() and not path.relative_to(artifacts).as_posix().startswith(RECHECKS_DIR):
                 files[path.relative_to(artifacts).as_posix()] = path.read_bytes()
-    files["notebook/source.ipynb"] = (artifacts / "notebook" / "source.ipynb").read_bytes()
-    executed = (artifacts / "notebook" / "executed.ipynb").read_bytes()
+    files[SOURCE_NOTEBOOK] = (artifacts / SOURCE_NOTEBOOK).read_bytes()
+    executed = (artifacts / EXECUTED_NOTEBOOK).read_bytes()
     if stripped:
         executed, report_html = strip_outputs(executed), None
-    files["notebook/executed.ipynb"] = executed
-    files["notebook/report.html"] = (report_html or render_report_html(executed)).encode()
-    python = ((record.get("capture") or {}).get("environment") or {}).get("python", "3.11")
-    title = package_name(name, version)
-    files["serve/Dockerfile"] = _dockerfile(python).encode()
+    files[EXECUTED_NOTEBOOK] = executed
+    files[REPORT_HTML] = (report_html or render_report_html(executed)).encode()
+    env = record.outputs.environment
+    title = package_name(record.name, version)
+    files["serve/Dockerfile"] = _dockerfile((env.python if env else None) or "3.11").encode()
     files["serve/README.md"] = _serve_readme(title).encode()
-    files["README.md"] = _model_card(record, title, artifacts / "model", version, created, stripped).encode()
-    manifest = _manifest(record, name, version, created, files, stripped)
+    files["README.md"] = _model_card(record, title, artifacts / MODEL_DIR, version, created, stripped).encode()
+    manifest = _manifest(record, version, created, files, stripped)
     files["MANIFEST.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     return files
 
@@ -283,11 +256,11 @@ def write_zip(files: dict[str, bytes], root: str, target: Path) -> str:
     return sha256_file(target)
 
 
-def build_package(artifacts: Path, record: dict[str, Any], version: int, created: str, target: Path,
+def build_package(artifacts: Path, record: BuildRecord, version: int, created: str, target: Path,
                   report_html: str | None = None, stripped: bool = False) -> str:
     """Pack a version's artifacts into ``target`` (a .zip); returns the zip's sha256."""
     files = package_files(artifacts, record, version, created, report_html, stripped)
-    return write_zip(files, package_name(record["name"], version), target)
+    return write_zip(files, package_name(record.name, version), target)
 
 
 @dataclass(frozen=True)

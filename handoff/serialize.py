@@ -21,12 +21,13 @@ from handoff import flavors
 from handoff.capture import Capture
 from handoff.errors import SerializationFailure
 from handoff.flavors import SavedModel
+from handoff.record import Environment
 
 
-def pinned_requirements(names: list[str], environment: dict[str, Any]) -> list[str]:
+def pinned_requirements(names: list[str], environment: Environment) -> list[str]:
     """``name==version`` for ``names`` plus the model's own packages, versions from the kernel."""
-    versions = {canonicalize_name(k): v for k, v in environment.get("installed", {}).items()}
-    wanted = {canonicalize_name(n) for n in [*names, *environment.get("model_packages", {})]}
+    versions = {canonicalize_name(k): v for k, v in environment.installed.items()}
+    wanted = {canonicalize_name(n) for n in [*names, *environment.model_packages]}
     pins = []
     for name in sorted(wanted):
         version = versions.get(name)
@@ -62,7 +63,7 @@ def serialize(capture_dir: Path, capture: Capture, target: Path) -> SavedModel:
                                    f"{type(exc).__name__}: {exc}", ename=type(exc).__name__) from exc
     flavor = flavors.flavor_for(model)
     if flavor is None:
-        raise SerializationFailure("serialize", f"no model flavor handles {capture.model.get('type')}; "
+        raise SerializationFailure("serialize", f"no model flavor handles {capture.model.type}; "
                                    f"available flavors: {', '.join(flavors.available())}")
     try:
         serialization, reason, requirements = flavor.save(

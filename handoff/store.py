@@ -27,14 +27,16 @@ import re
 import tempfile
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from handoff.errors import OptionError, StoreError, TamperedError, VersionNotFoundError
 from handoff.fingerprint import sha256_file
+from handoff.layout import CHECK_REPORT, DIGESTS_PATH, MODEL_DIR, PACKAGE_DIR, RECHECKS_DIR, RECORD_PATH
 from handoff.package import package_name
+from handoff.record import BuildRecord
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -43,15 +45,6 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 EXPERIMENT = "handoff"
 AUDIT_EXPERIMENT = "handoff-audit"
-RECORD_PATH = "handoff/record.json"
-CHECKS_PATH = "checks"
-PACKAGE_PATH = "package"
-MODEL_ARTIFACT = "model"
-#: The held-out rows and in-kernel predictions ``model.fidelity`` checks the artifact against.
-FIDELITY_PATH = "handoff/fidelity.pkl"
-#: The notebook's own MLflow run, imported: ``run.json`` and its ``artifacts/``.
-NOTEBOOK_RUN_PATH = "notebook_run"
-DIGESTS_PATH = "handoff/digests.json"
 DIGESTS_TAG = "handoff.digests_sha256"
 PACKAGE_TAG = "handoff.package_sha256"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -131,7 +124,7 @@ class VersionRecord:
         metrics: Headline metrics, copied into the version's tags at creation.
         aliases: Registered-model aliases pointing at it (e.g. ``champion``).
         model_uri: Where its MLflow model directory lives.
-        details: The full build record (``show``); empty in listings.
+        record: The full build record (``show``); ``None`` in listings.
     """
 
     name: str
@@ -142,15 +135,22 @@ class VersionRecord:
     metrics: dict[str, float]
     aliases: tuple[str, ...]
     model_uri: str
-    details: dict[str, Any] = field(default_factory=dict)
+    record: BuildRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"name": self.name, "version": self.version, "status": self.status, "created": self.created,
-                "run_id": self.run_id, "metrics": self.metrics, "aliases": list(self.aliases),
-                "model_uri": self.model_uri}
-        if self.details:
-            data["details"] = self.details
+        data: dict[str, Any] = {"name": self.name, "version": self.version, "status": self.status,
+                                "created": self.created, "run_id": self.run_id, "metrics": self.metrics,
+                                "aliases": list(self.aliases), "model_uri": self.model_uri}
+        if self.record is not None:
+            data["record"] = self.record.to_dict()
         return data
+
+    @property
+    def build(self) -> BuildRecord:
+        """The build record of a version read with ``Store.get_version``."""
+        if self.record is None:
+            raise StoreError(f"{self.name} version {self.version} was listed, not read: it carries no record")
+        return self.record
 
 
 class Store:
@@ -244,6 +244,10 @@ class Store:
         for path in (local.parent, local, *local.rglob("*")):  # <run>/artifacts/...
             _owner_only(path)
 
+    def connect(self) -> None:
+        """Open the store now (a bad location fails here, with a ``StoreError``)."""
+        _ = self.client
+
     @property
     def experiment_id(self) -> str:
         _ = self.client
@@ -266,29 +270,31 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def record_build(self, *, name: str, staging: Path, record: dict[str, Any], params: Mapping[str, Any],
-                     metrics: Mapping[str, float], tags: Mapping[str, str], register: bool,
-                     metric_history: Mapping[str, list[list[float]]] | None = None) -> Recorded:
+    def record_build(self, *, staging: Path, record: BuildRecord, register: bool) -> Recorded:
         """Log one build as a run from the finished ``staging`` folder; register it if asked.
 
-        ``metric_history`` (``name -> [[step, value, timestamp], ...]``, e.g. a loss per epoch the
-        notebook logged to its own MLflow run) is logged step by step in place of the final value.
-        The run's artifacts are written first; the version is created last, so a version never
-        points at a half-written run. If anything fails the run is marked failed and no version
-        exists.
+        The run holds the record (``handoff/record.json``), its parameters (and the notebook's own
+        MLflow run's, prefixed ``notebook_run.``), metrics (a metric the notebook logged step by step
+        keeps its steps) and tags. The run's artifacts are written first; the version is created
+        last, so a version never points at a half-written run. If anything fails the run is marked
+        failed and no version exists.
         """
         from mlflow.entities import Metric, Param, RunTag
 
         client = self.client
-        status = record.get("status", "failed")
-        run = client.create_run(self.experiment_id, run_name=f"{name}-build",
-                                tags={"handoff.model": name, "handoff.status": status, **tags})
+        notebook_run = record.lineage.notebook_run
+        metrics = record.metrics
+        params = {**record.inputs.parameters,
+                  **{f"notebook_run.{k}": v for k, v in (notebook_run.params if notebook_run else {}).items()}}
+        history = {k: v for k, v in (notebook_run.metric_history if notebook_run else {}).items() if k in metrics}
+        run = client.create_run(self.experiment_id, run_name=f"{record.name}-build",
+                                tags={"handoff.model": record.name, "handoff.status": record.status,
+                                      **_tags(record)})
         run_id = run.info.run_id
         try:
             (staging / Path(RECORD_PATH).parent).mkdir(parents=True, exist_ok=True)
-            (staging / RECORD_PATH).write_text(json.dumps({**record, "run_id": run_id}, indent=2, default=str))
-            history = {k: v for k, v in (metric_history or {}).items() if k in metrics}
-            anchor = _write_digests(staging, status, metrics, history)
+            (staging / RECORD_PATH).write_text(record.with_run(run_id).to_json())
+            anchor = _write_digests(staging, record.status, metrics, history)
             now = int(datetime.now(tz=timezone.utc).timestamp() * 1000)
             points = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items()) if k not in history]
             points += [Metric(k, float(v), int(ts), int(step)) for k, steps in sorted(history.items())
@@ -302,8 +308,8 @@ class Store:
             client.set_terminated(run_id, "FINISHED" if register else "FAILED")
             if not register:
                 return Recorded(run_id, None, run.info.artifact_uri, None)
-            version = self._register(name, run_id, f"{run.info.artifact_uri}/{MODEL_ARTIFACT}", status, metrics,
-                                     anchor)
+            version = self._register(record.name, run_id, f"{run.info.artifact_uri}/{MODEL_DIR}", record.status,
+                                     metrics, anchor)
             return Recorded(run_id, int(version.version), run.info.artifact_uri, _iso(version.creation_timestamp))
         except Exception as exc:
             try:
@@ -332,10 +338,10 @@ class Store:
 
     def log_package(self, run_id: str, zip_path: Path, sha256: str) -> None:
         """Keep a version's package (and its digest, as a file and a run tag) with its run, so export is a copy."""
-        self.client.log_artifact(run_id, str(zip_path), PACKAGE_PATH)
+        self.client.log_artifact(run_id, str(zip_path), PACKAGE_DIR)
         digest = zip_path.with_name(zip_path.name + ".sha256")
         digest.write_text(f"{sha256}  {zip_path.name}\n")
-        self.client.log_artifact(run_id, str(digest), PACKAGE_PATH)
+        self.client.log_artifact(run_id, str(digest), PACKAGE_DIR)
         self.client.set_tag(run_id, PACKAGE_TAG, sha256)
         self._restrict_run(run_id)
 
@@ -386,13 +392,13 @@ class Store:
             known = ", ".join(self.list_models()) or "none yet"
             raise VersionNotFoundError(f"no model named {name!r} in {self}; models: {known}")
 
-    def _to_record(self, mv: Any, details: dict[str, Any] | None = None) -> VersionRecord:
+    def _to_record(self, mv: Any, record: BuildRecord | None = None) -> VersionRecord:
         tags = dict(mv.tags or {})
         return VersionRecord(
             name=mv.name, version=int(mv.version), status=tags.get("handoff.status", "passed"),
             created=_iso(mv.creation_timestamp), run_id=mv.run_id,
             metrics=json.loads(tags.get("handoff.metrics", "{}")), aliases=tuple(getattr(mv, "aliases", []) or []),
-            model_uri=mv.source, details=details or {},
+            model_uri=mv.source, record=record,
         )
 
     def get_version(self, name: str, version: int | str, *, verify: bool = True) -> VersionRecord:
@@ -417,7 +423,7 @@ class Store:
         problems = self.integrity_problems(mv) if verify else []
         if problems:
             raise TamperedError(name, number, problems)
-        return self._to_record(mv, details=self.read_record(mv.run_id))
+        return self._to_record(mv, record=self.read_record(mv.run_id))
 
     def integrity_problems(self, mv: Any) -> list[str]:
         """What of a model version (an MLflow ``ModelVersion``) differs from what was recorded.
@@ -445,11 +451,11 @@ class Store:
                 problems.append(f"{path} {'is missing' if actual is None else 'differs'}")
         if local is not None:  # later additions are re-check reports and the package, nothing else
             present = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
-            later = (f"{CHECKS_PATH}/rechecks/", f"{PACKAGE_PATH}/")
+            later = (f"{RECHECKS_DIR}/", f"{PACKAGE_DIR}/")
             problems += [f"{rel} was added" for rel in present
                          if rel not in recorded["files"] and rel != DIGESTS_PATH and not rel.startswith(later)]
         package = run.data.tags.get(PACKAGE_TAG)
-        zip_path = f"{PACKAGE_PATH}/{package_name(mv.name, int(mv.version))}.zip"
+        zip_path = f"{PACKAGE_DIR}/{package_name(mv.name, int(mv.version))}.zip"
         if package and self._artifact_sha256(mv.run_id, zip_path, local) not in (package, None):
             problems.append(f"{zip_path} differs")  # a missing package is rebuilt, and checked, on export
         want = recorded["metrics"]
@@ -480,9 +486,17 @@ class Store:
         data = self._artifact_bytes(run_id, path, None)
         return None if data is None else hashlib.sha256(data).hexdigest()
 
-    def read_record(self, run_id: str) -> dict[str, Any]:
-        """The build record (``handoff/record.json``) logged with a run."""
-        return json.loads(self.read_artifact(run_id, RECORD_PATH))
+    def read_record(self, run_id: str) -> BuildRecord:
+        """The build record (``handoff/record.json``) logged with a run, of any schema version.
+
+        Raises:
+            StoreError: it is missing or is not a build record.
+        """
+        raw = self.read_artifact(run_id, RECORD_PATH)
+        try:
+            return BuildRecord.from_dict(json.loads(raw))
+        except ValueError as exc:  # not JSON, or pydantic's ValidationError
+            raise StoreError(f"the build record of run {run_id} cannot be read: {exc}") from exc
 
     def local_artifacts(self, run_id: str) -> Path | None:
         """The run's artifact folder when the store keeps it on this machine, else ``None``."""
@@ -520,7 +534,7 @@ class Store:
     def add_check_report(self, run_id: str, directory: Path) -> str:
         """Keep a re-check's report beside the original (never replacing it); returns its artifact path."""
         stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        path = f"{CHECKS_PATH}/rechecks/{stamp}"
+        path = f"{RECHECKS_DIR}/{stamp}"
         self.client.log_artifacts(run_id, str(directory), path)
         self._restrict_run(run_id)
         return path
@@ -529,10 +543,10 @@ class Store:
         """The build's checklist report first, then every re-check's, oldest first."""
         reports = []
         try:
-            reports.append(json.loads(self.read_artifact(run_id, f"{CHECKS_PATH}/report.json")))
+            reports.append(json.loads(self.read_artifact(run_id, CHECK_REPORT)))
         except StoreError:
             pass
-        rechecks = self.client.list_artifacts(run_id, f"{CHECKS_PATH}/rechecks")
+        rechecks = self.client.list_artifacts(run_id, RECHECKS_DIR)
         for entry in sorted(rechecks, key=lambda e: e.path):
             reports.append(json.loads(self.read_artifact(run_id, f"{entry.path}/report.json")))
         return reports
@@ -594,6 +608,28 @@ class Store:
         return [{"run_id": r.info.run_id, "name": r.data.tags.get("handoff.model"),
                  "status": r.data.tags.get("handoff.status"), "error": r.data.tags.get("handoff.error"),
                  "started": _iso(r.info.start_time)} for r in runs]
+
+
+def _tags(record: BuildRecord) -> dict[str, str]:
+    """The run's tags: what listing and searching in MLflow's own UI need without reading artifacts."""
+    model, checks, error = record.outputs.model, record.outputs.checks, record.error
+    tags = {
+        "handoff.version": record.handoff_version,
+        "handoff.notebook_sha256": record.inputs.notebook.sha256,
+        "handoff.data_sha256": record.outputs.data.sha256,
+        "handoff.kernel": record.inputs.kernel,
+        **{f"handoff.timing.{k}": f"{v:.3f}" for k, v in record.timings.items()},
+    }
+    if checks is not None:
+        tags["handoff.checks"] = checks.summary
+    if model is not None:
+        tags["handoff.model_var"] = str(model.variable)
+        if model.saved is not None:
+            tags["handoff.serialization"] = model.saved.format
+    if error is not None:
+        tags["handoff.error"] = error.message[:5000]
+        tags["handoff.failed_stage"] = error.stage
+    return tags
 
 
 def open_store(location: str | os.PathLike[str] | None = None) -> Store:

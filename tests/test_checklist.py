@@ -28,7 +28,7 @@ def test_a_clean_build_passes_every_blocking_check(iris_notebook: Path, store: S
     for check_id in ("notebook.executed", "model.found", "model.loads", "model.predicts", "env.pinned"):
         assert statuses[check_id] == "passed", result.checks.to_dict()
     record = store.get_version(result.name, result.version)
-    assert record.details["checks"]["summary"] == result.checks.summary()
+    assert record.build.outputs.checks.summary == result.checks.summary
     junit = store.read_artifact(result.run_id, "checks/junit.xml").decode()
     assert 'name="model.loads"' in junit
     assert json.loads(store.read_artifact(result.run_id, "checks/report.json"))["passed"] is True
@@ -42,9 +42,9 @@ def test_missed_threshold_fails_the_build_but_keeps_a_failed_version(write_noteb
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and out["status"] == "failed" and out["version"] == 1
     assert out["error"]["stage"] == "check" and "accuracy = 0.8999 misses accuracy >= 0.9" in out["error"]["message"]
-    assert [c["status"] for c in out["checks"]["results"] if c["id"] == "metrics.thresholds"] == ["failed"]
+    assert [c["status"] for c in out["outputs"]["checks"]["results"] if c["id"] == "metrics.thresholds"] == ["failed"]
     assert store.get_version("scored", 1).status == "failed"
-    assert store.get_version("scored", 1).details["checks"]["config"]["thresholds"] == ["accuracy >= 0.9"]
+    assert store.get_version("scored", 1).build.outputs.checks.config["thresholds"] == ["accuracy >= 0.9"]
 
 
 def test_gate_against_the_champion_beaten_and_not_beaten(write_notebook, store: Store) -> None:
@@ -63,7 +63,7 @@ def test_gate_against_the_champion_beaten_and_not_beaten(write_notebook, store: 
 def test_user_tests_run_against_the_artifact(tmp_path: Path, iris_notebook: Path, store: Store) -> None:
     good = tmp_path / "test_good.py"
     good.write_text("def test_predicts(model, input_example):\n    assert len(model.predict(input_example)) == 5\n\n"
-                    "def test_manifest(manifest):\n    assert manifest['params']['C'] == 1.0\n")
+                    "def test_manifest(manifest):\n    assert manifest['inputs']['parameters']['C'] == 1.0\n")
     bad = tmp_path / "test_bad.py"
     bad.write_text("def test_too_good(manifest):\n    assert manifest['metrics']['accuracy'] > 2\n")
     ok = build(iris_notebook, store, checks={"tests": [str(good)]})
@@ -138,6 +138,6 @@ def test_settings_from_toml_and_notebook_metadata_reach_the_build(tmp_path: Path
     nbformat.write(nb, path)
     result = build(path, store)
     assert result.ok, result.checks.to_dict()  # the toml's 0.4 beats the notebook's 0.6
-    config = store.get_version("cfg", 1).details["checks"]["config"]
+    config = store.get_version("cfg", 1).build.outputs.checks.config
     assert config["thresholds"] == ["accuracy >= 0.4"] and config["skip"] == ["model.latency"]
     assert _status(result, "model.latency") == "skipped"

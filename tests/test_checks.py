@@ -13,14 +13,20 @@ import pytest
 
 from handoff import checks
 from handoff.check_config import resolve_config
-from handoff.checklist import CheckContext, CheckReport, run_checklist
+from handoff.checklist import CheckContext, CheckReport, junit_xml, run_checklist
+from handoff.record import BuildError, BuildRecord, Environment, Inputs, Metric, NotebookRef, Outputs
 from helpers import notebook
 
 
-def _ctx(**changes) -> CheckContext:
+def _ctx(metrics: dict[str, float] | None = None, error: BuildError | None = None,
+         environment: Environment | None = None, **changes) -> CheckContext:
     nb = notebook(["x = 1"])
-    fields = dict(name="m", source_notebook=nb, executed_notebook=nb, error=None, capture=None, metrics={},
-                  model_dir=None, champion=None, config=resolve_config())
+    record = BuildRecord(name="m", status="failed" if error else "passed", error=error,
+                         inputs=Inputs(NotebookRef("m", "0" * 64)),
+                         outputs=Outputs(metrics=tuple(Metric(k, v) for k, v in (metrics or {}).items()),
+                                         environment=environment))
+    fields = dict(record=record, source_notebook=nb, executed_notebook=nb, model_dir=None, champion=None,
+                  config=resolve_config())
     fields.update(changes)
     return CheckContext(**fields)
 
@@ -182,14 +188,15 @@ def test_hygiene_passes_a_clean_notebook() -> None:
 
 def test_warning_checks_on_empty_builds() -> None:
     assert _run("metrics.present", _ctx()).status == "warning"
-    assert _run("data.fingerprinted", _ctx(capture={"data_files": []})).status == "warning"
-    assert _run("model.found", _ctx(error={"message": "no fitted model found", "stage": "capture"})).status == "failed"
+    assert _run("data.fingerprinted", _ctx()).status == "warning"
+    error = BuildError("CaptureFailure", "capture", "no fitted model found")
+    assert _run("model.found", _ctx(error=error)).status == "failed"
 
 
 def test_env_pinned_fails_on_loose_or_missing_requirements(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("mlflow==3.0\nscikit-learn>=1.0\n")
-    capture = {"environment": {"model_packages": {"scikit-learn": "1.5", "numpy": "2.0"}}}
-    result = _run("env.pinned", _ctx(model_dir=tmp_path, capture=capture))
+    environment = Environment(model_packages={"scikit-learn": "1.5", "numpy": "2.0"})
+    result = _run("env.pinned", _ctx(model_dir=tmp_path, environment=environment))
     assert result.status == "failed" and result.details["loose"] == ["scikit-learn>=1.0"]
     assert result.details["missing"] == ["numpy", "scikit-learn"]
 
@@ -229,8 +236,8 @@ def test_report_serialises_and_junit_counts_match() -> None:
     report = run_checklist(ctx)
     again = CheckReport.from_dict(report.to_dict())
     assert again.results == report.results and not again.passed
-    counts = report.counts()
-    root = ET.fromstring(report.to_junit_xml().split("?>", 1)[1])
+    counts = report.counts
+    root = ET.fromstring(junit_xml(report).split("?>", 1)[1])
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
     assert len(cases) == int(suite.get("tests")) == len(report.results) == 17

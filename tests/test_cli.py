@@ -22,9 +22,9 @@ def test_build_json_then_list_and_show(iris_notebook: Path, store: Store, capsys
     code = main(["build", str(iris_notebook), "--store", _home(store), "-p", "C", "0.5", "-p", "label", "x", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert {"name", "version", "status", "params", "metrics", "error", "timings"} <= out.keys()
+    assert {"name", "version", "status", "inputs", "outputs", "metrics", "error", "timings", "schema_version"} <= out.keys()
     assert (out["name"], out["version"], out["status"], out["error"]) == ("iris", 1, "passed", None)
-    assert out["params"] == {"C": 0.5, "label": "x"} and "accuracy" in out["metrics"]
+    assert out["inputs"]["parameters"] == {"C": 0.5, "label": "x"} and "accuracy" in out["metrics"]
     assert main(["list", "--store", _home(store), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(v["name"], v["version"], v["status"]) for v in listed] == [("iris", 1, "passed")]
@@ -33,7 +33,7 @@ def test_build_json_then_list_and_show(iris_notebook: Path, store: Store, capsys
     assert table.splitlines()[0].split()[:3] == ["MODEL", "VERSION", "STATUS"] and "accuracy=" in table
     assert main(["show", "iris", "1", "--store", _home(store), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["details"]["params"] == {"C": 0.5, "label": "x"}
+    assert shown["record"]["inputs"]["parameters"] == {"C": 0.5, "label": "x"}
     assert main(["show", "iris", "1", "--store", _home(store)]) == 0
     text = capsys.readouterr().out
     assert "iris version 1  [passed]" in text and "requirements: " in text and "scikit-learn==" in text
@@ -109,13 +109,13 @@ def test_secrets_fail_the_build_unless_allowed_with_a_recorded_reason(
                            "print(json.dumps(dict(os.environ)))"])
     assert main(["build", str(path), "--store", _home(store), "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
-    check = next(r for r in out["checks"]["results"] if r["id"] == "notebook.secrets")
+    check = next(r for r in out["outputs"]["checks"]["results"] if r["id"] == "notebook.secrets")
     assert out["status"] == "failed" and check["status"] == "failed" and "cell 2" in check["message"]
-    assert secret not in json.dumps(out["checks"])
+    assert secret not in json.dumps(out["outputs"]["checks"])
     assert main(["build", str(path), "--store", _home(store), "--json", "--allow-secrets", "test fixture"]) == 0
     out = json.loads(capsys.readouterr().out)
-    check = next(r for r in out["checks"]["results"] if r["id"] == "notebook.secrets")
+    check = next(r for r in out["outputs"]["checks"]["results"] if r["id"] == "notebook.secrets")
     assert out["status"] == "passed" and check["status"] == "passed" and check["details"]["allowed"] == "test fixture"
     assert main(["show", out["name"], str(out["version"]), "--store", _home(store), "--json"]) == 0
-    recorded = json.loads(capsys.readouterr().out)["details"]["checks"]
+    recorded = json.loads(capsys.readouterr().out)["record"]["outputs"]["checks"]
     assert recorded["config"]["allow_secrets"] == "test fixture"

@@ -15,10 +15,10 @@ from helpers import TRAIN_IRIS, build
 
 def _assert_failed_without_version(result, store: Store, stage: str, cell: int | None, kind: str) -> None:
     assert result.status == "failed" and result.version is None
-    assert result.error["stage"] == stage and result.error["cell"] == cell and result.error["type"] == kind
+    assert result.error.stage == stage and result.error.cell == cell and result.error.type == kind
     assert store.list_models() == []
     builds = store.list_builds()
-    assert [b["status"] for b in builds] == ["failed"] and builds[0]["error"] == result.error["message"]
+    assert [b["status"] for b in builds] == ["failed"] and builds[0]["error"] == result.error.message
 
 
 def _kept_notebook(store: Store, result) -> nbformat.NotebookNode:
@@ -29,7 +29,7 @@ def test_failing_cell_is_named_and_partial_notebook_kept(write_notebook, store: 
     path = write_notebook([("md", "# title"), "x = 41", "x += 1\nraise ValueError(f'bad {x}')", "never = True"])
     result = build(path, store)
     _assert_failed_without_version(result, store, "execute", 3, "CellExecutionFailure")
-    assert result.error["message"] == "a cell raised an error in execute stage, cell 3: ValueError: bad 42"
+    assert result.error.message == "a cell raised an error in execute stage, cell 3: ValueError: bad 42"
     kept = _kept_notebook(store, result)
     assert [c.source for c in kept.cells] == ["# title", "x = 41", "x += 1\nraise ValueError(f'bad {x}')",
                                               "never = True"]  # no handoff cells, no papermill banners
@@ -41,7 +41,7 @@ def test_sys_exit_zero_is_a_failure_naming_the_cell(write_notebook, store: Store
     path = write_notebook(["x = 1", "import sys\nsys.exit(0)", TRAIN_IRIS])
     result = build(path, store)
     _assert_failed_without_version(result, store, "execute", 2, "EarlyExitFailure")
-    assert "sys.exit(0)" in result.error["message"]
+    assert "sys.exit(0)" in result.error.message
 
 
 def test_raise_system_exit_with_code(write_notebook, store: Store) -> None:
@@ -53,7 +53,7 @@ def test_kernel_death_names_the_cell(write_notebook, store: Store) -> None:
     path = write_notebook(["x = 1", "import os\nos._exit(1)", TRAIN_IRIS])
     result = build(path, store)
     _assert_failed_without_version(result, store, "execute", 2, "KernelDiedFailure")
-    assert "kernel died" in result.error["message"]
+    assert "kernel died" in result.error.message
 
 
 def test_endless_loop_hits_the_cell_limit_and_is_killed(write_notebook, store: Store) -> None:
@@ -61,15 +61,15 @@ def test_endless_loop_hits_the_cell_limit_and_is_killed(write_notebook, store: S
     started = time.monotonic()
     result = build(path, store, cell_timeout=3, timeout=60)
     _assert_failed_without_version(result, store, "execute", 2, "BuildTimeoutFailure")
-    assert "per-cell limit of 3s" in result.error["message"]
+    assert "per-cell limit of 3s" in result.error.message
     assert time.monotonic() - started < 45  # the kernel was killed, not waited for
 
 
 def test_whole_run_limit_is_separate_from_the_cell_limit(write_notebook, store: Store) -> None:
     path = write_notebook(["import time\ntime.sleep(2)", "time.sleep(2)", "time.sleep(30)"])
     result = build(path, store, cell_timeout=20, timeout=10)
-    assert result.error["type"] == "BuildTimeoutFailure" and result.error["cell"] == 3
-    assert "whole-run limit of 10s" in result.error["message"]
+    assert result.error.type == "BuildTimeoutFailure" and result.error.cell == 3
+    assert "whole-run limit of 10s" in result.error.message
 
 
 def test_no_kernelspec_and_unknown_kernel_run_on_the_default_kernel(write_notebook, store: Store) -> None:
@@ -91,7 +91,7 @@ def test_relative_data_paths_work_beside_the_notebook(tmp_path: Path, write_note
     ], directory=project)
     result = build(path, store)
     assert result.ok, result.error
-    assert [f["path"] for f in result.data_files] == ["data/train.csv"]
+    assert [f.path for f in result.record.outputs.data.files] == ["data/train.csv"]
     assert not (project / "written-by-notebook.txt").exists()  # writes stay in the build's own dir
 
 

@@ -17,18 +17,21 @@ import handoff
 from handoff.cli import main
 from handoff.errors import TamperedError
 from handoff.fingerprint import sha256_file
-from handoff.store import DIGESTS_PATH, DIGESTS_TAG, PACKAGE_TAG, Store
+from handoff.layout import DIGESTS_PATH
+from handoff.record import BuildRecord, Inputs, Metric, NotebookRef, Outputs
+from handoff.store import DIGESTS_TAG, PACKAGE_TAG, Store
 from helpers import build, local_path
 
 RECORD_ONE = """
 import sys, tempfile
 from pathlib import Path
+from handoff.record import BuildRecord, Inputs, Metric, NotebookRef, Outputs
 from handoff.store import Store
 staging = Path(tempfile.mkdtemp())
 (staging / "model").mkdir()
 (staging / "model" / "MLmodel").write_text(sys.argv[2])
-recorded = Store(sys.argv[1]).record_build(name="m", staging=staging, record={"status": "passed"}, params={},
-                                           metrics={"a": 1.0}, tags={}, register=True)
+record = BuildRecord("m", "passed", Inputs(NotebookRef("m", "0" * 64)), Outputs(metrics=(Metric("a", 1.0),)))
+recorded = Store(sys.argv[1]).record_build(staging=staging, record=record, register=True)
 print(recorded.version)
 """
 
@@ -46,7 +49,7 @@ def test_six_processes_opening_a_new_store_at_once_all_record_and_files_are_owne
     assert sorted(int(out.split()[-1]) for out, _ in outputs) == [1, 2, 3, 4, 5, 6]
     store = Store(home)
     assert [v.version for v in store.list_versions("m")] == [1, 2, 3, 4, 5, 6]
-    assert store.get_version("m", 6).details["status"] == "passed"
+    assert store.get_version("m", 6).build.status == "passed"
     assert _mode(home) == 0o700 and _mode(home / "mlflow.db") == 0o600 and _mode(home / "artifacts") == 0o700
     under = list((home / "artifacts").rglob("*"))
     assert any(p.name == "MLmodel" for p in under)
@@ -125,8 +128,8 @@ def _record_one(store: Store, tmp_path: Path) -> Path:
     staging = tmp_path / "staging"
     (staging / "model").mkdir(parents=True)
     (staging / "model" / "MLmodel").write_text("flavors: {}\n")
-    recorded = store.record_build(name="m", staging=staging, record={"status": "failed"}, params={},
-                                  metrics={"a": 1.0}, tags={}, register=True)
+    record = BuildRecord("m", "failed", Inputs(NotebookRef("m", "0" * 64)), Outputs(metrics=(Metric("a", 1.0),)))
+    recorded = store.record_build(staging=staging, record=record, register=True)
     assert store.get_version("m", recorded.version).status == "failed"
     return store.local_artifacts(recorded.run_id)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from handoff.record import DataFile, InputExample
 from handoff.store import Store
 from helpers import build
 
@@ -19,30 +20,30 @@ def test_preferred_name_wins_over_a_later_fit(write_notebook, store: Store) -> N
     path = write_notebook([FIT_TWO + "clf = DecisionTreeClassifier().fit(X, y)",
                            "other = LogisticRegression(max_iter=300).fit(X, y)"])
     result = build(path, store)
-    assert result.model["variable"] == "clf" and result.model["source"] == "auto"
-    assert "preferred variable name 'clf'" in result.model["rule"]
-    assert {c["name"] for c in result.model["candidates"]} == {"clf", "other"}
+    assert result.model.variable == "clf" and result.model.source == "auto"
+    assert "preferred variable name 'clf'" in result.model.chosen_by
+    assert {c.name for c in result.model.candidates} == {"clf", "other"}
 
 
 def test_most_recently_fitted_wins_without_a_preferred_name(write_notebook, store: Store) -> None:
     path = write_notebook([FIT_TWO + "late = LogisticRegression(max_iter=300)\nearly = DecisionTreeClassifier().fit(X, y)",
                            "late.fit(X, y)", "unfitted = DecisionTreeClassifier()"])
     result = build(path, store)
-    assert result.model["variable"] == "late" and result.model["rule"] == "the most recently fitted model"
-    assert {c["name"] for c in result.model["candidates"]} == {"late", "early"}  # unfitted is not a candidate
+    assert result.model.variable == "late" and result.model.chosen_by == "the most recently fitted model"
+    assert {c.name for c in result.model.candidates} == {"late", "early"}  # unfitted is not a candidate
 
 
 def test_model_var_option_and_log_model_precedence(write_notebook, store: Store) -> None:
     path = write_notebook([FIT_TWO + "model = DecisionTreeClassifier().fit(X, y)\n"
                            "special = LogisticRegression(max_iter=300).fit(X, y)"])
     result = build(path, store, model_var="special")
-    assert result.model["variable"] == "special" and result.model["source"] == "model_var"
+    assert result.model.variable == "special" and result.model.source == "model_var"
     explicit = write_notebook([FIT_TWO + "import handoff\nmodel = DecisionTreeClassifier().fit(X, y)\n"
                                "chosen = handoff.log_model(LogisticRegression(max_iter=300).fit(X, y))"],
                               name="explicit.ipynb")
     result = build(explicit, store, model_var="model")
-    assert result.model["source"] == "log_model" and result.model["variable"] == "chosen"
-    assert result.model["type"].endswith("LogisticRegression")
+    assert result.model.source == "log_model" and result.model.variable == "chosen"
+    assert result.model.type.endswith("LogisticRegression")
 
 
 def test_no_fitted_model_is_a_clear_capture_failure(write_notebook, store: Store) -> None:
@@ -50,15 +51,15 @@ def test_no_fitted_model_is_a_clear_capture_failure(write_notebook, store: Store
                            "accuracy = 0.5"])
     result = build(path, store)
     assert result.status == "failed" and result.version is None
-    assert result.error["stage"] == "capture" and "no fitted model found" in result.error["message"]
+    assert result.error.stage == "capture" and "no fitted model found" in result.error.message
     assert store.list_models() == [] and store.list_builds()[0]["status"] == "failed"
 
 
 def test_unknown_model_var_says_what_was_seen(write_notebook, store: Store) -> None:
     path = write_notebook([FIT_TWO + "clf = DecisionTreeClassifier().fit(X, y)"])
     result = build(path, store, model_var="nope")
-    assert result.error["stage"] == "capture"
-    assert "'nope': no such variable" in result.error["message"] and "clf" in result.error["message"]
+    assert result.error.stage == "capture"
+    assert "'nope': no such variable" in result.error.message and "clf" in result.error.message
 
 
 def test_metrics_from_names_and_dicts_but_not_other_numbers(write_notebook, store: Store) -> None:
@@ -76,7 +77,7 @@ def test_explicit_metrics_win(write_notebook, store: Store) -> None:
                            "accuracy = 0.1\nhandoff.log_metric('auc', 0.93)\nhandoff.log_metrics({'f1': 0.91})"])
     result = build(path, store)
     assert result.metrics == {"auc": 0.93, "f1": 0.91}
-    assert store.get_version(result.name, result.version).details["capture"]["metrics_source"] == "log_metric"
+    assert store.get_version(result.name, result.version).build.outputs.metrics_source == "log_metric"
 
 
 def test_input_example_environment_and_csv_fingerprint(tmp_path: Path, write_notebook, store: Store) -> None:
@@ -88,18 +89,16 @@ def test_input_example_environment_and_csv_fingerprint(tmp_path: Path, write_not
         "reg = LinearRegression().fit(features, df['price'])\nr2 = reg.score(features, df['price'])"])
     result = build(path, store)
     assert result.ok, result.error
-    details = store.get_version(result.name, result.version).details
-    capture = details["capture"]
-    assert capture["input_example"] == {"variable": "features", "rows": 5, "type": "pandas.DataFrame"}
-    env = capture["environment"]
-    assert set(env["imported"]) == {"pandas", "scikit-learn"}
+    outputs = store.get_version(result.name, result.version).build.outputs
+    assert outputs.input_example == InputExample("features", 5, "pandas.DataFrame")
+    env = outputs.environment
+    assert set(env.imported) == {"pandas", "scikit-learn"}
     import pandas, sklearn
-    assert env["imported"]["pandas"] == pandas.__version__ and env["imported"]["scikit-learn"] == sklearn.__version__
-    assert "numpy" in env["loaded"] and env["installed"]["mlflow"]
-    assert env["python"].count(".") == 2
+    assert env.imported["pandas"] == pandas.__version__ and env.imported["scikit-learn"] == sklearn.__version__
+    assert "numpy" in env.loaded and env.installed["mlflow"]
+    assert env.python.count(".") == 2
     import hashlib
-    assert details["data"]["files"] == [{"path": "houses.csv", "size": csv.stat().st_size,
-                                         "sha256": hashlib.sha256(csv.read_bytes()).hexdigest()}]
+    assert outputs.data.files == (DataFile("houses.csv", csv.stat().st_size, hashlib.sha256(csv.read_bytes()).hexdigest()),)
 
 
 def test_log_calls_are_noops_outside_a_build() -> None:

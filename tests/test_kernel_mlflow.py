@@ -6,7 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from handoff.store import EXPERIMENT, NOTEBOOK_RUN_PATH, Store
+from handoff.layout import NOTEBOOK_RUN_DIR
+from handoff.store import EXPERIMENT, Store
 from helpers import SAMPLES, build
 
 
@@ -24,7 +25,7 @@ def test_the_notebooks_mlflow_run_is_imported_and_its_model_shipped(tmp_path: Pa
     assert model["source"] == "mlflow" and model["type"].endswith("Ridge")
     assert model["rule"] == "the model the notebook logged with MLflow (sklearn model 'model' of run 'ridge-baseline')"
     assert {c["kind"] for c in model["candidates"]} == {"mlflow", "variable"}
-    sources = result.metric_sources
+    sources = result.record.metric_sources
     assert sources["rmse"] == sources["cv_rmse"] == "the notebook's MLflow run 'ridge-baseline'"
     assert sources["r2"].startswith("computed by handoff on X_test/y_test")
     assert "rmse" in result.metrics and result.metrics["rmse"] > 0
@@ -37,7 +38,7 @@ def test_the_notebooks_mlflow_run_is_imported_and_its_model_shipped(tmp_path: Pa
     assert run.data.params["notebook_run.alpha"] == "0.5" and run.data.params["alpha"] == "0.5"
     history = client.get_metric_history(result.run_id, "cv_rmse")
     assert [p.step for p in sorted(history, key=lambda p: p.step)] == [0, 1, 2, 3, 4]
-    exported = json.loads(store.read_artifact(result.run_id, f"{NOTEBOOK_RUN_PATH}/run.json"))
+    exported = json.loads(store.read_artifact(result.run_id, f"{NOTEBOOK_RUN_DIR}/run.json"))
     assert exported["run_name"] == "ridge-baseline" and exported["model"]["flavor"] == "sklearn"
     assert set(exported["metric_history"]) == {"cv_rmse"}
 
@@ -45,5 +46,5 @@ def test_the_notebooks_mlflow_run_is_imported_and_its_model_shipped(tmp_path: Pa
     assert sorted(p.name for p in folder.iterdir()) == ["mlflow_tracking.ipynb", "mlruns"]
     assert [p.name for p in (folder / "mlruns").iterdir()] == ["mine.txt"]
 
-    details = store.get_version(result.name, result.version).details
-    assert details["capture"]["notebook_run"]["params"] == {"alpha": "0.5", "folds": "5"}
+    lineage = store.get_version(result.name, result.version).build.lineage
+    assert lineage.notebook_run.params == {"alpha": "0.5", "folds": "5"}

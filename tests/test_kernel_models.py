@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from handoff.record import Evaluation
 from handoff.store import Store
 from helpers import SAMPLES, build
 
@@ -26,11 +27,11 @@ def test_grid_search_over_a_pipeline_ships_the_refit_pipeline(store: Store) -> N
     model = result.model
     assert model["variable"] == "search" and model["packaged"] == "search.best_estimator_"
     assert model["type"] == "sklearn.pipeline.Pipeline"  # scaler included, not the bare LogisticRegression
-    parts = {c["name"]: c["part_of"] for c in model["candidates"]}
+    parts = {c.name: c.part_of for c in model["candidates"]}
     assert parts == {"search": None, "best": "search.best_estimator_", "clf": "search.best_estimator_.steps[1][1]"}
-    assert {c["name"]: c["cell"] for c in model["candidates"]} == {"search": 4, "best": 6, "clf": 6}
+    assert {c.name: c["cell"] for c in model["candidates"]} == {"search": 4, "best": 6, "clf": 6}
     assert result.metrics["accuracy"] > 0.9
-    assert result.metric_sources["accuracy"] == "computed by handoff on X_test/y_test (143 rows)"
+    assert result.record.metric_sources["accuracy"] == "computed by handoff on X_test/y_test (143 rows)"
     fidelity = _check(result, "model.fidelity")
     assert fidelity["status"] == "passed" and "143 rows of X_test/y_test" in fidelity["message"]
 
@@ -54,7 +55,7 @@ def test_a_select_k_best_pipeline_beats_its_step_named_clf(write_notebook, store
         "clf = pipe.named_steps['clf']\nprint(clf.coef_)"])
     result = build(path, store)
     assert result.ok, result.error
-    assert result.model["variable"] == "pipe" and result.model["type"] == "sklearn.pipeline.Pipeline"
+    assert result.model.variable == "pipe" and result.model.type == "sklearn.pipeline.Pipeline"
     assert _check(result, "model.fidelity")["status"] == "passed"
 
 
@@ -68,8 +69,8 @@ def test_ensemble_members_and_wrapped_estimators_are_parts(write_notebook, store
         "model = member  # a preferred name on an inner part must not win")])
     result = build(path, store)
     assert result.ok, result.error
-    assert result.model["variable"] == "calibrated"
-    assert {c["name"]: bool(c["part_of"]) for c in result.model["candidates"]} == {
+    assert result.model.variable == "calibrated"
+    assert {c.name: bool(c.part_of) for c in result.model.candidates} == {
         "calibrated": False, "member": True, "model": True}
 
 
@@ -80,7 +81,7 @@ def test_a_model_trained_in_a_function_and_saved_with_joblib(store: Store) -> No
     assert model["source"] == "file" and model["packaged"] == "file model.joblib"
     assert model["variable"] is None and model["type"].endswith("GradientBoostingClassifier")
     assert "model.joblib (pickle) written in cell 4" in model["rule"]
-    assert result.metric_sources["accuracy"].startswith("computed by handoff on X_test/y_test")
+    assert result.record.metric_sources["accuracy"].startswith("computed by handoff on X_test/y_test")
     assert _check(result, "model.fidelity")["status"] == "passed"
     assert not (SAMPLES / "model.joblib").exists(), "the build wrote into the user's folder"
 
@@ -92,7 +93,7 @@ def test_skops_files_are_candidates_too(write_notebook, store: Store) -> None:
         "import os\nos.makedirs('out')\nfit()")])
     result = build(path, store)
     assert result.ok, result.error
-    assert result.model["packaged"] == "file out/clf.bin" and "(skops)" in result.model["rule"]
+    assert result.model.packaged == "file out/clf.bin" and "(skops)" in result.model.chosen_by
 
 
 def test_a_model_trained_in_a_function_and_dropped_says_so(write_notebook, store: Store) -> None:
@@ -101,8 +102,8 @@ def test_a_model_trained_in_a_function_and_dropped_says_so(write_notebook, store
         "def train(X, y):\n    model = LogisticRegression(max_iter=5000)\n    model.fit(X, y)\n"
         "    return model.score(X, y)\ntrain(X_train, y_train)")])
     result = build(path, store)
-    assert result.status == "failed" and result.error["stage"] == "capture"
-    message = result.error["message"]
+    assert result.status == "failed" and result.error.stage == "capture"
+    message = result.error.message
     assert "no fitted model found" in message
     assert "fitted inside function `train()` in cell 3 was never returned or saved" in message
 
@@ -121,7 +122,7 @@ def test_bad_model_files_are_skipped_with_a_warning_and_never_loaded_here(tmp_pa
         "with open('huge.pkl', 'wb') as f:\n    f.write(b'\\x80\\x04'); f.truncate(2 * 1024**3)")])
     result = build(path, store)
     assert result.ok, result.error
-    assert result.model["variable"] == "model"
+    assert result.model.variable == "model"
     text = "\n".join(result.warnings)
     assert "file not_a_model.pkl skipped: it holds a builtins.dict, not a model" in text
     assert "model file broken.joblib skipped: it does not load" in text
@@ -136,11 +137,10 @@ def test_metrics_computed_from_train_test_split_names(store: Store) -> None:
     result = build(SAMPLES / "classification_report.ipynb", store)
     assert result.ok, result.error
     assert set(result.metrics) == {"accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"}
-    assert set(result.metric_sources.values()) == {"computed by handoff on Xtest/ytest (450 rows)"}
-    record = store.get_version(result.name, result.version).details
-    assert record["capture"]["metrics_source"] == "computed"
-    assert record["capture"]["evaluation"] == {"source": "Xtest/ytest", "rows": 450, "task": "classification",
-                                               "metrics": sorted(result.metrics)}
+    assert set(result.record.metric_sources.values()) == {"computed by handoff on Xtest/ytest (450 rows)"}
+    outputs = store.get_version(result.name, result.version).build.outputs
+    assert outputs.metrics_source == "computed"
+    assert outputs.evaluation == Evaluation("Xtest/ytest", 450, "classification", tuple(sorted(result.metrics)))
 
 
 def test_reported_metrics_keep_their_names_and_precedence(write_notebook, store: Store) -> None:
@@ -148,8 +148,8 @@ def test_reported_metrics_keep_their_names_and_precedence(write_notebook, store:
         "from sklearn.linear_model import LogisticRegression\n"
         "model = LogisticRegression(max_iter=5000).fit(X_train, y_train)\naccuracy = 0.123")])
     result = build(path, store)
-    assert result.metrics["accuracy"] == 0.123 and result.metric_sources["accuracy"] == "a notebook variable"
-    assert result.metric_sources["f1_macro"].startswith("computed by handoff")
+    assert result.metrics["accuracy"] == 0.123 and result.record.metric_sources["accuracy"] == "a notebook variable"
+    assert result.record.metric_sources["f1_macro"].startswith("computed by handoff")
 
 
 def test_fidelity_on_the_input_example_without_held_out_rows(iris_notebook: Path, store: Store) -> None:

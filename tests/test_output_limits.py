@@ -101,8 +101,8 @@ def test_rich_outputs_past_the_cap_are_dropped_and_a_late_error_is_kept(write_no
             "    display({'image/png': base64.b64encode(os.urandom(225_000)).decode()}, raw=True)\n"
             "raise ValueError('after the images')")
     result = build(write_notebook(["x = 1", cell, TRAIN_IRIS]), store, max_cell_output_mb=1)
-    assert result.status == "failed" and result.error["cell"] == 2 and result.error["type"] == "CellExecutionFailure"
-    assert "ValueError: after the images" in result.error["message"]
+    assert result.status == "failed" and result.error.cell == 2 and result.error.type == "CellExecutionFailure"
+    assert "ValueError: after the images" in result.error.message
     assert any(w.startswith("cell 2: ") and "3 images or other rich outputs dropped" in w for w in result.warnings)
     _, kept = _stored_notebook(store, result)
     kinds = [o.output_type for o in kept.cells[1].outputs]
@@ -127,7 +127,7 @@ def test_cleared_output_does_not_count(write_notebook, store: Store) -> None:
 def test_a_cut_cell_is_saved_before_the_kernel_dies(write_notebook, store: Store) -> None:
     # papermill saves after every cell: the failed build's notebook has the first cell's marker and tail
     result = build(write_notebook([PRINT_20MB, "import os\nos._exit(1)", TRAIN_IRIS]), store, max_cell_output_mb=1)
-    assert result.status == "failed" and result.error["type"] == "KernelDiedFailure" and result.error["cell"] == 2
+    assert result.status == "failed" and result.error.type == "KernelDiedFailure" and result.error.cell == 2
     _, kept = _stored_notebook(store, result)
     first = "".join(_texts(kept.cells[0]))
     assert first.startswith("HEAD-LINE\n") and first.endswith("TAIL-LINE\n") and "(per-cell limit 1 MB)" in first

@@ -48,8 +48,8 @@ def test_layout_and_manifest(exported, store: Store) -> None:
     assert (manifest["format_version"], manifest["name"], manifest["version"], manifest["status"]) == (
         1, "dataframe_features", 1, "passed")
     assert manifest["created"] == store.get_version("dataframe_features", 1).created
-    assert manifest["source_notebook"]["sha256"] == store.get_version("dataframe_features", 1).details["notebook"]["sha256"]
-    assert manifest["parameters"] == result.params and manifest["metrics"] == result.metrics
+    assert manifest["source_notebook"]["sha256"] == store.get_version("dataframe_features", 1).build.inputs.notebook.sha256
+    assert manifest["parameters"] == result.record.inputs.parameters and manifest["metrics"] == result.metrics
     assert manifest["checklist"]["results"]["model.loads"] == "passed"
     assert manifest["data"]["files"][0]["path"].endswith("breast_cancer.csv")
     assert manifest["environment"]["python"] and any(r.startswith("scikit-learn==")

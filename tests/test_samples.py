@@ -34,14 +34,14 @@ def test_sample_builds_green(sample: str, store: Store) -> None:
     packaged, metrics = EXPECTED[sample]
     assert result.ok, result.error
     assert result.version == 1 and result.name == sample
-    assert result.model["packaged"] == packaged
+    assert result.model.packaged == packaged
     assert metrics <= result.metrics.keys()
-    assert result.data_files, "every sample reads its data from a file"
+    assert result.record.outputs.data.files, "every sample reads its data from a file"
     assert not [w for w in result.warnings if "input example" in w]
 
 
 def test_sample_csv_is_fingerprinted_by_relative_path(store: Store) -> None:
     result = build(SAMPLES / "diabetes_regression.ipynb", store, params={"alpha": 0.5})
     assert result.ok, result.error
-    assert [f["path"] for f in result.data_files] == ["diabetes.csv"]
-    assert result.params["alpha"] == 0.5
+    assert [f.path for f in result.record.outputs.data.files] == ["diabetes.csv"]
+    assert result.record.inputs.parameters["alpha"] == 0.5

@@ -116,7 +116,7 @@ def test_a_pickle_payload_runs_only_inside_the_sandboxed_worker(tmp_path: Path, 
         f"open({str(marker)!r}, 'w').write(str(os.getpid()))\",))\n"
         "model = Evil().fit(None, None)"])
     result = build(path, store)
-    assert result.status == "failed" and result.error["stage"] == "serialize"  # it unpickles to None: no model
+    assert result.status == "failed" and result.error.stage == "serialize"  # it unpickles to None: no model
     assert not marker.exists(), "the payload ran outside the sandbox (in this process or with host /tmp)"
     log = store.read_artifact(result.run_id, "logs/checks.log").decode()
     assert "PAYLOAD-RAN" in log  # it did run: in the worker, whose /tmp is private
@@ -134,8 +134,8 @@ def test_limits_fail_the_build_naming_the_limit(cell: str, limits: dict, expecte
     path = write_notebook([("md", "# limits"), "import os", cell, TRAIN_IRIS])
     result = build(path, store, **limits)
     assert result.status == "failed" and result.version is None
-    assert result.error["type"] == "LimitExceededFailure" and result.error["cell"] == 3
-    assert expected in result.error["message"]
+    assert result.error.type == "LimitExceededFailure" and result.error.cell == 3
+    assert expected in result.error.message
 
 
 def test_the_environment_is_an_allow_list(tmp_path: Path) -> None:

@@ -34,8 +34,8 @@ model = make_pipeline(Doubler(), LogisticRegression(max_iter=500)).fit(X, y)
 def test_notebook_defined_class_uses_cloudpickle_and_loads_in_a_fresh_process(write_notebook, store: Store) -> None:
     result = build(write_notebook([CUSTOM_TRANSFORMER]), store)
     assert result.ok, result.error
-    assert result.model["serialization"] == "cloudpickle"
-    assert "__main__.Doubler" in result.model["reason"]
+    assert result.model.saved.format == "cloudpickle"
+    assert "__main__.Doubler" in result.model.saved.reason
     model_dir = local_path(store.get_version(result.name, result.version).model_uri)
     predictions = predict_in_fresh_process(model_dir)
     assert len(predictions) == 5 and set(predictions) <= {0, 1, 2}
@@ -46,7 +46,7 @@ def test_plain_sklearn_uses_skops_with_an_audited_trust_list(write_notebook, sto
             "X, y = load_iris(return_X_y=True)\nmodel = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)")
     result = build(write_notebook([code]), store)
     assert result.ok, result.error
-    assert result.model["serialization"] == "skops"
+    assert result.model.saved.format == "skops"
     model_dir = local_path(store.get_version(result.name, result.version).model_uri)
     mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
     trusted = mlmodel["flavors"]["sklearn"]["skops_trusted_types"]

@@ -33,9 +33,9 @@ def test_versions_are_ordered_and_unchanged_by_later_builds(iris_notebook: Path,
     assert third.version == 3
     assert [v.version for v in store.list_versions("iris")] == [1, 2, 3]
     again = store.get_version("iris", 1)
-    assert again == v1 and again.details["params"] == {"C": 0.1, "label": "iris"}
+    assert again == v1 and again.build.inputs.parameters == {"C": 0.1, "label": "iris"}
     assert _digest_tree(local_path(again.model_uri)) == v1_files
-    assert store.get_version("iris", 2).details["params"]["C"] == 10.0
+    assert store.get_version("iris", 2).build.inputs.parameters["C"] == 10.0
 
 
 def test_a_version_records_everything_needed_to_reproduce_it(iris_notebook: Path, store: Store) -> None:
@@ -46,14 +46,14 @@ def test_a_version_records_everything_needed_to_reproduce_it(iris_notebook: Path
     assert run.data.metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
     tags = run.data.tags
     assert tags["handoff.notebook_sha256"] == hashlib.sha256(iris_notebook.read_bytes()).hexdigest()
-    assert tags["handoff.data_sha256"] == record.details["data"]["sha256"]
+    assert tags["handoff.data_sha256"] == record.build.outputs.data.sha256
     assert tags["handoff.version"] == handoff.__version__
     assert {"handoff.timing.execute", "handoff.timing.serialize"} <= tags.keys()
     assert store.read_artifact(record.run_id, "notebook/source.ipynb") == iris_notebook.read_bytes()
     executed = json.loads(store.read_artifact(record.run_id, "notebook/executed.ipynb"))
     assert any(c["outputs"] == [] and c["execution_count"] for c in executed["cells"])
-    assert record.details["capture"]["environment"]["imported"]["scikit-learn"]
-    assert record.details["notebook"]["sha256"] == tags["handoff.notebook_sha256"]
+    assert record.build.outputs.environment.imported["scikit-learn"]
+    assert record.build.inputs.notebook.sha256 == tags["handoff.notebook_sha256"]
 
 
 def test_bad_input_leaves_the_store_untouched(iris_notebook: Path, store: Store) -> None:
@@ -76,7 +76,7 @@ def test_two_concurrent_builds_in_threads_get_distinct_versions(iris_notebook: P
     cwd = os.getcwd()
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda c: build(iris_notebook, store, params={"C": c}), [0.5, 2.0]))
-    assert all(r.ok for r in results), [r.error and (r.error['message'], r.error['traceback']) for r in results]
+    assert all(r.ok for r in results), [r.error and (r.error.message, r.error.traceback) for r in results]
     assert sorted(r.version for r in results) == [1, 2]
     by_version = {v.version: v.run_id for v in store.list_versions("iris")}
     assert sorted(by_version.values()) == sorted(r.run_id for r in results)

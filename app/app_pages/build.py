@@ -10,6 +10,7 @@ import common
 from handoff.errors import HandoffError
 from handoff.inspection import NotebookParameter, NotebookSource, load_notebook, parse_value, validate_params
 from handoff.jobs import DONE, RUNNING
+from handoff.record_view import sections
 
 st.title("Build a model version")
 jobs = common.jobs()
@@ -122,32 +123,25 @@ def live_progress(job_id: str) -> None:
 
 
 def show_result(result: Any) -> None:
+    error = result.error
     if result.ok:
         st.success(f"**{result.name} version {result.version}** passed in {result.timings.get('total', 0):.1f} s.")
     elif result.version is not None:
-        st.error(f"**{result.name} version {result.version}** failed its checklist: {result.error['message']}. "
+        st.error(f"**{result.name} version {result.version}** failed its checklist: {error.message}. "
                  "It is recorded (to inspect and compare) and can never be promoted.")
     else:
-        st.error(f"Build failed: {result.error['message']}. No version was created; the partly executed "
+        st.error(f"Build failed: {error.message}. No version was created; the partly executed "
                  "notebook is kept with the failed build.")
-    if result.error and result.error.get("cell") and result.notebook is not None:
-        cell = result.notebook.cells[result.error["cell"] - 1]
-        st.markdown(f"**Failing cell {result.error['cell']}:**")
-        st.code(cell.source, language="python")
-        if result.error.get("traceback"):
-            st.code(result.error["traceback"][-4000:], language=None)
-    common.metrics_row(result.metrics)
-    common.metric_sources(result.metrics, result.metric_sources)
-    if result.model.get("source"):
-        common.model_choice(result.model, result.model.get("serialization"))
-    for warning in result.warnings:
-        st.warning(warning)
-    if result.checks:
-        st.subheader(f"Checklist — {result.checks.summary()}")
-        common.checklist_table([r.to_dict() for r in result.checks.results])
+    if error and error.cell and result.notebook is not None:
+        st.markdown(f"**Failing cell {error.cell}:**")
+        st.code(result.notebook.cells[error.cell - 1].source, language="python")
+        if error.traceback:
+            st.code(error.traceback[-4000:], language=None)
     if result.version is not None and st.button("Open this version", type="primary"):
         st.switch_page("app_pages/version_detail.py",
                        query_params={"model": result.name, "version": str(result.version)})
+    common.metrics_row(result.metrics)
+    common.render_sections(sections(result.record))
 
 
 if job is not None:

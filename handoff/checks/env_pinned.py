@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register
 
+if TYPE_CHECKING:
+    from handoff.checklist import CheckContext
 
-def run(ctx: Any) -> Outcome:
+
+def run(ctx: CheckContext) -> Outcome:
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
@@ -27,7 +30,8 @@ def run(ctx: Any) -> Outcome:
             pinned[canonicalize_name(req.name)] = specs[0].version
         else:
             loose.append(line)
-    needed = {canonicalize_name(n) for n in ((ctx.capture or {}).get("environment", {}).get("model_packages", {}))}
+    environment = ctx.record.outputs.environment
+    needed = {canonicalize_name(n) for n in (environment.model_packages if environment else {})}
     missing = sorted(needed - pinned.keys())
     if loose or missing:
         parts = ([f"not pinned: {', '.join(loose)}"] if loose else []) + (

@@ -4,13 +4,16 @@ and relative improvement; a metric the champion lacks fails)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handoff.check_config import greater_is_better
 from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register, skipped
 
+if TYPE_CHECKING:
+    from handoff.checklist import CheckContext
 
-def run(ctx: Any) -> Outcome:
+
+def run(ctx: CheckContext) -> Outcome:
     config = ctx.config
     if not config.gate:
         return skipped("gate off (enable with --gate)")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register, skipped
 
+if TYPE_CHECKING:
+    from handoff.checklist import CheckContext
 
-def run(ctx: Any) -> Outcome:
+
+def run(ctx: CheckContext) -> Outcome:
     thresholds = ctx.config.thresholds
     if not thresholds:
         return skipped("no thresholds set")

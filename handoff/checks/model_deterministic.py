@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handoff.checks import WARNING, Check, Outcome, failed, passed, register, skipped
 
+if TYPE_CHECKING:
+    from handoff.checks.runner import ArtifactContext
 
-def run(ctx: Any) -> Outcome:
+
+def run(ctx: ArtifactContext) -> Outcome:
     if ctx.input_example is None:
         return skipped("no input example to predict on")
     import numpy as np

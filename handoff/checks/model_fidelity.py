@@ -10,13 +10,16 @@ object (a pipeline's last step without its scaler) fails here, whatever else pas
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handoff import evaluation
 from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register, skipped
 
+if TYPE_CHECKING:
+    from handoff.checks.runner import ArtifactContext
 
-def run(ctx: Any) -> Outcome:
+
+def run(ctx: ArtifactContext) -> Outcome:
     data = ctx.fidelity
     if data is None:
         return skipped("no held-out rows or input example were kept by the build to compare against")

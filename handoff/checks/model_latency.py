@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handoff.checks import WARNING, Check, Outcome, failed, passed, register, skipped
+
+if TYPE_CHECKING:
+    from handoff.checks.runner import ArtifactContext
 
 RUNS, WARMUP = 30, 3
 
 
-def run(ctx: Any) -> Outcome:
+def run(ctx: ArtifactContext) -> Outcome:
     if ctx.input_example is None:
         return skipped("no input example to time")
     example = ctx.input_example

@@ -3,15 +3,18 @@ conforms to the signature."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register
+
+if TYPE_CHECKING:
+    from handoff.checks.runner import ArtifactContext
 
 _KINDS = {"long": "iu", "integer": "iu", "double": "fiu", "float": "fiu", "boolean": "b", "string": "OUS",
           "binary": "OS", "datetime": "M"}
 
 
-def run(ctx: Any) -> Outcome:
+def run(ctx: ArtifactContext) -> Outcome:
     if ctx.input_example is None:
         return failed("no input example is stored with the model, so it cannot be tried")
     try:

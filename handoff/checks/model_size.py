@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handoff.checks import WARNING, Check, Outcome, failed, passed, register, skipped
 
+if TYPE_CHECKING:
+    from handoff.checklist import CheckContext
 
-def run(ctx: Any) -> Outcome:
+
+def run(ctx: CheckContext) -> Outcome:
     if ctx.model_dir is None:
         return skipped("no saved model")
     size = sum(p.stat().st_size for p in ctx.model_dir.rglob("*") if p.is_file())

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register
 
+if TYPE_CHECKING:
+    from handoff.checklist import CheckContext
 
-def run(ctx: Any) -> Outcome:
-    if ctx.error and ctx.error.get("stage") == "execute":
-        return failed(ctx.error["message"], cell=ctx.error.get("cell"))
+
+def run(ctx: CheckContext) -> Outcome:
+    if ctx.error and ctx.error.stage == "execute":
+        return failed(ctx.error.message, cell=ctx.error.cell)
     cells = [c for c in ctx.executed_notebook.cells if c.cell_type == "code"]
     counts = [c.get("execution_count") for c in cells]
     not_run = [i + 1 for i, (c, n) in enumerate(zip(cells, counts)) if n is None and c.source.strip()]

@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handoff.checks import WARNING, Check, Outcome, failed, passed, register
+
+if TYPE_CHECKING:
+    from handoff.checklist import CheckContext
 
 ABSOLUTE_PATH = re.compile(r"""["'](?:/(?:home|Users|mnt|media|data|tmp|var|opt|srv|root)/[^"'\s]*|[A-Za-z]:\\[^"'\s]+)["']""")
 
 
-def run(ctx: Any) -> Outcome:
+def run(ctx: CheckContext) -> Outcome:
     findings: list[str] = []
     details: dict[str, list[Any]] = {"order": [], "never_run": [], "paths": []}
     code_cells = [(i, c) for i, c in enumerate(ctx.source_notebook.cells, start=1) if c.cell_type == "code"]

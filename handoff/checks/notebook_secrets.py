@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register
+
+if TYPE_CHECKING:
+    from handoff.checklist import CheckContext
 from handoff.workdirs import private_dir
 
 SKIP_TAGS = {"handoff-injected", "injected-parameters"}  # handoff's and papermill's own cells
@@ -71,7 +74,7 @@ def scan(notebook: Any) -> list[dict[str, Any]]:
     return [{"cell": cell, "in": where, "type": kind} for cell, where, kind in sorted(findings)]
 
 
-def run(ctx: Any) -> Outcome:
+def run(ctx: CheckContext) -> Outcome:
     findings = scan(ctx.executed_notebook)
     allowed = getattr(ctx.config, "allow_secrets", None)
     if not findings:

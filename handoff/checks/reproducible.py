@@ -3,12 +3,15 @@ tolerance) and the same predictions on the input example."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register, skipped
 
+if TYPE_CHECKING:
+    from handoff.checklist import CheckContext
 
-def run(ctx: Any) -> Outcome:
+
+def run(ctx: CheckContext) -> Outcome:
     if not ctx.config.reproduce:
         return skipped("off (enable with --reproduce; it runs the notebook a second time)")
     if ctx.rerun is None:

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register, skipped
+
+if TYPE_CHECKING:
+    from handoff.checks.runner import ArtifactContext
 
 
 def _plugin(ctx: Any) -> Any:
@@ -36,7 +39,7 @@ def _plugin(ctx: Any) -> Any:
     return Plugin()
 
 
-def run(ctx: Any) -> Outcome:
+def run(ctx: ArtifactContext) -> Outcome:
     if not ctx.config.tests:
         return skipped("no user tests given (--tests PATH)")
     import pytest

@@ -285,9 +285,9 @@ def test_build_download_verify_and_bad_upload_in_a_real_browser(server: Server, 
     labels = page.get_by_test_id("stMetricLabel")
     for metric in ("accuracy", "f1"):
         expect(labels.filter(has_text=re.compile(rf"^{metric}$"))).to_be_visible()
-    checklist = page.get_by_role("heading", name=re.compile(r"^Checklist — "))
+    checklist = page.get_by_role("heading", name="Checklist", exact=True)
     expect(checklist).to_be_visible()
-    table = page.get_by_test_id("stTable").first
+    table = page.get_by_test_id("stTable").filter(has_text="notebook.executed")
     expect(table).to_be_visible()
     for text in ("notebook.executed", "model.loads", "passed", "blocking"):
         expect(table).to_contain_text(text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import time
 
 import pytest
@@ -30,9 +32,11 @@ def _page(at: AppTest, page: str, **query: str) -> AppTest:
 
 
 def _texts(at: AppTest) -> str:
+    """Every text on the page, Markdown escapes removed, tables as ``cell | cell`` rows."""
     parts = [e.value for kind in ("markdown", "success", "error", "warning", "info", "caption", "title", "subheader")
              for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)
+    parts += [" | ".join(map(str, row)) for table in at.table for row in table.value.itertuples(index=False)]
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
 
 
 def _wait_for_result(at: AppTest, seconds: float = 120) -> AppTest:
@@ -97,12 +101,12 @@ def test_build_from_the_page_shows_the_result(app: AppTest, store: Store) -> Non
     assert any("iris_classifier version 1** passed" in s.value for s in app.success), _texts(app)
     assert {m.label for m in app.metric} >= {"accuracy", "f1"}
     text = _texts(app)
-    assert "Checklist" in text and "`model`" in text and "chosen by preferred variable name 'model'" in text
-    assert "computed by handoff on X_test/y_test (38 rows): balanced_accuracy=" in text  # each metric's source
-    assert "a notebook variable: accuracy=" in text
-    details = store.get_version("iris_classifier", 1).details
-    assert details["params"]["n_estimators"] == 20
-    assert details["sandbox"]["network"] == "allowed" and details["sandbox"]["limits"]["memory_bytes"] == 3 * 1024**3
+    assert "Checklist" in text and "**chosen by:** preferred variable name 'model'" in text
+    assert re.search(r"balanced_accuracy \| [\d.]+ \| computed by handoff on X_test/y_test \(38 rows\)", text)
+    assert re.search(r"accuracy \| [\d.]+ \| a notebook variable", text)  # each metric with its source
+    inputs = store.get_version("iris_classifier", 1).build.inputs
+    assert inputs.parameters["n_estimators"] == 20
+    assert inputs.sandbox.network == "allowed" and inputs.sandbox.limits["memory_bytes"] == 3 * 1024**3
 
 
 def test_failed_build_shows_the_cell_and_the_error(app: AppTest, write_notebook) -> None:
@@ -128,7 +132,7 @@ def test_versions_table_detail_and_compare(app: AppTest, store: Store) -> None:
     assert not detail.exception, detail.exception
     assert detail.title[0].value == "iris_classifier · version 2"
     text = _texts(detail)
-    assert "Checklist" in text and "Data fingerprint" in text and "sha256" in text
+    assert "Checklist" in text and "**fingerprint:**" in text and "notebook.executed | passed" in text
     downloads = detail.get("download_button")
     assert downloads and "Download package" in downloads[0].proto.label
     assert any("n_estimators = 50" in c.value for c in detail.code)  # the executed notebook, rendered
