@@ -141,6 +141,9 @@ class ArtifactChecker:
         self._process = subprocess.Popen(  # cwd is an empty dir: the notebook's folder is not importable
             command, stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, cwd=self._dir, env=env,
             start_new_session=True)
+        if self._process.stdin is None:  # not with stdin=PIPE; a clear error all the same
+            raise RuntimeError("the check process has no stdin")
+        self._stdin = self._process.stdin
 
     def request(self, payload: dict[str, Any], timeout: float = ARTIFACT_TIMEOUT, last: bool = False) -> Any:
         """Send one request and wait for its answer; raises ``RuntimeError`` saying why there is none."""
@@ -148,11 +151,10 @@ class ArtifactChecker:
         output = self._dir / f"answer-{self._requests}.json"
         deadline = time.monotonic() + timeout
         try:
-            assert self._process.stdin is not None
-            self._process.stdin.write((json.dumps({**payload, "output": str(output)}, default=str) + "\n").encode())
-            self._process.stdin.flush()
+            self._stdin.write((json.dumps({**payload, "output": str(output)}, default=str) + "\n").encode())
+            self._stdin.flush()
             if last:
-                self._process.stdin.close()
+                self._stdin.close()
         except (BrokenPipeError, OSError) as exc:
             raise RuntimeError(f"the check process exited early ({exc})") from exc
         while not output.exists():
@@ -197,8 +199,7 @@ class ArtifactChecker:
         """Stop the process (it may still be waiting, e.g. the build failed before the check stage)."""
         if self._process.poll() is None:
             try:
-                assert self._process.stdin is not None
-                self._process.stdin.close()
+                self._stdin.close()
                 self._process.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 sandbox.kill_tree(self._process.pid)
@@ -229,12 +230,11 @@ def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> 
             except Exception as exc:  # a crashing check is a failed check, not a crashed build
                 outcome = checks.failed(f"the check itself raised {type(exc).__name__}: {exc}")
             results[check.id] = CheckResult.from_outcome(check, outcome, time.perf_counter() - mark)
-    if artifact_ids:
+    if artifact_ids and ctx.model_dir is not None:
         own = checker is None
         readable = (ctx.model_dir, *([ctx.fidelity] if ctx.fidelity else []), *map(Path, ctx.config.tests))
-        checker = checker or ArtifactChecker(readable=tuple(Path(p).resolve() for p in readable if p))
+        checker = checker or ArtifactChecker(readable=tuple(Path(p).resolve() for p in readable))
         try:
-            assert ctx.model_dir is not None
             for result in checker.run(ctx.model_dir, artifact_ids, ctx.config, ctx.manifest, ctx.fidelity):
                 results[result.id] = result
         finally:

@@ -381,8 +381,8 @@ def _dump(kind: type, value: Any) -> dict[str, Any]:
 def record_schema() -> dict[str, Any]:
     """The JSON Schema of a stored record (``docs/record.schema.json``)."""
     schema = _adapter(BuildRecord).json_schema(mode="serialization")
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": "https://github.com/handoff/handoff/docs/record.schema.json", **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema,
+            "title": f"handoff build record, schema {SCHEMA_VERSION}"}
 
 
 def _from_v1(old: Mapping[str, Any]) -> dict[str, Any]:

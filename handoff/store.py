@@ -251,7 +251,8 @@ class Store:
     @property
     def experiment_id(self) -> str:
         _ = self.client
-        assert self._experiment_id is not None
+        if self._experiment_id is None:  # set together with the client
+            raise StoreError(f"the store at {self.uri} has no {EXPERIMENT!r} experiment")
         return self._experiment_id
 
     def _ensure_experiment(self, client: MlflowClient) -> str:
@@ -443,9 +444,9 @@ class Store:
             return [] if raw is None else [f"the {DIGESTS_TAG} tags were removed"]
         if raw is None or anchors != {hashlib.sha256(raw).hexdigest()}:
             return [f"{DIGESTS_PATH} {'is missing' if raw is None else 'differs'}"]
-        recorded = json.loads(raw)
+        digests = json.loads(raw)
         problems = []
-        for path, digest in sorted(recorded["files"].items()):
+        for path, digest in sorted(digests["files"].items()):
             actual = self._artifact_sha256(mv.run_id, path, local)
             if actual != digest:
                 problems.append(f"{path} {'is missing' if actual is None else 'differs'}")
@@ -453,24 +454,24 @@ class Store:
             present = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
             later = (f"{RECHECKS_DIR}/", f"{PACKAGE_DIR}/")
             problems += [f"{rel} was added" for rel in present
-                         if rel not in recorded["files"] and rel != DIGESTS_PATH and not rel.startswith(later)]
+                         if rel not in digests["files"] and rel != DIGESTS_PATH and not rel.startswith(later)]
         package = run.data.tags.get(PACKAGE_TAG)
         zip_path = f"{PACKAGE_DIR}/{package_name(mv.name, int(mv.version))}.zip"
         if package and self._artifact_sha256(mv.run_id, zip_path, local) not in (package, None):
             problems.append(f"{zip_path} differs")  # a missing package is rebuilt, and checked, on export
-        want = recorded["metrics"]
+        want = digests["metrics"]
         try:
             tagged = json.loads(tags.get("handoff.metrics", "{}"))
         except ValueError:  # cut at the tag's length limit: the recorded metrics still hold
             tagged = want
-        stepped = recorded.get("history", {})
+        stepped = digests.get("history", {})
         for key in sorted({*want, *run.data.metrics, *tagged}):
             history = [m.value for m in self.client.get_metric_history(mv.run_id, key)]
             latest = (run.data.metrics.get(key), tagged.get(key))
             if any(v != want.get(key) for v in latest) or (
                     sorted(history) != stepped[key] if key in stepped else any(v != want.get(key) for v in history)):
                 problems.append(f"metric {key} differs")
-        if tags.get("handoff.status") != recorded["status"]:
+        if tags.get("handoff.status") != digests["status"]:
             problems.append("status differs")
         return problems
 

@@ -25,11 +25,11 @@ def test_grid_search_over_a_pipeline_ships_the_refit_pipeline(store: Store) -> N
     result = build(SAMPLES / "grid_search_pipeline.ipynb", store)
     assert result.ok, result.error
     model = result.model
-    assert model["variable"] == "search" and model["packaged"] == "search.best_estimator_"
-    assert model["type"] == "sklearn.pipeline.Pipeline"  # scaler included, not the bare LogisticRegression
-    parts = {c.name: c.part_of for c in model["candidates"]}
+    assert model.variable == "search" and model.packaged == "search.best_estimator_"
+    assert model.type == "sklearn.pipeline.Pipeline"  # scaler included, not the bare LogisticRegression
+    parts = {c.name: c.part_of for c in model.candidates}
     assert parts == {"search": None, "best": "search.best_estimator_", "clf": "search.best_estimator_.steps[1][1]"}
-    assert {c.name: c["cell"] for c in model["candidates"]} == {"search": 4, "best": 6, "clf": 6}
+    assert {c.name: c.cell for c in model.candidates} == {"search": 4, "best": 6, "clf": 6}
     assert result.metrics["accuracy"] > 0.9
     assert result.record.metric_sources["accuracy"] == "computed by handoff on X_test/y_test (143 rows)"
     fidelity = _check(result, "model.fidelity")
@@ -78,9 +78,9 @@ def test_a_model_trained_in_a_function_and_saved_with_joblib(store: Store) -> No
     result = build(SAMPLES / "train_in_function.ipynb", store)
     assert result.ok, result.error
     model = result.model
-    assert model["source"] == "file" and model["packaged"] == "file model.joblib"
-    assert model["variable"] is None and model["type"].endswith("GradientBoostingClassifier")
-    assert "model.joblib (pickle) written in cell 4" in model["rule"]
+    assert model.source == "file" and model.packaged == "file model.joblib"
+    assert model.variable is None and model.type.endswith("GradientBoostingClassifier")
+    assert "model.joblib (pickle) written in cell 4" in model.chosen_by
     assert result.record.metric_sources["accuracy"].startswith("computed by handoff on X_test/y_test")
     assert _check(result, "model.fidelity")["status"] == "passed"
     assert not (SAMPLES / "model.joblib").exists(), "the build wrote into the user's folder"

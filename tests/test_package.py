@@ -58,7 +58,7 @@ def test_layout_and_manifest(exported, store: Store) -> None:
     listed = set(manifest["files"])
     assert listed == {n[len(root):] for n in members} - {"MANIFEST.json"}
     readme = members[root + "README.md"].decode()
-    for heading in ("## What it is", "## Input", "## Serve it", "## Metrics", "## Checklist", "## Lineage"):
+    for heading in ("## Input", "## Serve it", "## Model", "## Metrics", "## Checklist", "## Data", "## Lineage"):
         assert heading in readme
     assert "mean radius" in readme and "mlflow models serve" in readme and "roc_auc" in readme
     assert b"mlflow" in members[root + "serve/Dockerfile"] and b"<script" not in members[root + "notebook/report.html"]

@@ -77,7 +77,7 @@ def test_a_hostile_notebook_reaches_no_secret_store_network_or_parent(write_note
     assert "TOKEN True" in text  # passed by name with --env ...
     record = store.read_artifact(result.run_id, "handoff/record.json").decode()
     assert "token-value-7731" not in record and "PASSED_TOKEN passed" in record  # ... and only its name recorded
-    assert json.loads(record)["sandbox"]["network"] == "off"
+    assert json.loads(record)["inputs"]["sandbox"]["network"] == "off"
     package = next((store.local_artifacts(result.run_id) / "package").glob("*.zip")).read_bytes()
     assert CANARY.encode() not in package
     leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p) == "sleep 777.25"]
@@ -101,7 +101,7 @@ def test_allow_network_opens_it_and_is_recorded(write_notebook, store: Store) ->
     assert result.ok, result.error
     assert received == [b"hi"]
     record = json.loads(store.read_artifact(result.run_id, "handoff/record.json"))
-    assert record["sandbox"]["network"] == "allowed" and record["options"]["allow_network"] is True
+    assert record["inputs"]["sandbox"]["network"] == "allowed" and record["inputs"]["options"]["allow_network"] is True
 
 
 def test_a_pickle_payload_runs_only_inside_the_sandboxed_worker(tmp_path: Path, write_notebook, store: Store) -> None:
