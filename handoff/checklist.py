@@ -181,7 +181,8 @@ class ArtifactChecker:
 
     def predict(self, capture_dirs: list[Path]) -> list[Any] | None:
         """Each captured model's predictions on the first one's input example (``None`` without one)."""
-        return self.request({"predict": [str(d) for d in capture_dirs]})
+        answer: list[Any] | None = self.request({"predict": [str(d) for d in capture_dirs]})
+        return answer
 
     def run(self, model_dir: Path, ids: list[str], config: CheckConfig, manifest: dict[str, Any],
             fidelity: Path | None = None, timeout: float = ARTIFACT_TIMEOUT) -> list[CheckResult]:

@@ -207,7 +207,9 @@ def _environment(builds: dict[str, BuildRecord]) -> dict[str, Any]:
 
 def _code(store: Store, records: dict[str, VersionRecord], base: str) -> list[dict[str, Any]]:
     def source(record: VersionRecord) -> nbformat.NotebookNode:
-        return nbformat.reads(store.read_artifact(record.run_id or "", SOURCE_NOTEBOOK).decode(), as_version=4)
+        nb: nbformat.NotebookNode = nbformat.reads(store.read_artifact(record.run_id or "", SOURCE_NOTEBOOK).decode(),
+                                                   as_version=4)
+        return nb
 
     base_record = records[base]
     base_nb = source(base_record)

@@ -52,7 +52,8 @@ def check_version(name: str, version: int | str, *, store: Store | str | Path | 
     config = override(CheckConfig.from_dict(recorded_checks.config if recorded_checks else {}), checks)
 
     def notebook(path: str) -> nbformat.NotebookNode:
-        return nbformat.reads(store.read_artifact(run_id, path).decode(), as_version=4)
+        nb: nbformat.NotebookNode = nbformat.reads(store.read_artifact(run_id, path).decode(), as_version=4)
+        return nb
 
     with tempfile.TemporaryDirectory(prefix="handoff-recheck-") as scratch:
         fidelity = Path(scratch) / "fidelity.pkl"
@@ -179,7 +180,7 @@ def verify_recorded(path: str | Path, *, store: Store | str | Path | None = None
         return report
     store = store if isinstance(store, Store) else open_store(store)
     name, version = report.manifest.get("name"), report.manifest.get("version")
-    record = store.get_version(str(name), version)
+    record = store.get_version(str(name), str(version))
     with tempfile.TemporaryDirectory(prefix="handoff-verify-") as scratch:
         expected = sha256_file(stored_package(store, record, Path(scratch),
                                               report.manifest.get("outputs_stripped") is True))

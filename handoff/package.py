@@ -83,7 +83,8 @@ def strip_outputs(notebook: bytes) -> bytes:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
-    return nbformat.writes(nb).encode()
+    text: str = nbformat.writes(nb)
+    return text.encode()
 
 
 def _dockerfile(python: str) -> str:

@@ -13,7 +13,6 @@ source, the model's choice and its serialization in one place. See README "Chang
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, TypeVar
@@ -364,18 +363,25 @@ class BuildRecord:
         return parse(BuildRecord, upgraded)
 
 
-@functools.cache
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
 def _adapter(kind: type) -> TypeAdapter[Any]:
-    return TypeAdapter(kind)
+    """pydantic's validator and serializer for a dataclass (built once: it costs milliseconds)."""
+    if kind not in _ADAPTERS:
+        _ADAPTERS[kind] = TypeAdapter(kind)
+    return _ADAPTERS[kind]
 
 
 def parse(kind: type[T], data: Any) -> T:
     """``data`` (plain JSON values) as a ``kind``, validated; raises pydantic's ``ValidationError``."""
-    return _adapter(kind).validate_python(data)  # type: ignore[no-any-return]
+    value: T = _adapter(kind).validate_python(data)
+    return value
 
 
 def _dump(kind: type, value: Any) -> dict[str, Any]:
-    return _adapter(kind).dump_python(value, mode="json", fallback=repr)  # type: ignore[no-any-return]
+    data: dict[str, Any] = _adapter(kind).dump_python(value, mode="json", fallback=repr)
+    return data
 
 
 def record_schema() -> dict[str, Any]:

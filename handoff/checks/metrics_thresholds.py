@@ -14,19 +14,19 @@ def run(ctx: CheckContext) -> Outcome:
     thresholds = ctx.config.thresholds
     if not thresholds:
         return skipped("no thresholds set")
-    misses, results = [], []
+    misses: list[str] = []
+    met: list[str] = []
+    results: list[dict[str, object]] = []
     for bound in thresholds:
         value = ctx.metrics.get(bound.metric)
         if value is None:
             misses.append(f"{bound.metric} was not captured (needed {bound})")
             continue
         results.append({"threshold": str(bound), "value": value, "ok": bound.holds(value)})
-        if not bound.holds(value):
-            misses.append(f"{bound.metric} = {value:.6g} misses {bound}")
+        (met if bound.holds(value) else misses).append(
+            f"{bound.metric} = {value:.6g} {'meets' if bound.holds(value) else 'misses'} {bound}")
     if misses:
         return failed("; ".join(misses), results=results)
-    return passed("; ".join(f"{r['threshold'].split()[0]} = {r['value']:.6g} meets {r['threshold']}" for r in results),
-                  results=results)
-
+    return passed("; ".join(met), results=results)
 
 register(Check("metrics.thresholds", "Metrics meet the thresholds", BLOCKING, "build", run, order=60))

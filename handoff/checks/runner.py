@@ -65,7 +65,8 @@ def _fidelity(path: str | None) -> dict[str, Any] | None:
     import pickle
 
     with open(path, "rb") as handle:
-        return pickle.load(handle)
+        rows: dict[str, Any] = pickle.load(handle)
+    return rows
 
 
 def run_request(request: dict[str, Any]) -> list[dict[str, Any]]:

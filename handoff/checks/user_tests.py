@@ -28,7 +28,8 @@ def _plugin(ctx: Any) -> Any:
 
         @pytest.fixture
         def manifest(self) -> dict[str, Any]:
-            return ctx.manifest
+            record: dict[str, Any] = ctx.manifest
+            return record
 
         def pytest_runtest_logreport(self, report: Any) -> None:
             if report.when == "call" or report.outcome != "passed":
