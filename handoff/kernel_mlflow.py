@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from handoff.kernel_models import Candidate, is_model
+from handoff.uris import local_path, sqlite_uri
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlruns"
@@ -27,7 +28,7 @@ MAX_RUN_ARTIFACT_BYTES = 50 * 2**20
 
 def point_tracking_at(workdir: Path) -> None:
     """Send the notebook's MLflow calls to the build-local store (before any user code runs)."""
-    uri = f"sqlite:///{workdir / DB_NAME}"
+    uri = sqlite_uri(workdir / DB_NAME)
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ["MLFLOW_REGISTRY_URI"] = uri
 
@@ -78,9 +79,7 @@ def export_run(workdir: Path, out: Path) -> tuple[dict[str, Any] | None, list[Ca
 
 
 def _copy_artifacts(uri: str, target: Path, exported: dict[str, Any]) -> list[str]:
-    from urllib.parse import unquote, urlparse
-
-    source = Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
+    source = local_path(uri) or Path(uri)
     if not source.is_dir():
         return []
     files = [p for p in sorted(source.rglob("*")) if p.is_file() and not p.is_symlink()]

@@ -24,14 +24,14 @@ from handoff.fingerprint import sha256_file
 from handoff.layout import EXECUTED_NOTEBOOK, FIDELITY_PATH, PACKAGE_DIR, SOURCE_NOTEBOOK
 from handoff.package import VerifyReport, atomic_path, build_package, package_name, verify
 from handoff.store import Store, VersionRecord, open_store
+from handoff.uris import local_path
 
 
 def model_dir_of(store: Store, model_uri: str, scratch: Path) -> Path:
     """A local directory holding a version's MLflow model (in place for a local store)."""
-    if model_uri.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        return Path(unquote(urlparse(model_uri).path))
+    local = local_path(model_uri)
+    if local is not None:
+        return local
     import mlflow.artifacts
 
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(scratch),

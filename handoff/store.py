@@ -37,6 +37,7 @@ from handoff.fingerprint import sha256_file
 from handoff.layout import CHECK_REPORT, DIGESTS_PATH, MODEL_DIR, PACKAGE_DIR, RECHECKS_DIR, RECORD_PATH
 from handoff.package import package_name
 from handoff.record import BuildRecord
+from handoff.uris import file_uri, local_path, sqlite_path, sqlite_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -74,12 +75,6 @@ def _owner_only(path: Path) -> None:
         path.chmod(0o700 if path.is_dir() else 0o600)
     except OSError:
         pass
-
-
-def _local(uri: str) -> Path:
-    from urllib.parse import unquote, urlparse
-
-    return Path(unquote(urlparse(uri).path))
 
 
 def _write_digests(staging: Path, status: str, metrics: Mapping[str, float],
@@ -160,10 +155,11 @@ class Store:
         location = location if location is not None else default_home()
         text = str(location)
         self._db: Path | None = None  # the SQLite file of an embedded store
-        if text.startswith("sqlite:///"):  # an SQLite file elsewhere: artifacts beside it, not in ./mlruns
+        db = sqlite_path(text)
+        if db is not None:  # an SQLite file elsewhere: artifacts beside it, not in ./mlruns
             self.uri = text
-            self._db = Path(text.removeprefix("sqlite:///").split("?")[0]).resolve()
-            self.artifact_root = (self._db.parent / "artifacts").as_uri()
+            self._db = db.resolve()
+            self.artifact_root = file_uri(self._db.parent / "artifacts")
         elif "://" in text:
             self.uri, self.artifact_root = text, None
         else:
@@ -171,8 +167,8 @@ class Store:
             home.mkdir(mode=0o700, parents=True, exist_ok=True)
             _owner_only(home)
             self._db = home / "mlflow.db"
-            self.uri = f"sqlite:///{self._db}"
-            self.artifact_root = (home / "artifacts").as_uri()
+            self.uri = sqlite_uri(self._db)
+            self.artifact_root = file_uri(home / "artifacts")
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
         self._lock = threading.Lock()
@@ -182,13 +178,12 @@ class Store:
 
     def local_paths(self) -> tuple[Path, ...]:
         """The folders this store keeps on this machine (hidden from every build's sandbox)."""
-        from urllib.parse import unquote, urlparse
-
         paths = []
-        if self.uri.startswith("sqlite:///"):
-            paths.append(Path(self.uri.removeprefix("sqlite:///")).parent)
-        if self.artifact_root and self.artifact_root.startswith("file://"):
-            paths.append(Path(unquote(urlparse(self.artifact_root).path)))
+        if self._db is not None:
+            paths.append(self._db.parent)
+        artifacts = local_path(self.artifact_root) if self.artifact_root else None
+        if artifacts is not None:
+            paths.append(artifacts)
         return tuple(dict.fromkeys(paths))
 
     @property
@@ -231,7 +226,9 @@ class Store:
         """Owner-only database and artifact folder for an embedded store (a no-op for a server)."""
         if self._db is None or self.artifact_root is None:
             return
-        artifacts = _local(self.artifact_root)
+        artifacts = local_path(self.artifact_root)
+        if artifacts is None:
+            return
         artifacts.mkdir(mode=0o700, parents=True, exist_ok=True)
         for path in (artifacts, self._db):
             _owner_only(path)
@@ -438,7 +435,7 @@ class Store:
         run = self.client.get_run(mv.run_id)
         tags = dict(mv.tags or {})
         anchors = {a for a in (run.data.tags.get(DIGESTS_TAG), tags.get(DIGESTS_TAG)) if a}
-        local = _local(run.info.artifact_uri) if run.info.artifact_uri.startswith("file://") else None
+        local = local_path(run.info.artifact_uri)
         raw = self._artifact_bytes(mv.run_id, DIGESTS_PATH, local)
         if not anchors:
             return [] if raw is None else [f"the {DIGESTS_TAG} tags were removed"]
@@ -501,8 +498,7 @@ class Store:
 
     def local_artifacts(self, run_id: str) -> Path | None:
         """The run's artifact folder when the store keeps it on this machine, else ``None``."""
-        root = self.client.get_run(run_id).info.artifact_uri
-        return _local(root) if root.startswith("file://") else None
+        return local_path(self.client.get_run(run_id).info.artifact_uri)
 
     def download_artifacts(self, run_id: str, path: str, target: Path) -> Path:
         """A local copy of an artifact (file or folder) of a run; in place for a local store."""

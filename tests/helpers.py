@@ -8,6 +8,7 @@ from typing import Sequence
 import nbformat
 
 import handoff
+from handoff import uris
 from handoff.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,10 +55,10 @@ def build(path: Path | bytes, store: Store, **kwargs: object) -> handoff.BuildRe
 
 
 def local_path(uri: str) -> Path:
-    """The local path of a ``file://`` artifact URI."""
-    from urllib.parse import unquote, urlparse
-
-    return Path(unquote(urlparse(uri).path))
+    """The local path of a ``file://`` artifact URI (the tests only see local stores)."""
+    path = uris.local_path(uri)
+    assert path is not None, f"not a local file URI: {uri}"
+    return path
 
 
 def predict_in_fresh_process(model_dir: Path) -> list:
