@@ -77,6 +77,25 @@ def _owner_only(path: Path) -> None:
         pass
 
 
+def _quoted(value: str) -> str:
+    """``value`` as a string literal of MLflow's search filters (``name = 'x'``, ``tags.`k` = 'x'``).
+
+    MLflow has no escapes: sqlparse finds the literal (where ``\\'`` and ``''`` do not end it) and
+    MLflow strips the outer quotes and compares the rest verbatim, so ``'o\\'brien'`` looks for a
+    backslash. The value is therefore wrapped in a quote it does not contain. A value holding both
+    quotes, or ending in a backslash (it would swallow the closing quote), cannot be written.
+
+    Raises:
+        OptionError: the value cannot be expressed in a filter.
+    """
+    if not value.endswith("\\"):
+        for quote in ("'", '"'):
+            if quote not in value:
+                return f"{quote}{value}{quote}"
+    raise OptionError(f"{value!r} cannot be searched for in an MLflow store: it contains both kinds of quote "
+                      "or ends in a backslash")
+
+
 def _write_digests(staging: Path, status: str, metrics: Mapping[str, float],
                    history: Mapping[str, list[list[float]]]) -> str:
     """Write ``handoff/digests.json`` (every other artifact's sha256, the status, the metrics and the
@@ -367,7 +386,7 @@ class Store:
     def _search_versions(self, name: str) -> list[VersionRecord]:
         from mlflow.exceptions import MlflowException
 
-        escaped = name.replace("'", "\\'")
+        query = f"name = {_quoted(name)}"
         try:  # search results carry no aliases: read them once per model
             aliases = self.client.get_registered_model(name).aliases or {}
         except MlflowException:
@@ -378,7 +397,7 @@ class Store:
         versions = []
         token = None
         while True:
-            page = self.client.search_model_versions(f"name = '{escaped}'", max_results=10000, page_token=token)
+            page = self.client.search_model_versions(query, max_results=10000, page_token=token)
             versions.extend(replace(self._to_record(v), aliases=tuple(sorted(held.get(int(v.version), []))))
                             for v in page)
             token = getattr(page, "token", None)
@@ -557,7 +576,14 @@ class Store:
         MLflow keeps no history of alias moves, so each move is also an MLflow run in the
         ``handoff-audit`` experiment: append-only, and readable from any tracking backend.
         """
-        self.client.set_registered_model_alias(name, alias, str(version))
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.set_registered_model_alias(name, alias, str(version))
+        except MlflowException as exc:  # MLflow's own rules for alias names: bad input, not a broken store
+            if exc.error_code != "INVALID_PARAMETER_VALUE":
+                raise
+            raise OptionError(exc.message) from None
         now = datetime.now(tz=timezone.utc)
         entry = {"model": name, "alias": alias, "kind": kind, "from_version": previous, "to_version": version,
                  "by": by, "reason": reason or "", "time": now.isoformat(timespec="seconds")}
@@ -569,9 +595,9 @@ class Store:
 
     def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
         """Every recorded alias move of a model, oldest first."""
-        query = f"tags.`handoff.audit.model` = '{name}'"
+        query = f"tags.`handoff.audit.model` = {_quoted(name)}"
         if alias:
-            query += f" and tags.`handoff.audit.alias` = '{alias}'"
+            query += f" and tags.`handoff.audit.alias` = {_quoted(alias)}"
         runs = self.client.search_runs([self._audit_experiment()], filter_string=query, max_results=5000,
                                        order_by=["attributes.start_time ASC"])
         entries = []
@@ -599,7 +625,7 @@ class Store:
 
     def list_builds(self, name: str | None = None) -> list[dict[str, Any]]:
         """Every build run (passed and failed), newest first, as plain dicts."""
-        query = f"tags.`handoff.model` = '{name}'" if name else ""
+        query = f"tags.`handoff.model` = {_quoted(name)}" if name else ""
         runs = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1000,
                                        order_by=["attributes.start_time DESC"])
         return [{"run_id": r.info.run_id, "name": r.data.tags.get("handoff.model"),
