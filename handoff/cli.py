@@ -1,7 +1,11 @@
 """The ``handoff`` command: a thin layer over the public API for terminals and CI pipelines.
 
-Exit codes: 0 success; 1 the build ran and failed; 2 bad input or usage. Errors are one line on
-stderr, never a traceback (set ``HANDOFF_DEBUG=1`` to see one for an unexpected error).
+Exit codes, the same for every command (the table is in ``handoff.errors``; each error class
+carries its code): 0 ok; 1 the build or a blocking check failed, or verify / verify-store found a
+mismatch; 2 bad input or refused (usage, unknown version, promotion refused, a failed version
+exported without --force); 3 the store cannot be opened or is corrupt (a tampered version);
+130 interrupted. Errors are one line on stderr, never a traceback (set ``HANDOFF_DEBUG=1`` to see
+one for an unexpected error, which exits 1).
 """
 
 from __future__ import annotations
@@ -15,10 +19,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import handoff
-from handoff.errors import HandoffError
+from handoff.errors import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, HandoffError, InputError
 from handoff.record_view import checklist_section, render_text, sections
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_UPLOAD_MB = 50
 APP = Path(__file__).resolve().parents[1] / "app" / "server.py"
 
@@ -27,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's usage errors: one line, exit 2
         self.print_usage(sys.stderr)
         sys.stderr.write(f"handoff: error: {message}\n")
-        raise SystemExit(EXIT_USAGE)
+        raise SystemExit(EXIT_INPUT)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -156,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("handoff: interrupted\n")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (e.g. `| head`): not an error of ours
         return EXIT_OK
     except Exception as exc:  # a bug: still one line, unless asked for the traceback
@@ -448,6 +451,8 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if not Path(args.package).is_file():  # nothing to verify: bad input, not a mismatch
+        raise InputError(f"no such file: {args.package}")
     recorded = args.store is not None
     report = handoff.verify_recorded(args.package, store=args.store or None) if recorded else handoff.verify(args.package)
     if args.json:

@@ -1,8 +1,19 @@
-"""Every error handoff raises or reports is a ``HandoffError``.
+"""Every error handoff raises or reports is a ``HandoffError``, and the CLI's exit codes.
 
-Bad input is raised before anything runs (the CLI exits 2); a notebook that fails while it is
-built is *reported* in the ``BuildResult`` as a ``BuildFailure`` (the CLI exits 1), because a
-failed build is a normal outcome that still leaves a record behind.
+Bad input is raised before anything runs; a notebook that fails while it is built is *reported*
+in the ``BuildResult`` as a ``BuildFailure``, because a failed build is a normal outcome that
+still leaves a record behind.
+
+Exit codes, the same for every ``handoff`` command (each error class carries its ``exit_code``,
+so a script can tell "fix your input" from "the model is not good enough" from "the store is
+broken")::
+
+    EXIT_OK          0    done; the build or check passed; verify found everything intact
+    EXIT_FAILED      1    the build or a blocking check failed; verify / verify-store found a mismatch
+    EXIT_INPUT       2    bad input or refused: usage, InputError, VersionNotFoundError,
+                          PromotionRefused, export of a failed version without --force
+    EXIT_STORE       3    the store cannot be opened or is corrupt: StoreError, TamperedError
+    EXIT_INTERRUPTED 130  Ctrl-C
 
 Tree::
 
@@ -10,11 +21,11 @@ Tree::
     ├── InputError                  bad input, detected before anything runs (exit 2)
     │   ├── NotebookFormatError     not JSON, not a notebook, invalid nbformat
     │   ├── ParameterError          unknown parameter, wrong type, unsafe name
-    │   └── OptionError             a bad build option or unknown registry name
-    ├── StoreError                  the MLflow store cannot be reached or is inconsistent
-    │   ├── VersionNotFoundError    no such model or version (exit 2)
-    │   └── TamperedError           a version's artifacts, record or metrics changed after recording (exit 1)
-    ├── PromotionRefused            the version failed its checklist, or nothing to roll back (exit 1)
+    │   └── OptionError             a bad option or registry name; export of a failed version without force
+    ├── StoreError                  the MLflow store cannot be opened or is inconsistent (exit 3)
+    │   ├── VersionNotFoundError    no such model or version (exit 2: bad input, the store is fine)
+    │   └── TamperedError           a version's artifacts, record or metrics changed after recording (exit 3)
+    ├── PromotionRefused            the version failed its checklist, or nothing to roll back (exit 2)
     └── BuildFailure                a stage of a build failed (exit 1); has stage, cell, ename
         ├── CellExecutionFailure    a cell raised
         ├── EarlyExitFailure        the notebook called sys.exit() / raised SystemExit
@@ -32,15 +43,23 @@ from __future__ import annotations
 
 from typing import Any
 
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INPUT = 2
+EXIT_STORE = 3
+EXIT_INTERRUPTED = 130
+
 
 class HandoffError(Exception):
-    """Root of every error handoff raises."""
+    """Root of every error handoff raises; ``exit_code`` is what the CLI exits with for it."""
 
-    exit_code: int = 2
+    exit_code: int = EXIT_FAILED
 
 
 class InputError(HandoffError):
     """The input is wrong; nothing ran and nothing was recorded."""
+
+    exit_code = EXIT_INPUT
 
 
 class NotebookFormatError(InputError):
@@ -58,9 +77,13 @@ class OptionError(InputError):
 class StoreError(HandoffError):
     """The store cannot be reached, or it refused an operation."""
 
+    exit_code = EXIT_STORE
+
 
 class VersionNotFoundError(StoreError):
-    """The requested model or version does not exist in the store."""
+    """The requested model or version does not exist in the store (the store itself is fine)."""
+
+    exit_code = EXIT_INPUT
 
 
 class TamperedError(StoreError):
@@ -72,7 +95,7 @@ class TamperedError(StoreError):
         problems: What differs, e.g. ``model/model.skops differs``, ``metric accuracy differs``.
     """
 
-    exit_code = 1
+    exit_code = EXIT_STORE  # a corrupt store; verify-store reports these as a mismatch (exit 1) instead
 
     def __init__(self, name: str, version: int, problems: list[str] | tuple[str, ...]) -> None:
         self.name, self.version, self.problems = name, version, tuple(problems)
@@ -82,7 +105,7 @@ class TamperedError(StoreError):
 class PromotionRefused(HandoffError):
     """An alias move that handoff will not make, with the reason."""
 
-    exit_code = 1
+    exit_code = EXIT_INPUT
 
 
 class BuildFailure(HandoffError):
@@ -95,7 +118,7 @@ class BuildFailure(HandoffError):
         detail: The exception's message.
     """
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
     kind = "build failed"
 
     def __init__(self, stage: str, detail: str, *, cell: int | None = None, ename: str | None = None,

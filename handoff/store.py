@@ -183,7 +183,11 @@ class Store:
             self.uri, self.artifact_root = text, None
         else:
             home = Path(text).expanduser().resolve()
-            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:  # e.g. a file where the folder should be, or no permission
+                why = "a file is in the way of its folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
+                raise StoreError(f"cannot open the store at {home}: {why}") from exc
             _owner_only(home)
             self._db = home / "mlflow.db"
             self.uri = sqlite_uri(self._db)
@@ -219,7 +223,8 @@ class Store:
                         self._restrict_embedded()
                     self._client = client
                 except Exception as exc:
-                    raise StoreError(f"cannot open the store at {self.uri}: {type(exc).__name__}: {exc}") from exc
+                    first = (str(exc).strip().splitlines() or [""])[0]  # SQLAlchemy appends the SQL: one line
+                    raise StoreError(f"cannot open the store at {self.uri}: {type(exc).__name__}: {first}") from exc
             return self._client
 
     @contextmanager

@@ -67,7 +67,7 @@ def _refused_everywhere(store: Store, model: str, version: int, other: int, sent
     home = _home(store)
     for argv in (["show", model, str(version)], ["check", model, str(version)],
                  ["compare", model, str(version), str(other)], ["export", model, str(version), "-o", str(tmp_path)]):
-        assert main([*argv, "--store", home]) == 1, argv
+        assert main([*argv, "--store", home]) == 3, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"handoff: error: {sentence}"], (argv, err)
     assert not list(tmp_path.glob("*.zip"))

@@ -265,7 +265,7 @@ def test_export_refuses_a_stored_package_truncated_on_disk(exported, tmp_path: P
                                             "package/dataframe_features-v1.zip differs"):
         handoff.export(result.name, 1, tmp_path / "out2", store=store)
     home = str(local_path(store.artifact_root).parent)
-    assert main(["export", result.name, "1", "-o", str(tmp_path / "out3"), "--store", home]) == 1
+    assert main(["export", result.name, "1", "-o", str(tmp_path / "out3"), "--store", home]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "package/dataframe_features-v1.zip differs" in err[0]
     assert not (tmp_path / "out2").exists() and not (tmp_path / "out3").exists()

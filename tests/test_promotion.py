@@ -63,7 +63,7 @@ def test_alias_stack_replays_promotions_and_rollbacks() -> None:
 
 def test_cli_promote_rollback_history(three_versions: Store, capsys: pytest.CaptureFixture) -> None:
     home = str(local_path(three_versions.artifact_root).parent)
-    assert main(["promote", "m", "3", "--store", home]) == 1
+    assert main(["promote", "m", "3", "--store", home]) == 2
     assert "can never be promoted" in capsys.readouterr().err
     assert main(["promote", "m", "1", "--store", home, "--by", "ci", "--reason", "green"]) == 0
     assert main(["promote", "m", "2", "--store", home]) == 0

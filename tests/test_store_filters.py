@@ -60,7 +60,7 @@ def test_cli_alias_with_a_quote_is_refused_cleanly_and_history_still_works(
     home = str(local_path(store.artifact_root).parent)
     assert main(["promote", "iris", "1", "--alias", "o'brien", "--store", home]) == 2
     assert "Invalid alias name: 'o'brien'" in capsys.readouterr().err
-    assert main(["rollback", "iris", "--alias", "o'brien", "--store", home]) == 1
+    assert main(["rollback", "iris", "--alias", "o'brien", "--store", home]) == 2
     assert "\"o'brien\" has no earlier version to roll back to (it was never set)" in capsys.readouterr().err
     assert main(["promote", "iris", "1", "--store", home]) == 0
     assert main(["history", "iris", "--store", home, "--json"]) == 0
