@@ -207,11 +207,10 @@ class _Progress:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from handoff.inspection import load_notebook, parse_value
+    from handoff.inspection import load_notebook, parse_params
 
     source = load_notebook(args.notebook)
-    specs = source.parameter_map
-    params = {name: parse_value(specs.get(name), value) for name, value in args.param}
+    params = parse_params(source, dict(args.param))
     progress = _Progress()
     try:
         result = handoff.build(source, params, args.name, store=args.store, on_event=progress,

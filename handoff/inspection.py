@@ -269,6 +269,26 @@ def parse_value(spec: NotebookParameter | None, text: str) -> Any:
         raise ParameterError(f"parameter {name} expects {kind}, got {text!r}") from exc
 
 
+def parse_params(source: NotebookSource, raw: Mapping[str, Any], *, drop_defaults: bool = False) -> dict[str, Any]:
+    """The values to inject from what a user entered, the one parser the CLI and the app share.
+
+    A string is parsed by its parameter's type (``-p n 3``, or the app's text box for a list, dict
+    or untyped parameter); an already typed value (a number or check box widget) is kept as is.
+    ``drop_defaults`` leaves out values equal to the notebook's own default (the app's form shows
+    every parameter, so only the changed ones are recorded as given).
+
+    Raises:
+        ParameterError: an unsafe or unknown name, or a value that is not of the parameter's type.
+    """
+    specs = source.parameter_map
+    parsed = {name: parse_value(specs[name], value) if isinstance(value, str) and name in specs else value
+              for name, value in raw.items()}
+    if drop_defaults:
+        parsed = {name: value for name, value in parsed.items()
+                  if name not in specs or value != specs[name].default}
+    return validate_params(source, parsed)
+
+
 def _literal_or_json(text: str) -> Any:
     try:
         return ast.literal_eval(text)

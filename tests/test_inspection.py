@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from handoff.errors import NotebookFormatError, ParameterError
-from handoff.inspection import load_notebook, parse_value, validate_params
+from handoff.inspection import load_notebook, parse_params, parse_value, validate_params
 from helpers import notebook
 
 
@@ -126,3 +127,39 @@ def test_command_line_values_are_parsed_by_type(source) -> None:
         parse_value(specs["n"], "seven")
     with pytest.raises(ParameterError, match="expects bool"):
         parse_value(specs["flag"], "maybe")
+
+
+def test_parse_params_parses_strings_by_type_and_keeps_typed_values(source) -> None:
+    """One parser for the CLI (all strings) and the app (typed widgets, text for list/dict/any)."""
+    cli = {"n": "7", "alpha": "0.25", "flag": "yes", "name": "0.5", "layers": "[3, 4]"}
+    assert parse_params(source, cli) == {"n": 7, "alpha": 0.25, "flag": True, "name": "0.5", "layers": [3, 4]}
+    widgets = {"n": 5, "alpha": 1, "flag": False, "name": "b", "layers": "[1, 2]"}
+    assert parse_params(source, widgets) == {"n": 5, "alpha": 1.0, "flag": False, "name": "b", "layers": [1, 2]}
+    assert parse_params(source, {}) == {}
+
+
+def test_parse_params_can_drop_values_equal_to_the_defaults(source) -> None:
+    form = {"n": 3, "alpha": 0.5, "flag": False, "name": "a", "layers": "[1]"}  # the form as pre-filled
+    assert parse_params(source, form, drop_defaults=True) == {}
+    assert parse_params(source, {**form, "n": 4, "layers": "[1, 2]"}, drop_defaults=True) == {"n": 4, "layers": [1, 2]}
+    assert parse_params(source, form) == {"n": 3, "alpha": 0.5, "flag": False, "name": "a", "layers": [1]}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"nope": "1"}, "unknown parameter nope; valid parameters: n (int, default 3)"),
+    ({"n": "seven"}, "parameter n expects int, got 'seven'"),
+    ({"n": 2.5}, "parameter n expects int, got float 2.5"),
+    ({"flag": 1}, "parameter flag expects bool"),
+    ({"layers": "{'a': 1}"}, "parameter layers expects list"),
+    ({"a; import os": "1"}, "invalid parameter name"),
+])
+def test_parse_params_refuses_unknown_names_and_wrong_types(source, raw: dict, message: str) -> None:
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        parse_params(source, raw)
+
+
+def test_parse_params_without_a_parameters_cell() -> None:
+    source = load_notebook(nbformat.writes(notebook(["x = 1"])).encode(), name="n.ipynb")
+    assert parse_params(source, {}) == {}
+    with pytest.raises(ParameterError, match="has no parameters cell"):
+        parse_params(source, {"x": "2"})

@@ -8,7 +8,7 @@ import streamlit as st
 
 import common
 from handoff.errors import HandoffError
-from handoff.inspection import NotebookParameter, NotebookSource, load_notebook, parse_value, validate_params
+from handoff.inspection import NotebookParameter, NotebookSource, load_notebook, parse_params
 from handoff.jobs import DONE, RUNNING
 from handoff.record_view import sections
 
@@ -84,11 +84,7 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
     settings = {"thresholds": [t for t in thresholds.splitlines() if t.strip()], "gate": gate or None,
                 "skip": skip, "reproduce": reproduce or None}
     try:
-        specs = source.parameter_map
-        params = {k: parse_value(specs[k], v) if specs[k].type in ("list", "dict", "any") else v
-                  for k, v in raw.items()}
-        params = {k: v for k, v in params.items() if v != specs[k].default}
-        validate_params(source, params)
+        params = parse_params(source, raw, drop_defaults=True)
         resolve_config(cli=settings, notebook_metadata=source.notebook.metadata)
     except HandoffError as exc:
         st.error(f"Cannot build: {exc}")
