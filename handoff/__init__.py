@@ -8,6 +8,8 @@ kernel; everything else (MLflow, papermill) loads on first use.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from handoff.errors import (
@@ -84,3 +86,20 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+class _Package(types.ModuleType):
+    """``handoff.build`` is the function, never the submodule of the same name.
+
+    Importing a submodule makes it an attribute of its package, so the first ``from handoff.build
+    import BuildOptions`` (or ``handoff.BuildOptions``) would shadow the function and a later
+    ``handoff.build(...)`` would call a module. The submodule stays reachable by import.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "build" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

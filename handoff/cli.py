@@ -34,6 +34,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from handoff.build import BuildOptions  # its field defaults are the one source of the limits below
+
+    limits = BuildOptions()
     parser = _Parser(prog="handoff", description="Turn a Jupyter notebook into a versioned, tested model.")
     parser.add_argument("--version", action="version", version=f"handoff {handoff.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -50,23 +53,27 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                        help="set a parameter of the notebook's parameters cell (repeatable)")
     build.add_argument("--name", help="model name (default: the notebook's file name)")
-    build.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="whole-run limit (default 3600)")
-    build.add_argument("--cell-timeout", type=float, default=600.0, metavar="S", help="per-cell limit (default 600)")
+    build.add_argument("--timeout", type=float, default=limits.timeout, metavar="S",
+                       help="whole-run limit (default %(default)g)")
+    build.add_argument("--cell-timeout", type=float, default=limits.cell_timeout, metavar="S",
+                       help="per-cell limit (default %(default)g)")
     build.add_argument("--model-var", metavar="NAME", help="take the model from this variable")
-    build.add_argument("--max-cell-output", type=float, default=5.0, metavar="MB",
-                       help="output one cell keeps in the executed notebook; the rest is cut around a marker (default 5)")
-    build.add_argument("--max-output", type=float, default=50.0, metavar="MB",
-                       help="output the whole notebook keeps (default 50)")
+    build.add_argument("--max-cell-output", type=float, default=limits.max_cell_output_mb, metavar="MB",
+                       help="output one cell keeps in the executed notebook; the rest is cut around a marker "
+                            "(default %(default)g)")
+    build.add_argument("--max-output", type=float, default=limits.max_output_mb, metavar="MB",
+                       help="output the whole notebook keeps (default %(default)g)")
     sandboxing = build.add_argument_group("sandbox (see docs/security.md)")
     sandboxing.add_argument("--allow-network", action="store_true",
                             help="give the notebook the network (off by default; recorded with the version)")
     sandboxing.add_argument("--env", action="append", default=[], metavar="NAME",
                             help="pass this environment variable into the sandbox (repeatable; only the name is recorded)")
-    sandboxing.add_argument("--memory", type=float, default=4.0, metavar="GIB", help="memory limit (default 4)")
-    sandboxing.add_argument("--max-processes", type=int, default=256, metavar="N",
-                            help="processes the notebook may run at once (default 256)")
-    sandboxing.add_argument("--max-disk", type=float, default=5.0, metavar="GIB",
-                            help="disk space of the build's work dir (default 5)")
+    sandboxing.add_argument("--memory", type=float, default=limits.memory_gib, metavar="GIB",
+                            help="memory limit (default %(default)g)")
+    sandboxing.add_argument("--max-processes", type=int, default=limits.max_processes, metavar="N",
+                            help="processes the notebook may run at once (default %(default)d)")
+    sandboxing.add_argument("--max-disk", type=float, default=limits.max_disk_gib, metavar="GIB",
+                            help="disk space of the build's work dir (default %(default)g)")
     _checklist_flags(build)
     build.add_argument("--reproduce", action="store_true", default=None,
                        help="also run the notebook a second time and compare (check 'reproducible')")

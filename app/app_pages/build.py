@@ -51,6 +51,7 @@ def chosen_notebook() -> tuple[NotebookSource | None, dict[str, bytes]]:
 
 
 def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
+    from handoff.build import BuildOptions
     from handoff.check_config import resolve_config
     from handoff.checks import check_ids
     from handoff.store import model_name_from
@@ -58,6 +59,7 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
     if source.parameters is None:
         st.info("This notebook has no parameters cell (a code cell tagged `parameters`): "
                 "it will run with the values written in it.")
+    limits = BuildOptions()  # the defaults, as the CLI's
     with st.form("build_form"):
         raw: dict[str, Any] = {}
         if source.parameters:
@@ -72,12 +74,14 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
             gate = st.checkbox("Gate: no metric may be worse than the champion's")
             skip = st.multiselect("Skip checks", check_ids())
             reproduce = st.checkbox("Check reproducibility (runs the notebook a second time)")
-            timeout = st.number_input("Whole-run limit (seconds)", min_value=5, value=3600, step=60)
-            cell_timeout = st.number_input("Per-cell limit (seconds)", min_value=5, value=600, step=30)
+            timeout = st.number_input("Whole-run limit (seconds)", min_value=5, value=int(limits.timeout), step=60)
+            cell_timeout = st.number_input("Per-cell limit (seconds)", min_value=5, value=int(limits.cell_timeout),
+                                           step=30)
         with st.expander("Sandbox (the notebook is untrusted code)"):
             allow_network = st.checkbox("Allow network access (recorded with the version)")
-            memory = st.number_input("Memory limit (GiB)", min_value=0.25, value=4.0, step=0.5)
-            max_output = st.number_input("Output kept per cell (MB)", min_value=0.1, value=5.0, step=1.0)
+            memory = st.number_input("Memory limit (GiB)", min_value=0.25, value=limits.memory_gib, step=0.5)
+            max_output = st.number_input("Output kept per cell (MB)", min_value=0.1, value=limits.max_cell_output_mb,
+                                         step=1.0)
         submitted = st.form_submit_button("Build", type="primary")
     if not submitted:
         return
