@@ -59,8 +59,7 @@ class OutputLimits:
     def from_mb(cls, cell_mb: float, total_mb: float) -> OutputLimits:
         """Limits given in MB (10**6 bytes), as the CLI and ``BuildOptions`` take them."""
         for name, value in (("max_cell_output_mb", cell_mb), ("max_output_mb", total_mb)):
-            if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-                    or value <= 0):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
                 raise OptionError(f"{name} must be a positive number of MB, got {value!r}")
         return cls(cell_bytes=int(cell_mb * MB), total_bytes=int(total_mb * MB))
 
@@ -85,10 +84,14 @@ class OutputCut:
 
     def describe(self) -> str:
         """``9.3 MB of output cut by handoff (per-cell limit 5 MB)``."""
-        rich = (f"; {self.dropped_outputs} image{'s' * (self.dropped_outputs != 1)} or other rich outputs dropped"
-                if self.dropped_outputs else "")
-        return (f"{_human(self.cut_bytes)} of output cut by handoff "
-                f"({self.scope} limit {_human(self.limit_bytes)}{rich})")
+        rich = (
+            f"; {self.dropped_outputs} image{'s' * (self.dropped_outputs != 1)} or other rich outputs dropped"
+            if self.dropped_outputs
+            else ""
+        )
+        return (
+            f"{_human(self.cut_bytes)} of output cut by handoff ({self.scope} limit {_human(self.limit_bytes)}{rich})"
+        )
 
     def marker(self) -> str:
         return f"… {self.describe()} …\n"
@@ -114,8 +117,9 @@ class OutputBudget:
         if not state.overflow:
             return
         tail = state.final_tail()
-        cut = OutputCut(state.cell_index, state.overflow_bytes - state.tail_size, state.dropped,
-                        state.scope, state.limit_bytes)
+        cut = OutputCut(
+            state.cell_index, state.overflow_bytes - state.tail_size, state.dropped, state.scope, state.limit_bytes
+        )
         outputs.append(new_output("stream", name="stderr", text=cut.marker()))
         for name, chunks in itertools.groupby(tail, key=lambda chunk: chunk[0]):
             outputs.append(new_output("stream", name=name, text="".join(text for _, text in chunks)))
@@ -172,7 +176,7 @@ class _CellOutputs:
             if newline < 0:
                 self.tail_size -= _size(self.tail.popleft()[1])
             else:
-                self._trim_first(_size(text[:newline + 1]))
+                self._trim_first(_size(text[: newline + 1]))
         return list(self.tail)
 
     def _trim_first(self, excess: int) -> None:
@@ -192,8 +196,9 @@ class CappedNotebookClient(PapermillNotebookClient):
         self.output_budget = output_budget or OutputBudget()
         self._cell: _CellOutputs | None = None
 
-    async def async_execute_cell(self, cell: NotebookNode, cell_index: int, execution_count: int | None = None,
-                                 store_history: bool = True) -> NotebookNode:
+    async def async_execute_cell(
+        self, cell: NotebookNode, cell_index: int, execution_count: int | None = None, store_history: bool = True
+    ) -> NotebookNode:
         self._cell = self.output_budget.open_cell(cell_index)
         try:
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
@@ -203,8 +208,9 @@ class CappedNotebookClient(PapermillNotebookClient):
 
     execute_cell = run_sync(async_execute_cell)
 
-    def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None,
-               cell_index: int) -> NotebookNode | None:
+    def output(
+        self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> NotebookNode | None:
         state = self._cell
         if state is None or self.output_hook_stack[msg["parent_header"].get("msg_id")]:
             return super().output(outs, msg, display_id, cell_index)  # e.g. an Output widget's messages
@@ -231,7 +237,7 @@ class CappedNotebookClient(PapermillNotebookClient):
                 if head:
                     state.used += _size(head)
                     outs.append(new_output("stream", name=content.get("name", "stdout"), text=head))
-                    text = text[len(head):]
+                    text = text[len(head) :]
                 state.overflow = True
             state.push_tail(content.get("name", "stdout"), text)
             return None
@@ -254,17 +260,31 @@ class CappedEngine(NBClientEngine):
     """papermill's nbclient engine, running ``CappedNotebookClient``."""
 
     @classmethod
-    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
-                                 stdout_file: Any = None, stderr_file: Any = None, start_timeout: float = 60,
-                                 execution_timeout: float | None = None, output_budget: OutputBudget | None = None,
-                                 **kwargs: Any) -> Any:
+    def execute_managed_notebook(
+        cls,
+        nb_man: Any,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        start_timeout: float = 60,
+        execution_timeout: float | None = None,
+        output_budget: OutputBudget | None = None,
+        **kwargs: Any,
+    ) -> Any:
         # The same argument handling as NBClientEngine's, which names its client class inline.
         kwargs = remove_args(["input_path"], **kwargs)
         safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
         final_kwargs = merge_kwargs(
-            safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
-            startup_timeout=start_timeout, kernel_name=kernel_name, log=logger, log_output=log_output,
-            stdout_file=stdout_file, stderr_file=stderr_file)
+            safe_kwargs,
+            timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=logger,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+        )
         nb_man.save = functools.partial(_save_unsplit, nb_man)
         key = id(nb_man.nb)
         _RUN_HERE[key] = weakref.ref(nb_man.nb, lambda _, key=key: _RUN_HERE.pop(key, None))  # type: ignore[misc]
@@ -307,8 +327,10 @@ def _size(text: str) -> int:
 
 
 def _data_size(content: dict[str, Any]) -> int:
-    return sum(_size(v) if isinstance(v, str) else len(json.dumps(v, default=str))
-               for v in (content.get("data") or {}).values())
+    return sum(
+        _size(v) if isinstance(v, str) else len(json.dumps(v, default=str))
+        for v in (content.get("data") or {}).values()
+    )
 
 
 def _head(text: str, room: int) -> str:
@@ -317,7 +339,7 @@ def _head(text: str, room: int) -> str:
         return ""
     head = text[:room] if text.isascii() else text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
     newline = head.rfind("\n")
-    return head[:newline + 1] if newline >= 0 else head
+    return head[: newline + 1] if newline >= 0 else head
 
 
 def _drop_bytes(text: str, count: int) -> str:
