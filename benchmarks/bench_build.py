@@ -71,7 +71,8 @@ def main() -> None:
     build_median, papermill_median = statistics.median(build_times), statistics.median(papermill_times)
     print(f"notebook: {notebook.relative_to(ROOT) if notebook.is_relative_to(ROOT) else notebook}, runs: {args.runs}")
     print(
-        f"handoff.build            median {build_median:6.2f}s  (min {min(build_times):.2f}s, max {max(build_times):.2f}s)"
+        f"handoff.build            median {build_median:6.2f}s  (min {min(build_times):.2f}s, "
+        f"max {max(build_times):.2f}s)"
     )
     print(
         f"papermill.execute        median {papermill_median:6.2f}s  (min {min(papermill_times):.2f}s, "

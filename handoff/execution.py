@@ -242,7 +242,7 @@ def _cut_warnings(nb: nbformat.NotebookNode, budget: OutputBudget) -> list[str]:
     cells = [_position(ran[cut.cell_index]) if cut.cell_index < len(ran) else None for cut in budget.cuts]
     return [
         f"cell {cell or '(handoff)'}: {cut.describe()}; the executed notebook keeps its first and last lines"
-        for cell, cut in zip(cells, budget.cuts)
+        for cell, cut in zip(cells, budget.cuts, strict=True)
     ]
 
 

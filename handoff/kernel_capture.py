@@ -202,9 +202,8 @@ def _after_cell(result: Any = None) -> None:
         _state["last_count"] = count
     seen = _state["fitted"]
     for name, value in _user_namespace().items():
-        if is_model(value) and is_fitted(value):
-            if name not in seen or seen[name][0] != id(value):
-                seen[name] = (id(value), count)
+        if is_model(value) and is_fitted(value) and (name not in seen or seen[name][0] != id(value)):
+            seen[name] = (id(value), count)
 
 
 def _choose_model(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 KINDS = ("build", "stage", "check")
 STALE_AFTER = 24 * 3600.0  # seconds; no build runs this long (the default whole-run limit is 1 h)
-_NAME = re.compile(r"^handoff-(?:%s)-(\d+)-" % "|".join(KINDS))
+_NAME = re.compile(rf"^handoff-(?:{'|'.join(KINDS)})-(\d+)-")
 
 
 def private_dir(kind: str) -> Path:

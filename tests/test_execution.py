@@ -3,6 +3,7 @@ keeps the partial notebook, and creates no version."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def test_progress_events_cover_every_code_cell_in_order(write_notebook, store: S
     assert cells == [(1, 3, 2), (2, 3, 3), (3, 3, 4)]
     stages = [e.stage for e in events]
     assert stages.index("inspect") < stages.index("execute") < stages.index("serialize") < stages.index("record")
-    assert all(a.elapsed <= b.elapsed for a, b in zip(events, events[1:]))
+    assert all(a.elapsed <= b.elapsed for a, b in itertools.pairwise(events))
 
 
 def test_uploaded_file_names_cannot_leave_the_build_dir(iris_notebook) -> None:

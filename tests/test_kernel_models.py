@@ -70,9 +70,12 @@ def test_ensemble_members_and_wrapped_estimators_are_parts(write_notebook, store
         [
             SPLIT
             + (
-                "from sklearn.calibration import CalibratedClassifierCV\nfrom sklearn.ensemble import VotingClassifier\n"
-                "from sklearn.linear_model import LogisticRegression\nfrom sklearn.tree import DecisionTreeClassifier\n"
-                "vote = VotingClassifier([('lr', LogisticRegression(max_iter=5000)), ('tree', DecisionTreeClassifier())], voting='soft')\n"
+                "from sklearn.calibration import CalibratedClassifierCV\n"
+                "from sklearn.ensemble import VotingClassifier\n"
+                "from sklearn.linear_model import LogisticRegression\n"
+                "from sklearn.tree import DecisionTreeClassifier\n"
+                "vote = VotingClassifier([('lr', LogisticRegression(max_iter=5000)), "
+                "('tree', DecisionTreeClassifier())], voting='soft')\n"
                 "calibrated = CalibratedClassifierCV(vote, cv=3).fit(X_train, y_train)\n"
                 "member = calibrated.calibrated_classifiers_[0].estimator.estimators_[0]\n"
                 "model = member  # a preferred name on an inner part must not win"
@@ -107,7 +110,8 @@ def test_skops_files_are_candidates_too(write_notebook, store: Store) -> None:
             SPLIT
             + (
                 "import skops.io\nfrom sklearn.linear_model import LogisticRegression\n"
-                "def fit():\n    skops.io.dump(LogisticRegression(max_iter=5000).fit(X_train, y_train), 'out/clf.bin')\n"
+                "def fit():\n"
+                "    skops.io.dump(LogisticRegression(max_iter=5000).fit(X_train, y_train), 'out/clf.bin')\n"
                 "import os\nos.makedirs('out')\nfit()"
             )
         ]
@@ -149,7 +153,8 @@ def test_bad_model_files_are_skipped_with_a_warning_and_never_loaded_here(
                 "pickle.dump({'weights': [1, 2]}, open('not_a_model.pkl', 'wb'))\n"
                 "open('broken.joblib', 'wb').write(b'\\x80\\x04garbage that is no pickle')\n"
                 "class Payload:\n"
-                f"    def __reduce__(self):\n        return (exec, (\"import os; open({str(marker)!r}, 'a').write(str(os.getpid()))\",))\n"
+                "    def __reduce__(self):\n"
+                f"        return (exec, (\"import os; open({str(marker)!r}, 'a').write(str(os.getpid()))\",))\n"
                 "pickle.dump(Payload(), open('payload.sav', 'wb'))\n"
                 "with open('huge.pkl', 'wb') as f:\n    f.write(b'\\x80\\x04'); f.truncate(2 * 1024**3)"
             )

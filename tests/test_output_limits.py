@@ -79,7 +79,10 @@ def test_cell_over_the_cap_keeps_head_marker_tail_and_warns(write_notebook, stor
 
 def test_total_limit_applies_across_cells(write_notebook, store: Store) -> None:
     # four cells of 0.4 MB each under a 1 MB total: two whole, the third cut, the fourth left with a few bytes
-    cell = "print('START-{n}')\nprint('x' * 99 + '\\n', end='' )\nprint(('%09d\\n' % 0) * 40_000, end='')\nprint('END-{n}')"
+    cell = (
+        "print('START-{n}')\nprint('x' * 99 + '\\n', end='' )\nprint(('%09d\\n' % 0) * 40_000, end='')\n"
+        "print('END-{n}')"
+    )
     path = write_notebook([cell.format(n=n) for n in range(1, 5)] + [TRAIN_IRIS])
     result = build(path, store, max_cell_output_mb=1, max_output_mb=1)
     assert result.ok, result.error

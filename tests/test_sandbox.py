@@ -100,7 +100,8 @@ def test_allow_network_opens_it_and_is_recorded(write_notebook, store: Store) ->
     server, received = _listener()
     path = write_notebook(
         [
-            f"import socket\nsocket.create_connection(('127.0.0.1', {server.getsockname()[1]}), timeout=5).sendall(b'hi')",
+            "import socket\n"
+            f"socket.create_connection(('127.0.0.1', {server.getsockname()[1]}), timeout=5).sendall(b'hi')",
             TRAIN_IRIS,
         ]
     )
@@ -143,7 +144,9 @@ def test_a_pickle_payload_runs_only_inside_the_sandboxed_worker(tmp_path: Path, 
             "more than 10 processes (process limit, --max-processes)",
         ),
         (
-            "import time\nfor i in range(8):\n    open(f'blob{i}', 'wb').write(os.urandom(8 * 1024**2))\ntime.sleep(20)",
+            "import time\n"
+            "for i in range(8):\n    open(f'blob{i}', 'wb').write(os.urandom(8 * 1024**2))\n"
+            "time.sleep(20)",
             {"max_disk_gib": 0.03},
             "over the disk limit of 0.0 GiB (--max-disk)",
         ),
