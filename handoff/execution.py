@@ -229,9 +229,9 @@ def execute(
             0.0,
         ),
         cells={
-            c.execution_count: _position(c)
+            c.execution_count: position
             for c in executed.cells
-            if c.cell_type == "code" and c.get("execution_count") and _position(c)
+            if c.cell_type == "code" and c.get("execution_count") and (position := _position(c))
         },
     )
 
@@ -265,7 +265,7 @@ def _sandboxed_kernel_manager(
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
-    class SandboxedKernelManager(AsyncKernelManager):  # type: ignore[misc]
+    class SandboxedKernelManager(AsyncKernelManager):
         # IPC sockets are named after the kernel's unique connection file; TCP ports are picked
         # at random and two kernels starting at once can race for the same one. IPC also works
         # across the sandbox's network namespace.
@@ -286,7 +286,9 @@ def _sandboxed_kernel_manager(
                 kw.setdefault("stdout", handle)
                 kw.setdefault("stderr", handle)
                 await super()._async_launch_kernel(wrapped, **kw)
-            pid = self.provisioner.process.pid
+            # jupyter_client types `provisioner` as the optional base class and LocalProvisioner's
+            # `process` as None; after a launch it is the LocalProvisioner holding the Popen.
+            pid = self.provisioner.process.pid  # type: ignore[union-attr]
             state["manager"] = (pid, sandbox.Watchdog(pid, workdir, policy.limits))
 
     return SandboxedKernelManager
@@ -318,11 +320,13 @@ def _with_capture_cells(
 
 
 def _position(cell: nbformat.NotebookNode) -> int | None:
-    return cell.get("metadata", {}).get("handoff_position")
+    position: int | None = cell.get("metadata", {}).get("handoff_position")
+    return position
 
 
 def _role(cell: nbformat.NotebookNode) -> str | None:
-    return cell.get("metadata", {}).get("handoff_role")
+    role: str | None = cell.get("metadata", {}).get("handoff_role")
+    return role
 
 
 def _user_view(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:

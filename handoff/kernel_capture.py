@@ -22,7 +22,7 @@ import site
 import sys
 import traceback
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -286,7 +286,7 @@ def _split_pairs() -> list[tuple[str, str]]:
     """``(X_test, y_test)`` names from ``a, b, c, d = train_test_split(X, y, ...)`` in the notebook."""
     import ast
 
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for _, tree in _cell_trees():
         for node in ast.walk(tree):
             if not (
@@ -297,8 +297,9 @@ def _split_pairs() -> list[tuple[str, str]]:
                 continue
             func = node.value.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-            names = [getattr(t, "id", None) for t in node.targets[0].elts]
-            if called == "train_test_split" and len(names) == 4 and all(names):
+            targets = node.targets[0].elts
+            names = [t.id for t in targets if isinstance(t, ast.Name)]  # plain names only
+            if called == "train_test_split" and len(names) == len(targets) == 4:
                 pairs.append((names[1], names[3]))
     return pairs
 
@@ -439,7 +440,7 @@ class _ModuleRecorder:
 
         modules: set[str] = set()
 
-        class Pickler(cloudpickle.CloudPickler):
+        class Pickler(cloudpickle.CloudPickler):  # type: ignore[misc]  # cloudpickle is untyped (Any)
             def persistent_id(self, obj: Any) -> None:
                 if isinstance(obj, types.ModuleType):
                     modules.add(obj.__name__)
@@ -499,12 +500,12 @@ def _input_example(model: Any, namespace: dict[str, Any], path: Path) -> tuple[d
 
 def _predicts_on(model: Any, example: Any) -> bool:
     try:
-        return len(model.predict(example)) == example.shape[0]
+        return bool(len(model.predict(example)) == example.shape[0])
     except Exception:  # the wrong shape or dtype: not the training input
         return False
 
 
-def _distributions_of(modules: set[str], owners: dict[str, list[str]], versions: dict[str, str]) -> dict[str, str]:
+def _distributions_of(modules: set[str], owners: Mapping[str, list[str]], versions: dict[str, str]) -> dict[str, str]:
     """Map module names to the installed distributions that provide them, with exact versions."""
     tops = {m.split(".")[0] for m in modules}
     tops -= set(sys.stdlib_module_names) | {"__main__", "builtins", "handoff", "__mp_main__"}

@@ -188,8 +188,10 @@ class _CellOutputs:
             self.mid_line = text[len(text) - len(kept) - 1] != "\n"
 
 
-class CappedNotebookClient(PapermillNotebookClient):
+class CappedNotebookClient(PapermillNotebookClient):  # type: ignore[misc]  # papermill is untyped (Any)
     """papermill's client with output limits applied as messages arrive."""
+
+    clear_before_next_output: bool  # nbclient's, set in its reset_execution_trackers()
 
     def __init__(self, nb_man: Any, km: Any = None, output_budget: OutputBudget | None = None, **kw: Any) -> None:
         super().__init__(nb_man, km=km, **kw)
@@ -201,7 +203,8 @@ class CappedNotebookClient(PapermillNotebookClient):
     ) -> NotebookNode:
         self._cell = self.output_budget.open_cell(cell_index)
         try:
-            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            executed: NotebookNode = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            return executed
         finally:  # also on an error or a timeout: the partly executed notebook is kept too
             state, self._cell = self._cell, None
             self.output_budget.close_cell(state, cell.get("outputs", []))
@@ -213,7 +216,7 @@ class CappedNotebookClient(PapermillNotebookClient):
     ) -> NotebookNode | None:
         state = self._cell
         if state is None or self.output_hook_stack[msg["parent_header"].get("msg_id")]:
-            return super().output(outs, msg, display_id, cell_index)  # e.g. an Output widget's messages
+            return self._kept(outs, msg, display_id, cell_index)  # e.g. an Output widget's messages
         if self.clear_before_next_output:  # a clear_output(wait=True) takes effect now
             outs[:] = []
             self.clear_display_id_mapping(cell_index)
@@ -222,8 +225,8 @@ class CappedNotebookClient(PapermillNotebookClient):
         msg_type, content = msg["msg_type"], msg["content"]
         if msg_type == "error":
             if not state.overflow:
-                return super().output(outs, msg, display_id, cell_index)
-            out = output_from_msg(msg)
+                return self._kept(outs, msg, display_id, cell_index)
+            out: NotebookNode = output_from_msg(msg)
             state.late.append(out)
             return out
         if msg_type == "stream":
@@ -231,7 +234,7 @@ class CappedNotebookClient(PapermillNotebookClient):
             size = _size(text)
             if state.fits(size):
                 state.used += size
-                return super().output(outs, msg, display_id, cell_index)
+                return self._kept(outs, msg, display_id, cell_index)
             if not state.overflow:
                 head = _head(text, state.head_budget - state.used)
                 if head:
@@ -244,11 +247,18 @@ class CappedNotebookClient(PapermillNotebookClient):
         size = _data_size(content)
         if state.fits(size):
             state.used += size
-            return super().output(outs, msg, display_id, cell_index)
+            return self._kept(outs, msg, display_id, cell_index)
         state.overflow = True
         state.overflow_bytes += size
         state.dropped += 1
         return None
+
+    def _kept(
+        self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> NotebookNode | None:
+        """nbclient's own handling of the output message: kept in the cell as usual."""
+        out: NotebookNode | None = super().output(outs, msg, display_id, cell_index)
+        return out
 
     def clear_output(self, outs: list[NotebookNode], msg: dict[str, Any], cell_index: int) -> None:
         super().clear_output(outs, msg, cell_index)
@@ -256,7 +266,7 @@ class CappedNotebookClient(PapermillNotebookClient):
             self._cell.reset()
 
 
-class CappedEngine(NBClientEngine):
+class CappedEngine(NBClientEngine):  # type: ignore[misc]  # papermill is untyped (Any)
     """papermill's nbclient engine, running ``CappedNotebookClient``."""
 
     @classmethod
@@ -318,7 +328,7 @@ def _write_ipynb(nb: NotebookNode, path: str) -> None:
 
 
 papermill_engines.register(ENGINE_NAME, CappedEngine)
-papermill.execute.write_ipynb = _write_ipynb  # type: ignore[attr-defined]  # other engines: unchanged
+papermill.execute.write_ipynb = _write_ipynb  # other engines: unchanged
 
 
 def _size(text: str) -> int:

@@ -36,7 +36,7 @@ def sweep_stale(root: Path | None = None, max_age: float = STALE_AFTER) -> list[
     """Remove this user's handoff temp dirs whose owner process is gone or that are older than
     ``max_age`` seconds; returns what was removed. Never touches this process's own dirs."""
     root = Path(root or tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(root))
     except OSError:
