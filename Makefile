@@ -1,12 +1,13 @@
 # Two commands matter: `make run` and `make test`. Both set everything up first and are
-# idempotent: the virtualenv is rebuilt only when pyproject.toml changes.
+# idempotent: the virtualenv is rebuilt only when pyproject.toml changes. `make lint` is the quick
+# part of `make test`: lint, format check and type check, no notebooks run.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .make-stamps
 export HANDOFF_HOME ?= $(HOME)/.handoff
 
-.PHONY: run test setup test-setup bench audit clean
+.PHONY: run test lint setup test-setup bench audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +37,15 @@ test-setup: $(STAMPS)/test-install
 run: setup
 	$(BIN)/handoff app
 
-test: test-setup
+# All three run even when one fails, so one run shows every finding (settings: pyproject.toml).
+lint: test-setup
+	@status=0; \
+	echo "ruff check ."; $(BIN)/ruff check . || status=1; \
+	echo "ruff format --check ."; $(BIN)/ruff format --check . || status=1; \
+	echo "mypy handoff"; $(BIN)/mypy handoff || status=1; \
+	exit $$status
+
+test: test-setup lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 # Known vulnerabilities in the installed packages. Needs pip-audit's vulnerability service (network):

@@ -7,8 +7,9 @@ import logging
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_notebooks" / "iris_classifier.ipynb"
@@ -35,4 +36,3 @@ def median_time(runs: int, action: Callable[[], Any]) -> float:
         action()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
-

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import papermill
-from _common import ROOT, arguments
 
 import handoff
+from _common import ROOT, arguments
 from handoff import sandbox
 
 
@@ -34,8 +34,14 @@ def main() -> None:
         store.list_models()  # create the database once, outside the timed runs
         # one untimed warm-up of each, so imports and first-use costs are not counted
         handoff.build(notebook, params, store=store)
-        papermill.execute_notebook(str(notebook), f"{tmp}/warm.ipynb", parameters=params, progress_bar=False,
-                                   cwd=str(notebook.parent), kernel_name="python3")
+        papermill.execute_notebook(
+            str(notebook),
+            f"{tmp}/warm.ipynb",
+            parameters=params,
+            progress_bar=False,
+            cwd=str(notebook.parent),
+            kernel_name="python3",
+        )
         build_times, papermill_times, partial_times, stages = [], [], [], {}
         for i in range(args.runs):
             os.environ["HANDOFF_SANDBOX"] = "partial"
@@ -52,21 +58,36 @@ def main() -> None:
             for stage, seconds in result.timings.items():
                 stages.setdefault(stage, []).append(seconds)
             started = time.perf_counter()
-            papermill.execute_notebook(str(notebook), f"{tmp}/out{i}.ipynb", parameters=params, progress_bar=False,
-                                       cwd=str(notebook.parent), kernel_name="python3")
+            papermill.execute_notebook(
+                str(notebook),
+                f"{tmp}/out{i}.ipynb",
+                parameters=params,
+                progress_bar=False,
+                cwd=str(notebook.parent),
+                kernel_name="python3",
+            )
             papermill_times.append(time.perf_counter() - started)
 
     build_median, papermill_median = statistics.median(build_times), statistics.median(papermill_times)
     print(f"notebook: {notebook.relative_to(ROOT) if notebook.is_relative_to(ROOT) else notebook}, runs: {args.runs}")
-    print(f"handoff.build            median {build_median:6.2f}s  (min {min(build_times):.2f}s, max {max(build_times):.2f}s)")
-    print(f"papermill.execute        median {papermill_median:6.2f}s  (min {min(papermill_times):.2f}s, "
-          f"max {max(papermill_times):.2f}s)")
+    print(
+        f"handoff.build            median {build_median:6.2f}s  (min {min(build_times):.2f}s, "
+        f"max {max(build_times):.2f}s)"
+    )
+    print(
+        f"papermill.execute        median {papermill_median:6.2f}s  (min {min(papermill_times):.2f}s, "
+        f"max {max(papermill_times):.2f}s)"
+    )
     print(f"ratio handoff/papermill  {build_median / papermill_median:.2f}  (target <= 1.5)")
-    print(f"sandbox ({sandbox.detect().kind}) overhead per build: median "
-          f"{build_median - statistics.median(partial_times):+.3f}s (target <= 0.3s; unsandboxed build median "
-          f"{statistics.median(partial_times):.2f}s)")
-    print("handoff median per stage: " + ", ".join(
-        f"{stage} {statistics.median(values):.3f}s" for stage, values in stages.items()))
+    print(
+        f"sandbox ({sandbox.detect().kind}) overhead per build: median "
+        f"{build_median - statistics.median(partial_times):+.3f}s (target <= 0.3s; unsandboxed build median "
+        f"{statistics.median(partial_times):.2f}s)"
+    )
+    print(
+        "handoff median per stage: "
+        + ", ".join(f"{stage} {statistics.median(values):.3f}s" for stage, values in stages.items())
+    )
 
 
 if __name__ == "__main__":

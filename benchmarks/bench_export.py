@@ -14,9 +14,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from _common import arguments, median_time
-
 import handoff
+from _common import arguments, median_time
 from handoff.lifecycle import stored_package
 
 
@@ -47,8 +46,9 @@ def main() -> None:
         rebuild_s = median_time(args.runs, rebuild)
 
         mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'peer.db'}")
-        mlflow.set_experiment(experiment_id=mlflow.create_experiment(
-            "peer", artifact_location=(tmp_path / "peer-artifacts").as_uri()))  # not ./mlruns
+        mlflow.set_experiment(
+            experiment_id=mlflow.create_experiment("peer", artifact_location=(tmp_path / "peer-artifacts").as_uri())
+        )  # not ./mlruns
 
         def log_model() -> None:
             with mlflow.start_run():

@@ -16,14 +16,15 @@ import resource
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import nbformat
 import papermill
-from _common import arguments
 
 import handoff
+from _common import arguments
 from handoff.output_limits import ENGINE_NAME, OutputBudget
 
 PAGE = resource.getpagesize()
@@ -60,11 +61,15 @@ def main() -> None:
         notebook = Path(tmp) / "prints.ipynb"
         nb = nbformat.v4.new_notebook()
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
-        nb.cells = [nbformat.v4.new_code_cell(f"for i in range({args.lines}):\n    print(i)"),
-                    nbformat.v4.new_code_cell("from sklearn.datasets import load_iris\n"
-                                              "from sklearn.linear_model import LogisticRegression\n"
-                                              "X, y = load_iris(return_X_y=True, as_frame=True)\n"
-                                              "model = LogisticRegression(max_iter=300).fit(X, y)")]
+        nb.cells = [
+            nbformat.v4.new_code_cell(f"for i in range({args.lines}):\n    print(i)"),
+            nbformat.v4.new_code_cell(
+                "from sklearn.datasets import load_iris\n"
+                "from sklearn.linear_model import LogisticRegression\n"
+                "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+                "model = LogisticRegression(max_iter=300).fit(X, y)"
+            ),
+        ]
         nbformat.write(nb, notebook)
         store = handoff.open_store(Path(tmp) / "store")
         store.list_models()  # create the database outside the measured runs
@@ -74,20 +79,29 @@ def main() -> None:
         stored = len(store.read_artifact(result.run_id, "notebook/executed.ipynb"))
 
         def run_papermill(out: str, **engine: Any) -> tuple[Any, float, int, int]:
-            return measure(lambda: papermill.execute_notebook(str(notebook), f"{tmp}/{out}", progress_bar=False,
-                                                              kernel_name="python3", cwd=tmp, **engine))
+            return measure(
+                lambda: papermill.execute_notebook(
+                    str(notebook), f"{tmp}/{out}", progress_bar=False, kernel_name="python3", cwd=tmp, **engine
+                )
+            )
 
         _, *engine = run_papermill("engine.ipynb", engine_name=ENGINE_NAME, output_budget=OutputBudget())
         _, *bare = run_papermill("bare.ipynb")
 
         def line(label: str, figures: list[Any], size: int, extra: str = "") -> None:
             seconds, peak, start = figures
-            print(f"{label:<32} {seconds:6.2f}s  peak RSS {peak / 1e6:6.1f} MB (+{(peak - start) / 1e6:5.1f} MB "
-                  f"during the run)  executed notebook {size / 1e6:5.1f} MB{extra}")
+            print(
+                f"{label:<32} {seconds:6.2f}s  peak RSS {peak / 1e6:6.1f} MB (+{(peak - start) / 1e6:5.1f} MB "
+                f"during the run)  executed notebook {size / 1e6:5.1f} MB{extra}"
+            )
 
         print(f"notebook: one cell printing {args.lines:,} lines")
-        line("handoff.build (5 MB cap)", build, stored,
-             "\n  stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
+        line(
+            "handoff.build (5 MB cap)",
+            build,
+            stored,
+            "\n  stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()),
+        )
         line("papermill + handoff engine", engine, Path(f"{tmp}/engine.ipynb").stat().st_size)
         line("papermill (no cap)", bare, Path(f"{tmp}/bare.ipynb").stat().st_size)
         print("warnings: " + "; ".join(result.warnings))

@@ -19,9 +19,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import ROOT, arguments, median_time
-
 import handoff
+from _common import ROOT, arguments, median_time
 from handoff.record import Metric
 
 
@@ -37,13 +36,20 @@ def main() -> None:
         started = time.perf_counter()
         for i in range(2, args.versions + 1):
             staging = Path(tmp) / f"staging-{i}"
-            shutil.copytree(store.local_artifacts(first.run_id), staging,
-                            ignore=shutil.ignore_patterns("package", "handoff"))
+            shutil.copytree(
+                store.local_artifacts(first.run_id), staging, ignore=shutil.ignore_patterns("package", "handoff")
+            )
             metrics = {"accuracy": 0.9 + (i % 17) / 200, "f1": 0.88 + (i % 13) / 200}
             params = {**record.inputs.parameters, "n_estimators": 10 + i}
-            store.record_build(staging=staging, register=True, record=replace(
-                record, inputs=replace(record.inputs, parameters=params),
-                outputs=replace(record.outputs, metrics=tuple(Metric(k, v) for k, v in metrics.items()))))
+            store.record_build(
+                staging=staging,
+                register=True,
+                record=replace(
+                    record,
+                    inputs=replace(record.inputs, parameters=params),
+                    outputs=replace(record.outputs, metrics=tuple(Metric(k, v) for k, v in metrics.items())),
+                ),
+            )
             shutil.rmtree(staging)
         created = time.perf_counter() - started
         name = first.name
@@ -52,7 +58,9 @@ def main() -> None:
         five = [v.version for v in versions[-5:]]
 
         list_s = median_time(args.runs, lambda: store.list_versions(name))
-        peer_s = median_time(args.runs, lambda: store.client.search_model_versions(f"name = '{name}'", max_results=10000))
+        peer_s = median_time(
+            args.runs, lambda: store.client.search_model_versions(f"name = '{name}'", max_results=10000)
+        )
         compare_s = median_time(args.runs, lambda: handoff.compare(name, five, store=store))
 
         from streamlit.testing.v1 import AppTest
@@ -72,7 +80,9 @@ def main() -> None:
             assert not at.exception, at.exception
 
         versions_page_s = median_time(args.runs, lambda: render("versions"))
-        compare_page_s = median_time(args.runs, lambda: render("compare", model=name, versions=",".join(map(str, five))))
+        compare_page_s = median_time(
+            args.runs, lambda: render("compare", model=name, versions=",".join(map(str, five)))
+        )
 
     print(f"{args.versions} versions of {name} recorded through the store API in {created:.1f}s")
     print(f"Store.list_versions                   median {list_s * 1000:8.1f} ms")

@@ -56,13 +56,44 @@ _LAZY = {
 }
 
 __all__ = [
-    "BuildEvent", "BuildFailure", "BuildOptions", "BuildResult", "CheckConfig", "CheckReport", "CheckResult",
-    "Comparison", "ExportResult", "HandoffError", "InputError", "PromotionRefused", "VerifyReport",
-    "check_version", "compare", "export", "history", "promote", "rollback", "verify", "verify_recorded",
+    "BuildEvent",
+    "BuildFailure",
+    "BuildOptions",
+    "BuildResult",
+    "CheckConfig",
+    "CheckReport",
+    "CheckResult",
+    "Comparison",
+    "ExportResult",
+    "HandoffError",
+    "InputError",
+    "NotebookFormatError",
+    "NotebookParameter",
+    "OptionError",
+    "ParameterError",
+    "PromotionRefused",
+    "Store",
+    "StoreError",
+    "TamperedError",
+    "VerifyReport",
+    "VersionNotFoundError",
+    "VersionRecord",
+    "__version__",
+    "build",
+    "check_version",
+    "compare",
+    "export",
+    "history",
+    "load_notebook",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "open_store",
+    "promote",
+    "rollback",
+    "verify",
+    "verify_recorded",
     "verify_store",
-    "NotebookFormatError", "NotebookParameter", "OptionError", "ParameterError", "Store", "StoreError", "TamperedError",
-    "VersionNotFoundError", "VersionRecord", "__version__", "build", "load_notebook", "log_metric",
-    "log_metrics", "log_model", "open_store",
 ]
 
 if TYPE_CHECKING:
@@ -70,12 +101,20 @@ if TYPE_CHECKING:
     from handoff.check_config import CheckConfig
     from handoff.checklist import CheckReport
     from handoff.checks import CheckResult
-    from handoff.events import BuildEvent
     from handoff.comparison import Comparison, compare
-    from handoff.lifecycle import (ExportResult, check_version, export, history, promote, rollback, verify_recorded,
-                                   verify_store)
-    from handoff.package import VerifyReport, verify
+    from handoff.events import BuildEvent
     from handoff.inspection import NotebookParameter, load_notebook
+    from handoff.lifecycle import (
+        ExportResult,
+        check_version,
+        export,
+        history,
+        promote,
+        rollback,
+        verify_recorded,
+        verify_store,
+    )
+    from handoff.package import VerifyReport, verify
     from handoff.store import Store, VersionRecord, open_store
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -119,9 +120,16 @@ class AppGuard:
             await send({"type": "websocket.close", "code": 1008})
             return
         body = f"403 Forbidden: {reason}\n".encode()
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _setting_cookie(self, send: Send, headers: dict[str, str]) -> Send:

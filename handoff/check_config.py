@@ -14,19 +14,25 @@ import math
 import operator
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from handoff.errors import OptionError
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
 }
 _THRESHOLD = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 #: Metrics for which lower is better, recognised by a ``_``-separated part of their name.
-LOWER_IS_BETTER_PARTS = frozenset({"loss", "logloss", "error", "err", "rmse", "mse", "mae", "mape", "rmsle",
-                                   "medae", "brier", "latency", "time"})
+LOWER_IS_BETTER_PARTS = frozenset(
+    {"loss", "logloss", "error", "err", "rmse", "mse", "mae", "mape", "rmsle", "medae", "brier", "latency", "time"}
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,10 @@ class Threshold:
     def parse(cls, text: str) -> Threshold:
         match = _THRESHOLD.match(text) if isinstance(text, str) else None
         if not match:
-            raise OptionError(f"malformed threshold {text!r}: expected METRIC OP NUMBER with OP one of "
-                              f"{', '.join(_OPERATORS)}, e.g. 'accuracy>=0.9'")
+            raise OptionError(
+                f"malformed threshold {text!r}: expected METRIC OP NUMBER with OP one of "
+                f"{', '.join(_OPERATORS)}, e.g. 'accuracy>=0.9'"
+            )
         return cls(match.group(1), match.group(2), float(match.group(3)))
 
     def holds(self, value: float) -> bool:
@@ -115,8 +123,10 @@ def _from_mapping(data: Mapping[str, Any], origin: str, base: CheckConfig) -> Ch
 
     unknown = sorted(set(data) - _KEYS - {"sources"})
     if unknown:
-        raise OptionError(f"{origin}: unknown checklist setting{'s' if len(unknown) > 1 else ''} "
-                          f"{', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}")
+        raise OptionError(
+            f"{origin}: unknown checklist setting{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}"
+        )
     changes: dict[str, Any] = {}
     for key, value in data.items():
         if key == "sources":
@@ -162,8 +172,12 @@ def _as_list(value: Any, key: str, origin: str) -> list[Any]:
     raise OptionError(f"{origin}: {key} must be a list, got {value!r}")
 
 
-def resolve_config(*, cli: Mapping[str, Any] | None = None, notebook_metadata: Mapping[str, Any] | None = None,
-                   notebook_dir: Path | None = None) -> CheckConfig:
+def resolve_config(
+    *,
+    cli: Mapping[str, Any] | None = None,
+    notebook_metadata: Mapping[str, Any] | None = None,
+    notebook_dir: Path | None = None,
+) -> CheckConfig:
     """The effective configuration: defaults < notebook metadata < handoff.toml < CLI/API.
 
     Test paths are relative to the notebook's folder in the metadata and ``handoff.toml``, and to
@@ -180,8 +194,9 @@ def resolve_config(*, cli: Mapping[str, Any] | None = None, notebook_metadata: M
             table = tomllib.loads(toml_path.read_text()).get("checks", {})
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise OptionError(f"{toml_path}: not valid TOML: {exc}") from exc
-        config = _from_mapping(_no_self_allowing(_absolute_tests(table, toml_path.parent), str(toml_path)),
-                               str(toml_path), config)
+        config = _from_mapping(
+            _no_self_allowing(_absolute_tests(table, toml_path.parent), str(toml_path)), str(toml_path), config
+        )
     given = {k: v for k, v in (cli or {}).items() if v not in (None, (), [], {})}
     if given:
         config = _from_mapping(_absolute_tests(given, Path.cwd()), "command line", config)

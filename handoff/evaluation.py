@@ -9,13 +9,21 @@ heavy at module level: scikit-learn's metrics are imported only when something i
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 #: ``(features, target)`` variable names taken as held-out data, in this order.
 HELD_OUT_NAMES = (
-    ("X_test", "y_test"), ("x_test", "y_test"), ("X_val", "y_val"), ("X_valid", "y_valid"),
-    ("X_validation", "y_validation"), ("X_holdout", "y_holdout"), ("Xte", "yte"), ("X_te", "y_te"),
-    ("test_X", "test_y"), ("val_X", "val_y"),
+    ("X_test", "y_test"),
+    ("x_test", "y_test"),
+    ("X_val", "y_val"),
+    ("X_valid", "y_valid"),
+    ("X_validation", "y_validation"),
+    ("X_holdout", "y_holdout"),
+    ("Xte", "yte"),
+    ("X_te", "y_te"),
+    ("test_X", "test_y"),
+    ("val_X", "val_y"),
 )
 #: At most this many held-out rows are kept for the fidelity check.
 FIDELITY_ROWS = 10_000

@@ -6,8 +6,9 @@ these plain values, so a new face needs nothing more than a callback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 STAGES = ("inspect", "execute", "capture", "serialize", "check", "record", "package")
 

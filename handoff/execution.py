@@ -12,9 +12,10 @@ import copy
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import nbformat
 import papermill
@@ -25,19 +26,19 @@ from papermill.exceptions import PapermillExecutionError
 from handoff import kernel_mlflow, sandbox
 from handoff.errors import (
     BuildFailure,
-    OptionError,
     BuildTimeoutFailure,
-    LimitExceededFailure,
     CaptureFailure,
     CellExecutionFailure,
     EarlyExitFailure,
     KernelDiedFailure,
     KernelStartFailure,
+    LimitExceededFailure,
+    OptionError,
 )
 from handoff.events import BuildEvent, EventCallback
 from handoff.inspection import NotebookSource
-from handoff.workdirs import private_dir
 from handoff.output_limits import ENGINE_NAME, OutputBudget, OutputLimits
+from handoff.workdirs import private_dir
 
 DEFAULT_KERNEL = "python3"
 CAPTURE_DIR = ".handoff"
@@ -108,18 +109,32 @@ def choose_kernel(notebook: nbformat.NotebookNode) -> tuple[str, str | None]:
     try:
         spec = KernelSpecManager().get_kernel_spec(wanted)
     except NoSuchKernel:
-        return DEFAULT_KERNEL, (f"the notebook's kernel {wanted!r} is not installed; "
-                                f"ran on the default Python kernel ({DEFAULT_KERNEL})")
+        return DEFAULT_KERNEL, (
+            f"the notebook's kernel {wanted!r} is not installed; ran on the default Python kernel ({DEFAULT_KERNEL})"
+        )
     if (spec.language or "python").lower() != "python":
-        return DEFAULT_KERNEL, (f"the notebook's kernel {wanted!r} is a {spec.language} kernel; "
-                                f"ran on the default Python kernel ({DEFAULT_KERNEL})")
+        return DEFAULT_KERNEL, (
+            f"the notebook's kernel {wanted!r} is a {spec.language} kernel; "
+            f"ran on the default Python kernel ({DEFAULT_KERNEL})"
+        )
     return wanted, None
 
 
-def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *, timeout: float,
-            cell_timeout: float, model_var: str | None, on_event: EventCallback,
-            started: float | None = None, start_timeout: float = 60, policy: sandbox.Policy | None = None,
-            hidden: tuple[Path, ...] = (), output_limits: OutputLimits | None = None) -> ExecutionResult:
+def execute(
+    source: NotebookSource,
+    params: Mapping[str, Any],
+    workdir: Path,
+    *,
+    timeout: float,
+    cell_timeout: float,
+    model_var: str | None,
+    on_event: EventCallback,
+    started: float | None = None,
+    start_timeout: float = 60,
+    policy: sandbox.Policy | None = None,
+    hidden: tuple[Path, ...] = (),
+    output_limits: OutputLimits | None = None,
+) -> ExecutionResult:
     """Run the notebook in ``workdir`` with ``params`` injected; never raises for notebook failures.
 
     The kernel runs in the sandbox (``policy``); ``hidden`` are paths it must not see (the store).
@@ -151,24 +166,42 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
             return
         state["done"] += 1
         first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
-        on_event(BuildEvent("execute", first_line[:120], done=state["done"], total=total, cell=position,
-                            elapsed=time.monotonic() - started))
+        on_event(
+            BuildEvent(
+                "execute",
+                first_line[:120],
+                done=state["done"],
+                total=total,
+                cell=position,
+                elapsed=time.monotonic() - started,
+            )
+        )
 
-    on_event(BuildEvent("execute", f"starting kernel {kernel_name}", done=0, total=total,
-                        elapsed=time.monotonic() - started))
+    on_event(
+        BuildEvent("execute", f"starting kernel {kernel_name}", done=0, total=total, elapsed=time.monotonic() - started)
+    )
     error: BaseException | None = None
     try:
         papermill.execute_notebook(
-            str(input_path), str(output_path), parameters=dict(params), kernel_name=kernel_name,
+            str(input_path),
+            str(output_path),
+            parameters=dict(params),
+            kernel_name=kernel_name,
             # The kernel starts in workdir; papermill's own ``cwd=`` would chdir this whole
             # process, which is not thread-safe (the app runs builds in worker threads).
-            language="python", progress_bar=False, resources={"metadata": {"path": str(workdir)}},
+            language="python",
+            progress_bar=False,
+            resources={"metadata": {"path": str(workdir)}},
             start_timeout=start_timeout,
-            request_save_on_cell_execute=True, timeout_func=timeout_func, on_cell_start=on_cell_start,
+            request_save_on_cell_execute=True,
+            timeout_func=timeout_func,
+            on_cell_start=on_cell_start,
             shutdown_kernel="immediate",
-            kernel_manager_class=_sandboxed_kernel_manager(capture_dir / "kernel.log", workdir, policy, state,
-                                                           readable=_readable(source), hidden=hidden),
-            engine_name=ENGINE_NAME, output_budget=budget,
+            kernel_manager_class=_sandboxed_kernel_manager(
+                capture_dir / "kernel.log", workdir, policy, state, readable=_readable(source), hidden=hidden
+            ),
+            engine_name=ENGINE_NAME,
+            output_budget=budget,
         )
     except PapermillExecutionError:
         pass  # read from the cells' outputs below, like every other notebook error
@@ -181,12 +214,25 @@ def execute(source: NotebookSource, params: Mapping[str, Any], workdir: Path, *,
     support = sandbox.detect()
     warnings = [w for w in (kernel_warning, support.warning) if w]
     return ExecutionResult(
-        notebook=_user_view(executed), failure=failure, kernel_name=kernel_name, capture_dir=capture_dir,
-        seconds=time.monotonic() - run_started, warnings=(*warnings, *_cut_warnings(executed, budget)),
-        capture_seconds=next((float(c.metadata.get("papermill", {}).get("duration") or 0) for c in executed.cells
-                              if _role(c) == "capture"), 0.0),
-        cells={c.execution_count: _position(c) for c in executed.cells
-               if c.cell_type == "code" and c.get("execution_count") and _position(c)},
+        notebook=_user_view(executed),
+        failure=failure,
+        kernel_name=kernel_name,
+        capture_dir=capture_dir,
+        seconds=time.monotonic() - run_started,
+        warnings=(*warnings, *_cut_warnings(executed, budget)),
+        capture_seconds=next(
+            (
+                float(c.metadata.get("papermill", {}).get("duration") or 0)
+                for c in executed.cells
+                if _role(c) == "capture"
+            ),
+            0.0,
+        ),
+        cells={
+            c.execution_count: position
+            for c in executed.cells
+            if c.cell_type == "code" and c.get("execution_count") and (position := _position(c))
+        },
     )
 
 
@@ -194,8 +240,10 @@ def _cut_warnings(nb: nbformat.NotebookNode, budget: OutputBudget) -> list[str]:
     # indices as the cells ran: before papermill put its error banner on top
     ran = [c for c in nb.cells if PAPERMILL_ERROR_TAG not in c.get("metadata", {}).get("tags", [])]
     cells = [_position(ran[cut.cell_index]) if cut.cell_index < len(ran) else None for cut in budget.cuts]
-    return [f"cell {cell or '(handoff)'}: {cut.describe()}; the executed notebook keeps its first and last lines"
-            for cell, cut in zip(cells, budget.cuts)]
+    return [
+        f"cell {cell or '(handoff)'}: {cut.describe()}; the executed notebook keeps its first and last lines"
+        for cell, cut in zip(cells, budget.cuts, strict=True)
+    ]
 
 
 def _readable(source: NotebookSource) -> tuple[Path, ...]:
@@ -203,14 +251,21 @@ def _readable(source: NotebookSource) -> tuple[Path, ...]:
     return (source.path.resolve().parent,) if source.path is not None else ()
 
 
-def _sandboxed_kernel_manager(log_path: Path, workdir: Path, policy: sandbox.Policy, state: dict[str, Any], *,
-                              readable: tuple[Path, ...], hidden: tuple[Path, ...]) -> type:
+def _sandboxed_kernel_manager(
+    log_path: Path,
+    workdir: Path,
+    policy: sandbox.Policy,
+    state: dict[str, Any],
+    *,
+    readable: tuple[Path, ...],
+    hidden: tuple[Path, ...],
+) -> type:
     """A kernel manager over IPC sockets that starts the kernel in the sandbox, with a watchdog on
     its limits, its stdout/stderr going to ``log_path``."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
-    class SandboxedKernelManager(AsyncKernelManager):  # type: ignore[misc]
+    class SandboxedKernelManager(AsyncKernelManager):
         # IPC sockets are named after the kernel's unique connection file; TCP ports are picked
         # at random and two kernels starting at once can race for the same one. IPC also works
         # across the sandbox's network namespace.
@@ -224,13 +279,16 @@ def _sandboxed_kernel_manager(log_path: Path, workdir: Path, policy: sandbox.Pol
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             kw["env"] = sandbox.environment(kw.get("env") or {}, workdir, policy)
-            wrapped = sandbox.command(kernel_cmd, workdir, policy, hidden=hidden,
-                                      readable=(*readable, Path(self.connection_file)))
+            wrapped = sandbox.command(
+                kernel_cmd, workdir, policy, hidden=hidden, readable=(*readable, Path(self.connection_file))
+            )
             with open(log_path, "ab") as handle:
                 kw.setdefault("stdout", handle)
                 kw.setdefault("stderr", handle)
                 await super()._async_launch_kernel(wrapped, **kw)
-            pid = self.provisioner.process.pid
+            # jupyter_client types `provisioner` as the optional base class and LocalProvisioner's
+            # `process` as None; after a launch it is the LocalProvisioner holding the Popen.
+            pid = self.provisioner.process.pid  # type: ignore[union-attr]
             state["manager"] = (pid, sandbox.Watchdog(pid, workdir, policy.limits))
 
     return SandboxedKernelManager
@@ -245,16 +303,15 @@ def _end_sandbox(state: dict[str, Any]) -> None:
         sandbox.kill_tree(pid)
 
 
-def _with_capture_cells(notebook: nbformat.NotebookNode, capture_dir: Path,
-                        model_var: str | None) -> nbformat.NotebookNode:
+def _with_capture_cells(
+    notebook: nbformat.NotebookNode, capture_dir: Path, model_var: str | None
+) -> nbformat.NotebookNode:
     """A copy with each cell's source position noted and handoff's first and last cells added."""
     nb = copy.deepcopy(notebook)
     for position, cell in enumerate(nb.cells, start=1):
         cell.metadata["handoff_position"] = position
-    prelude = nbformat.v4.new_code_cell(
-        "import handoff.kernel_capture as __handoff_capture\n__handoff_capture.start()")
-    epilogue = nbformat.v4.new_code_cell(
-        f"__handoff_capture.finish({str(capture_dir)!r}, model_var={model_var!r})")
+    prelude = nbformat.v4.new_code_cell("import handoff.kernel_capture as __handoff_capture\n__handoff_capture.start()")
+    epilogue = nbformat.v4.new_code_cell(f"__handoff_capture.finish({str(capture_dir)!r}, model_var={model_var!r})")
     for cell, role in ((prelude, "prelude"), (epilogue, "capture")):
         cell.metadata["tags"] = [INJECTED_TAG]
         cell.metadata["handoff_role"] = role
@@ -263,18 +320,21 @@ def _with_capture_cells(notebook: nbformat.NotebookNode, capture_dir: Path,
 
 
 def _position(cell: nbformat.NotebookNode) -> int | None:
-    return cell.get("metadata", {}).get("handoff_position")
+    position: int | None = cell.get("metadata", {}).get("handoff_position")
+    return position
 
 
 def _role(cell: nbformat.NotebookNode) -> str | None:
-    return cell.get("metadata", {}).get("handoff_role")
+    role: str | None = cell.get("metadata", {}).get("handoff_role")
+    return role
 
 
 def _user_view(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Remove handoff's cells, papermill's error banners and handoff's bookkeeping metadata."""
     view = copy.deepcopy(nb)
-    view.cells = [c for c in view.cells if _role(c) is None
-                  and PAPERMILL_ERROR_TAG not in c.get("metadata", {}).get("tags", [])]
+    view.cells = [
+        c for c in view.cells if _role(c) is None and PAPERMILL_ERROR_TAG not in c.get("metadata", {}).get("tags", [])
+    ]
     for cell in view.cells:
         cell.metadata.pop("handoff_position", None)
     return view
@@ -284,8 +344,14 @@ def _plain(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-def _classify(nb: nbformat.NotebookNode, error: BaseException | None, state: dict[str, Any],
-              capture_dir: Path, kernel_name: str, limits: sandbox.Limits) -> BuildFailure | None:
+def _classify(
+    nb: nbformat.NotebookNode,
+    error: BaseException | None,
+    state: dict[str, Any],
+    capture_dir: Path,
+    kernel_name: str,
+    limits: sandbox.Limits,
+) -> BuildFailure | None:
     """Turn what happened into one BuildFailure that names the stage and the source cell."""
     current = state["current"]
     cell = _position(current) if current is not None else None
@@ -295,15 +361,19 @@ def _classify(nb: nbformat.NotebookNode, error: BaseException | None, state: dic
     if isinstance(error, CellTimeoutError) or (isinstance(error, TimeoutError) and current is not None):
         scope, limit = state["limit"] or ("cell", 0)
         what = f"per-cell limit of {limit:g}s" if scope == "cell" else f"whole-run limit of {limit:g}s"
-        return BuildTimeoutFailure("execute", f"exceeded the {what}; the kernel was killed", cell=cell,
-                                   ename="Timeout")
+        return BuildTimeoutFailure("execute", f"exceeded the {what}; the kernel was killed", cell=cell, ename="Timeout")
     if isinstance(error, DeadKernelError):
-        return KernelDiedFailure("execute", "the kernel process exited while the cell ran (os._exit, a crash, or "
-                                 f"out of its memory limit of {limits.memory / sandbox.GIB:g} GiB)", cell=cell,
-                                 ename="DeadKernelError")
+        return KernelDiedFailure(
+            "execute",
+            "the kernel process exited while the cell ran (os._exit, a crash, or "
+            f"out of its memory limit of {limits.memory / sandbox.GIB:g} GiB)",
+            cell=cell,
+            ename="DeadKernelError",
+        )
     if error is not None and current is None:
-        return KernelStartFailure("execute", f"kernel {kernel_name!r}: {type(error).__name__}: {error}",
-                                  ename=type(error).__name__)
+        return KernelStartFailure(
+            "execute", f"kernel {kernel_name!r}: {type(error).__name__}: {error}", ename=type(error).__name__
+        )
     for c in nb.cells:
         for output in c.get("outputs", []):
             if output.get("output_type") == "error":
@@ -312,11 +382,11 @@ def _classify(nb: nbformat.NotebookNode, error: BaseException | None, state: dic
                     return LimitExceededFailure("execute", limit, cell=_position(c), ename=output.get("ename"))
                 return _cell_error(c, output, kernel_name)
     if error is not None:
-        return KernelDiedFailure("execute", f"{type(error).__name__}: {error}", cell=cell,
-                                 ename=type(error).__name__)
+        return KernelDiedFailure("execute", f"{type(error).__name__}: {error}", cell=cell, ename=type(error).__name__)
     if not (capture_dir / "capture.json").exists():
-        return EarlyExitFailure("execute", "the notebook stopped before its last cell finished", cell=cell,
-                                ename="EarlyExit")
+        return EarlyExitFailure(
+            "execute", "the notebook stopped before its last cell finished", cell=cell, ename="EarlyExit"
+        )
     return None
 
 
@@ -335,12 +405,21 @@ def _cell_error(cell: nbformat.NotebookNode, output: nbformat.NotebookNode, kern
     tb = _plain("\n".join(output.get("traceback", [])))
     role = _role(cell)
     if role == "prelude":
-        return KernelStartFailure("execute", f"kernel {kernel_name!r} cannot run handoff's setup cell "
-                                  f"({ename}: {evalue}); install handoff in that kernel's environment",
-                                  ename=ename, traceback=tb)
+        return KernelStartFailure(
+            "execute",
+            f"kernel {kernel_name!r} cannot run handoff's setup cell "
+            f"({ename}: {evalue}); install handoff in that kernel's environment",
+            ename=ename,
+            traceback=tb,
+        )
     if role == "capture":
         return CaptureFailure("capture", f"{ename}: {evalue}", ename=ename, traceback=tb)
     if ename == "SystemExit":
-        return EarlyExitFailure("execute", f"sys.exit({evalue}) stopped the notebook; the cells after it "
-                                "did not run", cell=_position(cell), ename=ename, traceback=tb)
+        return EarlyExitFailure(
+            "execute",
+            f"sys.exit({evalue}) stopped the notebook; the cells after it did not run",
+            cell=_position(cell),
+            ename=ename,
+            traceback=tb,
+        )
     return CellExecutionFailure("execute", f"{ename}: {evalue}", cell=_position(cell), ename=ename, traceback=tb)

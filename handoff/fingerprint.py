@@ -11,18 +11,47 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-CODE_SUFFIXES = frozenset({
-    ".py", ".pyc", ".pyo", ".pyd", ".pyi", ".so", ".dylib", ".dll", ".pth", ".ipynb", ".typed",
-})
+CODE_SUFFIXES = frozenset(
+    {
+        ".py",
+        ".pyc",
+        ".pyo",
+        ".pyd",
+        ".pyi",
+        ".so",
+        ".dylib",
+        ".dll",
+        ".pth",
+        ".ipynb",
+        ".typed",
+    }
+)
 SYSTEM_ROOTS = ("/proc", "/sys", "/dev", "/etc", "/usr/lib", "/usr/share", "/usr/local/lib")
 DATASET_DIR_NAMES = frozenset({"datasets", "data", "sample_data"})
-DATASET_SUFFIXES = frozenset({
-    ".csv", ".gz", ".tsv", ".txt", ".json", ".parquet", ".npz", ".npy", ".arff", ".bz2", ".xz",
-    ".zip", ".xlsx", ".feather", ".pkl", ".joblib",
-})
+DATASET_SUFFIXES = frozenset(
+    {
+        ".csv",
+        ".gz",
+        ".tsv",
+        ".txt",
+        ".json",
+        ".parquet",
+        ".npz",
+        ".npy",
+        ".arff",
+        ".bz2",
+        ".xz",
+        ".zip",
+        ".xlsx",
+        ".feather",
+        ".pkl",
+        ".joblib",
+    }
+)
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

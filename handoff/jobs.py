@@ -11,9 +11,10 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from handoff.errors import HandoffError
 from handoff.events import BuildEvent
@@ -68,7 +69,7 @@ class BuildJobs:
         job = BuildJob(id=uuid.uuid4().hex[:12], label=label)
         with self._lock:
             self._jobs[job.id] = job
-            for old in sorted(self._jobs.values(), key=lambda j: j.started)[:-self._keep]:
+            for old in sorted(self._jobs.values(), key=lambda j: j.started)[: -self._keep]:
                 if old.state != RUNNING:
                     del self._jobs[old.id]
         self._pool.submit(self._run, job, build, kwargs)

@@ -22,27 +22,64 @@ import site
 import sys
 import traceback
 import types
+from collections.abc import Iterator, Mapping
 from numbers import Real
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from handoff import evaluation, kernel_mlflow, notebook_api
-from handoff.kernel_models import CaptureProblem, Candidate, Choice, cell_ref, choose, is_fitted, is_model, \
-    model_files, type_name
+from handoff.kernel_models import (
+    Candidate,
+    CaptureProblem,
+    Choice,
+    cell_ref,
+    choose,
+    is_fitted,
+    is_model,
+    model_files,
+    type_name,
+)
 
 #: Variable names taken first as the input example, in this order.
 PREFERRED_DATA_NAMES = ("X_train", "x_train", "X", "X_tr", "train_X", "features", "X_test", "x_test")
 #: A numeric variable is a metric when one of its ``_``-separated name parts is one of these.
-METRIC_NAME_PARTS = frozenset({
-    "accuracy", "acc", "f1", "precision", "recall", "auc", "rmse", "mse", "mae", "r2", "loss",
-    "logloss", "mape", "rmsle", "medae", "kappa", "mcc", "score", "brier",
-})
+METRIC_NAME_PARTS = frozenset(
+    {
+        "accuracy",
+        "acc",
+        "f1",
+        "precision",
+        "recall",
+        "auc",
+        "rmse",
+        "mse",
+        "mae",
+        "r2",
+        "loss",
+        "logloss",
+        "mape",
+        "rmsle",
+        "medae",
+        "kappa",
+        "mcc",
+        "score",
+        "brier",
+    }
+)
 METRIC_DICT_NAMES = ("metrics", "scores")
 INPUT_EXAMPLE_ROWS = 5
 IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 
-_state: dict[str, Any] = {"started": False, "recording": False, "reads": [], "writes": {}, "modules": set(),
-                          "fitted": {}, "workdir": None, "last_count": None}
+_state: dict[str, Any] = {
+    "started": False,
+    "recording": False,
+    "reads": [],
+    "writes": {},
+    "modules": set(),
+    "fitted": {},
+    "workdir": None,
+    "last_count": None,
+}
 
 
 def start() -> None:
@@ -70,35 +107,47 @@ def finish(out_dir: str, model_var: str | None = None) -> None:
         _after_cell()
         workdir = _state["workdir"] or out.parent
         run, logged_models, run_warnings = kernel_mlflow.export_run(workdir, out)
-        files, file_warnings = model_files(workdir, {out.name, kernel_mlflow.DB_NAME, kernel_mlflow.ARTIFACTS_DIR},
-                                           _state["writes"])
+        files, file_warnings = model_files(
+            workdir, {out.name, kernel_mlflow.DB_NAME, kernel_mlflow.ARTIFACTS_DIR}, _state["writes"]
+        )
         report["warnings"] += run_warnings + file_warnings
         report["notebook_run"] = run
         choice, candidates = _choose_model(namespace, model_var, logged_models, files, run_warnings + file_warnings)
         model = choice.model
         report["warnings"] += choice.warnings
         report["model"] = {
-            "source": choice.source, "variable": _variable_of(choice.candidate),
-            "type": type_name(model), "rule": choice.rule, "packaged": choice.packaged,
-            "count": choice.candidate.count, "candidates": candidates, "task": _task(model),
+            "source": choice.source,
+            "variable": _variable_of(choice.candidate),
+            "type": type_name(model),
+            "rule": choice.rule,
+            "packaged": choice.packaged,
+            "count": choice.candidate.count,
+            "candidates": candidates,
+            "task": _task(model),
         }
         modules = _dump_model(model, out / "model.pkl")
         report["input_example"], example = _input_example(model, namespace, out / "input_example.pkl")
         if report["input_example"] is None:
             report["warnings"].append(
-                "no input example: no 2-D variable in the notebook matches the model's input features")
-        computed, report["evaluation"] = _evaluate(model, choice.reference, namespace, report["model"]["task"],
-                                                   example, out / "fidelity.pkl")
-        report["metrics"], report["metric_sources"], report["metrics_source"] = _metrics(namespace, run, computed,
-                                                                                        report["evaluation"])
+                "no input example: no 2-D variable in the notebook matches the model's input features"
+            )
+        computed, report["evaluation"] = _evaluate(
+            model, choice.reference, namespace, report["model"]["task"], example, out / "fidelity.pkl"
+        )
+        report["metrics"], report["metric_sources"], report["metrics_source"] = _metrics(
+            namespace, run, computed, report["evaluation"]
+        )
         report["environment"] = _environment(imported_modules, modules)
         report["data_files"] = _data_files(str(workdir))
         report["ok"] = True
     except CaptureProblem as problem:
         report["error"] = {"ename": "CaptureError", "detail": str(problem)}
     except Exception as exc:  # the report must be written whatever the notebook left behind
-        report["error"] = {"ename": type(exc).__name__, "detail": f"{type(exc).__name__}: {exc}",
-                           "traceback": traceback.format_exc()}
+        report["error"] = {
+            "ename": type(exc).__name__,
+            "detail": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
     (out / "capture.json").write_text(json.dumps(report, indent=2, default=str))
 
 
@@ -110,7 +159,7 @@ def _variable_of(candidate: Candidate) -> str | None:
 
 def _shell() -> Any:
     try:
-        return get_ipython()  # type: ignore[name-defined]  # noqa: F821 (an IPython builtin)
+        return get_ipython()  # type: ignore[name-defined]  # an IPython builtin, defined in the kernel
     except NameError:
         return None
 
@@ -124,9 +173,13 @@ def _count() -> int | None:
 def _user_namespace() -> dict[str, Any]:
     shell = _shell()
     namespace = shell.user_ns if shell is not None else vars(sys.modules["__main__"])
-    return {name: value for name, value in namespace.items()
-            if not name.startswith("_") and name not in IGNORED_NAMES
-            and not isinstance(value, (types.ModuleType, type, types.FunctionType))}
+    return {
+        name: value
+        for name, value in namespace.items()
+        if not name.startswith("_")
+        and name not in IGNORED_NAMES
+        and not isinstance(value, (types.ModuleType, type, types.FunctionType))
+    }
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -149,19 +202,29 @@ def _after_cell(result: Any = None) -> None:
         _state["last_count"] = count
     seen = _state["fitted"]
     for name, value in _user_namespace().items():
-        if is_model(value) and is_fitted(value):
-            if name not in seen or seen[name][0] != id(value):
-                seen[name] = (id(value), count)
+        if is_model(value) and is_fitted(value) and (name not in seen or seen[name][0] != id(value)):
+            seen[name] = (id(value), count)
 
 
-def _choose_model(namespace: dict[str, Any], model_var: str | None, logged_models: list[Candidate],
-                  files: list[Candidate], skipped: list[str]) -> tuple[Choice, list[dict[str, Any]]]:
+def _choose_model(
+    namespace: dict[str, Any],
+    model_var: str | None,
+    logged_models: list[Candidate],
+    files: list[Candidate],
+    skipped: list[str],
+) -> tuple[Choice, list[dict[str, Any]]]:
     """The model to ship (``kernel_models.choose``) and every candidate considered, as dicts."""
     cells = {name: count for name, (_, count) in _state["fitted"].items()}
-    variables = [Candidate(name, "variable", value, cells.get(name)) for name, value in namespace.items()
-                 if is_model(value) and is_fitted(value)]
-    logged = Candidate("handoff.log_model()", "log_model", notebook_api.logged["model"]) \
-        if notebook_api.logged["model_set"] else None
+    variables = [
+        Candidate(name, "variable", value, cells.get(name))
+        for name, value in namespace.items()
+        if is_model(value) and is_fitted(value)
+    ]
+    logged = (
+        Candidate("handoff.log_model()", "log_model", notebook_api.logged["model"])
+        if notebook_api.logged["model_set"]
+        else None
+    )
     try:
         choice = choose(variables, logged, model_var, namespace, logged_models, files)
     except CaptureProblem as problem:
@@ -173,16 +236,23 @@ def _choose_model(namespace: dict[str, Any], model_var: str | None, logged_model
 
 
 def _nothing_found(namespace: dict[str, Any], skipped: list[str]) -> str:
-    """"No model found", with what was seen instead and what to do."""
-    seen = [f"a model fitted inside function `{name}()` in {cell_ref(count)} was never returned or saved"
-            for name, count in _fits_in_functions()]
-    seen += [f"{name} ({type(value).__name__}) is not fitted" for name, value in namespace.items()
-             if is_model(value) and not is_fitted(value)]
+    """The "No model found" message, with what was seen instead and what to do."""
+    seen = [
+        f"a model fitted inside function `{name}()` in {cell_ref(count)} was never returned or saved"
+        for name, count in _fits_in_functions()
+    ]
+    seen += [
+        f"{name} ({type(value).__name__}) is not fitted"
+        for name, value in namespace.items()
+        if is_model(value) and not is_fitted(value)
+    ]
     seen += skipped
-    return ("no fitted model found: the notebook left no fitted estimator (an object with fit() and predict()) "
-            "in its variables, in a model file or in an MLflow run"
-            + (f"; seen instead: {'; '.join(seen)}" if seen else "")
-            + "; return the model to a variable, save it (joblib.dump), or call handoff.log_model(model)")
+    return (
+        "no fitted model found: the notebook left no fitted estimator (an object with fit() and predict()) "
+        "in its variables, in a model file or in an MLflow run"
+        + (f"; seen instead: {'; '.join(seen)}" if seen else "")
+        + "; return the model to a variable, save it (joblib.dump), or call handoff.log_model(model)"
+    )
 
 
 def _cell_trees() -> Iterator[tuple[int, Any]]:
@@ -205,8 +275,9 @@ def _fits_in_functions() -> list[tuple[str, int]]:
     for count, tree in _cell_trees():
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
-                    isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "fit"
-                    for call in ast.walk(node)):
+                isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "fit"
+                for call in ast.walk(node)
+            ):
                 found.append((node.name, count))
     return found
 
@@ -215,16 +286,20 @@ def _split_pairs() -> list[tuple[str, str]]:
     """``(X_test, y_test)`` names from ``a, b, c, d = train_test_split(X, y, ...)`` in the notebook."""
     import ast
 
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for _, tree in _cell_trees():
         for node in ast.walk(tree):
-            if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                    and isinstance(node.targets[0], (ast.Tuple, ast.List))):
+            if not (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Call)
+                and isinstance(node.targets[0], (ast.Tuple, ast.List))
+            ):
                 continue
             func = node.value.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-            names = [getattr(t, "id", None) for t in node.targets[0].elts]
-            if called == "train_test_split" and len(names) == 4 and all(names):
+            targets = node.targets[0].elts
+            names = [t.id for t in targets if isinstance(t, ast.Name)]  # plain names only
+            if called == "train_test_split" and len(names) == len(targets) == 4:
                 pairs.append((names[1], names[3]))
     return pairs
 
@@ -239,8 +314,12 @@ def _task(model: Any) -> str | None:
         check = getattr(base, f"is_{name}", None)
         try:
             if check is not None and check(model):
-                return {"classifier": "classification", "regressor": "regression", "clusterer": "clustering",
-                        "outlier_detector": "outlier detection"}[name]
+                return {
+                    "classifier": "classification",
+                    "regressor": "regression",
+                    "clusterer": "clustering",
+                    "outlier_detector": "outlier detection",
+                }[name]
         except Exception:  # third-party estimators may not implement tags
             continue
     return None
@@ -253,8 +332,9 @@ def _as_metric(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _metrics(namespace: dict[str, Any], run: dict[str, Any] | None, computed: dict[str, float],
-             evaluation: dict[str, Any] | None) -> tuple[dict[str, float], dict[str, str], str]:
+def _metrics(
+    namespace: dict[str, Any], run: dict[str, Any] | None, computed: dict[str, float], evaluation: dict[str, Any] | None
+) -> tuple[dict[str, float], dict[str, str], str]:
     """The version's metrics, where each came from, and the main source.
 
     What the notebook reported wins, in this order (the first that has any is taken whole):
@@ -281,13 +361,17 @@ def _metrics(namespace: dict[str, Any], run: dict[str, Any] | None, computed: di
     for name, value in computed.items():
         if name not in metrics:
             metrics[name] = value
-            sources[name] = f"computed by handoff on {evaluation['source']} ({evaluation['rows']} rows)" \
-                if evaluation else "computed by handoff"
+            sources[name] = (
+                f"computed by handoff on {evaluation['source']} ({evaluation['rows']} rows)"
+                if evaluation
+                else "computed by handoff"
+            )
     return metrics, sources, source if reported else ("computed" if metrics else "none")
 
 
-def _evaluate(model: Any, reference: Any, namespace: dict[str, Any], declared_task: str | None, example: Any,
-              path: Path) -> tuple[dict[str, float], dict[str, Any] | None]:
+def _evaluate(
+    model: Any, reference: Any, namespace: dict[str, Any], declared_task: str | None, example: Any, path: Path
+) -> tuple[dict[str, float], dict[str, Any] | None]:
     """Score ``model`` on the held-out rows the notebook left, and keep the notebook's model's
     (``reference``) predictions on them, or on the input example, in ``path`` for ``model.fidelity``."""
     for x_name, y_name in evaluation.candidate_pairs(namespace, _split_pairs()):
@@ -301,17 +385,25 @@ def _evaluate(model: Any, reference: Any, namespace: dict[str, Any], declared_ta
         shipped = expected if model is reference else _predict(model, X)
         task = evaluation.task_of(model, y, declared_task)
         proba = None
-        if shipped is not None and task == evaluation.CLASSIFICATION and callable(getattr(model, "predict_proba", None)):
+        if (
+            shipped is not None
+            and task == evaluation.CLASSIFICATION
+            and callable(getattr(model, "predict_proba", None))
+        ):
             try:
                 proba = model.predict_proba(X)
             except Exception:  # some classifiers only have it for some settings
                 proba = None
-        computed = evaluation.standard_metrics(task, y, shipped, proba, getattr(model, "classes_", None)) \
-            if task and shipped is not None else {}
+        computed = (
+            evaluation.standard_metrics(task, y, shipped, proba, getattr(model, "classes_", None))
+            if task and shipped is not None
+            else {}
+        )
         info = {"source": f"{x_name}/{y_name}", "rows": n, "task": task, "metrics": sorted(computed)}
         cap = evaluation.FIDELITY_ROWS
-        _keep_predictions(path, info, reference, evaluation.head(X, cap), evaluation.head(expected, cap),
-                          evaluation.head(y, cap))
+        _keep_predictions(
+            path, info, reference, evaluation.head(X, cap), evaluation.head(expected, cap), evaluation.head(y, cap)
+        )
         return computed, info
     expected = _predict(reference, example) if example is not None else None
     if expected is None:
@@ -348,7 +440,7 @@ class _ModuleRecorder:
 
         modules: set[str] = set()
 
-        class Pickler(cloudpickle.CloudPickler):
+        class Pickler(cloudpickle.CloudPickler):  # type: ignore[misc]  # cloudpickle is untyped (Any)
             def persistent_id(self, obj: Any) -> None:
                 if isinstance(obj, types.ModuleType):
                     modules.add(obj.__name__)
@@ -408,12 +500,12 @@ def _input_example(model: Any, namespace: dict[str, Any], path: Path) -> tuple[d
 
 def _predicts_on(model: Any, example: Any) -> bool:
     try:
-        return len(model.predict(example)) == example.shape[0]
+        return bool(len(model.predict(example)) == example.shape[0])
     except Exception:  # the wrong shape or dtype: not the training input
         return False
 
 
-def _distributions_of(modules: set[str], owners: dict[str, list[str]], versions: dict[str, str]) -> dict[str, str]:
+def _distributions_of(modules: set[str], owners: Mapping[str, list[str]], versions: dict[str, str]) -> dict[str, str]:
     """Map module names to the installed distributions that provide them, with exact versions."""
     tops = {m.split(".")[0] for m in modules}
     tops -= set(sys.stdlib_module_names) | {"__main__", "builtins", "handoff", "__mp_main__"}

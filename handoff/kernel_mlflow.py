@@ -45,8 +45,10 @@ def export_run(workdir: Path, out: Path) -> tuple[dict[str, Any] | None, list[Ca
     runs = client.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=50)
     if not runs:
         return None, [], []
-    models = sorted(mlflow.search_logged_models(experiment_ids=experiments, output_format="list"),
-                    key=lambda m: m.creation_timestamp or 0)
+    models = sorted(
+        mlflow.search_logged_models(experiment_ids=experiments, output_format="list"),
+        key=lambda m: m.creation_timestamp or 0,
+    )
     with_model = {m.source_run_id for m in models}
     run = next((r for r in runs if r.info.run_id in with_model), runs[0])
     run_id = run.info.run_id
@@ -56,10 +58,16 @@ def export_run(workdir: Path, out: Path) -> tuple[dict[str, Any] | None, list[Ca
         if len(points) > 1:
             history[key] = [[p.step, p.value, p.timestamp] for p in sorted(points, key=lambda p: (p.step, p.timestamp))]
     exported: dict[str, Any] = {
-        "run_id": run_id, "run_name": run.info.run_name, "status": run.info.status, "runs_seen": len(runs),
-        "params": dict(run.data.params), "metrics": dict(run.data.metrics), "metric_history": history,
+        "run_id": run_id,
+        "run_name": run.info.run_name,
+        "status": run.info.status,
+        "runs_seen": len(runs),
+        "params": dict(run.data.params),
+        "metrics": dict(run.data.metrics),
+        "metric_history": history,
         "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.") or k == "mlflow.note.content"},
-        "model": None, "artifacts": [],
+        "model": None,
+        "artifacts": [],
     }
     target = out / "notebook_run"
     target.mkdir(parents=True, exist_ok=True)
@@ -86,8 +94,10 @@ def _copy_artifacts(uri: str, target: Path, exported: dict[str, Any]) -> list[st
     exported["artifacts"] = [p.relative_to(source).as_posix() for p in files]
     total = sum(p.stat().st_size for p in files)
     if total > MAX_RUN_ARTIFACT_BYTES:
-        return [f"the notebook's MLflow run artifacts ({total / 2**20:.0f} MiB) are listed, not kept "
-                f"(limit {MAX_RUN_ARTIFACT_BYTES / 2**20:.0f} MiB)"]
+        return [
+            f"the notebook's MLflow run artifacts ({total / 2**20:.0f} MiB) are listed, not kept "
+            f"(limit {MAX_RUN_ARTIFACT_BYTES / 2**20:.0f} MiB)"
+        ]
     shutil.copytree(source, target, symlinks=False, dirs_exist_ok=True)
     return []
 
@@ -100,13 +110,23 @@ def _load_logged(model_info: Any, run_name: str) -> tuple[Candidate | None, str 
     try:
         flavors = [f for f in Model.load(uri).flavors if f != "python_function"]
         if not flavors:
-            return None, None, (f"the notebook logged MLflow model {model_info.name!r} with no native flavor "
-                          "(python_function only); handoff packages native models")
+            return (
+                None,
+                None,
+                (
+                    f"the notebook logged MLflow model {model_info.name!r} with no native flavor "
+                    "(python_function only); handoff packages native models"
+                ),
+            )
         flavor = flavors[0]
         obj = importlib.import_module(f"mlflow.{flavor}").load_model(uri)
     except Exception as exc:  # a model that does not load is reported, the build goes on
         return None, None, f"the model the notebook logged to MLflow does not load ({type(exc).__name__}: {exc})"
     if not is_model(obj):
-        return None, flavor, f"the notebook's MLflow model {model_info.name!r} is a {type(obj).__name__} with no fit/predict"
+        return (
+            None,
+            flavor,
+            f"the notebook's MLflow model {model_info.name!r} is a {type(obj).__name__} with no fit/predict",
+        )
     note = f"{flavor} model {model_info.name!r} of run {run_name!r}"
     return Candidate(f"mlflow:{model_info.name}", "mlflow", obj, note=note), flavor, None

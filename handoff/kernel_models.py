@@ -21,14 +21,23 @@ import os
 import sys
 import types
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 #: Variable names taken first, in this order, when several unrelated fitted models are in the namespace.
 PREFERRED_MODEL_NAMES = (
-    "model", "pipeline", "pipe", "clf", "classifier", "regressor", "reg", "estimator",
-    "best_model", "final_model",
+    "model",
+    "pipeline",
+    "pipe",
+    "clf",
+    "classifier",
+    "regressor",
+    "reg",
+    "estimator",
+    "best_model",
+    "final_model",
 )
 #: Model files larger than this are skipped (with a warning), never loaded.
 MAX_MODEL_FILE_BYTES = 1 << 30
@@ -65,6 +74,7 @@ def is_fitted(value: Any) -> bool:
     if "sklearn" in sys.modules:
         from sklearn.exceptions import NotFittedError
         from sklearn.utils.validation import check_is_fitted
+
         try:
             check_is_fitted(value)
             return True
@@ -94,8 +104,14 @@ class Candidate:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "type": type_name(self.obj), "count": self.count,
-                "part_of": self.part_of, "note": self.note}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "type": type_name(self.obj),
+            "count": self.count,
+            "part_of": self.part_of,
+            "note": self.note,
+        }
 
 
 @dataclass
@@ -121,8 +137,10 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
     elif isinstance(obj, (list, tuple)):
         for i, value in enumerate(obj[:_MAX_CHILDREN]):
             yield f"[{i}]", value
-    elif not isinstance(obj, (types.ModuleType, type, types.FunctionType, types.MethodType)) and \
-            type(obj).__module__.split(".")[0] not in _OPAQUE_PACKAGES:
+    elif (
+        not isinstance(obj, (types.ModuleType, type, types.FunctionType, types.MethodType))
+        and type(obj).__module__.split(".")[0] not in _OPAQUE_PACKAGES
+    ):
         attrs = getattr(obj, "__dict__", None)
         if isinstance(attrs, dict):
             yield from ((f".{k}", v) for k, v in list(attrs.items()))
@@ -164,28 +182,38 @@ def deployable(model: Any) -> tuple[Any, str]:
 
 def _enclosing(chosen: Candidate, variables: list[Candidate], how: str) -> tuple[Candidate | None, list[str]]:
     """The candidate an explicitly chosen part belongs to, and the warning that says so."""
-    if chosen.part_of is None or chosen.part_of.count(".") == 1 and chosen.part_of.endswith(".best_estimator_"):
+    if chosen.part_of is None or (chosen.part_of.count(".") == 1 and chosen.part_of.endswith(".best_estimator_")):
         return None, []  # a search's refit best estimator is what the search itself would ship
     name = chosen.part_of.split(".")[0].split("[")[0]
     return next((v for v in variables if v.name == name), None), [
         f"{how} names {chosen.name!r}, which is a part of {name!r} ({chosen.part_of}): the package holds "
-        f"that part alone, without the rest of {name!r}"]
+        f"that part alone, without the rest of {name!r}"
+    ]
 
 
-def choose(variables: list[Candidate], logged: Candidate | None, model_var: str | None,
-           namespace: dict[str, Any], mlflow_models: list[Candidate], files: list[Candidate]) -> Choice:
+def choose(
+    variables: list[Candidate],
+    logged: Candidate | None,
+    model_var: str | None,
+    namespace: dict[str, Any],
+    mlflow_models: list[Candidate],
+    files: list[Candidate],
+) -> Choice:
     """Apply the documented rule (module docstring) to the candidates."""
     mark_parts([*([logged] if logged else []), *variables])
     if logged is not None:
         twin = next((v for v in variables if v.obj is logged.obj), None)
         if twin is not None:
             logged.name, logged.count, logged.part_of = twin.name, twin.count, twin.part_of
-        return _pick(logged, "log_model", "handoff.log_model() was called",
-                     *_enclosing(logged, variables, "handoff.log_model()"))
+        return _pick(
+            logged, "log_model", "handoff.log_model() was called", *_enclosing(logged, variables, "handoff.log_model()")
+        )
     if model_var:
         if model_var not in namespace:
             seen = ", ".join(c.name for c in variables) or "none"
-            raise CaptureProblem(f"--model-var {model_var!r}: no such variable in the notebook (fitted models seen: {seen})")
+            raise CaptureProblem(
+                f"--model-var {model_var!r}: no such variable in the notebook (fitted models seen: {seen})"
+            )
         chosen = next((v for v in variables if v.name == model_var), None)
         if chosen is None:
             value = namespace[model_var]
@@ -213,8 +241,9 @@ def choose(variables: list[Candidate], logged: Candidate | None, model_var: str 
     return _pick(chosen, "auto", rule + (f"; not {', '.join(inner)}: part of another model" if inner else ""))
 
 
-def _pick(candidate: Candidate, source: str, rule: str, outer: Candidate | None = None,
-          warnings: list[str] | None = None) -> Choice:
+def _pick(
+    candidate: Candidate, source: str, rule: str, outer: Candidate | None = None, warnings: list[str] | None = None
+) -> Choice:
     model, suffix = deployable(candidate.obj)
     label = candidate.name if candidate.kind != "file" else f"file {candidate.name}"
     reference = deployable(outer.obj)[0] if outer is not None else model
@@ -222,6 +251,7 @@ def _pick(candidate: Candidate, source: str, rule: str, outer: Candidate | None 
 
 
 # --- model files --------------------------------------------------------------------------------
+
 
 def _sniff(path: Path) -> str | None:
     """``pickle``, ``joblib`` (compressed) or ``skops`` by the file's first bytes, else ``None``."""
@@ -238,8 +268,9 @@ def _sniff(path: Path) -> str | None:
                 return "skops" if "schema.json" in archive.namelist() else None
         except (zipfile.BadZipFile, OSError):
             return None
-    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x04\x22\x4d\x18", b"ZF")) or \
-            (len(head) >= 2 and head[0] == 0x78 and head[1] in (0x01, 0x5E, 0x9C, 0xDA)):
+    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x04\x22\x4d\x18", b"ZF")) or (
+        len(head) >= 2 and head[0] == 0x78 and head[1] in (0x01, 0x5E, 0x9C, 0xDA)
+    ):
         return "joblib"
     return None
 
@@ -248,8 +279,9 @@ def _new_files(workdir: Path, skip: set[str]) -> Iterator[Path]:
     """Regular files the build created in ``workdir`` (links to the user's folder are not new)."""
     scanned = 0
     for root, dirs, names in os.walk(workdir):
-        dirs[:] = sorted(d for d in dirs if not (Path(root) == workdir and d in skip)
-                         and not os.path.islink(os.path.join(root, d)))
+        dirs[:] = sorted(
+            d for d in dirs if not (Path(root) == workdir and d in skip) and not os.path.islink(os.path.join(root, d))
+        )
         for name in sorted(names):
             path = Path(root, name)
             if (Path(root) == workdir and name in skip) or path.is_symlink() or not path.is_file():
@@ -282,8 +314,10 @@ def model_files(workdir: Path, skip: set[str], written: dict[str, int]) -> tuple
         where = f"written in {cell_ref(count)}" if count is not None else "written by the notebook"
         size = path.stat().st_size
         if size > MAX_MODEL_FILE_BYTES:
-            warnings.append(f"model file {rel} skipped: {size / 2**20:.0f} MiB is over the "
-                            f"{MAX_MODEL_FILE_BYTES / 2**20:.0f} MiB limit for loading it")
+            warnings.append(
+                f"model file {rel} skipped: {size / 2**20:.0f} MiB is over the "
+                f"{MAX_MODEL_FILE_BYTES / 2**20:.0f} MiB limit for loading it"
+            )
             continue
         try:
             obj = _load_file(path, fmt)

@@ -54,7 +54,9 @@ def blocks(nb: nbformat.NotebookNode) -> list[Block]:
                 out.append(Block("text", _ANSI.sub("", _text(output.get("text", ""))), position))
             elif kind == "error":
                 trace = _ANSI.sub("", "\n".join(output.get("traceback", [])))
-                out.append(Block("error", f"{output.get('ename')}: {output.get('evalue')}\n\n{trace}".strip(), position))
+                out.append(
+                    Block("error", f"{output.get('ename')}: {output.get('evalue')}\n\n{trace}".strip(), position)
+                )
             elif kind in ("execute_result", "display_data"):
                 data = output.get("data", {})
                 image = next((m for m in ("image/png", "image/jpeg") if m in data), None)

@@ -59,8 +59,7 @@ class OutputLimits:
     def from_mb(cls, cell_mb: float, total_mb: float) -> OutputLimits:
         """Limits given in MB (10**6 bytes), as the CLI and ``BuildOptions`` take them."""
         for name, value in (("max_cell_output_mb", cell_mb), ("max_output_mb", total_mb)):
-            if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-                    or value <= 0):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
                 raise OptionError(f"{name} must be a positive number of MB, got {value!r}")
         return cls(cell_bytes=int(cell_mb * MB), total_bytes=int(total_mb * MB))
 
@@ -85,10 +84,14 @@ class OutputCut:
 
     def describe(self) -> str:
         """``9.3 MB of output cut by handoff (per-cell limit 5 MB)``."""
-        rich = (f"; {self.dropped_outputs} image{'s' * (self.dropped_outputs != 1)} or other rich outputs dropped"
-                if self.dropped_outputs else "")
-        return (f"{_human(self.cut_bytes)} of output cut by handoff "
-                f"({self.scope} limit {_human(self.limit_bytes)}{rich})")
+        rich = (
+            f"; {self.dropped_outputs} image{'s' * (self.dropped_outputs != 1)} or other rich outputs dropped"
+            if self.dropped_outputs
+            else ""
+        )
+        return (
+            f"{_human(self.cut_bytes)} of output cut by handoff ({self.scope} limit {_human(self.limit_bytes)}{rich})"
+        )
 
     def marker(self) -> str:
         return f"… {self.describe()} …\n"
@@ -114,8 +117,9 @@ class OutputBudget:
         if not state.overflow:
             return
         tail = state.final_tail()
-        cut = OutputCut(state.cell_index, state.overflow_bytes - state.tail_size, state.dropped,
-                        state.scope, state.limit_bytes)
+        cut = OutputCut(
+            state.cell_index, state.overflow_bytes - state.tail_size, state.dropped, state.scope, state.limit_bytes
+        )
         outputs.append(new_output("stream", name="stderr", text=cut.marker()))
         for name, chunks in itertools.groupby(tail, key=lambda chunk: chunk[0]):
             outputs.append(new_output("stream", name=name, text="".join(text for _, text in chunks)))
@@ -172,7 +176,7 @@ class _CellOutputs:
             if newline < 0:
                 self.tail_size -= _size(self.tail.popleft()[1])
             else:
-                self._trim_first(_size(text[:newline + 1]))
+                self._trim_first(_size(text[: newline + 1]))
         return list(self.tail)
 
     def _trim_first(self, excess: int) -> None:
@@ -184,30 +188,35 @@ class _CellOutputs:
             self.mid_line = text[len(text) - len(kept) - 1] != "\n"
 
 
-class CappedNotebookClient(PapermillNotebookClient):
+class CappedNotebookClient(PapermillNotebookClient):  # type: ignore[misc]  # papermill is untyped (Any)
     """papermill's client with output limits applied as messages arrive."""
+
+    clear_before_next_output: bool  # nbclient's, set in its reset_execution_trackers()
 
     def __init__(self, nb_man: Any, km: Any = None, output_budget: OutputBudget | None = None, **kw: Any) -> None:
         super().__init__(nb_man, km=km, **kw)
         self.output_budget = output_budget or OutputBudget()
         self._cell: _CellOutputs | None = None
 
-    async def async_execute_cell(self, cell: NotebookNode, cell_index: int, execution_count: int | None = None,
-                                 store_history: bool = True) -> NotebookNode:
+    async def async_execute_cell(
+        self, cell: NotebookNode, cell_index: int, execution_count: int | None = None, store_history: bool = True
+    ) -> NotebookNode:
         self._cell = self.output_budget.open_cell(cell_index)
         try:
-            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            executed: NotebookNode = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            return executed
         finally:  # also on an error or a timeout: the partly executed notebook is kept too
             state, self._cell = self._cell, None
             self.output_budget.close_cell(state, cell.get("outputs", []))
 
     execute_cell = run_sync(async_execute_cell)
 
-    def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None,
-               cell_index: int) -> NotebookNode | None:
+    def output(
+        self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> NotebookNode | None:
         state = self._cell
         if state is None or self.output_hook_stack[msg["parent_header"].get("msg_id")]:
-            return super().output(outs, msg, display_id, cell_index)  # e.g. an Output widget's messages
+            return self._kept(outs, msg, display_id, cell_index)  # e.g. an Output widget's messages
         if self.clear_before_next_output:  # a clear_output(wait=True) takes effect now
             outs[:] = []
             self.clear_display_id_mapping(cell_index)
@@ -216,8 +225,8 @@ class CappedNotebookClient(PapermillNotebookClient):
         msg_type, content = msg["msg_type"], msg["content"]
         if msg_type == "error":
             if not state.overflow:
-                return super().output(outs, msg, display_id, cell_index)
-            out = output_from_msg(msg)
+                return self._kept(outs, msg, display_id, cell_index)
+            out: NotebookNode = output_from_msg(msg)
             state.late.append(out)
             return out
         if msg_type == "stream":
@@ -225,24 +234,31 @@ class CappedNotebookClient(PapermillNotebookClient):
             size = _size(text)
             if state.fits(size):
                 state.used += size
-                return super().output(outs, msg, display_id, cell_index)
+                return self._kept(outs, msg, display_id, cell_index)
             if not state.overflow:
                 head = _head(text, state.head_budget - state.used)
                 if head:
                     state.used += _size(head)
                     outs.append(new_output("stream", name=content.get("name", "stdout"), text=head))
-                    text = text[len(head):]
+                    text = text[len(head) :]
                 state.overflow = True
             state.push_tail(content.get("name", "stdout"), text)
             return None
         size = _data_size(content)
         if state.fits(size):
             state.used += size
-            return super().output(outs, msg, display_id, cell_index)
+            return self._kept(outs, msg, display_id, cell_index)
         state.overflow = True
         state.overflow_bytes += size
         state.dropped += 1
         return None
+
+    def _kept(
+        self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> NotebookNode | None:
+        """nbclient's own handling of the output message: kept in the cell as usual."""
+        out: NotebookNode | None = super().output(outs, msg, display_id, cell_index)
+        return out
 
     def clear_output(self, outs: list[NotebookNode], msg: dict[str, Any], cell_index: int) -> None:
         super().clear_output(outs, msg, cell_index)
@@ -250,21 +266,35 @@ class CappedNotebookClient(PapermillNotebookClient):
             self._cell.reset()
 
 
-class CappedEngine(NBClientEngine):
+class CappedEngine(NBClientEngine):  # type: ignore[misc]  # papermill is untyped (Any)
     """papermill's nbclient engine, running ``CappedNotebookClient``."""
 
     @classmethod
-    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
-                                 stdout_file: Any = None, stderr_file: Any = None, start_timeout: float = 60,
-                                 execution_timeout: float | None = None, output_budget: OutputBudget | None = None,
-                                 **kwargs: Any) -> Any:
+    def execute_managed_notebook(
+        cls,
+        nb_man: Any,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        start_timeout: float = 60,
+        execution_timeout: float | None = None,
+        output_budget: OutputBudget | None = None,
+        **kwargs: Any,
+    ) -> Any:
         # The same argument handling as NBClientEngine's, which names its client class inline.
         kwargs = remove_args(["input_path"], **kwargs)
         safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
         final_kwargs = merge_kwargs(
-            safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
-            startup_timeout=start_timeout, kernel_name=kernel_name, log=logger, log_output=log_output,
-            stdout_file=stdout_file, stderr_file=stderr_file)
+            safe_kwargs,
+            timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=logger,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+        )
         nb_man.save = functools.partial(_save_unsplit, nb_man)
         key = id(nb_man.nb)
         _RUN_HERE[key] = weakref.ref(nb_man.nb, lambda _, key=key: _RUN_HERE.pop(key, None))  # type: ignore[misc]
@@ -298,7 +328,7 @@ def _write_ipynb(nb: NotebookNode, path: str) -> None:
 
 
 papermill_engines.register(ENGINE_NAME, CappedEngine)
-papermill.execute.write_ipynb = _write_ipynb  # type: ignore[attr-defined]  # other engines: unchanged
+papermill.execute.write_ipynb = _write_ipynb  # other engines: unchanged
 
 
 def _size(text: str) -> int:
@@ -307,8 +337,10 @@ def _size(text: str) -> int:
 
 
 def _data_size(content: dict[str, Any]) -> int:
-    return sum(_size(v) if isinstance(v, str) else len(json.dumps(v, default=str))
-               for v in (content.get("data") or {}).values())
+    return sum(
+        _size(v) if isinstance(v, str) else len(json.dumps(v, default=str))
+        for v in (content.get("data") or {}).values()
+    )
 
 
 def _head(text: str, room: int) -> str:
@@ -317,7 +349,7 @@ def _head(text: str, room: int) -> str:
         return ""
     head = text[:room] if text.isascii() else text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
     newline = head.rfind("\n")
-    return head[:newline + 1] if newline >= 0 else head
+    return head[: newline + 1] if newline >= 0 else head
 
 
 def _drop_bytes(text: str, count: int) -> str:

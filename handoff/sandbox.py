@@ -19,22 +19,52 @@ import shutil
 import signal
 import subprocess
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from handoff.errors import OptionError
 
 #: Environment variables a sandboxed process gets from its parent (everything else is dropped).
-ENV_ALLOWED = frozenset({
-    "PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "TZ", "TERM", "PYTHONPATH",
-    "PYTHONHASHSEED", "VIRTUAL_ENV", "MPLBACKEND", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-    "JPY_SESSION_NAME", "PYDEVD_DISABLE_FILE_VALIDATION",
-})
+ENV_ALLOWED = frozenset(
+    {
+        "PATH",
+        "LANG",
+        "LANGUAGE",
+        "LC_ALL",
+        "LC_CTYPE",
+        "LC_NUMERIC",
+        "TZ",
+        "TERM",
+        "PYTHONPATH",
+        "PYTHONHASHSEED",
+        "VIRTUAL_ENV",
+        "MPLBACKEND",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "JPY_SESSION_NAME",
+        "PYDEVD_DISABLE_FILE_VALIDATION",
+    }
+)
 #: Credential files and folders under the home directory that are hidden from the sandbox.
-HIDDEN_HOME_ENTRIES = (".aws", ".ssh", ".gnupg", ".kube", ".docker", ".config/gcloud", ".azure", ".netrc",
-                       ".git-credentials", ".pypirc", ".databrickscfg", ".mlflow", ".handoff")
+HIDDEN_HOME_ENTRIES = (
+    ".aws",
+    ".ssh",
+    ".gnupg",
+    ".kube",
+    ".docker",
+    ".config/gcloud",
+    ".azure",
+    ".netrc",
+    ".git-credentials",
+    ".pypirc",
+    ".databrickscfg",
+    ".mlflow",
+    ".handoff",
+)
 GIB = 1024**3
 
 
@@ -80,10 +110,16 @@ class Policy:
                 raise OptionError(f"--env takes an environment variable name, got {name!r}")
 
     def describe(self) -> dict[str, object]:
-        return {"kind": detect().kind, "network": "allowed" if self.allow_network else "off",
-                "env_passed": [f"{name} passed" for name in self.env],
-                "limits": {"memory_bytes": self.limits.memory, "processes": self.limits.processes,
-                           "disk_bytes": self.limits.disk}}
+        return {
+            "kind": detect().kind,
+            "network": "allowed" if self.allow_network else "off",
+            "env_passed": [f"{name} passed" for name in self.env],
+            "limits": {
+                "memory_bytes": self.limits.memory,
+                "processes": self.limits.processes,
+                "disk_bytes": self.limits.disk,
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -106,23 +142,36 @@ def detect() -> Support:
     build then says so in its warnings, like any partial sandbox.
     """
     if os.environ.get("HANDOFF_SANDBOX") == "partial":
-        return Support("partial", "bubblewrap turned off by HANDOFF_SANDBOX=partial: environment filtered and "
-                                  "rlimits set, but the store, your files and the network are reachable")
+        return Support(
+            "partial",
+            "bubblewrap turned off by HANDOFF_SANDBOX=partial: environment filtered and "
+            "rlimits set, but the store, your files and the network are reachable",
+        )
     bwrap = shutil.which("bwrap")
     if bwrap is None:
-        return Support("partial", "bubblewrap is not installed: environment filtered and rlimits set, but the "
-                                  "store, your files and the network are reachable from the notebook")
+        return Support(
+            "partial",
+            "bubblewrap is not installed: environment filtered and rlimits set, but the "
+            "store, your files and the network are reachable from the notebook",
+        )
     try:
-        done = subprocess.run([bwrap, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
-                              capture_output=True, timeout=20)
+        done = subprocess.run(
+            [bwrap, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+            capture_output=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Support("partial", f"bubblewrap does not start ({exc})")
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        return Support("partial", f"bubblewrap cannot create namespaces here ({reason[0][:200]}): environment "
-                                  "filtered and rlimits set, but the store and the network are reachable")
-    return Support("bubblewrap", f"{bwrap}: read-only system, private /tmp, no store, PID namespace, "
-                                 "network off by default")
+        return Support(
+            "partial",
+            f"bubblewrap cannot create namespaces here ({reason[0][:200]}): environment "
+            "filtered and rlimits set, but the store and the network are reachable",
+        )
+    return Support(
+        "bubblewrap", f"{bwrap}: read-only system, private /tmp, no store, PID namespace, network off by default"
+    )
 
 
 def environment(base: Mapping[str, str], workdir: Path, policy: Policy) -> dict[str, str]:
@@ -142,26 +191,55 @@ def python_paths(executable: str) -> list[Path]:
     import handoff
 
     # handoff itself: an editable install is found through a finder hook, not through sys.path
-    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(executable).resolve().parent.parent,
-             Path(handoff.__file__).resolve().parent.parent}
+    paths = {
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(executable).resolve().parent.parent,
+        Path(handoff.__file__).resolve().parent.parent,
+    }
     paths.update(Path(p) for p in sys.path if p and Path(p).is_dir())
     return sorted(paths, key=lambda p: len(p.parts))
 
 
-def command(cmd: list[str], workdir: Path, policy: Policy, *, readable: Iterable[Path] = (),
-            writable: Iterable[Path] = (), hidden: Iterable[Path] = ()) -> list[str]:
+def command(
+    cmd: list[str],
+    workdir: Path,
+    policy: Policy,
+    *,
+    readable: Iterable[Path] = (),
+    writable: Iterable[Path] = (),
+    hidden: Iterable[Path] = (),
+) -> list[str]:
     """``cmd`` wrapped in the sandbox: rlimits always, bubblewrap's namespaces where it works.
 
     ``workdir`` (and ``writable``) are the only places it may write; ``readable`` are host paths it
     needs under its private ``/tmp`` (the notebook's own folder, the kernel's connection file);
     ``hidden`` are paths it must not see (the store). Python's own files are always readable.
     """
-    limits = ["prlimit", f"--data={policy.limits.memory}", f"--fsize={policy.limits.disk}", "--core=0", "--"] \
-        if shutil.which("prlimit") else []
+    limits = (
+        ["prlimit", f"--data={policy.limits.memory}", f"--fsize={policy.limits.disk}", "--core=0", "--"]
+        if shutil.which("prlimit")
+        else []
+    )
     if detect().kind != "bubblewrap":
         return [*limits, *cmd]
-    args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    args = [
+        "bwrap",
+        "--die-with-parent",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+    ]
     if not policy.allow_network:
         args.append("--unshare-net")
     for path in [*python_paths(cmd[0]), *readable]:
@@ -204,12 +282,15 @@ class Watchdog:
             rounds += 1
             count = len(descendants(self.pid))
             if count > self.limits.processes:
-                self._kill(f"the notebook started more than {self.limits.processes} processes "
-                           f"(process limit, --max-processes)")
+                self._kill(
+                    f"the notebook started more than {self.limits.processes} processes (process limit, --max-processes)"
+                )
                 return
             if rounds % 5 == 0 and (used := disk_usage(self.workdir)) > self.limits.disk:
-                self._kill(f"the build's work dir grew to {used / GIB:.1f} GiB, over the disk limit of "
-                           f"{self.limits.disk / GIB:.1f} GiB (--max-disk)")
+                self._kill(
+                    f"the build's work dir grew to {used / GIB:.1f} GiB, over the disk limit of "
+                    f"{self.limits.disk / GIB:.1f} GiB (--max-disk)"
+                )
                 return
 
     def _kill(self, reason: str) -> None:
@@ -232,7 +313,7 @@ def descendants(pid: int) -> list[int]:
                 stat = handle.read()
         except OSError:
             continue
-        parent = int(stat[stat.rfind(b")") + 2:].split()[1])
+        parent = int(stat[stat.rfind(b")") + 2 :].split()[1])
         children.setdefault(parent, []).append(int(entry))
     found, todo = [], [pid]
     while todo:
@@ -273,4 +354,3 @@ def disk_usage(path: Path) -> int:
         except OSError:
             continue
     return total
-

@@ -59,18 +59,25 @@ def serialize(capture_dir: Path, capture: Capture, target: Path) -> SavedModel:
     try:
         model, example = load_captured(capture_dir)
     except Exception as exc:
-        raise SerializationFailure("serialize", f"the captured model cannot be loaded back: "
-                                   f"{type(exc).__name__}: {exc}", ename=type(exc).__name__) from exc
+        raise SerializationFailure(
+            "serialize",
+            f"the captured model cannot be loaded back: {type(exc).__name__}: {exc}",
+            ename=type(exc).__name__,
+        ) from exc
     flavor = flavors.flavor_for(model)
     if flavor is None:
-        raise SerializationFailure("serialize", f"no model flavor handles {capture.model.type}; "
-                                   f"available flavors: {', '.join(flavors.available())}")
+        raise SerializationFailure(
+            "serialize",
+            f"no model flavor handles {capture.model.type}; available flavors: {', '.join(flavors.available())}",
+        )
     try:
         serialization, reason, requirements = flavor.save(
-            model, target, input_example=example,
-            pin=lambda names: pinned_requirements(names, capture.environment))
+            model, target, input_example=example, pin=lambda names: pinned_requirements(names, capture.environment)
+        )
     except Exception as exc:
-        raise SerializationFailure("serialize", f"{flavor.name} flavor: {type(exc).__name__}: {exc}",
-                                   ename=type(exc).__name__) from exc
-    return SavedModel(path=target, flavor=flavor.name, serialization=serialization, reason=reason,
-                      requirements=tuple(requirements))
+        raise SerializationFailure(
+            "serialize", f"{flavor.name} flavor: {type(exc).__name__}: {exc}", ename=type(exc).__name__
+        ) from exc
+    return SavedModel(
+        path=target, flavor=flavor.name, serialization=serialization, reason=reason, requirements=tuple(requirements)
+    )

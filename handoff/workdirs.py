@@ -19,7 +19,7 @@ from pathlib import Path
 
 KINDS = ("build", "stage", "check")
 STALE_AFTER = 24 * 3600.0  # seconds; no build runs this long (the default whole-run limit is 1 h)
-_NAME = re.compile(r"^handoff-(?:%s)-(\d+)-" % "|".join(KINDS))
+_NAME = re.compile(rf"^handoff-(?:{'|'.join(KINDS)})-(\d+)-")
 
 
 def private_dir(kind: str) -> Path:
@@ -36,7 +36,7 @@ def sweep_stale(root: Path | None = None, max_age: float = STALE_AFTER) -> list[
     """Remove this user's handoff temp dirs whose owner process is gone or that are older than
     ``max_age`` seconds; returns what was removed. Never touches this process's own dirs."""
     root = Path(root or tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(root))
     except OSError:

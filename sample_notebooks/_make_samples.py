@@ -239,8 +239,14 @@ print(f"accuracy = {acc:.4f}  f1_macro = {macro_f1:.4f}  baseline_accuracy = {ba
 # --------------------------------------------------------------------------------------------
 
 FEATURES = [
-    "mean radius", "mean texture", "mean perimeter", "mean area",
-    "mean smoothness", "mean compactness", "mean concavity", "mean concave points",
+    "mean radius",
+    "mean texture",
+    "mean perimeter",
+    "mean area",
+    "mean smoothness",
+    "mean compactness",
+    "mean concavity",
+    "mean concave points",
 ]
 
 DATAFRAME = [

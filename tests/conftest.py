@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import nbformat
 import pytest
@@ -17,8 +17,9 @@ from helpers import TRAIN_IRIS, Cell, notebook
 def write_notebook(tmp_path: Path) -> Callable[..., Path]:
     """Write a notebook into the test's temp dir and return its path."""
 
-    def write(cells: Sequence[Cell], name: str = "nb.ipynb", kernel: str | None = "python3",
-              directory: Path | None = None) -> Path:
+    def write(
+        cells: Sequence[Cell], name: str = "nb.ipynb", kernel: str | None = "python3", directory: Path | None = None
+    ) -> Path:
         path = (directory or tmp_path) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook(cells, kernel), path)

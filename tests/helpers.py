@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import nbformat
 
@@ -76,8 +76,9 @@ def predict_in_fresh_process(model_dir: Path) -> list:
         "example = Model.load(path).load_input_example(path)\n"
         "print(json.dumps([x.item() if hasattr(x, 'item') else x for x in model.predict(example)]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(model_dir)], capture_output=True, text=True,
-                          timeout=120, cwd="/")
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(model_dir)], capture_output=True, text=True, timeout=120, cwd="/"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -12,7 +12,9 @@ from handoff import evaluation
 def test_pairs_by_name_then_from_train_test_split() -> None:
     namespace = {"X_test": 1, "y_test": 2, "Xtest": 3, "ytest": 4, "X_val": 5}
     assert evaluation.candidate_pairs(namespace, [("Xtest", "ytest"), ("nope", "ytest")]) == [
-        ("X_test", "y_test"), ("Xtest", "ytest")]
+        ("X_test", "y_test"),
+        ("Xtest", "ytest"),
+    ]
 
 
 def test_classification_metrics_with_and_without_probabilities() -> None:

@@ -3,6 +3,7 @@ keeps the partial notebook, and creates no version."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -31,8 +32,12 @@ def test_failing_cell_is_named_and_partial_notebook_kept(write_notebook, store: 
     _assert_failed_without_version(result, store, "execute", 3, "CellExecutionFailure")
     assert result.error.message == "a cell raised an error in execute stage, cell 3: ValueError: bad 42"
     kept = _kept_notebook(store, result)
-    assert [c.source for c in kept.cells] == ["# title", "x = 41", "x += 1\nraise ValueError(f'bad {x}')",
-                                              "never = True"]  # no handoff cells, no papermill banners
+    assert [c.source for c in kept.cells] == [
+        "# title",
+        "x = 41",
+        "x += 1\nraise ValueError(f'bad {x}')",
+        "never = True",
+    ]  # no handoff cells, no papermill banners
     assert kept.cells[2].outputs[0].ename == "ValueError"
     assert kept.cells[3].execution_count is None
 
@@ -83,12 +88,15 @@ def test_relative_data_paths_work_beside_the_notebook(tmp_path: Path, write_note
     project = tmp_path / "project"
     (project / "data").mkdir(parents=True)
     (project / "data" / "train.csv").write_text("a,b,y\n1,2,0\n2,1,1\n3,3,0\n4,1,1\n")
-    path = write_notebook([
-        "import pandas as pd\nfrom sklearn.tree import DecisionTreeClassifier\n"
-        "df = pd.read_csv('data/train.csv')\nX = df[['a', 'b']]\n"
-        "model = DecisionTreeClassifier(random_state=0).fit(X, df['y'])\n"
-        "open('written-by-notebook.txt', 'w').write('scratch')",
-    ], directory=project)
+    path = write_notebook(
+        [
+            "import pandas as pd\nfrom sklearn.tree import DecisionTreeClassifier\n"
+            "df = pd.read_csv('data/train.csv')\nX = df[['a', 'b']]\n"
+            "model = DecisionTreeClassifier(random_state=0).fit(X, df['y'])\n"
+            "open('written-by-notebook.txt', 'w').write('scratch')",
+        ],
+        directory=project,
+    )
     result = build(path, store)
     assert result.ok, result.error
     assert [f.path for f in result.record.outputs.data.files] == ["data/train.csv"]
@@ -104,7 +112,7 @@ def test_progress_events_cover_every_code_cell_in_order(write_notebook, store: S
     assert cells == [(1, 3, 2), (2, 3, 3), (3, 3, 4)]
     stages = [e.stage for e in events]
     assert stages.index("inspect") < stages.index("execute") < stages.index("serialize") < stages.index("record")
-    assert all(a.elapsed <= b.elapsed for a, b in zip(events, events[1:]))
+    assert all(a.elapsed <= b.elapsed for a, b in itertools.pairwise(events))
 
 
 def test_uploaded_file_names_cannot_leave_the_build_dir(iris_notebook) -> None:

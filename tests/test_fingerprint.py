@@ -14,8 +14,13 @@ def test_data_in_the_workdir_is_fingerprinted_code_and_hidden_files_are_not(tmp_
     (work / "train.csv").write_text("a,b\n1,2\n")
     (work / "helper.py").write_text("x = 1")
     (work / ".handoff" / "capture.json").write_text("{}")
-    reads = [str(work / "train.csv"), str(work / "train.csv"), str(work / "helper.py"),
-             str(work / ".handoff" / "capture.json"), str(work / "missing.csv")]
+    reads = [
+        str(work / "train.csv"),
+        str(work / "train.csv"),
+        str(work / "helper.py"),
+        str(work / ".handoff" / "capture.json"),
+        str(work / "missing.csv"),
+    ]
     files = fingerprint(reads, str(work), [])
     assert files == [{"path": "train.csv", "size": 8, "sha256": hashlib.sha256(b"a,b\n1,2\n").hexdigest()}]
 

@@ -17,8 +17,9 @@ FIT_TWO = (
 
 
 def test_preferred_name_wins_over_a_later_fit(write_notebook, store: Store) -> None:
-    path = write_notebook([FIT_TWO + "clf = DecisionTreeClassifier().fit(X, y)",
-                           "other = LogisticRegression(max_iter=300).fit(X, y)"])
+    path = write_notebook(
+        [FIT_TWO + "clf = DecisionTreeClassifier().fit(X, y)", "other = LogisticRegression(max_iter=300).fit(X, y)"]
+    )
     result = build(path, store)
     assert result.model.variable == "clf" and result.model.source == "auto"
     assert "preferred variable name 'clf'" in result.model.chosen_by
@@ -26,29 +27,40 @@ def test_preferred_name_wins_over_a_later_fit(write_notebook, store: Store) -> N
 
 
 def test_most_recently_fitted_wins_without_a_preferred_name(write_notebook, store: Store) -> None:
-    path = write_notebook([FIT_TWO + "late = LogisticRegression(max_iter=300)\nearly = DecisionTreeClassifier().fit(X, y)",
-                           "late.fit(X, y)", "unfitted = DecisionTreeClassifier()"])
+    path = write_notebook(
+        [
+            FIT_TWO + "late = LogisticRegression(max_iter=300)\nearly = DecisionTreeClassifier().fit(X, y)",
+            "late.fit(X, y)",
+            "unfitted = DecisionTreeClassifier()",
+        ]
+    )
     result = build(path, store)
     assert result.model.variable == "late" and result.model.chosen_by == "the most recently fitted model"
     assert {c.name for c in result.model.candidates} == {"late", "early"}  # unfitted is not a candidate
 
 
 def test_model_var_option_and_log_model_precedence(write_notebook, store: Store) -> None:
-    path = write_notebook([FIT_TWO + "model = DecisionTreeClassifier().fit(X, y)\n"
-                           "special = LogisticRegression(max_iter=300).fit(X, y)"])
+    path = write_notebook(
+        [FIT_TWO + "model = DecisionTreeClassifier().fit(X, y)\nspecial = LogisticRegression(max_iter=300).fit(X, y)"]
+    )
     result = build(path, store, model_var="special")
     assert result.model.variable == "special" and result.model.source == "model_var"
-    explicit = write_notebook([FIT_TWO + "import handoff\nmodel = DecisionTreeClassifier().fit(X, y)\n"
-                               "chosen = handoff.log_model(LogisticRegression(max_iter=300).fit(X, y))"],
-                              name="explicit.ipynb")
+    explicit = write_notebook(
+        [
+            FIT_TWO + "import handoff\nmodel = DecisionTreeClassifier().fit(X, y)\n"
+            "chosen = handoff.log_model(LogisticRegression(max_iter=300).fit(X, y))"
+        ],
+        name="explicit.ipynb",
+    )
     result = build(explicit, store, model_var="model")
     assert result.model.source == "log_model" and result.model.variable == "chosen"
     assert result.model.type.endswith("LogisticRegression")
 
 
 def test_no_fitted_model_is_a_clear_capture_failure(write_notebook, store: Store) -> None:
-    path = write_notebook(["from sklearn.tree import DecisionTreeClassifier\nclf = DecisionTreeClassifier()",
-                           "accuracy = 0.5"])
+    path = write_notebook(
+        ["from sklearn.tree import DecisionTreeClassifier\nclf = DecisionTreeClassifier()", "accuracy = 0.5"]
+    )
     result = build(path, store)
     assert result.status == "failed" and result.version is None
     assert result.error.stage == "capture" and "no fitted model found" in result.error.message
@@ -63,18 +75,26 @@ def test_unknown_model_var_says_what_was_seen(write_notebook, store: Store) -> N
 
 
 def test_metrics_from_names_and_dicts_but_not_other_numbers(write_notebook, store: Store) -> None:
-    path = write_notebook([FIT_TWO + "model = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
-                           "import numpy as np\n"
-                           "accuracy = 0.9\ntest_f1 = np.float64(0.8)\nval_rmse = 2\nn_estimators = 100\n"
-                           "flag_auc = True\nloss = float('nan')\ntest_size = 0.2\n"
-                           "metrics = {'precision': 0.7, 'note': 'text'}"])
+    path = write_notebook(
+        [
+            FIT_TWO + "model = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
+            "import numpy as np\n"
+            "accuracy = 0.9\ntest_f1 = np.float64(0.8)\nval_rmse = 2\nn_estimators = 100\n"
+            "flag_auc = True\nloss = float('nan')\ntest_size = 0.2\n"
+            "metrics = {'precision': 0.7, 'note': 'text'}"
+        ]
+    )
     result = build(path, store)
     assert result.metrics == {"accuracy": 0.9, "test_f1": 0.8, "val_rmse": 2.0, "precision": 0.7}
 
 
 def test_explicit_metrics_win(write_notebook, store: Store) -> None:
-    path = write_notebook([FIT_TWO + "import handoff\nmodel = DecisionTreeClassifier().fit(X, y)\n"
-                           "accuracy = 0.1\nhandoff.log_metric('auc', 0.93)\nhandoff.log_metrics({'f1': 0.91})"])
+    path = write_notebook(
+        [
+            FIT_TWO + "import handoff\nmodel = DecisionTreeClassifier().fit(X, y)\n"
+            "accuracy = 0.1\nhandoff.log_metric('auc', 0.93)\nhandoff.log_metrics({'f1': 0.91})"
+        ]
+    )
     result = build(path, store)
     assert result.metrics == {"auc": 0.93, "f1": 0.91}
     assert store.get_version(result.name, result.version).build.outputs.metrics_source == "log_metric"
@@ -83,22 +103,30 @@ def test_explicit_metrics_win(write_notebook, store: Store) -> None:
 def test_input_example_environment_and_csv_fingerprint(tmp_path: Path, write_notebook, store: Store) -> None:
     csv = tmp_path / "houses.csv"
     csv.write_text("size,rooms,price\n" + "".join(f"{50 + i},{1 + i % 4},{100 + 3 * i}\n" for i in range(30)))
-    path = write_notebook([
-        "import pandas as pd\nfrom sklearn.linear_model import LinearRegression\n"
-        "df = pd.read_csv('houses.csv')\nfeatures = df[['size', 'rooms']]\n"
-        "reg = LinearRegression().fit(features, df['price'])\nr2 = reg.score(features, df['price'])"])
+    path = write_notebook(
+        [
+            "import pandas as pd\nfrom sklearn.linear_model import LinearRegression\n"
+            "df = pd.read_csv('houses.csv')\nfeatures = df[['size', 'rooms']]\n"
+            "reg = LinearRegression().fit(features, df['price'])\nr2 = reg.score(features, df['price'])"
+        ]
+    )
     result = build(path, store)
     assert result.ok, result.error
     outputs = store.get_version(result.name, result.version).build.outputs
     assert outputs.input_example == InputExample("features", 5, "pandas.DataFrame")
     env = outputs.environment
     assert set(env.imported) == {"pandas", "scikit-learn"}
-    import pandas, sklearn
+    import pandas
+    import sklearn
+
     assert env.imported["pandas"] == pandas.__version__ and env.imported["scikit-learn"] == sklearn.__version__
     assert "numpy" in env.loaded and env.installed["mlflow"]
     assert env.python.count(".") == 2
     import hashlib
-    assert outputs.data.files == (DataFile("houses.csv", csv.stat().st_size, hashlib.sha256(csv.read_bytes()).hexdigest()),)
+
+    assert outputs.data.files == (
+        DataFile("houses.csv", csv.stat().st_size, hashlib.sha256(csv.read_bytes()).hexdigest()),
+    )
 
 
 def test_log_calls_are_noops_outside_a_build() -> None:

@@ -23,7 +23,9 @@ def test_the_notebooks_mlflow_run_is_imported_and_its_model_shipped(tmp_path: Pa
 
     model = result.model
     assert model.source == "mlflow" and model.type.endswith("Ridge")
-    assert model.chosen_by == "the model the notebook logged with MLflow (sklearn model 'model' of run 'ridge-baseline')"
+    assert (
+        model.chosen_by == "the model the notebook logged with MLflow (sklearn model 'model' of run 'ridge-baseline')"
+    )
     assert {c.kind for c in model.candidates} == {"mlflow", "variable"}
     sources = result.record.metric_sources
     assert sources["rmse"] == sources["cv_rmse"] == "the notebook's MLflow run 'ridge-baseline'"

@@ -48,11 +48,17 @@ def test_forcing_the_inner_step_fails_fidelity_with_the_mismatch_rate(store: Sto
 
 
 def test_a_select_k_best_pipeline_beats_its_step_named_clf(write_notebook, store: Store) -> None:
-    path = write_notebook([SPLIT + (
-        "from sklearn.feature_selection import SelectKBest\nfrom sklearn.pipeline import Pipeline\n"
-        "from sklearn.svm import LinearSVC\n"
-        "pipe = Pipeline([('select', SelectKBest(k=3)), ('clf', LinearSVC())]).fit(X_train, y_train)"),
-        "clf = pipe.named_steps['clf']\nprint(clf.coef_)"])
+    path = write_notebook(
+        [
+            SPLIT
+            + (
+                "from sklearn.feature_selection import SelectKBest\nfrom sklearn.pipeline import Pipeline\n"
+                "from sklearn.svm import LinearSVC\n"
+                "pipe = Pipeline([('select', SelectKBest(k=3)), ('clf', LinearSVC())]).fit(X_train, y_train)"
+            ),
+            "clf = pipe.named_steps['clf']\nprint(clf.coef_)",
+        ]
+    )
     result = build(path, store)
     assert result.ok, result.error
     assert result.model.variable == "pipe" and result.model.type == "sklearn.pipeline.Pipeline"
@@ -60,18 +66,30 @@ def test_a_select_k_best_pipeline_beats_its_step_named_clf(write_notebook, store
 
 
 def test_ensemble_members_and_wrapped_estimators_are_parts(write_notebook, store: Store) -> None:
-    path = write_notebook([SPLIT + (
-        "from sklearn.calibration import CalibratedClassifierCV\nfrom sklearn.ensemble import VotingClassifier\n"
-        "from sklearn.linear_model import LogisticRegression\nfrom sklearn.tree import DecisionTreeClassifier\n"
-        "vote = VotingClassifier([('lr', LogisticRegression(max_iter=5000)), ('tree', DecisionTreeClassifier())], voting='soft')\n"
-        "calibrated = CalibratedClassifierCV(vote, cv=3).fit(X_train, y_train)\n"
-        "member = calibrated.calibrated_classifiers_[0].estimator.estimators_[0]\n"
-        "model = member  # a preferred name on an inner part must not win")])
+    path = write_notebook(
+        [
+            SPLIT
+            + (
+                "from sklearn.calibration import CalibratedClassifierCV\n"
+                "from sklearn.ensemble import VotingClassifier\n"
+                "from sklearn.linear_model import LogisticRegression\n"
+                "from sklearn.tree import DecisionTreeClassifier\n"
+                "vote = VotingClassifier([('lr', LogisticRegression(max_iter=5000)), "
+                "('tree', DecisionTreeClassifier())], voting='soft')\n"
+                "calibrated = CalibratedClassifierCV(vote, cv=3).fit(X_train, y_train)\n"
+                "member = calibrated.calibrated_classifiers_[0].estimator.estimators_[0]\n"
+                "model = member  # a preferred name on an inner part must not win"
+            )
+        ]
+    )
     result = build(path, store)
     assert result.ok, result.error
     assert result.model.variable == "calibrated"
     assert {c.name: bool(c.part_of) for c in result.model.candidates} == {
-        "calibrated": False, "member": True, "model": True}
+        "calibrated": False,
+        "member": True,
+        "model": True,
+    }
 
 
 def test_a_model_trained_in_a_function_and_saved_with_joblib(store: Store) -> None:
@@ -87,20 +105,34 @@ def test_a_model_trained_in_a_function_and_saved_with_joblib(store: Store) -> No
 
 
 def test_skops_files_are_candidates_too(write_notebook, store: Store) -> None:
-    path = write_notebook([SPLIT + (
-        "import skops.io\nfrom sklearn.linear_model import LogisticRegression\n"
-        "def fit():\n    skops.io.dump(LogisticRegression(max_iter=5000).fit(X_train, y_train), 'out/clf.bin')\n"
-        "import os\nos.makedirs('out')\nfit()")])
+    path = write_notebook(
+        [
+            SPLIT
+            + (
+                "import skops.io\nfrom sklearn.linear_model import LogisticRegression\n"
+                "def fit():\n"
+                "    skops.io.dump(LogisticRegression(max_iter=5000).fit(X_train, y_train), 'out/clf.bin')\n"
+                "import os\nos.makedirs('out')\nfit()"
+            )
+        ]
+    )
     result = build(path, store)
     assert result.ok, result.error
     assert result.model.packaged == "file out/clf.bin" and "(skops)" in result.model.chosen_by
 
 
 def test_a_model_trained_in_a_function_and_dropped_says_so(write_notebook, store: Store) -> None:
-    path = write_notebook([("md", "# title"), SPLIT, (
-        "from sklearn.linear_model import LogisticRegression\n"
-        "def train(X, y):\n    model = LogisticRegression(max_iter=5000)\n    model.fit(X, y)\n"
-        "    return model.score(X, y)\ntrain(X_train, y_train)")])
+    path = write_notebook(
+        [
+            ("md", "# title"),
+            SPLIT,
+            (
+                "from sklearn.linear_model import LogisticRegression\n"
+                "def train(X, y):\n    model = LogisticRegression(max_iter=5000)\n    model.fit(X, y)\n"
+                "    return model.score(X, y)\ntrain(X_train, y_train)"
+            ),
+        ]
+    )
     result = build(path, store)
     assert result.status == "failed" and result.error.stage == "capture"
     message = result.error.message
@@ -108,18 +140,26 @@ def test_a_model_trained_in_a_function_and_dropped_says_so(write_notebook, store
     assert "fitted inside function `train()` in cell 3 was never returned or saved" in message
 
 
-def test_bad_model_files_are_skipped_with_a_warning_and_never_loaded_here(tmp_path: Path, write_notebook,
-                                                                           store: Store) -> None:
+def test_bad_model_files_are_skipped_with_a_warning_and_never_loaded_here(
+    tmp_path: Path, write_notebook, store: Store
+) -> None:
     marker = tmp_path / "loaded-by"
-    path = write_notebook([SPLIT + (
-        "import pickle\nfrom sklearn.linear_model import LogisticRegression\n"
-        "model = LogisticRegression(max_iter=5000).fit(X_train, y_train)\n"
-        "pickle.dump({'weights': [1, 2]}, open('not_a_model.pkl', 'wb'))\n"
-        "open('broken.joblib', 'wb').write(b'\\x80\\x04garbage that is no pickle')\n"
-        "class Payload:\n"
-        f"    def __reduce__(self):\n        return (exec, (\"import os; open({str(marker)!r}, 'a').write(str(os.getpid()))\",))\n"
-        "pickle.dump(Payload(), open('payload.sav', 'wb'))\n"
-        "with open('huge.pkl', 'wb') as f:\n    f.write(b'\\x80\\x04'); f.truncate(2 * 1024**3)")])
+    path = write_notebook(
+        [
+            SPLIT
+            + (
+                "import pickle\nfrom sklearn.linear_model import LogisticRegression\n"
+                "model = LogisticRegression(max_iter=5000).fit(X_train, y_train)\n"
+                "pickle.dump({'weights': [1, 2]}, open('not_a_model.pkl', 'wb'))\n"
+                "open('broken.joblib', 'wb').write(b'\\x80\\x04garbage that is no pickle')\n"
+                "class Payload:\n"
+                "    def __reduce__(self):\n"
+                f"        return (exec, (\"import os; open({str(marker)!r}, 'a').write(str(os.getpid()))\",))\n"
+                "pickle.dump(Payload(), open('payload.sav', 'wb'))\n"
+                "with open('huge.pkl', 'wb') as f:\n    f.write(b'\\x80\\x04'); f.truncate(2 * 1024**3)"
+            )
+        ]
+    )
     result = build(path, store)
     assert result.ok, result.error
     assert result.model.variable == "model"
@@ -144,9 +184,15 @@ def test_metrics_computed_from_train_test_split_names(store: Store) -> None:
 
 
 def test_reported_metrics_keep_their_names_and_precedence(write_notebook, store: Store) -> None:
-    path = write_notebook([SPLIT + (
-        "from sklearn.linear_model import LogisticRegression\n"
-        "model = LogisticRegression(max_iter=5000).fit(X_train, y_train)\naccuracy = 0.123")])
+    path = write_notebook(
+        [
+            SPLIT
+            + (
+                "from sklearn.linear_model import LogisticRegression\n"
+                "model = LogisticRegression(max_iter=5000).fit(X_train, y_train)\naccuracy = 0.123"
+            )
+        ]
+    )
     result = build(path, store)
     assert result.metrics["accuracy"] == 0.123 and result.record.metric_sources["accuracy"] == "a notebook variable"
     assert result.record.metric_sources["f1_macro"].startswith("computed by handoff")

@@ -43,8 +43,9 @@ def _texts(cell: nbformat.NotebookNode) -> list[str]:
 
 
 def _output_bytes(cell: nbformat.NotebookNode) -> int:
-    return sum(len(o.get("text", "").encode()) + sum(len(str(v)) for v in o.get("data", {}).values())
-               for o in cell.outputs)
+    return sum(
+        len(o.get("text", "").encode()) + sum(len(str(v)) for v in o.get("data", {}).values()) for o in cell.outputs
+    )
 
 
 def test_cell_over_the_cap_keeps_head_marker_tail_and_warns(write_notebook, store: Store, tmp_path: Path) -> None:
@@ -60,8 +61,11 @@ def test_cell_over_the_cap_keeps_head_marker_tail_and_warns(write_notebook, stor
     assert joined.startswith("HEAD-LINE\n0000000\n") and joined.endswith("0124999\nTAIL-LINE\n")
     assert "MIDDLE-LINE" not in joined
     markers = [t for t in texts if "cut by handoff" in t]
-    assert len(markers) == 1 and markers[0].startswith("… 1") and markers[0].endswith(
-        " MB of output cut by handoff (per-cell limit 5 MB) …\n")
+    assert (
+        len(markers) == 1
+        and markers[0].startswith("… 1")
+        and markers[0].endswith(" MB of output cut by handoff (per-cell limit 5 MB) …\n")
+    )
     head, tail = joined.split(markers[0])
     assert head.endswith("\n") and tail.split("\n", 1)[0].isdigit()  # both cut at line boundaries
     assert 4 * MB < len(head) + len(tail) <= 5 * MB
@@ -75,7 +79,10 @@ def test_cell_over_the_cap_keeps_head_marker_tail_and_warns(write_notebook, stor
 
 def test_total_limit_applies_across_cells(write_notebook, store: Store) -> None:
     # four cells of 0.4 MB each under a 1 MB total: two whole, the third cut, the fourth left with a few bytes
-    cell = "print('START-{n}')\nprint('x' * 99 + '\\n', end='' )\nprint(('%09d\\n' % 0) * 40_000, end='')\nprint('END-{n}')"
+    cell = (
+        "print('START-{n}')\nprint('x' * 99 + '\\n', end='' )\nprint(('%09d\\n' % 0) * 40_000, end='')\n"
+        "print('END-{n}')"
+    )
     path = write_notebook([cell.format(n=n) for n in range(1, 5)] + [TRAIN_IRIS])
     result = build(path, store, max_cell_output_mb=1, max_output_mb=1)
     assert result.ok, result.error
@@ -95,11 +102,13 @@ def test_total_limit_applies_across_cells(write_notebook, store: Store) -> None:
 
 def test_rich_outputs_past_the_cap_are_dropped_and_a_late_error_is_kept(write_notebook, store: Store) -> None:
     # five 300 kB "images" under a 1 MB cap, then the cell raises: the error still names the cell
-    cell = ("import base64, os\n"
-            "from IPython.display import display\n"
-            "for i in range(5):\n"
-            "    display({'image/png': base64.b64encode(os.urandom(225_000)).decode()}, raw=True)\n"
-            "raise ValueError('after the images')")
+    cell = (
+        "import base64, os\n"
+        "from IPython.display import display\n"
+        "for i in range(5):\n"
+        "    display({'image/png': base64.b64encode(os.urandom(225_000)).decode()}, raw=True)\n"
+        "raise ValueError('after the images')"
+    )
     result = build(write_notebook(["x = 1", cell, TRAIN_IRIS]), store, max_cell_output_mb=1)
     assert result.status == "failed" and result.error.cell == 2 and result.error.type == "CellExecutionFailure"
     assert "ValueError: after the images" in result.error.message
@@ -107,16 +116,19 @@ def test_rich_outputs_past_the_cap_are_dropped_and_a_late_error_is_kept(write_no
     _, kept = _stored_notebook(store, result)
     kinds = [o.output_type for o in kept.cells[1].outputs]
     assert kinds == ["display_data", "display_data", "stream", "error"]
-    assert kept.cells[1].outputs[2].text == ("… 900.0 KB of output cut by handoff (per-cell limit 1 MB; "
-                                             "3 images or other rich outputs dropped) …\n")
+    assert kept.cells[1].outputs[2].text == (
+        "… 900.0 KB of output cut by handoff (per-cell limit 1 MB; 3 images or other rich outputs dropped) …\n"
+    )
 
 
 def test_cleared_output_does_not_count(write_notebook, store: Store) -> None:
     # 5 MB printed in all, but each print replaces the last (a live-updating cell): nothing to cut
-    cell = ("from IPython.display import clear_output\n"
-            "for i in range(50):\n"
-            "    clear_output(wait=True)\n"
-            "    print(f'step {i} ' + 'x' * 100_000)")
+    cell = (
+        "from IPython.display import clear_output\n"
+        "for i in range(50):\n"
+        "    clear_output(wait=True)\n"
+        "    print(f'step {i} ' + 'x' * 100_000)"
+    )
     result = build(write_notebook([cell, TRAIN_IRIS]), store, max_cell_output_mb=1)
     assert result.ok, result.error
     assert not [w for w in result.warnings if "cut by handoff" in w]
@@ -137,27 +149,54 @@ def test_memory_stays_bounded_for_100_mb_of_output(write_notebook, tmp_path: Pat
     # Without the cap this build peaks above 1.2 GB (and stores a 100 MB notebook). Measured in a
     # wrapper process so that other tests' children do not count: RUSAGE_CHILDREN is the largest
     # of the CLI and the processes it waited for (kernel, checker).
-    path = write_notebook(["chunk = ''.join('%07d\\n' % i for i in range(125_000))\n"
-                           "for i in range(100):\n    print(chunk, end='')", TRAIN_IRIS])
+    path = write_notebook(
+        [
+            "chunk = ''.join('%07d\\n' % i for i in range(125_000))\nfor i in range(100):\n    print(chunk, end='')",
+            TRAIN_IRIS,
+        ]
+    )
     handoff_cli = Path(sys.executable).parent / "handoff"
-    measure = ("import json, resource, subprocess, sys\n"
-               "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-               "print(json.dumps({'rc': done.returncode, 'out': done.stdout, 'err': done.stderr[-3000:],\n"
-               "                  'maxrss_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
-    done = subprocess.run([sys.executable, "-c", measure, str(handoff_cli), "build", str(path), "--json",
-                           "--store", str(tmp_path / "store"), "--timeout", "300", "--cell-timeout", "240"],
-                          capture_output=True, text=True, timeout=400, cwd=ROOT)
+    measure = (
+        "import json, resource, subprocess, sys\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "print(json.dumps({'rc': done.returncode, 'out': done.stdout, 'err': done.stderr[-3000:],\n"
+        "                  'maxrss_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            measure,
+            str(handoff_cli),
+            "build",
+            str(path),
+            "--json",
+            "--store",
+            str(tmp_path / "store"),
+            "--timeout",
+            "300",
+            "--cell-timeout",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=ROOT,
+    )
     report = json.loads(done.stdout)
     assert report["rc"] == 0, report["err"]
     result = json.loads(report["out"])
-    assert any(re.match(r"cell 1: 95(\.0)? MB of output cut by handoff", w) for w in result["warnings"]), \
-        result["warnings"]
+    assert any(re.match(r"cell 1: 95(\.0)? MB of output cut by handoff", w) for w in result["warnings"]), result[
+        "warnings"
+    ]
     assert local_path(result["executed_notebook_uri"]).stat().st_size < 5 * MB * 1.2
     assert report["maxrss_kb"] < 600 * 1024, f"peak RSS {report['maxrss_kb'] // 1024} MB"
 
 
-@pytest.mark.parametrize("options", [{"max_cell_output_mb": 0}, {"max_output_mb": -1},
-                                     {"max_output_mb": float("nan")}, {"max_cell_output_mb": True}])
+@pytest.mark.parametrize(
+    "options",
+    [{"max_cell_output_mb": 0}, {"max_output_mb": -1}, {"max_output_mb": float("nan")}, {"max_cell_output_mb": True}],
+)
 def test_bad_limits_are_refused_before_anything_runs(options: dict, iris_notebook: Path, store: Store) -> None:
     with pytest.raises(OptionError, match="must be a positive number of MB"):
         handoff.build(iris_notebook, store=store, **options)
@@ -169,8 +208,9 @@ def test_cli_flags_set_the_limits(iris_notebook: Path, store: Store) -> None:
 
     args = _parser().parse_args(["build", str(iris_notebook), "--max-cell-output", "2.5", "--max-output", "20"])
     assert (args.max_cell_output, args.max_output) == (2.5, 20.0)
-    assert handoff.BuildOptions(max_cell_output_mb=2.5, max_output_mb=20).output_limits == OutputLimits(2_500_000,
-                                                                                                       20_000_000)
+    assert handoff.BuildOptions(max_cell_output_mb=2.5, max_output_mb=20).output_limits == OutputLimits(
+        2_500_000, 20_000_000
+    )
 
 
 def test_tail_buffer_stays_bounded_and_keeps_the_last_whole_lines() -> None:

@@ -19,16 +19,18 @@ from helpers import TRAIN_IRIS, build
 
 if os.environ.get("HANDOFF_REQUIRE_SANDBOX"):  # CI: a missing sandbox is a failure, not a skip
     assert sandbox.detect().kind == "bubblewrap", sandbox.detect().detail
-pytestmark = pytest.mark.skipif(sandbox.detect().kind != "bubblewrap",
-                                reason="these probes need bubblewrap (installed by make / .ci/run)")
+pytestmark = pytest.mark.skipif(
+    sandbox.detect().kind != "bubblewrap", reason="these probes need bubblewrap (installed by make / .ci/run)"
+)
 
 CANARY = "canary-4f1d9c2e-secret-value"
 
 
 def _outputs(result) -> str:
     """Every output's text, streams joined (a print may arrive in several chunks)."""
-    return "".join(o.get("text", "") or json.dumps(o.get("data", {})) for c in result.notebook.cells
-                   for o in c.get("outputs", []))
+    return "".join(
+        o.get("text", "") or json.dumps(o.get("data", {})) for c in result.notebook.cells for o in c.get("outputs", [])
+    )
 
 
 def _listener() -> tuple[socket.socket, list[bytes]]:
@@ -49,24 +51,27 @@ def _listener() -> tuple[socket.socket, list[bytes]]:
     return server, received
 
 
-def test_a_hostile_notebook_reaches_no_secret_store_network_or_parent(write_notebook, store: Store,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hostile_notebook_reaches_no_secret_store_network_or_parent(
+    write_notebook, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY)
     monkeypatch.setenv("HANDOFF_HOME", str(store.local_paths()[0]))
     monkeypatch.setenv("PASSED_TOKEN", "token-value-7731")
     server, received = _listener()
     store_dir = store.local_paths()[0]
-    path = write_notebook([
-        ("parameters", f"store_dir = {str(store_dir)!r}\nport = {server.getsockname()[1]}"),
-        "import json, os\nprint(json.dumps(dict(os.environ)))",
-        "print('STORE', os.listdir(store_dir), os.path.exists(os.path.join(store_dir, 'mlflow.db')))",
-        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', port), timeout=3).sendall(b'leak')\n"
-        "    print('NET connected')\nexcept OSError as exc:\n    print('NET refused', type(exc).__name__)",
-        "import subprocess\nsleeper = subprocess.Popen(['sleep', '777.25'], start_new_session=True)",
-        "os.kill(os.getppid(), 9)\nprint('PARENT', os.getppid())",
-        "print('TOKEN', os.environ.get('PASSED_TOKEN') == 'token-value-7731')",
-        TRAIN_IRIS,
-    ])
+    path = write_notebook(
+        [
+            ("parameters", f"store_dir = {str(store_dir)!r}\nport = {server.getsockname()[1]}"),
+            "import json, os\nprint(json.dumps(dict(os.environ)))",
+            "print('STORE', os.listdir(store_dir), os.path.exists(os.path.join(store_dir, 'mlflow.db')))",
+            "import socket\ntry:\n    socket.create_connection(('127.0.0.1', port), timeout=3).sendall(b'leak')\n"
+            "    print('NET connected')\nexcept OSError as exc:\n    print('NET refused', type(exc).__name__)",
+            "import subprocess\nsleeper = subprocess.Popen(['sleep', '777.25'], start_new_session=True)",
+            "os.kill(os.getppid(), 9)\nprint('PARENT', os.getppid())",
+            "print('TOKEN', os.environ.get('PASSED_TOKEN') == 'token-value-7731')",
+            TRAIN_IRIS,
+        ]
+    )
     result = build(path, store, env=("PASSED_TOKEN",))
     server.close()
     assert result.ok, result.error  # the test process (the API's caller) survived os.kill(getppid)
@@ -93,9 +98,13 @@ def _cmdline(proc: Path) -> str:
 
 def test_allow_network_opens_it_and_is_recorded(write_notebook, store: Store) -> None:
     server, received = _listener()
-    path = write_notebook([
-        f"import socket\nsocket.create_connection(('127.0.0.1', {server.getsockname()[1]}), timeout=5).sendall(b'hi')",
-        TRAIN_IRIS])
+    path = write_notebook(
+        [
+            "import socket\n"
+            f"socket.create_connection(('127.0.0.1', {server.getsockname()[1]}), timeout=5).sendall(b'hi')",
+            TRAIN_IRIS,
+        ]
+    )
     result = build(path, store, allow_network=True)
     server.close()
     assert result.ok, result.error
@@ -106,15 +115,18 @@ def test_allow_network_opens_it_and_is_recorded(write_notebook, store: Store) ->
 
 def test_a_pickle_payload_runs_only_inside_the_sandboxed_worker(tmp_path: Path, write_notebook, store: Store) -> None:
     marker = tmp_path / "payload-ran"
-    path = write_notebook([
-        "import numpy as np\n"
-        "class Evil:\n"
-        "    def fit(self, X, y):\n        self.coef_ = 1\n        return self\n"
-        "    def predict(self, X):\n        return np.zeros(len(X))\n"
-        "    def __reduce__(self):\n"
-        f"        return (exec, (\"import os, sys; print('PAYLOAD-RAN', file=sys.stderr); "
-        f"open({str(marker)!r}, 'w').write(str(os.getpid()))\",))\n"
-        "model = Evil().fit(None, None)"])
+    path = write_notebook(
+        [
+            "import numpy as np\n"
+            "class Evil:\n"
+            "    def fit(self, X, y):\n        self.coef_ = 1\n        return self\n"
+            "    def predict(self, X):\n        return np.zeros(len(X))\n"
+            "    def __reduce__(self):\n"
+            f"        return (exec, (\"import os, sys; print('PAYLOAD-RAN', file=sys.stderr); "
+            f"open({str(marker)!r}, 'w').write(str(os.getpid()))\",))\n"
+            "model = Evil().fit(None, None)"
+        ]
+    )
     result = build(path, store)
     assert result.status == "failed" and result.error.stage == "serialize"  # it unpickles to None: no model
     assert not marker.exists(), "the payload ran outside the sandbox (in this process or with host /tmp)"
@@ -122,15 +134,28 @@ def test_a_pickle_payload_runs_only_inside_the_sandboxed_worker(tmp_path: Path, 
     assert "PAYLOAD-RAN" in log  # it did run: in the worker, whose /tmp is private
 
 
-@pytest.mark.parametrize("cell, limits, expected", [
-    ("x = bytearray(3 * 1024**3)", {"memory_gib": 1.0}, "memory limit of 1 GiB (--memory)"),
-    ("import subprocess, time\nkids = [subprocess.Popen(['sleep', '30']) for _ in range(40)]\ntime.sleep(20)",
-     {"max_processes": 10}, "more than 10 processes (process limit, --max-processes)"),
-    ("import time\nfor i in range(8):\n    open(f'blob{i}', 'wb').write(os.urandom(8 * 1024**2))\ntime.sleep(20)",
-     {"max_disk_gib": 0.03}, "over the disk limit of 0.0 GiB (--max-disk)"),
-], ids=["memory", "processes", "disk"])
-def test_limits_fail_the_build_naming_the_limit(cell: str, limits: dict, expected: str, write_notebook,
-                                                 store: Store) -> None:
+@pytest.mark.parametrize(
+    "cell, limits, expected",
+    [
+        ("x = bytearray(3 * 1024**3)", {"memory_gib": 1.0}, "memory limit of 1 GiB (--memory)"),
+        (
+            "import subprocess, time\nkids = [subprocess.Popen(['sleep', '30']) for _ in range(40)]\ntime.sleep(20)",
+            {"max_processes": 10},
+            "more than 10 processes (process limit, --max-processes)",
+        ),
+        (
+            "import time\n"
+            "for i in range(8):\n    open(f'blob{i}', 'wb').write(os.urandom(8 * 1024**2))\n"
+            "time.sleep(20)",
+            {"max_disk_gib": 0.03},
+            "over the disk limit of 0.0 GiB (--max-disk)",
+        ),
+    ],
+    ids=["memory", "processes", "disk"],
+)
+def test_limits_fail_the_build_naming_the_limit(
+    cell: str, limits: dict, expected: str, write_notebook, store: Store
+) -> None:
     path = write_notebook([("md", "# limits"), "import os", cell, TRAIN_IRIS])
     result = build(path, store, **limits)
     assert result.status == "failed" and result.version is None
@@ -139,8 +164,9 @@ def test_limits_fail_the_build_naming_the_limit(cell: str, limits: dict, expecte
 
 
 def test_the_environment_is_an_allow_list(tmp_path: Path) -> None:
-    env = sandbox.environment({"PATH": "/bin", "AWS_SECRET_ACCESS_KEY": "x", "LC_TIME": "C", "HANDOFF_HOME": "/h"},
-                              tmp_path, sandbox.Policy())
+    env = sandbox.environment(
+        {"PATH": "/bin", "AWS_SECRET_ACCESS_KEY": "x", "LC_TIME": "C", "HANDOFF_HOME": "/h"}, tmp_path, sandbox.Policy()
+    )
     assert env["PATH"] == "/bin" and env["LC_TIME"] == "C" and env["HOME"] == str(tmp_path)
     assert "AWS_SECRET_ACCESS_KEY" not in env and "HANDOFF_HOME" not in env
 

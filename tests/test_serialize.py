@@ -42,8 +42,10 @@ def test_notebook_defined_class_uses_cloudpickle_and_loads_in_a_fresh_process(wr
 
 
 def test_plain_sklearn_uses_skops_with_an_audited_trust_list(write_notebook, store: Store) -> None:
-    code = ("from sklearn.datasets import load_iris\nfrom sklearn.ensemble import RandomForestClassifier\n"
-            "X, y = load_iris(return_X_y=True)\nmodel = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)")
+    code = (
+        "from sklearn.datasets import load_iris\nfrom sklearn.ensemble import RandomForestClassifier\n"
+        "X, y = load_iris(return_X_y=True)\nmodel = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)"
+    )
     result = build(write_notebook([code]), store)
     assert result.ok, result.error
     assert result.model.saved.format == "skops"

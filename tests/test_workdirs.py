@@ -9,8 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -40,9 +40,11 @@ def test_another_user_cannot_read_inside(tmp_path: Path, monkeypatch: pytest.Mon
     secret = path / "model.pkl"
     secret.write_bytes(b"pickle")
     secret.chmod(0o644)  # world-readable on its own: the dir must still keep it private
-    probe = ("import os, sys\nos.setgid(65534); os.setuid(65534)\n"
-             "for attempt in (lambda: open(sys.argv[1], 'rb').read(), lambda: os.listdir(sys.argv[2])):\n"
-             "    try:\n        attempt(); print('readable')\n    except PermissionError:\n        print('denied')\n")
+    probe = (
+        "import os, sys\nos.setgid(65534); os.setuid(65534)\n"
+        "for attempt in (lambda: open(sys.argv[1], 'rb').read(), lambda: os.listdir(sys.argv[2])):\n"
+        "    try:\n        attempt(); print('readable')\n    except PermissionError:\n        print('denied')\n"
+    )
     done = subprocess.run([sys.executable, "-c", probe, str(secret), str(path)], capture_output=True, text=True)
     assert done.stdout.split() == ["denied", "denied"], done.stderr
 
@@ -64,7 +66,8 @@ def test_sweep_removes_dead_owners_and_old_dirs_only(tmp_path: Path) -> None:
 
 @pytest.mark.kernel
 def test_kill_9_mid_build_leaves_nothing_after_the_next_build(
-        tmp_path: Path, write_notebook: Callable[..., Path], request: pytest.FixtureRequest) -> None:
+    tmp_path: Path, write_notebook: Callable[..., Path], request: pytest.FixtureRequest
+) -> None:
     # a short TMPDIR of its own: the kernel's IPC socket lives in the work dir, and unix socket paths
     # are limited to 107 bytes (pytest's tmp_path is too long)
     temp = Path(tempfile.mkdtemp(prefix="hk-", dir="/tmp"))
@@ -73,8 +76,14 @@ def test_kill_9_mid_build_leaves_nothing_after_the_next_build(
     store = str(tmp_path / "store")
     log = (tmp_path / "killed-build.log").open("wb")
     slow = write_notebook([TRAIN_IRIS, "open('started', 'w').close()\nimport time\ntime.sleep(300)"], name="slow.ipynb")
-    proc = subprocess.Popen([sys.executable, "-m", "handoff.cli", "build", str(slow), "--store", store],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "handoff.cli", "build", str(slow), "--store", store],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not list(temp.glob(f"handoff-build-{proc.pid}-*/started")):  # the sleeping cell is running
@@ -91,7 +100,13 @@ def test_kill_9_mid_build_leaves_nothing_after_the_next_build(
         except ProcessLookupError:
             pass
     quick = write_notebook([TRAIN_IRIS], name="quick.ipynb")
-    done = subprocess.run([sys.executable, "-m", "handoff.cli", "build", str(quick), "--store", store],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", "handoff.cli", "build", str(quick), "--store", store],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode in (0, 1), done.stderr[-2000:]
     assert list(temp.glob(f"handoff-*-{proc.pid}-*")) == []

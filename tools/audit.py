@@ -12,17 +12,35 @@ from __future__ import annotations
 import subprocess
 import sys
 
-UNREACHABLE = ("ConnectionError", "Max retries exceeded", "Failed to establish a new connection",
-               "Name or service not known", "Temporary failure in name resolution", "timed out",
-               "Connection refused", "Network is unreachable", "ProxyError", "SSLError",
-               # what pip-audit reports when the service answers nothing useful (e.g. a mirror without
-               # PyPI's JSON API); without --strict it would then exit 0 having checked nothing
-               "could not be audited")
+UNREACHABLE = (
+    "ConnectionError",
+    "Max retries exceeded",
+    "Failed to establish a new connection",
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "timed out",
+    "Connection refused",
+    "Network is unreachable",
+    "ProxyError",
+    "SSLError",
+    # what pip-audit reports when the service answers nothing useful (e.g. a mirror without
+    # PyPI's JSON API); without --strict it would then exit 0 having checked nothing
+    "could not be audited",
+)
 
 
 def main() -> int:
-    command = [sys.executable, "-m", "pip_audit", "--local", "--progress-spinner", "off", "--strict",
-               "--skip-editable", *sys.argv[1:]]
+    command = [
+        sys.executable,
+        "-m",
+        "pip_audit",
+        "--local",
+        "--progress-spinner",
+        "off",
+        "--strict",
+        "--skip-editable",
+        *sys.argv[1:],
+    ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
@@ -33,8 +51,10 @@ def main() -> int:
         print("make audit: NOT AUDITED: pip-audit is not installed (pip install -e '.[audit]')")
         return 2
     if done.returncode != 0 and any(marker in output for marker in UNREACHABLE):
-        print("make audit: NOT AUDITED: pip-audit could not get answers from its vulnerability service "
-              "(pypi.org / osv.dev) from this machine; no package was checked. Run it where that is reachable.")
+        print(
+            "make audit: NOT AUDITED: pip-audit could not get answers from its vulnerability service "
+            "(pypi.org / osv.dev) from this machine; no package was checked. Run it where that is reachable."
+        )
         print("  (last line of pip-audit's error: " + output.strip().splitlines()[-1][:300] + ")")
         return 2
     sys.stdout.write(output)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from handoff.errors import OptionError
 
@@ -35,8 +36,12 @@ class SavedModel:
     requirements: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"flavor": self.flavor, "serialization": self.serialization, "reason": self.reason,
-                "requirements": list(self.requirements)}
+        return {
+            "flavor": self.flavor,
+            "serialization": self.serialization,
+            "reason": self.reason,
+            "requirements": list(self.requirements),
+        }
 
 
 class Flavor(Protocol):
@@ -47,8 +52,9 @@ class Flavor(Protocol):
     def matches(self, model: Any) -> bool:
         """True when this flavor can save ``model``."""
 
-    def save(self, model: Any, path: Path, *, input_example: Any,
-             pin: Callable[[list[str]], list[str]]) -> tuple[str, str, list[str]]:
+    def save(
+        self, model: Any, path: Path, *, input_example: Any, pin: Callable[[list[str]], list[str]]
+    ) -> tuple[str, str, list[str]]:
         """Write the MLflow model directory at ``path``.
 
         ``pin`` turns the distribution names the flavor needs at load time into pinned

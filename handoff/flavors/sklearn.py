@@ -8,15 +8,22 @@ defined inside the notebook by value so the model loads where the notebook never
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from handoff.flavors import register
 
 #: Module prefixes whose types handoff trusts skops to load. Audited: data containers and
 #: estimators from these libraries only; nothing that can call arbitrary functions.
-TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "builtins.", "collections.OrderedDict",
-                         "collections.defaultdict")
+TRUSTED_TYPE_PREFIXES = (
+    "sklearn.",
+    "numpy.",
+    "scipy.sparse.",
+    "builtins.",
+    "collections.OrderedDict",
+    "collections.defaultdict",
+)
 
 
 def trusted_types_for(model: Any) -> tuple[list[str] | None, str]:
@@ -39,8 +46,9 @@ class SklearnFlavor:
     def matches(self, model: Any) -> bool:
         return callable(getattr(model, "fit", None)) and callable(getattr(model, "predict", None))
 
-    def save(self, model: Any, path: Path, *, input_example: Any,
-             pin: Callable[[list[str]], list[str]]) -> tuple[str, str, list[str]]:
+    def save(
+        self, model: Any, path: Path, *, input_example: Any, pin: Callable[[list[str]], list[str]]
+    ) -> tuple[str, str, list[str]]:
         import mlflow.sklearn
 
         trusted, reason = trusted_types_for(model)
@@ -49,8 +57,12 @@ class SklearnFlavor:
         with warnings.catch_warnings():  # MLflow's schema hints are for its own users, not ours
             warnings.simplefilter("ignore")
             mlflow.sklearn.save_model(
-                model, str(path), serialization_format=serialization, skops_trusted_types=trusted,
-                input_example=input_example, pip_requirements=requirements,
+                model,
+                str(path),
+                serialization_format=serialization,
+                skops_trusted_types=trusted,
+                input_example=input_example,
+                pip_requirements=requirements,
             )
         return serialization, reason, requirements
 
