@@ -41,8 +41,17 @@ def jobs() -> Any:
 def version_rows(location: str | None) -> list[dict[str, Any]]:
     """Every version as a plain row, newest first (cached for a few seconds)."""
     records = store(location).list_versions()
-    rows = [{"model": r.name, "version": r.version, "status": r.status, "created": r.created,
-             "aliases": ", ".join(r.aliases), "metrics": r.metrics} for r in records]
+    rows = [
+        {
+            "model": r.name,
+            "version": r.version,
+            "status": r.status,
+            "created": r.created,
+            "aliases": ", ".join(r.aliases),
+            "metrics": r.metrics,
+        }
+        for r in records
+    ]
     return sorted(rows, key=lambda r: (r["created"] or "", r["version"]), reverse=True)
 
 
@@ -72,7 +81,7 @@ def metrics_row(metrics: dict[str, float]) -> None:
     if not metrics:
         return
     columns = st.columns(min(len(metrics), 6))
-    for column, (name, value) in zip(columns * 10, metrics.items()):
+    for column, (name, value) in zip(columns * 10, metrics.items(), strict=False):  # 6 per row
         column.metric(name, f"{value:.4g}")
 
 
@@ -120,8 +129,12 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
     pending, outcome = f"confirm_{key}", f"outcome_{key}"
     left, right = st.columns(2)
     if status != "passed":
-        left.button(f"Promote v{version} to champion", disabled=True, key=f"{key}_promote_disabled",
-                    help="A version that failed its checklist can never be promoted.")
+        left.button(
+            f"Promote v{version} to champion",
+            disabled=True,
+            key=f"{key}_promote_disabled",
+            help="A version that failed its checklist can never be promoted.",
+        )
     elif left.button(f"Promote v{version} to champion", key=f"{key}_promote"):
         st.session_state[pending] = "promote"
     if right.button("Roll back champion", key=f"{key}_rollback"):
@@ -134,10 +147,14 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
         return
     current = store(location).alias_version(model)
     if action == "promote":
-        question = (f"Move **champion** of {model} from v{current.version} to v{version}?" if current
-                    else f"Make v{version} the first **champion** of {model}?")
+        question = (
+            f"Move **champion** of {model} from v{current.version} to v{version}?"
+            if current
+            else f"Make v{version} the first **champion** of {model}?"
+        )
     else:
-        question = f"Move **champion** of {model} back to the version it held before (now v{current.version if current else '-'})?"
+        now = current.version if current else "-"
+        question = f"Move **champion** of {model} back to the version it held before (now v{now})?"
     st.warning(question)
     reason = st.text_input("Reason (kept in the history)", key=f"{key}_reason")
     confirm, cancel = st.columns(2)
@@ -152,8 +169,10 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
             version_rows.clear()
             version_details.clear()
             entry = move.entry
-            message = (f"champion of {model}: v{entry['from_version'] or '-'} → v{entry['to_version']} "
-                       f"({entry['kind']} by {entry['by']})")
+            message = (
+                f"champion of {model}: v{entry['from_version'] or '-'} → v{entry['to_version']} "
+                f"({entry['kind']} by {entry['by']})"
+            )
             st.session_state[outcome] = ("success", message)
         except HandoffError as exc:
             st.session_state[outcome] = ("error", str(exc))
@@ -172,6 +191,21 @@ def history_table(location: str | None, model: str) -> None:
     if not entries:
         st.caption("No alias has been moved yet.")
         return
-    st.dataframe(pd.DataFrame([{"time": e["time"], "alias": e["alias"], "kind": e["kind"],
-                                "from": e["from_version"], "to": e["to_version"], "by": e["by"],
-                                "reason": e["reason"]} for e in reversed(entries)]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "time": e["time"],
+                    "alias": e["alias"],
+                    "kind": e["kind"],
+                    "from": e["from_version"],
+                    "to": e["to_version"],
+                    "by": e["by"],
+                    "reason": e["reason"],
+                }
+                for e in reversed(entries)
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )

@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import nbformat
 
@@ -30,8 +31,22 @@ from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
 from handoff.output_limits import OutputLimits
 from handoff.package import build_package, package_name, render_report_html
-from handoff.record import (FAILED_STATUS, PASSED_STATUS, BuildError, BuildRecord, CheckReport, Inputs, Lineage,
-                            ModelInfo, NotebookRef, Outputs, ParameterSpec, SandboxInfo, SavedAs, parse)
+from handoff.record import (
+    FAILED_STATUS,
+    PASSED_STATUS,
+    BuildError,
+    BuildRecord,
+    CheckReport,
+    Inputs,
+    Lineage,
+    ModelInfo,
+    NotebookRef,
+    Outputs,
+    ParameterSpec,
+    SandboxInfo,
+    SavedAs,
+    parse,
+)
 from handoff.sandbox import GIB, Limits, Policy
 from handoff.store import Store, VersionRecord, check_model_name, default_home, model_name_from, open_store
 from handoff.workdirs import private_dir
@@ -70,8 +85,13 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", tuple(self.env))
-        for name, unit in (("timeout", "seconds"), ("cell_timeout", "seconds"), ("start_timeout", "seconds"),
-                           ("memory_gib", "GiB"), ("max_disk_gib", "GiB")):
+        for name, unit in (
+            ("timeout", "seconds"),
+            ("cell_timeout", "seconds"),
+            ("start_timeout", "seconds"),
+            ("memory_gib", "GiB"),
+            ("max_disk_gib", "GiB"),
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise OptionError(f"{name} must be a positive number of {unit}, got {value!r}")
@@ -89,8 +109,9 @@ class BuildOptions:
 
     def policy(self) -> Policy:
         """The sandbox this build runs in."""
-        limits = Limits(memory=int(self.memory_gib * GIB), processes=self.max_processes,
-                        disk=int(self.max_disk_gib * GIB))
+        limits = Limits(
+            memory=int(self.memory_gib * GIB), processes=self.max_processes, disk=int(self.max_disk_gib * GIB)
+        )
         return Policy(allow_network=self.allow_network, env=self.env, limits=limits)
 
 
@@ -156,8 +177,12 @@ class BuildResult:
     def to_dict(self) -> dict[str, Any]:
         """The record's JSON form plus where the build was stored and, for scripts, the metrics as one
         ``name: value`` object (``handoff build --json | jq .metrics.accuracy``)."""
-        return {**self.record.to_dict(), "version": self.version, "executed_notebook_uri": self.executed_notebook_uri,
-                "metrics": self.record.metrics}
+        return {
+            **self.record.to_dict(),
+            "version": self.version,
+            "executed_notebook_uri": self.executed_notebook_uri,
+            "metrics": self.record.metrics,
+        }
 
 
 @dataclass(frozen=True)
@@ -191,8 +216,11 @@ class _Workspace:
         self.staging = private_dir("stage")
         (self.staging / layout.LOGS_DIR).mkdir()
         self.checker = ArtifactChecker(
-            self.staging / layout.CHECKS_LOG, writable=(self.staging,), hidden=plan.hidden,
-            readable=(self.workdir, *(Path(t).resolve() for t in plan.config.tests)))
+            self.staging / layout.CHECKS_LOG,
+            writable=(self.staging,),
+            hidden=plan.hidden,
+            readable=(self.workdir, *(Path(t).resolve() for t in plan.config.tests)),
+        )
         self.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-package")
         self.report_html: Future[str] | None = None
 
@@ -231,11 +259,18 @@ class _Stages:
         return self.time(stage, work, *args)
 
 
-def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, Any] | None = None,
-          name: str | None = None, *, store: Store | str | Path | None = None,
-          options: BuildOptions | None = None, checks: CheckConfig | Mapping[str, Any] | None = None,
-          files: Mapping[str, bytes] | None = None, on_event: EventCallback | None = None,
-          **option_overrides: Any) -> BuildResult:
+def build(
+    notebook: str | Path | bytes | NotebookSource,
+    params: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    *,
+    store: Store | str | Path | None = None,
+    options: BuildOptions | None = None,
+    checks: CheckConfig | Mapping[str, Any] | None = None,
+    files: Mapping[str, bytes] | None = None,
+    on_event: EventCallback | None = None,
+    **option_overrides: Any,
+) -> BuildResult:
     """Build ``notebook`` into the next version of model ``name``.
 
     Args:
@@ -255,10 +290,22 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         StoreError: the store cannot be opened.
     """
     stages = _Stages(on_event or ignore_event, time.monotonic())
-    plan = stages.time("inspect", _inspect, notebook, params, name, store,  # bad input: an error, not a stage
-                       dataclasses.replace(options or BuildOptions(), **option_overrides), checks, files)
-    stages.announce("inspect", f"{plan.source.name}: {len(plan.source.notebook.cells)} cells, "
-                               f"{len(plan.parameters)} parameters; store {plan.store.uri}")
+    plan = stages.time(
+        "inspect",
+        _inspect,
+        notebook,
+        params,
+        name,
+        store,  # bad input: an error, not a stage
+        dataclasses.replace(options or BuildOptions(), **option_overrides),
+        checks,
+        files,
+    )
+    stages.announce(
+        "inspect",
+        f"{plan.source.name}: {len(plan.source.notebook.cells)} cells, "
+        f"{len(plan.parameters)} parameters; store {plan.store.uri}",
+    )
     with _Workspace(plan) as ws:
         run = stages.run("execute", f"starting a kernel for {plan.source.name}", _execute, plan, ws, stages)
         stages.timings["execute"] -= run.capture_seconds  # the capture cell ran in the kernel: its own stage
@@ -267,49 +314,93 @@ def build(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, An
         try:
             if failure is None:
                 capture = stages.run("capture", "reading what the notebook left", _capture, ws, run)
-                saved = stages.run("serialize", f"saving {capture.model.type} as an MLflow model", _serialize,
-                                   ws, run)
+                saved = stages.run("serialize", f"saving {capture.model.type} as an MLflow model", _serialize, ws, run)
         except BuildFailure as exc:
             failure = exc
         _keep_notebooks(plan, ws, run, rendered=saved is not None)
         record = _make_record(plan, run, capture, saved, failure)
         report = stages.run("check", "running the checklist", _check, plan, ws, run, record, saved)
-        recorded = stages.run("record", "recording the version" if saved else "recording the failed build",
-                              _record, plan, ws, _with_checklist(record, report, failure, stages.timings))
-        package_warnings = stages.run("package", "packing the deployable zip", _package, plan, ws, recorded) \
-            if recorded.version is not None else ()
+        recorded = stages.run(
+            "record",
+            "recording the version" if saved else "recording the failed build",
+            _record,
+            plan,
+            ws,
+            _with_checklist(record, report, failure, stages.timings),
+        )
+        package_warnings = (
+            stages.run("package", "packing the deployable zip", _package, plan, ws, recorded)
+            if recorded.version is not None
+            else ()
+        )
     stages.timings["total"] = time.monotonic() - stages.started
-    record = dataclasses.replace(recorded.record, timings={k: round(v, 4) for k, v in stages.timings.items()},
-                                 warnings=(*recorded.record.warnings, *recorded.warnings, *package_warnings))
-    return BuildResult(record, recorded.version, notebook=run.notebook,
-                       executed_notebook_uri=f"{recorded.artifact_uri}/{layout.EXECUTED_NOTEBOOK}"
-                       if recorded.artifact_uri else None)
+    record = dataclasses.replace(
+        recorded.record,
+        timings={k: round(v, 4) for k, v in stages.timings.items()},
+        warnings=(*recorded.record.warnings, *recorded.warnings, *package_warnings),
+    )
+    return BuildResult(
+        record,
+        recorded.version,
+        notebook=run.notebook,
+        executed_notebook_uri=f"{recorded.artifact_uri}/{layout.EXECUTED_NOTEBOOK}" if recorded.artifact_uri else None,
+    )
 
 
-def _inspect(notebook: str | Path | bytes | NotebookSource, params: Mapping[str, Any] | None, name: str | None,
-             store: Store | str | Path | None, options: BuildOptions,
-             checks: CheckConfig | Mapping[str, Any] | None, files: Mapping[str, bytes] | None) -> BuildPlan:
+def _inspect(
+    notebook: str | Path | bytes | NotebookSource,
+    params: Mapping[str, Any] | None,
+    name: str | None,
+    store: Store | str | Path | None,
+    options: BuildOptions,
+    checks: CheckConfig | Mapping[str, Any] | None,
+    files: Mapping[str, bytes] | None,
+) -> BuildPlan:
     """Validate everything before anything runs; open the store (a bad store fails now, not after the run)."""
     source = notebook if isinstance(notebook, NotebookSource) else load_notebook(notebook)
     model_name = check_model_name(name or model_name_from(source.name))
     given = validate_params(source, params or {})
-    config = checks if isinstance(checks, CheckConfig) else resolve_config(
-        cli=checks, notebook_metadata=source.notebook.metadata,
-        notebook_dir=source.path.resolve().parent if source.path else None)
+    config = (
+        checks
+        if isinstance(checks, CheckConfig)
+        else resolve_config(
+            cli=checks,
+            notebook_metadata=source.notebook.metadata,
+            notebook_dir=source.path.resolve().parent if source.path else None,
+        )
+    )
     opened = store if isinstance(store, Store) else open_store(store)
     opened.connect()
-    return BuildPlan(source, model_name, given, {p.name: p.default for p in source.parameters or ()} | given,
-                     options, config, opened, files or {},
-                     champion=opened.alias_version(model_name, "champion") if config.gate else None)
+    return BuildPlan(
+        source,
+        model_name,
+        given,
+        {p.name: p.default for p in source.parameters or ()} | given,
+        options,
+        config,
+        opened,
+        files or {},
+        champion=opened.alias_version(model_name, "champion") if config.gate else None,
+    )
 
 
 def _execute(plan: BuildPlan, ws: _Workspace, stages: _Stages) -> ExecutionResult:
     """Run the notebook in the sandbox (never raises for the notebook's failures: they are in the result)."""
     options = plan.options
-    return execute(plan.source, plan.given, ws.workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
-                   model_var=options.model_var, on_event=stages.emit, started=stages.started,
-                   start_timeout=options.start_timeout, policy=options.policy(), hidden=plan.hidden,
-                   output_limits=options.output_limits)
+    return execute(
+        plan.source,
+        plan.given,
+        ws.workdir,
+        timeout=options.timeout,
+        cell_timeout=options.cell_timeout,
+        model_var=options.model_var,
+        on_event=stages.emit,
+        started=stages.started,
+        start_timeout=options.start_timeout,
+        policy=options.policy(),
+        hidden=plan.hidden,
+        output_limits=options.output_limits,
+    )
 
 
 def _capture(ws: _Workspace, run: ExecutionResult) -> Capture:
@@ -340,25 +431,48 @@ def _keep_notebooks(plan: BuildPlan, ws: _Workspace, run: ExecutionResult, rende
         shutil.copy2(run.capture_dir / "kernel.log", ws.staging / layout.KERNEL_LOG)
 
 
-def _make_record(plan: BuildPlan, run: ExecutionResult, capture: Capture | None, saved: SavedModel | None,
-                 failure: BuildFailure | None) -> BuildRecord:
+def _make_record(
+    plan: BuildPlan,
+    run: ExecutionResult,
+    capture: Capture | None,
+    saved: SavedModel | None,
+    failure: BuildFailure | None,
+) -> BuildRecord:
     """The build's record before the checklist: what the checks see."""
     model = capture.model if capture else None
     if model is not None and saved is not None:
-        model = dataclasses.replace(model, saved=SavedAs(saved.flavor, saved.serialization, saved.reason,
-                                                         saved.requirements))
+        model = dataclasses.replace(
+            model, saved=SavedAs(saved.flavor, saved.serialization, saved.reason, saved.requirements)
+        )
     return BuildRecord(
-        name=plan.name, status=FAILED_STATUS if failure else PASSED_STATUS, handoff_version=__version__,
+        name=plan.name,
+        status=FAILED_STATUS if failure else PASSED_STATUS,
+        handoff_version=__version__,
         inputs=Inputs(
-            notebook=NotebookRef(plan.source.name, plan.source.sha256, str(plan.source.path) if plan.source.path else None),
-            parameters=plan.parameters, options=plan.options.to_dict(), sandbox=parse(SandboxInfo, plan.options.policy().describe()),
+            notebook=NotebookRef(
+                plan.source.name, plan.source.sha256, str(plan.source.path) if plan.source.path else None
+            ),
+            parameters=plan.parameters,
+            options=plan.options.to_dict(),
+            sandbox=parse(SandboxInfo, plan.options.policy().describe()),
             parameter_specs=tuple(parse(ParameterSpec, p.to_dict()) for p in plan.source.parameters or ()),
-            kernel=run.kernel_name),
-        outputs=Outputs(model=model) if capture is None else Outputs(
-            model=model, metrics=capture.metrics, metrics_source=capture.metrics_source, data=capture.data,
-            environment=capture.environment, evaluation=capture.evaluation, input_example=capture.input_example),
-        lineage=Lineage(notebook_run=capture.notebook_run if capture else None,
-                        champion=plan.champion.version if plan.champion else None),
+            kernel=run.kernel_name,
+        ),
+        outputs=Outputs(model=model)
+        if capture is None
+        else Outputs(
+            model=model,
+            metrics=capture.metrics,
+            metrics_source=capture.metrics_source,
+            data=capture.data,
+            environment=capture.environment,
+            evaluation=capture.evaluation,
+            input_example=capture.input_example,
+        ),
+        lineage=Lineage(
+            notebook_run=capture.notebook_run if capture else None,
+            champion=plan.champion.version if plan.champion else None,
+        ),
         error=_error(failure),
         warnings=(*plan.source.warnings, *run.warnings, *(capture.warnings if capture else ())),
     )
@@ -368,29 +482,40 @@ def _error(failure: BuildFailure | None) -> BuildError | None:
     return parse(BuildError, failure.to_dict()) if failure else None
 
 
-def _check(plan: BuildPlan, ws: _Workspace, run: ExecutionResult, record: BuildRecord,
-           saved: SavedModel | None) -> CheckReport:
+def _check(
+    plan: BuildPlan, ws: _Workspace, run: ExecutionResult, record: BuildRecord, saved: SavedModel | None
+) -> CheckReport:
     """Run the checklist: build checks here, artifact checks in the worker; write its reports to staging."""
     fidelity = ws.staging / layout.FIDELITY_PATH
     context = CheckContext(
-        record=record, source_notebook=plan.source.notebook, executed_notebook=run.notebook,
-        model_dir=saved.path if saved else None, config=plan.config,
-        champion=plan.champion, rerun=(lambda: _rerun(plan, ws, run.capture_dir)) if saved else None,
-        fidelity=fidelity if fidelity.exists() else None)
+        record=record,
+        source_notebook=plan.source.notebook,
+        executed_notebook=run.notebook,
+        model_dir=saved.path if saved else None,
+        config=plan.config,
+        champion=plan.champion,
+        rerun=(lambda: _rerun(plan, ws, run.capture_dir)) if saved else None,
+        fidelity=fidelity if fidelity.exists() else None,
+    )
     report = run_checklist(context, ws.checker)
     write_report(report, ws.staging / layout.CHECKS_DIR)
     return report
 
 
-def _with_checklist(record: BuildRecord, report: CheckReport, failure: BuildFailure | None,
-                    timings: Mapping[str, float]) -> BuildRecord:
+def _with_checklist(
+    record: BuildRecord, report: CheckReport, failure: BuildFailure | None, timings: Mapping[str, float]
+) -> BuildRecord:
     """The record as stored: with its checklist and the timings so far; a failed blocking check fails a
     build that had not failed yet."""
     if failure is None and not report.passed:
         failure = ChecklistFailure("check", "; ".join(f"{r.id} ({r.message})" for r in report.failures))
-    return dataclasses.replace(record, outputs=dataclasses.replace(record.outputs, checks=report),
-                               status=FAILED_STATUS if failure else PASSED_STATUS, error=_error(failure),
-                               timings={k: round(v, 4) for k, v in timings.items()})
+    return dataclasses.replace(
+        record,
+        outputs=dataclasses.replace(record.outputs, checks=report),
+        status=FAILED_STATUS if failure else PASSED_STATUS,
+        error=_error(failure),
+        timings={k: round(v, 4) for k, v in timings.items()},
+    )
 
 
 @dataclass(frozen=True)
@@ -427,8 +552,9 @@ def _package(plan: BuildPlan, ws: _Workspace, recorded: _Recorded) -> tuple[str,
     target = ws.staging.parent / f"{ws.staging.name}-package" / f"{package_name(record.name, recorded.version)}.zip"
     try:
         html = ws.report_html.result() if ws.report_html else None
-        plan.store.log_package(run_id, target, build_package(ws.staging, record, recorded.version, recorded.created,
-                                                             target, html))
+        plan.store.log_package(
+            run_id, target, build_package(ws.staging, record, recorded.version, recorded.created, target, html)
+        )
         return ()
     except Exception as exc:
         return (f"the package was not stored ({type(exc).__name__}: {exc}); export will rebuild it",)
@@ -442,9 +568,19 @@ def _rerun(plan: BuildPlan, ws: _Workspace, baseline_dir: Path) -> RerunResult:
     workdir = make_workdir(plan.source, plan.files)
     options = plan.options
     try:
-        run = execute(plan.source, plan.given, workdir, timeout=options.timeout, cell_timeout=options.cell_timeout,
-                      model_var=options.model_var, on_event=ignore_event, start_timeout=options.start_timeout,
-                      policy=options.policy(), hidden=plan.hidden, output_limits=options.output_limits)
+        run = execute(
+            plan.source,
+            plan.given,
+            workdir,
+            timeout=options.timeout,
+            cell_timeout=options.cell_timeout,
+            model_var=options.model_var,
+            on_event=ignore_event,
+            start_timeout=options.start_timeout,
+            policy=options.policy(),
+            hidden=plan.hidden,
+            output_limits=options.output_limits,
+        )
         if run.failure is not None:
             return RerunResult(run.failure.message, {})
         capture = read_capture(run.capture_dir, run.cells)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from handoff.errors import CaptureFailure
 from handoff.fingerprint import combined_digest
-from handoff.record import (DataFingerprint, Environment, Evaluation, InputExample, Metric, ModelInfo, NotebookRun,
-                            parse)
+from handoff.record import DataFingerprint, Environment, Evaluation, InputExample, Metric, ModelInfo, NotebookRun, parse
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,12 @@ def _with_cells(value: Any, cells: Mapping[int, int]) -> Any:
     if isinstance(value, list):
         return [_with_cells(v, cells) for v in value]
     if isinstance(value, dict):
-        return {("cell" if k == "count" else k): (cells.get(v) if k == "count" and isinstance(v, int) else
-                                                  _with_cells(v, cells)) for k, v in value.items()}
+        return {
+            ("cell" if k == "count" else k): (
+                cells.get(v) if k == "count" and isinstance(v, int) else _with_cells(v, cells)
+            )
+            for k, v in value.items()
+        }
     return value
 
 
@@ -77,19 +81,30 @@ def read_capture(capture_dir: Path, cells: Mapping[int, int] | None = None) -> C
     report = _with_cells(json.loads(path.read_text()), cells or {})
     if not report.get("ok"):
         error = report.get("error") or {}
-        raise CaptureFailure("capture", error.get("detail", "unknown error"), ename=error.get("ename"),
-                             traceback=error.get("traceback"))
+        raise CaptureFailure(
+            "capture", error.get("detail", "unknown error"), ename=error.get("ename"), traceback=error.get("traceback")
+        )
     found = report["model"]
     files = report.get("data_files", [])
     sources = report.get("metric_sources", {})
-    model = {**{k: found.get(k) for k in ("type", "task", "source", "variable", "packaged", "cell", "candidates")},
-             "chosen_by": found.get("rule", "")}
-    return parse(Capture, {
-        "model": {k: v for k, v in model.items() if v is not None},
-        "metrics": [{"name": k, "value": v, **({"source": sources[k]} if k in sources else {})}
-                    for k, v in report.get("metrics", {}).items()],
-        "metrics_source": report.get("metrics_source", "none"), "input_example": report.get("input_example"),
-        "environment": report.get("environment", {}), "data": {"sha256": combined_digest(files), "files": files},
-        "evaluation": report.get("evaluation"), "notebook_run": report.get("notebook_run"),
-        "warnings": report.get("warnings", []),
-    })
+    model = {
+        **{k: found.get(k) for k in ("type", "task", "source", "variable", "packaged", "cell", "candidates")},
+        "chosen_by": found.get("rule", ""),
+    }
+    return parse(
+        Capture,
+        {
+            "model": {k: v for k, v in model.items() if v is not None},
+            "metrics": [
+                {"name": k, "value": v, **({"source": sources[k]} if k in sources else {})}
+                for k, v in report.get("metrics", {}).items()
+            ],
+            "metrics_source": report.get("metrics_source", "none"),
+            "input_example": report.get("input_example"),
+            "environment": report.get("environment", {}),
+            "data": {"sha256": combined_digest(files), "files": files},
+            "evaluation": report.get("evaluation"),
+            "notebook_run": report.get("notebook_run"),
+            "warnings": report.get("warnings", []),
+        },
+    )

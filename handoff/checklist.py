@@ -14,18 +14,19 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
 from handoff import checks, sandbox
 from handoff.check_config import CheckConfig
+from handoff.checks import FAILED, SKIPPED, WARNED, CheckResult
 from handoff.errors import SerializationFailure
 from handoff.flavors import SavedModel
-from handoff.checks import FAILED, SKIPPED, WARNED, CheckResult
 from handoff.record import BuildError, BuildRecord, CheckReport
 from handoff.workdirs import private_dir
 
@@ -34,7 +35,15 @@ if TYPE_CHECKING:
 
 ARTIFACT_TIMEOUT = 600.0
 
-__all__ = ["ArtifactChecker", "CheckContext", "CheckReport", "RerunResult", "junit_xml", "run_checklist", "write_report"]
+__all__ = [
+    "ArtifactChecker",
+    "CheckContext",
+    "CheckReport",
+    "RerunResult",
+    "junit_xml",
+    "run_checklist",
+    "write_report",
+]
 
 
 @dataclass(frozen=True)
@@ -92,12 +101,20 @@ def junit_xml(report: CheckReport, suite_name: str = "handoff.checklist") -> str
     """JUnit XML: failed blocking checks are failures, warnings are failures too (a CI page
     should show them) but tagged, skipped checks are skipped."""
     counts = report.counts
-    suite = ET.Element("testsuite", name=suite_name, tests=str(len(report.results)),
-                       failures=str(counts[FAILED] + counts[WARNED]), errors="0", skipped=str(counts[SKIPPED]),
-                       time=f"{report.seconds:.3f}", timestamp=report.created)
+    suite = ET.Element(
+        "testsuite",
+        name=suite_name,
+        tests=str(len(report.results)),
+        failures=str(counts[FAILED] + counts[WARNED]),
+        errors="0",
+        skipped=str(counts[SKIPPED]),
+        time=f"{report.seconds:.3f}",
+        timestamp=report.created,
+    )
     for result in report.results:
-        case = ET.SubElement(suite, "testcase", classname=f"handoff.{result.severity}", name=result.id,
-                             time=f"{result.seconds:.3f}")
+        case = ET.SubElement(
+            suite, "testcase", classname=f"handoff.{result.severity}", name=result.id, time=f"{result.seconds:.3f}"
+        )
         if result.status == FAILED:
             ET.SubElement(case, "failure", message=result.message, type="blocking").text = result.message
         elif result.status == WARNED:
@@ -105,8 +122,13 @@ def junit_xml(report: CheckReport, suite_name: str = "handoff.checklist") -> str
         elif result.status == SKIPPED:
             ET.SubElement(case, "skipped", message=result.message)
         ET.SubElement(case, "system-out").text = result.message
-    root = ET.Element("testsuites", name="handoff", tests=suite.get("tests", "0"),
-                      failures=suite.get("failures", "0"), skipped=suite.get("skipped", "0"))
+    root = ET.Element(
+        "testsuites",
+        name="handoff",
+        tests=suite.get("tests", "0"),
+        failures=suite.get("failures", "0"),
+        skipped=suite.get("skipped", "0"),
+    )
     root.append(suite)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
@@ -128,19 +150,37 @@ class ArtifactChecker:
     line on its stdin; each answer is a JSON file the request names, written atomically.
     """
 
-    def __init__(self, log_path: Path | None = None, *, writable: tuple[Path, ...] = (),
-                 readable: tuple[Path, ...] = (), hidden: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self,
+        log_path: Path | None = None,
+        *,
+        writable: tuple[Path, ...] = (),
+        readable: tuple[Path, ...] = (),
+        hidden: tuple[Path, ...] = (),
+    ) -> None:
         self._dir = private_dir("check")
         self.log_path = log_path or self._dir / "checks.log"
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 -- the worker's stdout for its whole life; closed in close()
         self._requests = 0
         policy = sandbox.Policy()
         env = sandbox.environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, self._dir, policy)
-        command = sandbox.command([sys.executable, "-m", "handoff.checks.runner"], self._dir, policy,
-                                  writable=writable, readable=readable, hidden=hidden)
+        command = sandbox.command(
+            [sys.executable, "-m", "handoff.checks.runner"],
+            self._dir,
+            policy,
+            writable=writable,
+            readable=readable,
+            hidden=hidden,
+        )
         self._process = subprocess.Popen(  # cwd is an empty dir: the notebook's folder is not importable
-            command, stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, cwd=self._dir, env=env,
-            start_new_session=True)
+            command,
+            stdin=subprocess.PIPE,
+            stdout=self._log,
+            stderr=self._log,
+            cwd=self._dir,
+            env=env,
+            start_new_session=True,
+        )
         if self._process.stdin is None:  # not with stdin=PIPE; a clear error all the same
             raise RuntimeError("the check process has no stdin")
         self._stdin = self._process.stdin
@@ -176,18 +216,35 @@ class ArtifactChecker:
         if answer.get("error"):
             error = answer["error"]
             raise SerializationFailure("serialize", error["detail"], ename=error.get("ename"))
-        return SavedModel(path=target, flavor=answer["flavor"], serialization=answer["serialization"],
-                          reason=answer["reason"], requirements=tuple(answer["requirements"]))
+        return SavedModel(
+            path=target,
+            flavor=answer["flavor"],
+            serialization=answer["serialization"],
+            reason=answer["reason"],
+            requirements=tuple(answer["requirements"]),
+        )
 
     def predict(self, capture_dirs: list[Path]) -> list[Any] | None:
         """Each captured model's predictions on the first one's input example (``None`` without one)."""
         answer: list[Any] | None = self.request({"predict": [str(d) for d in capture_dirs]})
         return answer
 
-    def run(self, model_dir: Path, ids: list[str], config: CheckConfig, manifest: dict[str, Any],
-            fidelity: Path | None = None, timeout: float = ARTIFACT_TIMEOUT) -> list[CheckResult]:
-        request = {"model_dir": str(model_dir), "checks": ids, "config": config.to_dict(), "manifest": manifest,
-                   "fidelity": str(fidelity) if fidelity else None}
+    def run(
+        self,
+        model_dir: Path,
+        ids: list[str],
+        config: CheckConfig,
+        manifest: dict[str, Any],
+        fidelity: Path | None = None,
+        timeout: float = ARTIFACT_TIMEOUT,
+    ) -> list[CheckResult]:
+        request = {
+            "model_dir": str(model_dir),
+            "checks": ids,
+            "config": config.to_dict(),
+            "manifest": manifest,
+            "fidelity": str(fidelity) if fidelity else None,
+        }
         try:
             return [CheckResult.from_dict(r) for r in self.request(request, timeout, last=True)]
         except RuntimeError as exc:
@@ -221,7 +278,8 @@ def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> 
             if ctx.model_dir is None:
                 stage = ctx.error.stage if ctx.error else "an earlier"
                 results[check.id] = CheckResult.from_outcome(
-                    check, checks.skipped(f"not run: the build failed in the {stage} stage"))
+                    check, checks.skipped(f"not run: the build failed in the {stage} stage")
+                )
             else:
                 artifact_ids.append(check.id)
         else:
@@ -242,6 +300,9 @@ def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> 
             if own:
                 checker.close()
     ordered = tuple(results[c.id] for c in checks.all_checks())
-    return CheckReport(ordered, ctx.config.to_dict(),
-                       datetime.now(tz=timezone.utc).isoformat(timespec="seconds"),
-                       round(time.perf_counter() - started, 4))
+    return CheckReport(
+        ordered,
+        ctx.config.to_dict(),
+        datetime.now(tz=UTC).isoformat(timespec="seconds"),
+        round(time.perf_counter() - started, 4),
+    )

@@ -15,8 +15,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn
 
 import handoff
 from handoff.errors import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, HandoffError, InputError
@@ -27,7 +28,7 @@ APP = Path(__file__).resolve().parents[1] / "app" / "server.py"
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's usage errors: one line, exit 2
+    def error(self, message: str) -> NoReturn:  # argparse's usage errors: one line, exit 2
         self.print_usage(sys.stderr)
         sys.stderr.write(f"handoff: error: {message}\n")
         raise SystemExit(EXIT_INPUT)
@@ -41,8 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"handoff {handoff.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def command(name: str, help_: str, store_help: str = "store directory or MLflow tracking URI "
-                "(default: $HANDOFF_HOME or ~/.handoff)", **store: Any) -> argparse.ArgumentParser:
+    def command(
+        name: str,
+        help_: str,
+        store_help: str = "store directory or MLflow tracking URI (default: $HANDOFF_HOME or ~/.handoff)",
+        **store: Any,
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_, description=help_)
         sub.add_argument("--store", metavar="DIR_OR_URI", help=store_help, **store)
         sub.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -50,33 +55,78 @@ def _parser() -> argparse.ArgumentParser:
 
     build = command("build", "run a notebook and record its model as a new version")
     build.add_argument("notebook", help="path to the .ipynb file")
-    build.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                       help="set a parameter of the notebook's parameters cell (repeatable)")
+    build.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter of the notebook's parameters cell (repeatable)",
+    )
     build.add_argument("--name", help="model name (default: the notebook's file name)")
-    build.add_argument("--timeout", type=float, default=limits.timeout, metavar="S",
-                       help="whole-run limit (default %(default)g)")
-    build.add_argument("--cell-timeout", type=float, default=limits.cell_timeout, metavar="S",
-                       help="per-cell limit (default %(default)g)")
+    build.add_argument(
+        "--timeout", type=float, default=limits.timeout, metavar="S", help="whole-run limit (default %(default)g)"
+    )
+    build.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=limits.cell_timeout,
+        metavar="S",
+        help="per-cell limit (default %(default)g)",
+    )
     build.add_argument("--model-var", metavar="NAME", help="take the model from this variable")
-    build.add_argument("--max-cell-output", type=float, default=limits.max_cell_output_mb, metavar="MB",
-                       help="output one cell keeps in the executed notebook; the rest is cut around a marker "
-                            "(default %(default)g)")
-    build.add_argument("--max-output", type=float, default=limits.max_output_mb, metavar="MB",
-                       help="output the whole notebook keeps (default %(default)g)")
+    build.add_argument(
+        "--max-cell-output",
+        type=float,
+        default=limits.max_cell_output_mb,
+        metavar="MB",
+        help="output one cell keeps in the executed notebook; the rest is cut around a marker (default %(default)g)",
+    )
+    build.add_argument(
+        "--max-output",
+        type=float,
+        default=limits.max_output_mb,
+        metavar="MB",
+        help="output the whole notebook keeps (default %(default)g)",
+    )
     sandboxing = build.add_argument_group("sandbox (see docs/security.md)")
-    sandboxing.add_argument("--allow-network", action="store_true",
-                            help="give the notebook the network (off by default; recorded with the version)")
-    sandboxing.add_argument("--env", action="append", default=[], metavar="NAME",
-                            help="pass this environment variable into the sandbox (repeatable; only the name is recorded)")
-    sandboxing.add_argument("--memory", type=float, default=limits.memory_gib, metavar="GIB",
-                            help="memory limit (default %(default)g)")
-    sandboxing.add_argument("--max-processes", type=int, default=limits.max_processes, metavar="N",
-                            help="processes the notebook may run at once (default %(default)d)")
-    sandboxing.add_argument("--max-disk", type=float, default=limits.max_disk_gib, metavar="GIB",
-                            help="disk space of the build's work dir (default %(default)g)")
+    sandboxing.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="give the notebook the network (off by default; recorded with the version)",
+    )
+    sandboxing.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass this environment variable into the sandbox (repeatable; only the name is recorded)",
+    )
+    sandboxing.add_argument(
+        "--memory", type=float, default=limits.memory_gib, metavar="GIB", help="memory limit (default %(default)g)"
+    )
+    sandboxing.add_argument(
+        "--max-processes",
+        type=int,
+        default=limits.max_processes,
+        metavar="N",
+        help="processes the notebook may run at once (default %(default)d)",
+    )
+    sandboxing.add_argument(
+        "--max-disk",
+        type=float,
+        default=limits.max_disk_gib,
+        metavar="GIB",
+        help="disk space of the build's work dir (default %(default)g)",
+    )
     _checklist_flags(build)
-    build.add_argument("--reproduce", action="store_true", default=None,
-                       help="also run the notebook a second time and compare (check 'reproducible')")
+    build.add_argument(
+        "--reproduce",
+        action="store_true",
+        default=None,
+        help="also run the notebook a second time and compare (check 'reproducible')",
+    )
 
     listing = command("list", "list models and their versions")
     listing.add_argument("model", nargs="?", help="only this model")
@@ -95,16 +145,21 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("version")
     export.add_argument("-o", "--output", metavar="PATH", help="file or folder (default: ./MODEL-vVERSION.zip)")
     export.add_argument("--force", action="store_true", help="export a version whose checklist failed")
-    export.add_argument("--strip-outputs", action="store_true",
-                        help="ship the executed notebook (and its HTML report) without the cells' outputs")
+    export.add_argument(
+        "--strip-outputs",
+        action="store_true",
+        help="ship the executed notebook (and its HTML report) without the cells' outputs",
+    )
 
     comparing = command("compare", "compare versions side by side (params, metrics, checks, data, env, code)")
     comparing.add_argument("model")
     comparing.add_argument("versions", nargs="+", help="version numbers; MODEL:N for another model")
     comparing.add_argument("--baseline", help="deltas against this version (default: champion, else the first)")
 
-    for verb, help_ in (("promote", "point an alias (default: champion) at a version"),
-                        ("rollback", "move an alias back to the version it held before")):
+    for verb, help_ in (
+        ("promote", "point an alias (default: champion) at a version"),
+        ("rollback", "move an alias back to the version it held before"),
+    ):
         sub = command(verb, help_)
         sub.add_argument("model")
         if verb == "promote":
@@ -120,36 +175,69 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("--port", type=int, default=8501)
     app.add_argument("--address", default="localhost", help="interface to listen on (default: localhost only)")
     app.add_argument("--max-upload-mb", type=int, default=MAX_UPLOAD_MB, help="upload size limit")
-    app.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                     help="also accept this host name in Host/Origin (repeatable; localhost, 127.0.0.1, ::1 always)")
-    app.add_argument("--no-token", action="store_true",
-                     help="do not require the access token (any local user or program can then drive the app)")
+    app.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also accept this host name in Host/Origin (repeatable; localhost, 127.0.0.1, ::1 always)",
+    )
+    app.add_argument(
+        "--no-token",
+        action="store_true",
+        help="do not require the access token (any local user or program can then drive the app)",
+    )
 
     command("doctor", "what this machine gives handoff: the sandbox, the kernel, the store")
 
-    verify = command("verify", "check a package against its manifest (digests, layout, unsafe entries)",
-                     "also check that it is the package the store recorded for its version (a store given "
-                     "without a value: $HANDOFF_HOME or ~/.handoff)", nargs="?", const="")
+    verify = command(
+        "verify",
+        "check a package against its manifest (digests, layout, unsafe entries)",
+        "also check that it is the package the store recorded for its version (a store given "
+        "without a value: $HANDOFF_HOME or ~/.handoff)",
+        nargs="?",
+        const="",
+    )
     verify.add_argument("package", help="the .zip to verify")
     command("verify-store", "check every version against the digests taken when it was recorded")
     return parser
 
 
 def _checklist_flags(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--threshold", action="append", default=[], metavar="EXPR",
-                     help="a bound on a metric, e.g. 'accuracy>=0.9' (repeatable)")
-    sub.add_argument("--gate", action="store_true", default=None,
-                     help="fail when a metric regresses against the champion version")
-    sub.add_argument("--tests", action="append", default=[], metavar="PATH",
-                     help="a pytest file run against the saved model (fixtures: model, input_example, manifest)")
+    sub.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="a bound on a metric, e.g. 'accuracy>=0.9' (repeatable)",
+    )
+    sub.add_argument(
+        "--gate", action="store_true", default=None, help="fail when a metric regresses against the champion version"
+    )
+    sub.add_argument(
+        "--tests",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a pytest file run against the saved model (fixtures: model, input_example, manifest)",
+    )
     sub.add_argument("--skip", action="append", default=[], metavar="CHECK_ID", help="do not run this check")
-    sub.add_argument("--allow-secrets", metavar="REASON",
-                     help="let notebook.secrets pass despite likely secrets; the reason is recorded")
+    sub.add_argument(
+        "--allow-secrets",
+        metavar="REASON",
+        help="let notebook.secrets pass despite likely secrets; the reason is recorded",
+    )
 
 
 def _checklist_settings(args: argparse.Namespace) -> dict[str, Any]:
-    return {"thresholds": args.threshold, "gate": args.gate, "tests": args.tests, "skip": args.skip,
-            "reproduce": getattr(args, "reproduce", None), "allow_secrets": args.allow_secrets}
+    return {
+        "thresholds": args.threshold,
+        "gate": args.gate,
+        "tests": args.tests,
+        "skip": args.skip,
+        "reproduce": getattr(args, "reproduce", None),
+        "allow_secrets": args.allow_secrets,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,9 +245,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_libraries()
     try:
-        commands = {"build": _build, "list": _list, "show": _show, "check": _check, "export": _export,
-                    "verify": _verify, "verify-store": _verify_store, "app": _app, "doctor": _doctor,
-                    "compare": _compare, "promote": _promote, "rollback": _rollback, "history": _history}
+        commands = {
+            "build": _build,
+            "list": _list,
+            "show": _show,
+            "check": _check,
+            "export": _export,
+            "verify": _verify,
+            "verify-store": _verify_store,
+            "app": _app,
+            "doctor": _doctor,
+            "compare": _compare,
+            "promote": _promote,
+            "rollback": _rollback,
+            "history": _history,
+        }
         return commands[args.command](args)
     except HandoffError as exc:
         sys.stderr.write(f"handoff: error: {exc}\n")
@@ -220,12 +320,24 @@ def _build(args: argparse.Namespace) -> int:
     params = parse_params(source, dict(args.param))
     progress = _Progress()
     try:
-        result = handoff.build(source, params, args.name, store=args.store, on_event=progress,
-                               checks=_checklist_settings(args), timeout=args.timeout,
-                               cell_timeout=args.cell_timeout, model_var=args.model_var,
-                               allow_network=args.allow_network, env=tuple(args.env), memory_gib=args.memory,
-                               max_processes=args.max_processes, max_disk_gib=args.max_disk,
-                               max_cell_output_mb=args.max_cell_output, max_output_mb=args.max_output)
+        result = handoff.build(
+            source,
+            params,
+            args.name,
+            store=args.store,
+            on_event=progress,
+            checks=_checklist_settings(args),
+            timeout=args.timeout,
+            cell_timeout=args.cell_timeout,
+            model_var=args.model_var,
+            allow_network=args.allow_network,
+            env=tuple(args.env),
+            memory_gib=args.memory,
+            max_processes=args.max_processes,
+            max_disk_gib=args.max_disk,
+            max_cell_output_mb=args.max_cell_output,
+            max_output_mb=args.max_output,
+        )
     finally:
         progress.close()
     if args.json:
@@ -244,8 +356,10 @@ def _print_result(result: handoff.BuildResult) -> None:
     if result.ok:
         out(f"{result.name} version {result.version}: passed in {seconds:.1f}s\n")
     elif result.version is not None:
-        out(f"{result.name} version {result.version}: FAILED its checklist in {seconds:.1f}s "
-            "(recorded as a failed version; it cannot be promoted)\n")
+        out(
+            f"{result.name} version {result.version}: FAILED its checklist in {seconds:.1f}s "
+            "(recorded as a failed version; it cannot be promoted)\n"
+        )
     else:
         out(f"{result.name}: build failed in {seconds:.1f}s (no version created)\n")
     out(render_text(sections(result.record)))
@@ -272,10 +386,10 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _table(rows: list[tuple[str, ...]]) -> None:
+def _table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -301,21 +415,26 @@ def _check(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_text([checklist_section(report)]))
     if not report.passed:
-        sys.stderr.write("handoff: error: blocking checks failed: "
-                         + "; ".join(f"{r.id} ({r.message})" for r in report.failures) + "\n")
+        sys.stderr.write(
+            "handoff: error: blocking checks failed: "
+            + "; ".join(f"{r.id} ({r.message})" for r in report.failures)
+            + "\n"
+        )
         return EXIT_FAILED
     return EXIT_OK
 
 
 def _export(args: argparse.Namespace) -> int:
-    result = handoff.export(args.model, args.version, args.output, store=args.store, force=args.force,
-                            strip_outputs=args.strip_outputs)
+    result = handoff.export(
+        args.model, args.version, args.output, store=args.store, force=args.force, strip_outputs=args.strip_outputs
+    )
     if args.json:
         _emit(result.to_dict())
     else:
         stripped = ", notebook outputs stripped" if result.outputs_stripped else ""
-        sys.stdout.write(f"{result.path}\nsha256 {result.sha256}  ({result.size:,} bytes, {result.seconds:.2f}s"
-                         f"{stripped})\n")
+        sys.stdout.write(
+            f"{result.path}\nsha256 {result.sha256}  ({result.size:,} bytes, {result.seconds:.2f}s{stripped})\n"
+        )
         if result.status != "passed":
             sys.stderr.write("handoff: warning: this version FAILED its checklist (exported with --force)\n")
     return EXIT_OK
@@ -345,18 +464,27 @@ def _print_comparison(data: dict[str, Any]) -> None:
     differing = [r for r in data["parameters"] if r["differs"]]
     out(f"\nparameters ({len(differing)} of {len(data['parameters'])} differ)\n")
     if differing:
-        _table([("PARAM", *labels)] + [(r["param"], *(repr(r["values"].get(lbl)) for lbl in labels)) for r in differing])
+        _table(
+            [("PARAM", *labels)] + [(r["param"], *(repr(r["values"].get(lbl)) for lbl in labels)) for r in differing]
+        )
     changed = [r for r in data["checklist"] if r["changed"]]
     out(f"\nchecklist ({len(changed)} checks changed)\n")
     if changed:
         _table([("CHECK", *labels)] + [(r["check"], *(str(r["statuses"].get(lbl)) for lbl in labels)) for r in changed])
     if data["environment"]["packages"]:
         out("\nenvironment (packages that differ)\n")
-        _table([("PACKAGE", *labels)] + [(p["package"], *(str(p["versions"].get(lbl)) for lbl in labels))
-                                         for p in data["environment"]["packages"]])
+        _table(
+            [("PACKAGE", *labels)]
+            + [
+                (p["package"], *(str(p["versions"].get(lbl)) for lbl in labels))
+                for p in data["environment"]["packages"]
+            ]
+        )
     for diff in data["code"]:
-        out(f"\ncode: {diff['version']} against {diff['against']}: "
-            + (f"{len(diff['cells'])} cell(s) differ\n" if diff["cells"] else "same source\n"))
+        out(
+            f"\ncode: {diff['version']} against {diff['against']}: "
+            + (f"{len(diff['cells'])} cell(s) differ\n" if diff["cells"] else "same source\n")
+        )
         for cell in diff["cells"]:
             where = cell["new_cell"] if cell["new_cell"] is not None else cell["old_cell"]
             out(f"  {cell['change']} {cell['cell_type']} cell {where}\n")
@@ -378,21 +506,24 @@ def _print_move(move: Any, as_json: bool) -> None:
         return
     entry = move.entry
     frm = f"v{entry['from_version']}" if entry["from_version"] is not None else "(none)"
-    sys.stdout.write(f"{entry['model']}: {entry['alias']} {frm} -> v{entry['to_version']} "
-                     f"({entry['kind']} by {entry['by']} at {entry['time']})\n")
+    sys.stdout.write(
+        f"{entry['model']}: {entry['alias']} {frm} -> v{entry['to_version']} "
+        f"({entry['kind']} by {entry['by']} at {entry['time']})\n"
+    )
     if move.comparison is not None:
         _print_comparison(move.comparison.to_dict())
 
 
 def _promote(args: argparse.Namespace) -> int:
-    _print_move(handoff.promote(args.model, args.version, args.alias, store=args.store, by=args.by,
-                                reason=args.reason), args.json)
+    _print_move(
+        handoff.promote(args.model, args.version, args.alias, store=args.store, by=args.by, reason=args.reason),
+        args.json,
+    )
     return EXIT_OK
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    _print_move(handoff.rollback(args.model, args.alias, store=args.store, by=args.by, reason=args.reason),
-                args.json)
+    _print_move(handoff.rollback(args.model, args.alias, store=args.store, by=args.by, reason=args.reason), args.json)
     return EXIT_OK
 
 
@@ -403,22 +534,56 @@ def _history(args: argparse.Namespace) -> int:
     elif not entries:
         sys.stdout.write(f"{args.model}: no alias has been moved yet\n")
     else:
-        _table([("TIME", "ALIAS", "KIND", "FROM", "TO", "BY", "REASON")] + [
-            (e["time"], e["alias"], e["kind"], str(e["from_version"] or "-"), str(e["to_version"]), e["by"],
-             e["reason"]) for e in entries])
+        _table(
+            [("TIME", "ALIAS", "KIND", "FROM", "TO", "BY", "REASON")]
+            + [
+                (
+                    e["time"],
+                    e["alias"],
+                    e["kind"],
+                    str(e["from_version"] or "-"),
+                    str(e["to_version"]),
+                    e["by"],
+                    e["reason"],
+                )
+                for e in entries
+            ]
+        )
     return EXIT_OK
 
 
 def app_command(port: int, address: str = "localhost", max_upload_mb: int = MAX_UPLOAD_MB) -> list[str]:
     """The ``streamlit run`` command line, with handoff's deliberate server settings."""
-    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-            "--server.address", address, "--server.headless", "true", "--server.enableXsrfProtection", "true",
-            "--server.enableCORS", "true", "--server.maxUploadSize", str(max_upload_mb),
-            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--theme.base", "light",
-            "--client.toolbarMode", "minimal"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
+        "--server.enableXsrfProtection",
+        "true",
+        "--server.enableCORS",
+        "true",
+        "--server.maxUploadSize",
+        str(max_upload_mb),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--theme.base",
+        "light",
+        "--client.toolbarMode",
+        "minimal",
+    ]
 
 
-def _app(args: argparse.Namespace) -> int:
+def _app(args: argparse.Namespace) -> NoReturn:
     if not APP.exists():
         raise handoff.OptionError(f"the app is not installed beside the package ({APP} is missing)")
     from handoff.app_guard import GuardSettings, new_token
@@ -430,13 +595,14 @@ def _app(args: argparse.Namespace) -> int:
         env["HANDOFF_STORE"] = args.store
     host = f"[{args.address}]" if ":" in args.address else args.address
     url = f"http://{host}:{args.port}/" + (f"?token={guard.token}" if guard.token else "")
-    sys.stderr.write(f"handoff app on {url}\n  (store: {handoff.open_store(args.store).uri}; uploads up to "
-                     f"{args.max_upload_mb} MB; {'NO access token' if guard.token is None else 'open this URL'}; "
-                     f"hosts allowed: {', '.join(sorted(guard.allowed_hosts))})\n")
+    sys.stderr.write(
+        f"handoff app on {url}\n  (store: {handoff.open_store(args.store).uri}; uploads up to "
+        f"{args.max_upload_mb} MB; {'NO access token' if guard.token is None else 'open this URL'}; "
+        f"hosts allowed: {', '.join(sorted(guard.allowed_hosts))})\n"
+    )
     sys.stderr.flush()
     command = app_command(args.port, args.address, args.max_upload_mb)
     os.execve(command[0], command, env)  # become the server: signals reach Streamlit directly
-    return EXIT_OK  # not reached
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -447,8 +613,12 @@ def _doctor(args: argparse.Namespace) -> int:
 
     support = detect()
     kernels = KernelSpecManager().find_kernel_specs()
-    report = {"sandbox": support.kind, "sandbox_detail": support.detail,
-              "default_kernel": kernels.get(DEFAULT_KERNEL, "not installed"), "store": handoff.open_store(args.store).uri}
+    report = {
+        "sandbox": support.kind,
+        "sandbox_detail": support.detail,
+        "default_kernel": kernels.get(DEFAULT_KERNEL, "not installed"),
+        "store": handoff.open_store(args.store).uri,
+    }
     if args.json:
         _emit(report)
     else:
@@ -460,14 +630,18 @@ def _verify(args: argparse.Namespace) -> int:
     if not Path(args.package).is_file():  # nothing to verify: bad input, not a mismatch
         raise InputError(f"no such file: {args.package}")
     recorded = args.store is not None
-    report = handoff.verify_recorded(args.package, store=args.store or None) if recorded else handoff.verify(args.package)
+    report = (
+        handoff.verify_recorded(args.package, store=args.store or None) if recorded else handoff.verify(args.package)
+    )
     if args.json:
         _emit(report.to_dict())
     elif report.ok:
-        sys.stdout.write(f"{args.package}: intact ({len(report.manifest.get('files', {}))} files match the manifest"
-                         + ("; it is the package the store recorded" if recorded else "")
-                         + f"; {report.manifest.get('name')} v{report.manifest.get('version')}, "
-                         f"status {report.manifest.get('status')})\n")
+        sys.stdout.write(
+            f"{args.package}: intact ({len(report.manifest.get('files', {}))} files match the manifest"
+            + ("; it is the package the store recorded" if recorded else "")
+            + f"; {report.manifest.get('name')} v{report.manifest.get('version')}, "
+            f"status {report.manifest.get('status')})\n"
+        )
     else:
         sys.stdout.write(f"{args.package}: NOT intact\n" + "".join(f"  {p}\n" for p in report.problems))
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -480,10 +654,10 @@ def _verify_store(args: argparse.Namespace) -> int:
         _emit(results)
     else:
         for r in bad:
-            sys.stdout.write(f"{r['name']} v{r['version']}: modified after it was recorded: "
-                             + "; ".join(r["problems"]) + "\n")
-        sys.stdout.write(f"{len(results)} versions checked: "
-                         + (f"{len(bad)} modified\n" if bad else "all intact\n"))
+            sys.stdout.write(
+                f"{r['name']} v{r['version']}: modified after it was recorded: " + "; ".join(r["problems"]) + "\n"
+            )
+        sys.stdout.write(f"{len(results)} versions checked: " + (f"{len(bad)} modified\n" if bad else "all intact\n"))
     return EXIT_FAILED if bad else EXIT_OK
 
 

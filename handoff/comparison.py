@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import nbformat
 
@@ -77,11 +78,14 @@ def _metric_delta(value: float | None, base: float | None, up: bool) -> dict[str
 
 def cell_diff(old: nbformat.NotebookNode, new: nbformat.NotebookNode) -> list[dict[str, Any]]:
     """Cells added, removed and changed (with a line diff), ignoring outputs and execution counts."""
+
     def key(cell: Any) -> str:
         return hashlib.sha256(f"{cell.cell_type}\0{cell.source}".encode()).hexdigest()
 
-    a, b = [c for c in old.cells if c.cell_type in ("code", "markdown")], [
-        c for c in new.cells if c.cell_type in ("code", "markdown")]
+    a, b = (
+        [c for c in old.cells if c.cell_type in ("code", "markdown")],
+        [c for c in new.cells if c.cell_type in ("code", "markdown")],
+    )
     changes: list[dict[str, Any]] = []
     matcher = difflib.SequenceMatcher(a=[key(c) for c in a], b=[key(c) for c in b], autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -90,20 +94,48 @@ def cell_diff(old: nbformat.NotebookNode, new: nbformat.NotebookNode) -> list[di
         pairs = min(i2 - i1, j2 - j1) if tag == "replace" else 0
         for k in range(pairs):
             before, after = a[i1 + k], b[j1 + k]
-            changes.append({"change": "changed", "cell_type": after.cell_type, "old_cell": i1 + k + 1,
-                            "new_cell": j1 + k + 1, "diff": list(difflib.unified_diff(
-                                before.source.splitlines(), after.source.splitlines(), lineterm="", n=2))[2:]})
+            changes.append(
+                {
+                    "change": "changed",
+                    "cell_type": after.cell_type,
+                    "old_cell": i1 + k + 1,
+                    "new_cell": j1 + k + 1,
+                    "diff": list(
+                        difflib.unified_diff(before.source.splitlines(), after.source.splitlines(), lineterm="", n=2)
+                    )[2:],
+                }
+            )
         for k in range(i1 + pairs, i2):
-            changes.append({"change": "removed", "cell_type": a[k].cell_type, "old_cell": k + 1, "new_cell": None,
-                            "diff": [f"-{line}" for line in a[k].source.splitlines()]})
+            changes.append(
+                {
+                    "change": "removed",
+                    "cell_type": a[k].cell_type,
+                    "old_cell": k + 1,
+                    "new_cell": None,
+                    "diff": [f"-{line}" for line in a[k].source.splitlines()],
+                }
+            )
         for k in range(j1 + pairs, j2):
-            changes.append({"change": "added", "cell_type": b[k].cell_type, "old_cell": None, "new_cell": k + 1,
-                            "diff": [f"+{line}" for line in b[k].source.splitlines()]})
+            changes.append(
+                {
+                    "change": "added",
+                    "cell_type": b[k].cell_type,
+                    "old_cell": None,
+                    "new_cell": k + 1,
+                    "diff": [f"+{line}" for line in b[k].source.splitlines()],
+                }
+            )
     return changes
 
 
-def compare(model: str, versions: Sequence[int | str], baseline: int | str | None = None, *,
-            store: Store | str | Path | None = None, include_code: bool = True) -> Comparison:
+def compare(
+    model: str,
+    versions: Sequence[int | str],
+    baseline: int | str | None = None,
+    *,
+    store: Store | str | Path | None = None,
+    include_code: bool = True,
+) -> Comparison:
     """Compare two or more versions (``3`` for ``model``, ``other:2`` across models).
 
     Raises:
@@ -128,7 +160,8 @@ def compare(model: str, versions: Sequence[int | str], baseline: int | str | Non
         base = champion or labels[0]
     builds = {lbl: r.build for lbl, r in records.items()}
     return Comparison(
-        labels=labels, baseline=base,
+        labels=labels,
+        baseline=base,
         parameters=_parameters(builds),
         metrics=_metrics(records, base, _directions(builds, base)),
         checklist=_checklist(builds),
@@ -165,8 +198,14 @@ def _metrics(records: dict[str, VersionRecord], base: str, directions: dict[str,
     for name in names:
         up = greater_is_better(name, directions)
         values = {lbl: r.metrics.get(name) for lbl, r in records.items()}
-        rows.append({"metric": name, "greater_is_better": up, "values": values,
-                     "deltas": {lbl: _metric_delta(v, values[base], up) for lbl, v in values.items() if lbl != base}})
+        rows.append(
+            {
+                "metric": name,
+                "greater_is_better": up,
+                "values": values,
+                "deltas": {lbl: _metric_delta(v, values[base], up) for lbl, v in values.items() if lbl != base},
+            }
+        )
     return rows
 
 
@@ -175,8 +214,14 @@ def _checklist(builds: dict[str, BuildRecord]) -> list[dict[str, Any]]:
     for lbl, b in builds.items():
         for result in b.outputs.checks.results if b.outputs.checks else ():
             statuses.setdefault(result.id, {})[lbl] = result.status
-    return [{"check": check, "statuses": {lbl: by.get(lbl) for lbl in builds}, "changed": len(set(by.values())) > 1
-             or len(by) != len(builds)} for check, by in statuses.items()]
+    return [
+        {
+            "check": check,
+            "statuses": {lbl: by.get(lbl) for lbl in builds},
+            "changed": len(set(by.values())) > 1 or len(by) != len(builds),
+        }
+        for check, by in statuses.items()
+    ]
 
 
 def _data(builds: dict[str, BuildRecord]) -> dict[str, Any]:
@@ -188,10 +233,14 @@ def _data(builds: dict[str, BuildRecord]) -> dict[str, Any]:
             digests.setdefault(entry.path, set()).add(entry.sha256)
             present[entry.path] = present.get(entry.path, 0) + 1
     changed = sorted(path for path, shas in digests.items() if len(shas) > 1 or present[path] != len(fingerprints))
-    warning = (f"training data changed between versions: {', '.join(changed)}" if changed else None)
-    return {"fingerprints": {lbl: {"sha256": f.sha256, "files": [asdict(e) for e in f.files]}
-                             for lbl, f in fingerprints.items()},
-            "changed_files": changed, "warning": warning}
+    warning = f"training data changed between versions: {', '.join(changed)}" if changed else None
+    return {
+        "fingerprints": {
+            lbl: {"sha256": f.sha256, "files": [asdict(e) for e in f.files]} for lbl, f in fingerprints.items()
+        },
+        "changed_files": changed,
+        "warning": warning,
+    }
 
 
 def _environment(builds: dict[str, BuildRecord]) -> dict[str, Any]:
@@ -207,18 +256,33 @@ def _environment(builds: dict[str, BuildRecord]) -> dict[str, Any]:
 
 def _code(store: Store, records: dict[str, VersionRecord], base: str) -> list[dict[str, Any]]:
     def source(record: VersionRecord) -> nbformat.NotebookNode:
-        nb: nbformat.NotebookNode = nbformat.reads(store.read_artifact(record.run_id or "", SOURCE_NOTEBOOK).decode(),
-                                                   as_version=4)
+        nb: nbformat.NotebookNode = nbformat.reads(
+            store.read_artifact(record.run_id or "", SOURCE_NOTEBOOK).decode(), as_version=4
+        )
         return nb
 
     base_record = records[base]
     base_nb = source(base_record)
     sha = base_record.build.inputs.notebook.sha256
-    return [{"version": lbl, "against": base,
-             "cells": [] if r.build.inputs.notebook.sha256 == sha else cell_diff(base_nb, source(r))}
-            for lbl, r in records.items() if lbl != base]
+    return [
+        {
+            "version": lbl,
+            "against": base,
+            "cells": [] if r.build.inputs.notebook.sha256 == sha else cell_diff(base_nb, source(r)),
+        }
+        for lbl, r in records.items()
+        if lbl != base
+    ]
 
 
 def _trend(store: Store, model: str) -> list[dict[str, Any]]:
-    return [{"version": r.version, "created": r.created, "status": r.status, "metrics": r.metrics,
-             "aliases": list(r.aliases)} for r in store.list_versions(model)]
+    return [
+        {
+            "version": r.version,
+            "created": r.created,
+            "status": r.status,
+            "metrics": r.metrics,
+            "aliases": list(r.aliases),
+        }
+        for r in store.list_versions(model)
+    ]

@@ -121,8 +121,15 @@ class BuildFailure(HandoffError):
     exit_code = EXIT_FAILED
     kind = "build failed"
 
-    def __init__(self, stage: str, detail: str, *, cell: int | None = None, ename: str | None = None,
-                 traceback: str | None = None) -> None:
+    def __init__(
+        self,
+        stage: str,
+        detail: str,
+        *,
+        cell: int | None = None,
+        ename: str | None = None,
+        traceback: str | None = None,
+    ) -> None:
         self.stage = stage
         self.detail = detail
         self.cell = cell

@@ -11,9 +11,10 @@ import hashlib
 import json
 import keyword
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import nbformat
 from papermill.translators import PythonTranslator
@@ -44,8 +45,13 @@ class NotebookParameter:
     help: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "default": self.default,
-                "default_source": self.default_source, "help": self.help}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "default": self.default,
+            "default_source": self.default_source,
+            "help": self.help,
+        }
 
 
 @dataclass(frozen=True)
@@ -97,9 +103,16 @@ def load_notebook(source: str | Path | bytes, name: str | None = None) -> Notebo
         name = Path(name).stem if name else "notebook"
     nb, upgraded_from = _parse(raw, label)
     warnings = (f"notebook was nbformat v{upgraded_from}; upgraded to v4",) if upgraded_from else ()
-    return NotebookSource(notebook=nb, raw=raw, sha256=hashlib.sha256(raw).hexdigest(), name=name,
-                          path=path, parameters=find_parameters(nb), upgraded_from=upgraded_from,
-                          warnings=warnings)
+    return NotebookSource(
+        notebook=nb,
+        raw=raw,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        name=name,
+        path=path,
+        parameters=find_parameters(nb),
+        upgraded_from=upgraded_from,
+        warnings=warnings,
+    )
 
 
 def _parse(raw: bytes, label: str) -> tuple[nbformat.NotebookNode, int | None]:
@@ -118,7 +131,8 @@ def _parse_nested(raw: bytes, label: str) -> tuple[nbformat.NotebookNode, int | 
         raise NotebookFormatError(f"{label} is not a notebook: it is not UTF-8 text") from exc
     except json.JSONDecodeError as exc:
         raise NotebookFormatError(
-            f"{label} is not a notebook: invalid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})") from exc
+            f"{label} is not a notebook: invalid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})"
+        ) from exc
     if not isinstance(data, dict) or "nbformat" not in data or not ({"cells", "worksheets"} & data.keys()):
         raise NotebookFormatError(f"{label} is JSON but not a Jupyter notebook (no 'nbformat' and 'cells')")
     major = data.get("nbformat")
@@ -153,9 +167,15 @@ def find_parameters(nb: nbformat.NotebookNode) -> tuple[NotebookParameter, ...] 
     for param in PythonTranslator.inspect(nb.cells[index]):
         default = _literal(param.default)
         annotated = _annotation_type(param.inferred_type_name)
-        found.append(NotebookParameter(
-            name=param.name, type=annotated or _type_of(default), default=default,
-            default_source=param.default, help=param.help or ""))
+        found.append(
+            NotebookParameter(
+                name=param.name,
+                type=annotated or _type_of(default),
+                default=default,
+                default_source=param.default,
+                help=param.help or "",
+            )
+        )
     return tuple(found)
 
 
@@ -168,13 +188,26 @@ def _literal(source: str) -> Any:
 
 def _annotation_type(annotation: str) -> str | None:
     base = re.split(r"[\[|]", (annotation or "").strip())[0].strip().lower()
-    return {"int": "int", "float": "float", "bool": "bool", "str": "str", "list": "list",
-            "tuple": "list", "dict": "dict"}.get(base)
+    return {
+        "int": "int",
+        "float": "float",
+        "bool": "bool",
+        "str": "str",
+        "list": "list",
+        "tuple": "list",
+        "dict": "dict",
+    }.get(base)
 
 
 def _type_of(value: Any) -> str:
-    for kind, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), ((list, tuple), "list"),
-                       (dict, "dict")):
+    for kind, name in (
+        (bool, "bool"),
+        (int, "int"),
+        (float, "float"),
+        (str, "str"),
+        ((list, tuple), "list"),
+        (dict, "dict"),
+    ):
         if isinstance(value, kind):
             return name
     return "any"
@@ -200,11 +233,14 @@ def validate_params(source: NotebookSource, given: Mapping[str, Any]) -> dict[st
     if source.parameters is None:
         raise ParameterError(
             f"{source.name} has no parameters cell (a cell tagged 'parameters'), so it takes no "
-            f"parameters; got {', '.join(sorted(given))}")
+            f"parameters; got {', '.join(sorted(given))}"
+        )
     unknown = sorted(set(given) - specs.keys())
     if unknown:
-        raise ParameterError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                             f"valid parameters: {describe(source.parameters)}")
+        raise ParameterError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"valid parameters: {describe(source.parameters)}"
+        )
     return {name: _check_value(specs[name], value) for name, value in given.items()}
 
 
@@ -281,11 +317,12 @@ def parse_params(source: NotebookSource, raw: Mapping[str, Any], *, drop_default
         ParameterError: an unsafe or unknown name, or a value that is not of the parameter's type.
     """
     specs = source.parameter_map
-    parsed = {name: parse_value(specs[name], value) if isinstance(value, str) and name in specs else value
-              for name, value in raw.items()}
+    parsed = {
+        name: parse_value(specs[name], value) if isinstance(value, str) and name in specs else value
+        for name, value in raw.items()
+    }
     if drop_defaults:
-        parsed = {name: value for name, value in parsed.items()
-                  if name not in specs or value != specs[name].default}
+        parsed = {name: value for name, value in parsed.items() if name not in specs or value != specs[name].default}
     return validate_params(source, parsed)
 
 

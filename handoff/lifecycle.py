@@ -11,9 +11,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import nbformat
 
@@ -34,12 +35,14 @@ def model_dir_of(store: Store, model_uri: str, scratch: Path) -> Path:
         return local
     import mlflow.artifacts
 
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(scratch),
-                                                    tracking_uri=store.uri))
+    return Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(scratch), tracking_uri=store.uri)
+    )
 
 
-def check_version(name: str, version: int | str, *, store: Store | str | Path | None = None,
-                  checks: Mapping[str, Any] | None = None) -> CheckReport:
+def check_version(
+    name: str, version: int | str, *, store: Store | str | Path | None = None, checks: Mapping[str, Any] | None = None
+) -> CheckReport:
     """Re-run the checklist on a stored version with its recorded settings plus ``checks``.
 
     The report is recorded beside the original (``checks/rechecks/<time>/``) and returned.
@@ -62,10 +65,15 @@ def check_version(name: str, version: int | str, *, store: Store | str | Path | 
         except StoreError:  # versions recorded before fidelity rows were kept
             pass
         context = CheckContext(
-            record=record, source_notebook=notebook(SOURCE_NOTEBOOK), executed_notebook=notebook(EXECUTED_NOTEBOOK),
-            model_dir=model_dir_of(store, stored.model_uri, Path(scratch)), config=config,
-            champion=store.alias_version(name, "champion") if config.gate else None, version=stored.version,
-            fidelity=fidelity if fidelity.exists() else None)
+            record=record,
+            source_notebook=notebook(SOURCE_NOTEBOOK),
+            executed_notebook=notebook(EXECUTED_NOTEBOOK),
+            model_dir=model_dir_of(store, stored.model_uri, Path(scratch)),
+            config=config,
+            champion=store.alias_version(name, "champion") if config.gate else None,
+            version=stored.version,
+            fidelity=fidelity if fidelity.exists() else None,
+        )
         report = run_checklist(context)
         out = Path(scratch) / "report"
         write_report(report, out)
@@ -118,8 +126,9 @@ def stored_package(store: Store, version: VersionRecord, scratch: Path, stripped
     filename = f"{package_name(version.name, version.version)}.zip"
     if stripped:
         artifacts = store.download_artifacts(run_id, "", scratch / "artifacts")
-        build_package(artifacts, version.build, version.version, created, scratch / "stripped" / filename,
-                      stripped=True)
+        build_package(
+            artifacts, version.build, version.version, created, scratch / "stripped" / filename, stripped=True
+        )
         return scratch / "stripped" / filename
     recorded = store.package_sha256(run_id)
     zip_path = store.download_artifacts(run_id, f"{PACKAGE_DIR}/{filename}", scratch)
@@ -134,9 +143,15 @@ def stored_package(store: Store, version: VersionRecord, scratch: Path, stripped
     return zip_path
 
 
-def export(name: str, version: int | str, output: str | Path | None = None, *,
-           store: Store | str | Path | None = None, force: bool = False,
-           strip_outputs: bool = False) -> ExportResult:
+def export(
+    name: str,
+    version: int | str,
+    output: str | Path | None = None,
+    *,
+    store: Store | str | Path | None = None,
+    force: bool = False,
+    strip_outputs: bool = False,
+) -> ExportResult:
     """Copy a version's deterministic package to ``output`` (a file or folder; default: here).
 
     ``strip_outputs`` ships the executed notebook (and its HTML report) without the cells' outputs,
@@ -151,8 +166,10 @@ def export(name: str, version: int | str, output: str | Path | None = None, *,
     store = store if isinstance(store, Store) else open_store(store)
     record = store.get_version(name, version)
     if record.status != "passed" and not force:
-        raise OptionError(f"{name} version {record.version} failed its checklist; it is exported only with "
-                          "--force (its manifest and README say it failed)")
+        raise OptionError(
+            f"{name} version {record.version} failed its checklist; it is exported only with "
+            "--force (its manifest and README say it failed)"
+        )
     filename = f"{package_name(name, record.version)}.zip"
     target = Path(output) if output else Path.cwd() / filename
     if target.is_dir() or not target.suffix:  # a folder (existing or to be made)
@@ -161,8 +178,14 @@ def export(name: str, version: int | str, output: str | Path | None = None, *,
         source = stored_package(store, record, Path(scratch), strip_outputs)
         with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
-    return ExportResult(target, sha256_file(target), target.stat().st_size, record.status,
-                        round(time.perf_counter() - started, 4), strip_outputs)
+    return ExportResult(
+        target,
+        sha256_file(target),
+        target.stat().st_size,
+        record.status,
+        round(time.perf_counter() - started, 4),
+        strip_outputs,
+    )
 
 
 def verify_recorded(path: str | Path, *, store: Store | str | Path | None = None) -> VerifyReport:
@@ -182,8 +205,9 @@ def verify_recorded(path: str | Path, *, store: Store | str | Path | None = None
     name, version = report.manifest.get("name"), report.manifest.get("version")
     record = store.get_version(str(name), str(version))
     with tempfile.TemporaryDirectory(prefix="handoff-verify-") as scratch:
-        expected = sha256_file(stored_package(store, record, Path(scratch),
-                                              report.manifest.get("outputs_stripped") is True))
+        expected = sha256_file(
+            stored_package(store, record, Path(scratch), report.manifest.get("outputs_stripped") is True)
+        )
     if sha256_file(path) == expected:
         return report
     problem = f"recorded: not the package the store holds for {name} version {version} (its sha256 differs)"
@@ -203,8 +227,7 @@ def verify_store(*, store: Store | str | Path | None = None) -> list[dict[str, A
             problems: tuple[str, ...] = ()
         except TamperedError as exc:
             problems = exc.problems
-        results.append({"name": listed.name, "version": listed.version, "ok": not problems,
-                        "problems": list(problems)})
+        results.append({"name": listed.name, "version": listed.version, "ok": not problems, "problems": list(problems)})
     return results
 
 
@@ -235,8 +258,15 @@ class AliasMove:
         return {**self.entry, "comparison": self.comparison.to_dict() if self.comparison is not None else None}
 
 
-def promote(name: str, version: int | str, alias: str = "champion", *, store: Store | str | Path | None = None,
-            by: str | None = None, reason: str | None = None) -> AliasMove:
+def promote(
+    name: str,
+    version: int | str,
+    alias: str = "champion",
+    *,
+    store: Store | str | Path | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+) -> AliasMove:
     """Point ``alias`` at ``version``; refused for a version whose checklist failed.
 
     Raises:
@@ -247,15 +277,27 @@ def promote(name: str, version: int | str, alias: str = "champion", *, store: St
     store = store if isinstance(store, Store) else open_store(store)
     record = store.get_version(name, version)
     if record.status != "passed":
-        raise PromotionRefused(f"{name} version {record.version} failed its checklist and can never be "
-                               f"promoted; see `handoff show {name} {record.version}`")
+        raise PromotionRefused(
+            f"{name} version {record.version} failed its checklist and can never be "
+            f"promoted; see `handoff show {name} {record.version}`"
+        )
     current = store.alias_version(name, alias)
     if current is not None and current.version == record.version:
         raise PromotionRefused(f"{name} version {record.version} is already {alias!r}")
-    comparison = compare(name, [current.version, record.version], baseline=current.version, store=store,
-                         include_code=False) if current is not None else None
-    entry = store.move_alias(name, alias, record.version, kind="promote",
-                             previous=current.version if current else None, by=_who(by), reason=reason)
+    comparison = (
+        compare(name, [current.version, record.version], baseline=current.version, store=store, include_code=False)
+        if current is not None
+        else None
+    )
+    entry = store.move_alias(
+        name,
+        alias,
+        record.version,
+        kind="promote",
+        previous=current.version if current else None,
+        by=_who(by),
+        reason=reason,
+    )
     return AliasMove(entry, comparison)
 
 
@@ -273,8 +315,14 @@ def alias_stack(history: list[dict[str, Any]]) -> list[int]:
     return stack
 
 
-def rollback(name: str, alias: str = "champion", *, store: Store | str | Path | None = None,
-             by: str | None = None, reason: str | None = None) -> AliasMove:
+def rollback(
+    name: str,
+    alias: str = "champion",
+    *,
+    store: Store | str | Path | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+) -> AliasMove:
     """Move ``alias`` back to the version it held before the last promotion still in force.
 
     Raises:
@@ -283,10 +331,11 @@ def rollback(name: str, alias: str = "champion", *, store: Store | str | Path | 
     store = store if isinstance(store, Store) else open_store(store)
     stack = alias_stack(store.alias_history(name, alias))
     if len(stack) < 2:
-        raise PromotionRefused(f"{name}: {alias!r} has no earlier version to roll back to"
-                               + (f" (it holds version {stack[-1]})" if stack else " (it was never set)"))
-    entry = store.move_alias(name, alias, stack[-2], kind="rollback", previous=stack[-1], by=_who(by),
-                             reason=reason)
+        raise PromotionRefused(
+            f"{name}: {alias!r} has no earlier version to roll back to"
+            + (f" (it holds version {stack[-1]})" if stack else " (it was never set)")
+        )
+    entry = store.move_alias(name, alias, stack[-2], kind="rollback", previous=stack[-1], by=_who(by), reason=reason)
     return AliasMove(entry)
 
 

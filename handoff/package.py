@@ -25,22 +25,40 @@ import stat
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from handoff.fingerprint import sha256_file
-from handoff.layout import (CHECK_JUNIT, CHECK_REPORT, CHECKS_DIR, EXECUTED_NOTEBOOK, MODEL_DIR, RECHECKS_DIR,
-                            REPORT_HTML, SOURCE_NOTEBOOK)
+from handoff.layout import (
+    CHECK_JUNIT,
+    CHECK_REPORT,
+    CHECKS_DIR,
+    EXECUTED_NOTEBOOK,
+    MODEL_DIR,
+    RECHECKS_DIR,
+    REPORT_HTML,
+    SOURCE_NOTEBOOK,
+)
 from handoff.record import BuildRecord
 from handoff.record_view import render_markdown, sections
 
 FORMAT_VERSION = 1
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 REQUIRED_FILES = (
-    "MANIFEST.json", "README.md", f"{MODEL_DIR}/MLmodel", f"{MODEL_DIR}/requirements.txt", SOURCE_NOTEBOOK,
-    EXECUTED_NOTEBOOK, REPORT_HTML, CHECK_REPORT, CHECK_JUNIT, "serve/Dockerfile", "serve/README.md",
+    "MANIFEST.json",
+    "README.md",
+    f"{MODEL_DIR}/MLmodel",
+    f"{MODEL_DIR}/requirements.txt",
+    SOURCE_NOTEBOOK,
+    EXECUTED_NOTEBOOK,
+    REPORT_HTML,
+    CHECK_REPORT,
+    CHECK_JUNIT,
+    "serve/Dockerfile",
+    "serve/README.md",
 )
 #: Limits that make ``verify`` refuse a zip bomb before reading it (the rule: docs/package-format.md).
 #: Ratio alone is no sign of a bomb: a notebook that printed the same line a million times
@@ -135,43 +153,60 @@ def _schema(model_dir: Path) -> tuple[list[str], str | None]:
                 tensor = spec.get("tensor-spec", {})
                 lines.append(f"| (tensor) | {tensor.get('dtype')} | shape {tensor.get('shape')} |")
             else:
-                lines.append(f"| {spec.get('name', '(unnamed)')} | {spec.get('type')} | "
-                             f"{'required' if spec.get('required', True) else 'optional'} |")
+                lines.append(
+                    f"| {spec.get('name', '(unnamed)')} | {spec.get('type')} | "
+                    f"{'required' if spec.get('required', True) else 'optional'} |"
+                )
     example = model_dir / "serving_input_example.json"
     return lines, json.dumps(json.loads(example.read_text())) if example.exists() else None
 
 
-def _model_card(record: BuildRecord, title: str, model_dir: Path, version: int, created: str,
-                stripped: bool = False) -> str:
+def _model_card(
+    record: BuildRecord, title: str, model_dir: Path, version: int, created: str, stripped: bool = False
+) -> str:
     """The package's README: status, input, how to serve it, then the record's sections."""
     schema, example = _schema(model_dir)
     out = [f"# {title}", ""]
     if not record.ok:
-        out += ["> **This version FAILED its checklist.** It was exported with `--force`; do not deploy it "
-                "without reading the checklist below.", ""]
-    out += [f"Model **{record.name}**, version **{version}**, created {created}, status **{record.status}**.", "",
-            "As run: `notebook/executed.ipynb`, readable: `notebook/report.html`"
-            + (" (both without the cells' outputs: exported with `--strip-outputs`)." if stripped else "."), "",
-            "## Input", ""]
+        out += [
+            "> **This version FAILED its checklist.** It was exported with `--force`; do not deploy it "
+            "without reading the checklist below.",
+            "",
+        ]
+    out += [
+        f"Model **{record.name}**, version **{version}**, created {created}, status **{record.status}**.",
+        "",
+        "As run: `notebook/executed.ipynb`, readable: `notebook/report.html`"
+        + (" (both without the cells' outputs: exported with `--strip-outputs`)." if stripped else "."),
+        "",
+        "## Input",
+        "",
+    ]
     if schema:
         out += ["| column | type | |", "|---|---|---|", *schema, ""]
     else:
         out += ["No signature was recorded.", ""]
     if example:
         out += ["Example request body (`model/serving_input_example.json`):", "", "```json", example, "```", ""]
-    out += ["## Serve it", "",
-            "```bash",
-            "mlflow models serve -m model --env-manager local --port 8080",
-            "curl -X POST http://127.0.0.1:8080/invocations -H 'Content-Type: application/json' \\",
-            "     --data @model/serving_input_example.json",
-            "```", "",
-            "Or `docker build -f serve/Dockerfile .` — see `serve/README.md`. "
-            "In Python: `mlflow.pyfunc.load_model('model')`.", ""]
+    out += [
+        "## Serve it",
+        "",
+        "```bash",
+        "mlflow models serve -m model --env-manager local --port 8080",
+        "curl -X POST http://127.0.0.1:8080/invocations -H 'Content-Type: application/json' \\",
+        "     --data @model/serving_input_example.json",
+        "```",
+        "",
+        "Or `docker build -f serve/Dockerfile .` — see `serve/README.md`. "
+        "In Python: `mlflow.pyfunc.load_model('model')`.",
+        "",
+    ]
     return "\n".join(out) + "\n" + render_markdown(sections(record))
 
 
-def _manifest(record: BuildRecord, version: int, created: str, files: dict[str, bytes],
-              stripped: bool = False) -> dict[str, Any]:
+def _manifest(
+    record: BuildRecord, version: int, created: str, files: dict[str, bytes], stripped: bool = False
+) -> dict[str, Any]:
     from handoff import __version__
 
     model, checks, env = record.outputs.model, record.outputs.checks, record.outputs.environment
@@ -188,23 +223,43 @@ def _manifest(record: BuildRecord, version: int, created: str, files: dict[str, 
         "source_notebook": {"name": record.inputs.notebook.name, "sha256": record.inputs.notebook.sha256},
         "parameters": record.inputs.parameters,
         "metrics": record.metrics,
-        "checklist": {"passed": checks.passed if checks else None, "summary": checks.summary if checks else None,
-                      "results": {r.id: r.status for r in checks.results} if checks else {}},
-        "data": {"sha256": record.outputs.data.sha256,
-                 "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in record.outputs.data.files]},
-        "environment": {"python": env.python if env else None,
-                        "requirements": list(saved.requirements) if saved else []},
-        "serialization": {"flavor": saved.flavor if saved else None, "format": saved.format if saved else None,
-                          "reason": saved.reason if saved else None},
-        "model": {"type": model.type if model else None, "task": model.task if model else None,
-                  "variable": model.variable if model else None, "source": model.source if model else None,
-                  "rule": model.chosen_by if model else None},
+        "checklist": {
+            "passed": checks.passed if checks else None,
+            "summary": checks.summary if checks else None,
+            "results": {r.id: r.status for r in checks.results} if checks else {},
+        },
+        "data": {
+            "sha256": record.outputs.data.sha256,
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in record.outputs.data.files],
+        },
+        "environment": {
+            "python": env.python if env else None,
+            "requirements": list(saved.requirements) if saved else [],
+        },
+        "serialization": {
+            "flavor": saved.flavor if saved else None,
+            "format": saved.format if saved else None,
+            "reason": saved.reason if saved else None,
+        },
+        "model": {
+            "type": model.type if model else None,
+            "task": model.task if model else None,
+            "variable": model.variable if model else None,
+            "source": model.source if model else None,
+            "rule": model.chosen_by if model else None,
+        },
         "files": {path: {"size": len(data), "sha256": _sha256(data)} for path, data in sorted(files.items())},
     }
 
 
-def package_files(artifacts: Path, record: BuildRecord, version: int, created: str,
-                  report_html: str | None = None, stripped: bool = False) -> dict[str, bytes]:
+def package_files(
+    artifacts: Path,
+    record: BuildRecord,
+    version: int,
+    created: str,
+    report_html: str | None = None,
+    stripped: bool = False,
+) -> dict[str, bytes]:
     """Every file of the package (relative path to bytes), from a build's artifacts folder.
 
     ``stripped`` ships the executed notebook (and its HTML report) without outputs, and says so in
@@ -246,19 +301,28 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 def write_zip(files: dict[str, bytes], root: str, target: Path) -> str:
     """Write a deterministic zip atomically; returns its sha256."""
-    with atomic_path(target) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-            for path in sorted(files):
-                info = zipfile.ZipInfo(f"{root}/{path}", date_time=ZIP_EPOCH)
-                info.external_attr = (stat.S_IFREG | 0o644) << 16
-                info.create_system = 3
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, files[path], compresslevel=9)
+    with (
+        atomic_path(target) as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+    ):
+        for path in sorted(files):
+            info = zipfile.ZipInfo(f"{root}/{path}", date_time=ZIP_EPOCH)
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            info.create_system = 3
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, files[path], compresslevel=9)
     return sha256_file(target)
 
 
-def build_package(artifacts: Path, record: BuildRecord, version: int, created: str, target: Path,
-                  report_html: str | None = None, stripped: bool = False) -> str:
+def build_package(
+    artifacts: Path,
+    record: BuildRecord,
+    version: int,
+    created: str,
+    target: Path,
+    report_html: str | None = None,
+    stripped: bool = False,
+) -> str:
     """Pack a version's artifacts into ``target`` (a .zip); returns the zip's sha256."""
     files = package_files(artifacts, record, version, created, report_html, stripped)
     return write_zip(files, package_name(record.name, version), target)
@@ -281,9 +345,14 @@ class VerifyReport:
     manifest: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "ok": self.ok, "problems": list(self.problems),
-                "name": self.manifest.get("name"), "version": self.manifest.get("version"),
-                "status": self.manifest.get("status")}
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "problems": list(self.problems),
+            "name": self.manifest.get("name"),
+            "version": self.manifest.get("version"),
+            "status": self.manifest.get("status"),
+        }
 
 
 def _unsafe(infos: Iterable[zipfile.ZipInfo]) -> list[str]:
@@ -303,9 +372,11 @@ def _unsafe(infos: Iterable[zipfile.ZipInfo]) -> list[str]:
         seen.add(name)
         total += info.file_size
         if info.file_size > MAX_TOTAL_BYTES or (
-                info.file_size > MAX_COMPRESSIBLE_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1)):
-            problems.append(f"unsafe: {name!r} declares {info.file_size:,} bytes from {info.compress_size:,} "
-                            "compressed (zip bomb)")
+            info.file_size > MAX_COMPRESSIBLE_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1)
+        ):
+            problems.append(
+                f"unsafe: {name!r} declares {info.file_size:,} bytes from {info.compress_size:,} compressed (zip bomb)"
+            )
     if total > MAX_TOTAL_BYTES:
         problems.append(f"unsafe: declared total size {total:,} bytes exceeds {MAX_TOTAL_BYTES:,}")
     return problems
@@ -352,7 +423,7 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
         if len(roots) != 1:
             return VerifyReport(label, False, (f"layout: expected one top-level folder, found {sorted(roots)}",))
         root = roots.pop()
-        members = {i.filename[len(root) + 1:]: i for i in infos if not i.is_dir()}
+        members = {i.filename[len(root) + 1 :]: i for i in infos if not i.is_dir()}
         if "MANIFEST.json" not in members:
             return VerifyReport(label, False, ("missing: MANIFEST.json",))
         try:

@@ -14,8 +14,9 @@ source, the model's choice and its serialization in one place. See README "Chang
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, computed_field
 
@@ -387,8 +388,11 @@ def _dump(kind: type, value: Any) -> dict[str, Any]:
 def record_schema() -> dict[str, Any]:
     """The JSON Schema of a stored record (``docs/record.schema.json``)."""
     schema = _adapter(BuildRecord).json_schema(mode="serialization")
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema,
-            "title": f"handoff build record, schema {SCHEMA_VERSION}"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": f"handoff build record, schema {SCHEMA_VERSION}",
+    }
 
 
 def _from_v1(old: Mapping[str, Any]) -> dict[str, Any]:
@@ -399,26 +403,51 @@ def _from_v1(old: Mapping[str, Any]) -> dict[str, Any]:
     sources = capture.get("metric_sources") or {}
     model = None
     if found:
-        model = {**{k: found.get(k) for k in ("type", "task", "source", "variable", "packaged", "cell")},
-                 "chosen_by": found.get("rule") or "", "candidates": found.get("candidates") or [],
-                 "saved": {"flavor": saved["flavor"], "format": saved["serialization"], "reason": saved["reason"],
-                           "requirements": saved.get("requirements", [])} if saved else None}
+        model = {
+            **{k: found.get(k) for k in ("type", "task", "source", "variable", "packaged", "cell")},
+            "chosen_by": found.get("rule") or "",
+            "candidates": found.get("candidates") or [],
+            "saved": {
+                "flavor": saved["flavor"],
+                "format": saved["serialization"],
+                "reason": saved["reason"],
+                "requirements": saved.get("requirements", []),
+            }
+            if saved
+            else None,
+        }
         model["source"] = model["source"] or "auto"
     error = old.get("error")
     return {
-        "schema_version": SCHEMA_VERSION, "handoff_version": old.get("handoff_version", ""),
-        "name": old["name"], "status": old.get("status", FAILED_STATUS),
-        "inputs": {"notebook": old.get("notebook") or {"name": "", "sha256": ""},
-                   "parameters": old.get("params") or {}, "parameter_specs": old.get("parameters") or [],
-                   "options": old.get("options") or {}, "sandbox": old.get("sandbox"), "kernel": old.get("kernel", "")},
-        "outputs": {"model": model,
-                    "metrics": [{"name": k, "value": v, **({"source": sources[k]} if k in sources else {})}
-                                for k, v in (old.get("metrics") or {}).items()],
-                    "metrics_source": capture.get("metrics_source", "none"), "checks": old.get("checks"),
-                    "data": old.get("data") or {}, "environment": capture.get("environment"),
-                    "evaluation": capture.get("evaluation"), "input_example": capture.get("input_example")},
+        "schema_version": SCHEMA_VERSION,
+        "handoff_version": old.get("handoff_version", ""),
+        "name": old["name"],
+        "status": old.get("status", FAILED_STATUS),
+        "inputs": {
+            "notebook": old.get("notebook") or {"name": "", "sha256": ""},
+            "parameters": old.get("params") or {},
+            "parameter_specs": old.get("parameters") or [],
+            "options": old.get("options") or {},
+            "sandbox": old.get("sandbox"),
+            "kernel": old.get("kernel", ""),
+        },
+        "outputs": {
+            "model": model,
+            "metrics": [
+                {"name": k, "value": v, **({"source": sources[k]} if k in sources else {})}
+                for k, v in (old.get("metrics") or {}).items()
+            ],
+            "metrics_source": capture.get("metrics_source", "none"),
+            "checks": old.get("checks"),
+            "data": old.get("data") or {},
+            "environment": capture.get("environment"),
+            "evaluation": capture.get("evaluation"),
+            "input_example": capture.get("input_example"),
+        },
         "lineage": {"run_id": old.get("run_id"), "notebook_run": capture.get("notebook_run")},
-        "timings": old.get("timings") or {}, "warnings": old.get("warnings") or [],
+        "timings": old.get("timings") or {},
+        "warnings": old.get("warnings") or [],
         "error": {**error, "type": error.get("type", "BuildFailure"), "detail": error.get("detail") or ""}
-        if error else None,
+        if error
+        else None,
     }

@@ -8,8 +8,8 @@ cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from handoff.record import BuildRecord, CheckReport, ModelInfo
 
@@ -36,8 +36,16 @@ class Section:
 def sections(record: BuildRecord) -> list[Section]:
     """The record as people read it: model, metrics, parameters, checklist, data, environment,
     lineage, timings, problems (the last only when there are any)."""
-    out = [_model(record.outputs.model), _metrics(record), _parameters(record), _checklist(record), _data(record),
-           _environment(record), _lineage(record), _timings(record)]
+    out = [
+        _model(record.outputs.model),
+        _metrics(record),
+        _parameters(record),
+        _checklist(record),
+        _data(record),
+        _environment(record),
+        _lineage(record),
+        _timings(record),
+    ]
     problems = ([("error", record.error.message)] if record.error else []) + [("warning", w) for w in record.warnings]
     if problems:
         out.append(Section("Problems", tuple(problems)))
@@ -47,8 +55,17 @@ def sections(record: BuildRecord) -> list[Section]:
 def candidate_rows(model: ModelInfo) -> list[tuple[str, ...]]:
     """Every model the build considered: the chosen one first, parts marked."""
     chosen = model.variable or (model.packaged or "").removeprefix("file ")
-    rows = [(c.name, c.kind, c.type.rsplit(".", 1)[-1], str(c.cell or ""), "yes" if c.name == chosen else "",
-             f"part of {c.part_of}" if c.part_of else c.note) for c in model.candidates]
+    rows = [
+        (
+            c.name,
+            c.kind,
+            c.type.rsplit(".", 1)[-1],
+            str(c.cell or ""),
+            "yes" if c.name == chosen else "",
+            f"part of {c.part_of}" if c.part_of else c.note,
+        )
+        for c in model.candidates
+    ]
     return sorted(rows, key=lambda r: r[4] != "yes")
 
 
@@ -63,11 +80,16 @@ def metrics_by_source(record: BuildRecord) -> dict[str, list[str]]:
 def _model(model: ModelInfo | None) -> Section:
     if model is None:
         return Section("Model", (("shipped", "no model was captured"),))
-    lines = [("shipped", f"{model.shipped} ({model.type})"), ("task", model.task or "unknown"),
-             ("chosen by", model.chosen_by)]
+    lines = [
+        ("shipped", f"{model.shipped} ({model.type})"),
+        ("task", model.task or "unknown"),
+        ("chosen by", model.chosen_by),
+    ]
     if model.saved is not None:
-        lines += [("saved as", f"{model.saved.format} (MLflow flavor {model.saved.flavor}): {model.saved.reason}"),
-                  ("requirements", ", ".join(model.saved.requirements) or "none")]
+        lines += [
+            ("saved as", f"{model.saved.format} (MLflow flavor {model.saved.flavor}): {model.saved.reason}"),
+            ("requirements", ", ".join(model.saved.requirements) or "none"),
+        ]
     else:
         lines.append(("saved as", "not saved"))
     rows = candidate_rows(model)
@@ -79,8 +101,10 @@ def _metrics(record: BuildRecord) -> Section:
     metrics = record.outputs.metrics
     if not metrics:
         return Section("Metrics", (("metrics", "none captured"),))
-    return Section("Metrics", table=Table(("metric", "value", "source"),
-                                          tuple((m.name, f"{m.value:.6g}", m.source) for m in metrics)))
+    return Section(
+        "Metrics",
+        table=Table(("metric", "value", "source"), tuple((m.name, f"{m.value:.6g}", m.source) for m in metrics)),
+    )
 
 
 def _parameters(record: BuildRecord) -> Section:
@@ -98,18 +122,25 @@ def checklist_section(report: CheckReport | None) -> Section:
     """The checklist: its summary, then one row per check (also what ``handoff check`` prints)."""
     if report is None:
         return Section("Checklist", (("summary", "not run"),))
-    return Section("Checklist", (("summary", f"{report.summary} ({report.seconds:.2f}s)"),),
-                   Table(("check", "status", "severity", "result"),
-                         tuple((r.id, STATUS_LABELS.get(r.status, r.status), r.severity, r.message)
-                               for r in report.results)))
+    return Section(
+        "Checklist",
+        (("summary", f"{report.summary} ({report.seconds:.2f}s)"),),
+        Table(
+            ("check", "status", "severity", "result"),
+            tuple((r.id, STATUS_LABELS.get(r.status, r.status), r.severity, r.message) for r in report.results),
+        ),
+    )
 
 
 def _data(record: BuildRecord) -> Section:
     data = record.outputs.data
     if not data.files:
         return Section("Data", (("fingerprint", "no data files were read"),))
-    return Section("Data", (("fingerprint", data.sha256),),
-                   Table(("file", "bytes", "sha256"), tuple((f.path, f"{f.size:,}", f.sha256) for f in data.files)))
+    return Section(
+        "Data",
+        (("fingerprint", data.sha256),),
+        Table(("file", "bytes", "sha256"), tuple((f.path, f"{f.size:,}", f.sha256) for f in data.files)),
+    )
 
 
 def _environment(record: BuildRecord) -> Section:
@@ -155,7 +186,7 @@ def render_text(parts: list[Section], indent: str = "  ") -> str:
         if section.table is not None:
             rows = [section.table.columns, *section.table.rows]
             widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-            out += [(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths))).rstrip() for row in rows]
+            out += [(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))).rstrip() for row in rows]
     return "\n".join(out) + "\n"
 
 

@@ -26,11 +26,12 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from handoff.errors import OptionError, StoreError, TamperedError, VersionNotFoundError
 from handoff.fingerprint import sha256_file
@@ -64,8 +65,10 @@ def model_name_from(stem: str) -> str:
 
 def check_model_name(name: str) -> str:
     if not _MODEL_NAME.match(name or ""):
-        raise OptionError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' "
-                          "(starting with a letter or digit, at most 100 characters)")
+        raise OptionError(
+            f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' "
+            "(starting with a letter or digit, at most 100 characters)"
+        )
     return name
 
 
@@ -92,19 +95,28 @@ def _quoted(value: str) -> str:
         for quote in ("'", '"'):
             if quote not in value:
                 return f"{quote}{value}{quote}"
-    raise OptionError(f"{value!r} cannot be searched for in an MLflow store: it contains both kinds of quote "
-                      "or ends in a backslash")
+    raise OptionError(
+        f"{value!r} cannot be searched for in an MLflow store: it contains both kinds of quote or ends in a backslash"
+    )
 
 
-def _write_digests(staging: Path, status: str, metrics: Mapping[str, float],
-                   history: Mapping[str, list[list[float]]]) -> str:
+def _write_digests(
+    staging: Path, status: str, metrics: Mapping[str, float], history: Mapping[str, list[list[float]]]
+) -> str:
     """Write ``handoff/digests.json`` (every other artifact's sha256, the status, the metrics and the
     values of stepped metrics); return its sha256."""
     files = {p.relative_to(staging).as_posix(): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()}
     files.pop(DIGESTS_PATH, None)
-    data = json.dumps({"files": files, "status": status, "metrics": {k: float(v) for k, v in metrics.items()},
-                       "history": {k: sorted(float(v) for _, v, _ in steps) for k, steps in history.items()}},
-                      indent=2, sort_keys=True).encode()
+    data = json.dumps(
+        {
+            "files": files,
+            "status": status,
+            "metrics": {k: float(v) for k, v in metrics.items()},
+            "history": {k: sorted(float(v) for _, v, _ in steps) for k, steps in history.items()},
+        },
+        indent=2,
+        sort_keys=True,
+    ).encode()
     (staging / DIGESTS_PATH).write_bytes(data)
     return hashlib.sha256(data).hexdigest()
 
@@ -112,7 +124,7 @@ def _write_digests(staging: Path, status: str, metrics: Mapping[str, float],
 def _iso(millis: int | None) -> str | None:
     if millis is None:
         return None
-    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(millis / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -152,9 +164,16 @@ class VersionRecord:
     record: BuildRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "version": self.version, "status": self.status,
-                                "created": self.created, "run_id": self.run_id, "metrics": self.metrics,
-                                "aliases": list(self.aliases), "model_uri": self.model_uri}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "status": self.status,
+            "created": self.created,
+            "run_id": self.run_id,
+            "metrics": self.metrics,
+            "aliases": list(self.aliases),
+            "model_uri": self.model_uri,
+        }
         if self.record is not None:
             data["record"] = self.record.to_dict()
         return data
@@ -174,13 +193,14 @@ class Store:
         location = location if location is not None else default_home()
         text = str(location)
         self._db: Path | None = None  # the SQLite file of an embedded store
+        self.artifact_root: str | None = None  # where new runs' artifacts go; None: the server decides
         db = sqlite_path(text)
         if db is not None:  # an SQLite file elsewhere: artifacts beside it, not in ./mlruns
             self.uri = text
             self._db = db.resolve()
             self.artifact_root = file_uri(self._db.parent / "artifacts")
         elif "://" in text:
-            self.uri, self.artifact_root = text, None
+            self.uri = text
         else:
             home = Path(text).expanduser().resolve()
             try:
@@ -306,32 +326,38 @@ class Store:
         client = self.client
         notebook_run = record.lineage.notebook_run
         metrics = record.metrics
-        params = {**record.inputs.parameters,
-                  **{f"notebook_run.{k}": v for k, v in (notebook_run.params if notebook_run else {}).items()}}
+        params = {
+            **record.inputs.parameters,
+            **{f"notebook_run.{k}": v for k, v in (notebook_run.params if notebook_run else {}).items()},
+        }
         history = {k: v for k, v in (notebook_run.metric_history if notebook_run else {}).items() if k in metrics}
-        run = client.create_run(self.experiment_id, run_name=f"{record.name}-build",
-                                tags={"handoff.model": record.name, "handoff.status": record.status,
-                                      **_tags(record)})
+        run = client.create_run(
+            self.experiment_id,
+            run_name=f"{record.name}-build",
+            tags={"handoff.model": record.name, "handoff.status": record.status, **_tags(record)},
+        )
         run_id = run.info.run_id
         try:
             (staging / Path(RECORD_PATH).parent).mkdir(parents=True, exist_ok=True)
             (staging / RECORD_PATH).write_text(record.with_run(run_id).to_json())
             anchor = _write_digests(staging, record.status, metrics, history)
-            now = int(datetime.now(tz=timezone.utc).timestamp() * 1000)
+            now = int(datetime.now(tz=UTC).timestamp() * 1000)
             points = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items()) if k not in history]
-            points += [Metric(k, float(v), int(ts), int(step)) for k, steps in sorted(history.items())
-                       for step, v, ts in steps]
+            points += [
+                Metric(k, float(v), int(ts), int(step)) for k, steps in sorted(history.items()) for step, v, ts in steps
+            ]
             values = [Param(k, (v if isinstance(v, str) else json.dumps(v))[:6000]) for k, v in sorted(params.items())]
             client.log_batch(run_id, tags=[RunTag(DIGESTS_TAG, anchor)])
             for start in range(0, max(len(points), len(values)), 100):  # MLflow's per-batch limits
-                client.log_batch(run_id, metrics=points[start:start + 100], params=values[start:start + 100])
+                client.log_batch(run_id, metrics=points[start : start + 100], params=values[start : start + 100])
             client.log_artifacts(run_id, str(staging))
             self._restrict_run(run_id)
             client.set_terminated(run_id, "FINISHED" if register else "FAILED")
             if not register:
                 return Recorded(run_id, None, run.info.artifact_uri, None)
-            version = self._register(record.name, run_id, f"{run.info.artifact_uri}/{MODEL_DIR}", record.status,
-                                     metrics, anchor)
+            version = self._register(
+                record.name, run_id, f"{run.info.artifact_uri}/{MODEL_DIR}", record.status, metrics, anchor
+            )
             return Recorded(run_id, int(version.version), run.info.artifact_uri, _iso(version.creation_timestamp))
         except Exception as exc:
             try:
@@ -341,8 +367,9 @@ class Store:
             finally:
                 raise StoreError(f"recording the build failed: {type(exc).__name__}: {exc}") from exc
 
-    def _register(self, name: str, run_id: str, source: str, status: str, metrics: Mapping[str, float],
-                  digests: str) -> Any:
+    def _register(
+        self, name: str, run_id: str, source: str, status: str, metrics: Mapping[str, float], digests: str
+    ) -> Any:
         from mlflow.exceptions import MlflowException
 
         client = self.client
@@ -352,9 +379,14 @@ class Store:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
                 raise
         version = client.create_model_version(
-            name, source=source, run_id=run_id,
-            tags={"handoff.status": status, "handoff.metrics": json.dumps(dict(metrics), sort_keys=True)[:5000],
-                  DIGESTS_TAG: digests},
+            name,
+            source=source,
+            run_id=run_id,
+            tags={
+                "handoff.status": status,
+                "handoff.metrics": json.dumps(dict(metrics), sort_keys=True)[:5000],
+                DIGESTS_TAG: digests,
+            },
         )
         return version
 
@@ -399,12 +431,13 @@ class Store:
         held: dict[int, list[str]] = {}
         for alias, number in aliases.items():
             held.setdefault(int(number), []).append(alias)
-        versions = []
+        versions: list[VersionRecord] = []
         token = None
         while True:
             page = self.client.search_model_versions(query, max_results=10000, page_token=token)
-            versions.extend(replace(self._to_record(v), aliases=tuple(sorted(held.get(int(v.version), []))))
-                            for v in page)
+            versions.extend(
+                replace(self._to_record(v), aliases=tuple(sorted(held.get(int(v.version), [])))) for v in page
+            )
             token = getattr(page, "token", None)
             if not token:
                 return versions
@@ -417,10 +450,15 @@ class Store:
     def _to_record(self, mv: Any, record: BuildRecord | None = None) -> VersionRecord:
         tags = dict(mv.tags or {})
         return VersionRecord(
-            name=mv.name, version=int(mv.version), status=tags.get("handoff.status", "passed"),
-            created=_iso(mv.creation_timestamp), run_id=mv.run_id,
-            metrics=json.loads(tags.get("handoff.metrics", "{}")), aliases=tuple(getattr(mv, "aliases", []) or []),
-            model_uri=mv.source, record=record,
+            name=mv.name,
+            version=int(mv.version),
+            status=tags.get("handoff.status", "passed"),
+            created=_iso(mv.creation_timestamp),
+            run_id=mv.run_id,
+            metrics=json.loads(tags.get("handoff.metrics", "{}")),
+            aliases=tuple(getattr(mv, "aliases", []) or []),
+            model_uri=mv.source,
+            record=record,
         )
 
     def get_version(self, name: str, version: int | str, *, verify: bool = True) -> VersionRecord:
@@ -445,6 +483,8 @@ class Store:
         problems = self.integrity_problems(mv) if verify else []
         if problems:
             raise TamperedError(name, number, problems)
+        if mv.run_id is None:
+            raise StoreError(f"{name} version {number} has no MLflow run: it was not built by handoff")
         return self._to_record(mv, record=self.read_record(mv.run_id))
 
     def integrity_problems(self, mv: Any) -> list[str]:
@@ -474,8 +514,11 @@ class Store:
         if local is not None:  # later additions are re-check reports and the package, nothing else
             present = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
             later = (f"{RECHECKS_DIR}/", f"{PACKAGE_DIR}/")
-            problems += [f"{rel} was added" for rel in present
-                         if rel not in digests["files"] and rel != DIGESTS_PATH and not rel.startswith(later)]
+            problems += [
+                f"{rel} was added"
+                for rel in present
+                if rel not in digests["files"] and rel != DIGESTS_PATH and not rel.startswith(later)
+            ]
         package = run.data.tags.get(PACKAGE_TAG)
         zip_path = f"{PACKAGE_DIR}/{package_name(mv.name, int(mv.version))}.zip"
         if package and self._artifact_sha256(mv.run_id, zip_path, local) not in (package, None):
@@ -490,7 +533,8 @@ class Store:
             history = [m.value for m in self.client.get_metric_history(mv.run_id, key)]
             latest = (run.data.metrics.get(key), tagged.get(key))
             if any(v != want.get(key) for v in latest) or (
-                    sorted(history) != stepped[key] if key in stepped else any(v != want.get(key) for v in history)):
+                sorted(history) != stepped[key] if key in stepped else any(v != want.get(key) for v in history)
+            ):
                 problems.append(f"metric {key} differs")
         if tags.get("handoff.status") != digests["status"]:
             problems.append("status differs")
@@ -540,8 +584,7 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"artifact {path} of run {run_id} is missing: {exc}") from exc
         with tempfile.TemporaryDirectory(prefix="handoff-read-") as tmp:
-            local = self.client.download_artifacts(run_id, path, tmp)
-            return Path(local).read_bytes()
+            return Path(self.client.download_artifacts(run_id, path, tmp)).read_bytes()
 
     def alias_version(self, name: str, alias: str = "champion") -> VersionRecord | None:
         """The version an alias points at, or ``None`` (no such model or alias)."""
@@ -554,7 +597,7 @@ class Store:
 
     def add_check_report(self, run_id: str, directory: Path) -> str:
         """Keep a re-check's report beside the original (never replacing it); returns its artifact path."""
-        stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = f"{RECHECKS_DIR}/{stamp}"
         self.client.log_artifacts(run_id, str(directory), path)
         self._restrict_run(run_id)
@@ -574,8 +617,9 @@ class Store:
 
     # -- aliases and their audit history ----------------------------------------------------
 
-    def move_alias(self, name: str, alias: str, version: int, *, kind: str, previous: int | None, by: str,
-                   reason: str | None) -> dict[str, Any]:
+    def move_alias(
+        self, name: str, alias: str, version: int, *, kind: str, previous: int | None, by: str, reason: str | None
+    ) -> dict[str, Any]:
         """Point ``alias`` at ``version`` and append the move to the audit history.
 
         MLflow keeps no history of alias moves, so each move is also an MLflow run in the
@@ -589,12 +633,23 @@ class Store:
             if exc.error_code != "INVALID_PARAMETER_VALUE":
                 raise
             raise OptionError(exc.message) from None
-        now = datetime.now(tz=timezone.utc)
-        entry = {"model": name, "alias": alias, "kind": kind, "from_version": previous, "to_version": version,
-                 "by": by, "reason": reason or "", "time": now.isoformat(timespec="seconds")}
-        run = self.client.create_run(self._audit_experiment(), run_name=f"{name}:{alias}->{version}",
-                                     start_time=int(now.timestamp() * 1000),
-                                     tags={f"handoff.audit.{k}": "" if v is None else str(v) for k, v in entry.items()})
+        now = datetime.now(tz=UTC)
+        entry = {
+            "model": name,
+            "alias": alias,
+            "kind": kind,
+            "from_version": previous,
+            "to_version": version,
+            "by": by,
+            "reason": reason or "",
+            "time": now.isoformat(timespec="seconds"),
+        }
+        run = self.client.create_run(
+            self._audit_experiment(),
+            run_name=f"{name}:{alias}->{version}",
+            start_time=int(now.timestamp() * 1000),
+            tags={f"handoff.audit.{k}": "" if v is None else str(v) for k, v in entry.items()},
+        )
         self.client.set_terminated(run.info.run_id, "FINISHED")
         return entry
 
@@ -603,12 +658,15 @@ class Store:
         query = f"tags.`handoff.audit.model` = {_quoted(name)}"
         if alias:
             query += f" and tags.`handoff.audit.alias` = {_quoted(alias)}"
-        runs = self.client.search_runs([self._audit_experiment()], filter_string=query, max_results=5000,
-                                       order_by=["attributes.start_time ASC"])
+        runs = self.client.search_runs(
+            [self._audit_experiment()], filter_string=query, max_results=5000, order_by=["attributes.start_time ASC"]
+        )
         entries = []
         for run in runs:
             tags = run.data.tags
-            entry = {k.removeprefix("handoff.audit."): v for k, v in tags.items() if k.startswith("handoff.audit.")}
+            entry: dict[str, Any] = {
+                k.removeprefix("handoff.audit."): v for k, v in tags.items() if k.startswith("handoff.audit.")
+            }
             for key in ("from_version", "to_version"):
                 entry[key] = int(entry[key]) if entry.get(key) else None
             entries.append(entry)
@@ -631,11 +689,19 @@ class Store:
     def list_builds(self, name: str | None = None) -> list[dict[str, Any]]:
         """Every build run (passed and failed), newest first, as plain dicts."""
         query = f"tags.`handoff.model` = {_quoted(name)}" if name else ""
-        runs = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1000,
-                                       order_by=["attributes.start_time DESC"])
-        return [{"run_id": r.info.run_id, "name": r.data.tags.get("handoff.model"),
-                 "status": r.data.tags.get("handoff.status"), "error": r.data.tags.get("handoff.error"),
-                 "started": _iso(r.info.start_time)} for r in runs]
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=query, max_results=1000, order_by=["attributes.start_time DESC"]
+        )
+        return [
+            {
+                "run_id": r.info.run_id,
+                "name": r.data.tags.get("handoff.model"),
+                "status": r.data.tags.get("handoff.status"),
+                "error": r.data.tags.get("handoff.error"),
+                "started": _iso(r.info.start_time),
+            }
+            for r in runs
+        ]
 
 
 def _tags(record: BuildRecord) -> dict[str, str]:

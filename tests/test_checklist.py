@@ -12,9 +12,11 @@ from handoff.cli import main
 from handoff.store import Store
 from helpers import build, local_path
 
-SCORED = ("from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
-          "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
-          "accuracy = float(score)\nrmse = float(err)")
+SCORED = (
+    "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
+    "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
+    "accuracy = float(score)\nrmse = float(err)"
+)
 
 
 def _status(result, check_id: str) -> str:
@@ -34,8 +36,9 @@ def test_a_clean_build_passes_every_blocking_check(iris_notebook: Path, store: S
     assert json.loads(store.read_artifact(result.run_id, "checks/report.json"))["passed"] is True
 
 
-def test_missed_threshold_fails_the_build_but_keeps_a_failed_version(write_notebook, store: Store,
-                                                                     capsys: pytest.CaptureFixture) -> None:
+def test_missed_threshold_fails_the_build_but_keeps_a_failed_version(
+    write_notebook, store: Store, capsys: pytest.CaptureFixture
+) -> None:
     path = write_notebook([("parameters", "score = 0.8999\nerr = 1.0"), SCORED], name="scored.ipynb")
     home = str(local_path(store.artifact_root).parent)
     code = main(["build", str(path), "--store", home, "--threshold", "accuracy>=0.9", "--json"])
@@ -62,8 +65,10 @@ def test_gate_against_the_champion_beaten_and_not_beaten(write_notebook, store: 
 
 def test_user_tests_run_against_the_artifact(tmp_path: Path, iris_notebook: Path, store: Store) -> None:
     good = tmp_path / "test_good.py"
-    good.write_text("def test_predicts(model, input_example):\n    assert len(model.predict(input_example)) == 5\n\n"
-                    "def test_manifest(manifest):\n    assert manifest['inputs']['parameters']['C'] == 1.0\n")
+    good.write_text(
+        "def test_predicts(model, input_example):\n    assert len(model.predict(input_example)) == 5\n\n"
+        "def test_manifest(manifest):\n    assert manifest['inputs']['parameters']['C'] == 1.0\n"
+    )
     bad = tmp_path / "test_bad.py"
     bad.write_text("def test_too_good(manifest):\n    assert manifest['metrics']['accuracy'] > 2\n")
     ok = build(iris_notebook, store, checks={"tests": [str(good)]})
@@ -76,7 +81,9 @@ def test_user_tests_run_against_the_artifact(tmp_path: Path, iris_notebook: Path
 
 
 def test_non_deterministic_model_is_a_warning_not_a_failure(write_notebook, store: Store) -> None:
-    path = write_notebook(['''
+    path = write_notebook(
+        [
+            """
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.datasets import load_diabetes
@@ -90,7 +97,9 @@ class Noisy(BaseEstimator, RegressorMixin):
 
 X, y = load_diabetes(return_X_y=True)
 model = Noisy().fit(X, y)
-'''])
+"""
+        ]
+    )
     result = build(path, store)
     assert result.ok, result.error
     assert _status(result, "model.deterministic") == "warning"
@@ -120,15 +129,17 @@ def test_reproducible_check_on_request(write_notebook, store: Store) -> None:
     stable = write_notebook([SCORED.replace("float(score)", "0.9").replace("float(err)", "1.0")], name="stable.ipynb")
     result = build(stable, store, checks={"reproduce": True})
     assert _status(result, "reproducible") == "passed", result.checks.to_dict()
-    shaky = write_notebook(["import random\n" + SCORED.replace("float(score)", "random.random()")
-                            .replace("float(err)", "1.0")], name="shaky.ipynb")
+    shaky = write_notebook(
+        ["import random\n" + SCORED.replace("float(score)", "random.random()").replace("float(err)", "1.0")],
+        name="shaky.ipynb",
+    )
     result = build(shaky, store, checks={"reproduce": True})
     assert _status(result, "reproducible") == "failed" and "accuracy" in next(
-        r.message for r in result.checks.results if r.id == "reproducible")
+        r.message for r in result.checks.results if r.id == "reproducible"
+    )
 
 
-def test_settings_from_toml_and_notebook_metadata_reach_the_build(tmp_path: Path, write_notebook,
-                                                                  store: Store) -> None:
+def test_settings_from_toml_and_notebook_metadata_reach_the_build(tmp_path: Path, write_notebook, store: Store) -> None:
     path = write_notebook([("parameters", "score = 0.5\nerr = 1.0"), SCORED], name="cfg.ipynb")
     (tmp_path / "handoff.toml").write_text('[checks]\nthresholds = ["accuracy >= 0.4"]\n')
     import nbformat

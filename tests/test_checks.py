@@ -18,15 +18,23 @@ from handoff.record import BuildError, BuildRecord, Environment, Inputs, Metric,
 from helpers import notebook
 
 
-def _ctx(metrics: dict[str, float] | None = None, error: BuildError | None = None,
-         environment: Environment | None = None, **changes) -> CheckContext:
+def _ctx(
+    metrics: dict[str, float] | None = None,
+    error: BuildError | None = None,
+    environment: Environment | None = None,
+    **changes,
+) -> CheckContext:
     nb = notebook(["x = 1"])
-    record = BuildRecord(name="m", status="failed" if error else "passed", error=error,
-                         inputs=Inputs(NotebookRef("m", "0" * 64)),
-                         outputs=Outputs(metrics=tuple(Metric(k, v) for k, v in (metrics or {}).items()),
-                                         environment=environment))
-    fields = dict(record=record, source_notebook=nb, executed_notebook=nb, model_dir=None, champion=None,
-                  config=resolve_config())
+    record = BuildRecord(
+        name="m",
+        status="failed" if error else "passed",
+        error=error,
+        inputs=Inputs(NotebookRef("m", "0" * 64)),
+        outputs=Outputs(metrics=tuple(Metric(k, v) for k, v in (metrics or {}).items()), environment=environment),
+    )
+    fields = dict(
+        record=record, source_notebook=nb, executed_notebook=nb, model_dir=None, champion=None, config=resolve_config()
+    )
     fields.update(changes)
     return CheckContext(**fields)
 
@@ -38,9 +46,24 @@ def _run(check_id: str, ctx: CheckContext) -> checks.CheckResult:
 
 def test_registry_has_every_documented_check_in_order() -> None:
     assert checks.check_ids() == [
-        "notebook.executed", "model.found", "model.loads", "model.fidelity", "model.predicts", "env.pinned", "metrics.thresholds",
-        "metrics.no_regression", "user.tests", "notebook.secrets", "notebook.hygiene", "model.deterministic", "model.latency",
-        "model.size", "data.fingerprinted", "metrics.present", "reproducible"]
+        "notebook.executed",
+        "model.found",
+        "model.loads",
+        "model.fidelity",
+        "model.predicts",
+        "env.pinned",
+        "metrics.thresholds",
+        "metrics.no_regression",
+        "user.tests",
+        "notebook.secrets",
+        "notebook.hygiene",
+        "model.deterministic",
+        "model.latency",
+        "model.size",
+        "data.fingerprinted",
+        "metrics.present",
+        "reproducible",
+    ]
     severities = {c.id: c.severity for c in checks.all_checks()}
     assert severities["model.loads"] == "blocking" and severities["model.latency"] == "warning"
 
@@ -59,19 +82,22 @@ def _champion(**metrics: float) -> SimpleNamespace:
     return SimpleNamespace(version=3, metrics=metrics)
 
 
-@pytest.mark.parametrize("metrics, champion, settings, status", [
-    ({"accuracy": 0.91}, {"accuracy": 0.90}, {}, "passed"),
-    ({"accuracy": 0.90}, {"accuracy": 0.90}, {}, "passed"),                      # no worse is enough
-    ({"accuracy": 0.89}, {"accuracy": 0.90}, {}, "failed"),
-    ({"rmse": 40.0}, {"rmse": 50.0}, {}, "passed"),                              # lower is better
-    ({"rmse": 51.0}, {"rmse": 50.0}, {}, "failed"),
-    ({"accuracy": 0.905}, {"accuracy": 0.90}, {"min_absolute_change": 0.01}, "failed"),
-    ({"accuracy": 0.95}, {"accuracy": 0.90}, {"min_relative_change": 0.05}, "passed"),
-    ({"accuracy": 0.94}, {"accuracy": 0.90}, {"min_relative_change": 0.05}, "failed"),
-    ({"accuracy": 0.95, "f1": 0.5}, {"accuracy": 0.90}, {}, "failed"),           # champion lacks f1
-    ({"accuracy": 0.95, "f1": 0.5}, {"accuracy": 0.90}, {"gate_metrics": ["accuracy"]}, "passed"),
-    ({"score": 2.0}, {"score": 3.0}, {"greater_is_better": {"score": False}}, "passed"),
-])
+@pytest.mark.parametrize(
+    "metrics, champion, settings, status",
+    [
+        ({"accuracy": 0.91}, {"accuracy": 0.90}, {}, "passed"),
+        ({"accuracy": 0.90}, {"accuracy": 0.90}, {}, "passed"),  # no worse is enough
+        ({"accuracy": 0.89}, {"accuracy": 0.90}, {}, "failed"),
+        ({"rmse": 40.0}, {"rmse": 50.0}, {}, "passed"),  # lower is better
+        ({"rmse": 51.0}, {"rmse": 50.0}, {}, "failed"),
+        ({"accuracy": 0.905}, {"accuracy": 0.90}, {"min_absolute_change": 0.01}, "failed"),
+        ({"accuracy": 0.95}, {"accuracy": 0.90}, {"min_relative_change": 0.05}, "passed"),
+        ({"accuracy": 0.94}, {"accuracy": 0.90}, {"min_relative_change": 0.05}, "failed"),
+        ({"accuracy": 0.95, "f1": 0.5}, {"accuracy": 0.90}, {}, "failed"),  # champion lacks f1
+        ({"accuracy": 0.95, "f1": 0.5}, {"accuracy": 0.90}, {"gate_metrics": ["accuracy"]}, "passed"),
+        ({"score": 2.0}, {"score": 3.0}, {"greater_is_better": {"score": False}}, "passed"),
+    ],
+)
 def test_no_regression_follows_metric_threshold_semantics(metrics, champion, settings, status) -> None:
     ctx = _ctx(metrics=metrics, champion=_champion(**champion), config=resolve_config(cli={"gate": True, **settings}))
     assert _run("metrics.no_regression", ctx).status == status
@@ -83,13 +109,15 @@ def test_no_regression_is_skipped_without_gate_or_champion() -> None:
 
 
 def test_hygiene_finds_order_stale_outputs_and_paths() -> None:
-    nb = notebook([
-        "import pandas as pd\ndf = pd.read_csv('/home/alice/data/train.csv')",
-        "API_KEY = 'sk-abcdefghijklmnopqrstuvwxyz123456'",
-        "print('done')",
-        "x = 2",
-    ])
-    for cell, count in zip(nb.cells, [2, 1, 3, None]):
+    nb = notebook(
+        [
+            "import pandas as pd\ndf = pd.read_csv('/home/alice/data/train.csv')",
+            "API_KEY = 'sk-abcdefghijklmnopqrstuvwxyz123456'",
+            "print('done')",
+            "x = 2",
+        ]
+    )
+    for cell, count in zip(nb.cells, [2, 1, 3, None], strict=True):
         cell.execution_count = count
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="password = 'hunter2hunter2'\n")]
     result = _run("notebook.hygiene", _ctx(source_notebook=nb))
@@ -121,12 +149,17 @@ def test_secrets_in_printed_json_fail_naming_the_cell_never_the_value() -> None:
     assert AWS_SECRET not in repr(result.to_dict()) and AWS_SECRET[:8] not in repr(result.to_dict())
 
 
-@pytest.mark.parametrize("output", [
-    nbformat.v4.new_output("execute_result", data={"text/plain": f"{{'aws_secret_access_key': '{AWS_SECRET}'}}"}),
-    nbformat.v4.new_output("execute_result", data={"application/json": {"AWS_SECRET_ACCESS_KEY": AWS_SECRET}}),
-    nbformat.v4.new_output("error", ename="KeyError", evalue="x",
-                           traceback=[f"\x1b[0;31mKeyError\x1b[0m: password = '{AWS_SECRET}'"]),
-], ids=["text/plain", "json", "traceback"])
+@pytest.mark.parametrize(
+    "output",
+    [
+        nbformat.v4.new_output("execute_result", data={"text/plain": f"{{'aws_secret_access_key': '{AWS_SECRET}'}}"}),
+        nbformat.v4.new_output("execute_result", data={"application/json": {"AWS_SECRET_ACCESS_KEY": AWS_SECRET}}),
+        nbformat.v4.new_output(
+            "error", ename="KeyError", evalue="x", traceback=[f"\x1b[0;31mKeyError\x1b[0m: password = '{AWS_SECRET}'"]
+        ),
+    ],
+    ids=["text/plain", "json", "traceback"],
+)
 def test_secrets_found_in_every_kind_of_output(output: nbformat.NotebookNode) -> None:
     nb = notebook(["x = 1", "y = 2"])
     nb.cells[1].outputs = [output]
@@ -166,8 +199,10 @@ def test_a_notebook_cannot_allow_its_own_secrets(tmp_path: Path) -> None:
 
 
 def test_secrets_check_passes_a_clean_notebook() -> None:
-    nb = _printed("accuracy 0.97\nLogisticRegression(C=1.0, max_iter=300, random_state=42)\n",
-                  ["from sklearn.linear_model import LogisticRegression\ntoken_count = 3"])
+    nb = _printed(
+        "accuracy 0.97\nLogisticRegression(C=1.0, max_iter=300, random_state=42)\n",
+        ["from sklearn.linear_model import LogisticRegression\ntoken_count = 3"],
+    )
     assert _run("notebook.secrets", _ctx(executed_notebook=nb)).status == "passed"
 
 
@@ -175,9 +210,18 @@ def test_handoffs_own_random_work_dir_in_an_output_is_not_a_secret() -> None:
     # MLflow's Experiment repr shows its artifact location in the build's work dir: the random
     # suffix of that name made detect-secrets report a "Base64 High Entropy String"
     nb = notebook(["import mlflow\nmlflow.set_experiment('diabetes-ridge')"])
-    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", execution_count=1, data={"text/plain": (
-        "<Experiment: artifact_location='/tmp/handoff-build-63903-xzhx0_v7/mlruns/1', "
-        "creation_time=1795433582376, experiment_id='1', name='diabetes-ridge', tags={}>")})]
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output(
+            "execute_result",
+            execution_count=1,
+            data={
+                "text/plain": (
+                    "<Experiment: artifact_location='/tmp/handoff-build-63903-xzhx0_v7/mlruns/1', "
+                    "creation_time=1795433582376, experiment_id='1', name='diabetes-ridge', tags={}>"
+                )
+            },
+        )
+    ]
     assert _run("notebook.secrets", _ctx(executed_notebook=nb)).status == "passed"
 
 
@@ -208,19 +252,26 @@ def test_pickle_referencing_a_missing_class_fails_model_loads_in_a_fresh_process
 
     module_dir = tmp_path / "only_here"
     module_dir.mkdir()
-    (module_dir / "notebook_classes.py").write_text(textwrap.dedent("""
+    (module_dir / "notebook_classes.py").write_text(
+        textwrap.dedent("""
         from sklearn.linear_model import LogisticRegression
         class MyModel(LogisticRegression):
             pass
-    """))
+    """)
+    )
     sys.path.insert(0, str(module_dir))
     try:
         from notebook_classes import MyModel
 
         X, y = load_iris(return_X_y=True)
         model_dir = tmp_path / "model"
-        mlflow.sklearn.save_model(MyModel(max_iter=300).fit(X, y), str(model_dir), serialization_format="pickle",
-                                  input_example=X[:3], pip_requirements=["scikit-learn"])
+        mlflow.sklearn.save_model(
+            MyModel(max_iter=300).fit(X, y),
+            str(model_dir),
+            serialization_format="pickle",
+            input_example=X[:3],
+            pip_requirements=["scikit-learn"],
+        )
     finally:
         sys.path.remove(str(module_dir))
         sys.modules.pop("notebook_classes", None)
@@ -241,8 +292,11 @@ def test_report_serialises_and_junit_counts_match() -> None:
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
     assert len(cases) == int(suite.get("tests")) == len(report.results) == 17
-    assert int(suite.get("failures")) == counts["failed"] + counts["warning"] == len(
-        [c for c in cases if c.find("failure") is not None])
+    assert (
+        int(suite.get("failures"))
+        == counts["failed"] + counts["warning"]
+        == len([c for c in cases if c.find("failure") is not None])
+    )
     assert int(suite.get("skipped")) == counts["skipped"] == len([c for c in cases if c.find("skipped") is not None])
     failed = [c.get("name") for c in cases if (f := c.find("failure")) is not None and f.get("type") == "blocking"]
     assert failed == [r.id for r in report.failures]
@@ -254,8 +308,9 @@ def test_model_predicts_checks_length_and_signature_dtype() -> None:
 
     example = np.ones((3, 2))
     good = infer_signature(example, np.array([0, 1, 1]))
-    ctx = SimpleNamespace(input_example=example, signature=good,
-                          model=SimpleNamespace(predict=lambda x: np.array([1, 0, 1])))
+    ctx = SimpleNamespace(
+        input_example=example, signature=good, model=SimpleNamespace(predict=lambda x: np.array([1, 0, 1]))
+    )
     assert _run("model.predicts", ctx).status == "passed"
     ctx.model = SimpleNamespace(predict=lambda x: np.array(["a", "b", "c"]))
     assert "does not conform to the signature" in _run("model.predicts", ctx).message

@@ -13,10 +13,12 @@ from handoff.errors import OptionError
 from handoff.store import Store
 from helpers import build, notebook
 
-TRAIN = ("import pandas as pd\nfrom sklearn.tree import DecisionTreeRegressor\n"
-         "df = pd.read_csv('data.csv')\nX = df[['a', 'b']]\n"
-         "model = DecisionTreeRegressor(max_depth=depth, random_state=0).fit(X, df['y'])\n"
-         "accuracy = float(acc)\nrmse = float(err)")
+TRAIN = (
+    "import pandas as pd\nfrom sklearn.tree import DecisionTreeRegressor\n"
+    "df = pd.read_csv('data.csv')\nX = df[['a', 'b']]\n"
+    "model = DecisionTreeRegressor(max_depth=depth, random_state=0).fit(X, df['y'])\n"
+    "accuracy = float(acc)\nrmse = float(err)"
+)
 
 
 @pytest.fixture
@@ -24,8 +26,9 @@ def project(tmp_path: Path) -> Path:
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "data.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},{2 * i}\n" for i in range(20)))
-    nbformat.write(notebook([("parameters", "depth = 2\nacc = 0.8\nerr = 5.0"), TRAIN, "print('done')"]),
-                   folder / "m.ipynb")
+    nbformat.write(
+        notebook([("parameters", "depth = 2\nacc = 0.8\nerr = 5.0"), TRAIN, "print('done')"]), folder / "m.ipynb"
+    )
     return folder
 
 
@@ -37,9 +40,9 @@ def test_params_metrics_and_directions(project: Path, store: Store) -> None:
     params = {r["param"]: r for r in result.parameters}
     assert params["depth"]["values"] == {"v1": 2, "v2": 3} and params["depth"]["differs"]
     metrics = {r["metric"]: r for r in result.metrics}
-    assert metrics["accuracy"]["deltas"]["v2"]["better"] is True          # up is better
+    assert metrics["accuracy"]["deltas"]["v2"]["better"] is True  # up is better
     assert metrics["accuracy"]["deltas"]["v2"]["absolute"] == pytest.approx(0.1)
-    assert metrics["rmse"]["deltas"]["v2"]["better"] is False             # rmse went up: worse
+    assert metrics["rmse"]["deltas"]["v2"]["better"] is False  # rmse went up: worse
     assert metrics["rmse"]["deltas"]["v2"]["relative"] == pytest.approx(0.2)
     assert result.code == [{"version": "v2", "against": "v1", "cells": []}]
     assert result.data["warning"] is None

@@ -11,10 +11,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import nbformat
 import pytest
@@ -25,9 +26,11 @@ from handoff.errors import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, E
 from handoff.store import Store
 from helpers import notebook
 
-SCORED = ("from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
-          "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
-          "accuracy = float(score)")
+SCORED = (
+    "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
+    "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
+    "accuracy = float(score)"
+)
 TAMPERED = "version 1 of m was modified after it was recorded"
 CANNOT_OPEN = "cannot open the store at"
 
@@ -68,8 +71,27 @@ def shared(tmp_path_factory: pytest.TempPathFactory, _store_template: Path) -> S
     nbformat.write(notebook([("parameters", "score = 0.8"), SCORED]), path)
     codes = []
     for score, checks in (("0.8", []), ("0.5", ["--threshold", "accuracy>=0.7"]), ("0.9", [])):
-        codes.append(cli.main(["build", str(path), "--name", "m", "--store", str(home), "-p", "score", score,
-                               "--timeout", "120", "--cell-timeout", "90", "--json", *checks]))
+        codes.append(
+            cli.main(
+                [
+                    "build",
+                    str(path),
+                    "--name",
+                    "m",
+                    "--store",
+                    str(home),
+                    "-p",
+                    "score",
+                    score,
+                    "--timeout",
+                    "120",
+                    "--cell-timeout",
+                    "90",
+                    "--json",
+                    *checks,
+                ]
+            )
+        )
     store = Store(home)
     assert [v.status for v in store.list_versions("m")] == ["passed", "failed", "passed"], codes
     return Shared(store, str(home), path, tuple(codes), tmp)
@@ -154,10 +176,28 @@ def test_show(shared: Shared, broken: Broken, expect: Callable[..., str]) -> Non
 
 def test_check(shared: Shared, broken: Broken, expect: Callable[..., str]) -> None:
     expect(EXIT_OK, "check", "m", "1", "--store", shared.home)
-    expect(EXIT_FAILED, "check", "m", "1", "--threshold", "accuracy>=0.9", "--store", shared.home,
-           says="blocking checks failed: metrics.thresholds")
-    expect(EXIT_INPUT, "check", "m", "1", "--threshold", "accuracy => 0.9", "--store", shared.home,
-           says="malformed threshold")
+    expect(
+        EXIT_FAILED,
+        "check",
+        "m",
+        "1",
+        "--threshold",
+        "accuracy>=0.9",
+        "--store",
+        shared.home,
+        says="blocking checks failed: metrics.thresholds",
+    )
+    expect(
+        EXIT_INPUT,
+        "check",
+        "m",
+        "1",
+        "--threshold",
+        "accuracy => 0.9",
+        "--store",
+        shared.home,
+        says="malformed threshold",
+    )
     expect(EXIT_INPUT, "check", "m", "9", "--store", shared.home, says="has no version 9")
     expect(EXIT_STORE, "check", "m", "1", "--store", broken.folder, says=CANNOT_OPEN)
     with tampered(shared):
@@ -166,15 +206,33 @@ def test_check(shared: Shared, broken: Broken, expect: Callable[..., str]) -> No
 
 def test_export(shared: Shared, broken: Broken, tmp_path: Path, expect: Callable[..., str]) -> None:
     expect(EXIT_OK, "export", "m", "1", "-o", str(tmp_path), "--store", shared.home)
-    expect(EXIT_OK, "export", "m", "2", "-o", str(tmp_path), "--force", "--store", shared.home,
-           says="FAILED its checklist (exported with --force)")
-    expect(EXIT_INPUT, "export", "m", "2", "-o", str(tmp_path / "refused"), "--store", shared.home,
-           says="m version 2 failed its checklist; it is exported only with --force")
+    expect(
+        EXIT_OK,
+        "export",
+        "m",
+        "2",
+        "-o",
+        str(tmp_path),
+        "--force",
+        "--store",
+        shared.home,
+        says="FAILED its checklist (exported with --force)",
+    )
+    expect(
+        EXIT_INPUT,
+        "export",
+        "m",
+        "2",
+        "-o",
+        str(tmp_path / "refused"),
+        "--store",
+        shared.home,
+        says="m version 2 failed its checklist; it is exported only with --force",
+    )
     expect(EXIT_INPUT, "export", "m", "9", "--store", shared.home, says="has no version 9")
     expect(EXIT_STORE, "export", "m", "1", "--store", broken.folder, says=CANNOT_OPEN)
     with tampered(shared):
-        expect(EXIT_STORE, "export", "m", "1", "-o", str(tmp_path / "tampered"), "--store", shared.home,
-               says=TAMPERED)
+        expect(EXIT_STORE, "export", "m", "1", "-o", str(tmp_path / "tampered"), "--store", shared.home, says=TAMPERED)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m-v1.zip", "m-v2.zip"]
 
 
@@ -206,8 +264,7 @@ def test_promote_rollback_history(shared: Shared, broken: Broken, expect: Callab
         expect(EXIT_STORE, *argv, "--store", broken.folder, says=CANNOT_OPEN)
 
 
-def test_verify_and_verify_store(shared: Shared, broken: Broken, tmp_path: Path,
-                                  expect: Callable[..., str]) -> None:
+def test_verify_and_verify_store(shared: Shared, broken: Broken, tmp_path: Path, expect: Callable[..., str]) -> None:
     expect(EXIT_OK, "export", "m", "1", "-o", str(tmp_path), "--store", shared.home)
     package = tmp_path / "m-v1.zip"
     expect(EXIT_OK, "verify", str(package))
@@ -244,8 +301,9 @@ def test_app(broken: Broken, tmp_path: Path, expect: Callable[..., str], monkeyp
     expect(EXIT_INPUT, "app", says="the app is not installed beside the package")
 
 
-def test_interrupted_and_internal_errors(tmp_path: Path, expect: Callable[..., str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_and_internal_errors(
+    tmp_path: Path, expect: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
@@ -260,7 +318,11 @@ def test_interrupted_and_internal_errors(tmp_path: Path, expect: Callable[..., s
 
 def test_the_console_script_exits_with_the_code(broken: Broken) -> None:
     """What the shell sees: the entry point passes main's code on (store errors need no MLflow import)."""
-    done = subprocess.run([sys.executable, "-m", "handoff.cli", "list", "--store", broken.folder],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "handoff.cli", "list", "--store", broken.folder],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == EXIT_STORE, done.stderr
     assert done.stderr.strip() == f"handoff: error: {CANNOT_OPEN} {broken.folder}: a file is in the way of its folder"

@@ -42,12 +42,19 @@ def test_invalid_notebook_structure() -> None:
 DEEP = 100_000
 
 
-@pytest.mark.parametrize("raw", [
-    "[" * DEEP + "]" * DEEP,  # the JSON decoder itself recurses
-    '{"nbformat": 4, "nbformat_minor": 5, "cells": [], "metadata": {"x": ' + "[" * 900 + "]" * 900 + "}}",  # nbformat does
-], ids=["decoder", "validator"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * DEEP + "]" * DEEP,  # the JSON decoder itself recurses
+        '{"nbformat": 4, "nbformat_minor": 5, "cells": [], "metadata": {"x": '
+        + "[" * 900
+        + "]" * 900
+        + "}}",  # nbformat does
+    ],
+    ids=["decoder", "validator"],
+)
 def test_deeply_nested_json_is_bad_input_not_an_internal_error(raw: str) -> None:
-    with pytest.raises(NotebookFormatError, match="deep.ipynb is not a notebook: JSON nested too deeply"):
+    with pytest.raises(NotebookFormatError, match=r"deep\.ipynb is not a notebook: JSON nested too deeply"):
         load_notebook(raw.encode(), name="deep.ipynb")
 
 
@@ -58,9 +65,15 @@ def test_missing_file() -> None:
 
 def test_nbformat_v3_is_upgraded(tmp_path: Path) -> None:
     v3 = {
-        "nbformat": 3, "nbformat_minor": 0, "metadata": {"name": "old"},
-        "worksheets": [{"cells": [{"cell_type": "code", "input": "x = 1", "language": "python",
-                                   "outputs": [], "metadata": {}}], "metadata": {}}],
+        "nbformat": 3,
+        "nbformat_minor": 0,
+        "metadata": {"name": "old"},
+        "worksheets": [
+            {
+                "cells": [{"cell_type": "code", "input": "x = 1", "language": "python", "outputs": [], "metadata": {}}],
+                "metadata": {},
+            }
+        ],
     }
     source = load_notebook(json.dumps(v3).encode(), name="old.ipynb")
     assert source.notebook.nbformat == 4
@@ -69,13 +82,28 @@ def test_nbformat_v3_is_upgraded(tmp_path: Path) -> None:
 
 
 def test_parameters_are_inferred_with_types_and_defaults(tmp_path: Path) -> None:
-    nb = notebook([("parameters", "n = 3  # trees\nalpha = 0.5\nflag = True\nname = 'x'\nlayers = [1, 2]\n"
-                                  "cfg = {'a': 1}\nratio: float = 1\nthing = None"), "print(n)"])
+    nb = notebook(
+        [
+            (
+                "parameters",
+                "n = 3  # trees\nalpha = 0.5\nflag = True\nname = 'x'\nlayers = [1, 2]\n"
+                "cfg = {'a': 1}\nratio: float = 1\nthing = None",
+            ),
+            "print(n)",
+        ]
+    )
     source = load_notebook(nbformat.writes(nb).encode(), name="p.ipynb")
     got = {p.name: (p.type, p.default) for p in source.parameters}
-    assert got == {"n": ("int", 3), "alpha": ("float", 0.5), "flag": ("bool", True), "name": ("str", "x"),
-                   "layers": ("list", [1, 2]), "cfg": ("dict", {"a": 1}), "ratio": ("float", 1),
-                   "thing": ("any", None)}
+    assert got == {
+        "n": ("int", 3),
+        "alpha": ("float", 0.5),
+        "flag": ("bool", True),
+        "name": ("str", "x"),
+        "layers": ("list", [1, 2]),
+        "cfg": ("dict", {"a": 1}),
+        "ratio": ("float", 1),
+        "thing": ("any", None),
+    }
     assert source.parameter_map["n"].help == "trees"
 
 
@@ -94,13 +122,27 @@ def source():
 
 
 def test_unknown_parameter_lists_the_valid_ones(source) -> None:
-    with pytest.raises(ParameterError, match=r"unknown parameter nope; valid parameters: n \(int, default 3\), "
-                                             r"alpha \(float, default 0.5\)"):
+    with pytest.raises(
+        ParameterError,
+        match=r"unknown parameter nope; valid parameters: n \(int, default 3\), "
+        r"alpha \(float, default 0.5\)",
+    ):
         validate_params(source, {"nope": 1})
 
 
-@pytest.mark.parametrize("name, value", [("n", "3"), ("n", 2.5), ("n", True), ("alpha", "x"), ("flag", 1),
-                                         ("name", 5), ("layers", "a"), ("layers", [object()])])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("n", "3"),
+        ("n", 2.5),
+        ("n", True),
+        ("alpha", "x"),
+        ("flag", 1),
+        ("name", 5),
+        ("layers", "a"),
+        ("layers", [object()]),
+    ],
+)
 def test_wrong_type_is_refused(source, name: str, value: object) -> None:
     with pytest.raises(ParameterError, match=f"parameter {name} expects"):
         validate_params(source, {name: value})
@@ -145,14 +187,17 @@ def test_parse_params_can_drop_values_equal_to_the_defaults(source) -> None:
     assert parse_params(source, form) == {"n": 3, "alpha": 0.5, "flag": False, "name": "a", "layers": [1]}
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"nope": "1"}, "unknown parameter nope; valid parameters: n (int, default 3)"),
-    ({"n": "seven"}, "parameter n expects int, got 'seven'"),
-    ({"n": 2.5}, "parameter n expects int, got float 2.5"),
-    ({"flag": 1}, "parameter flag expects bool"),
-    ({"layers": "{'a': 1}"}, "parameter layers expects list"),
-    ({"a; import os": "1"}, "invalid parameter name"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"nope": "1"}, "unknown parameter nope; valid parameters: n (int, default 3)"),
+        ({"n": "seven"}, "parameter n expects int, got 'seven'"),
+        ({"n": 2.5}, "parameter n expects int, got float 2.5"),
+        ({"flag": 1}, "parameter flag expects bool"),
+        ({"layers": "{'a': 1}"}, "parameter layers expects list"),
+        ({"a; import os": "1"}, "invalid parameter name"),
+    ],
+)
 def test_parse_params_refuses_unknown_names_and_wrong_types(source, raw: dict, message: str) -> None:
     with pytest.raises(ParameterError, match=re.escape(message)):
         parse_params(source, raw)

@@ -42,8 +42,15 @@ def _mode(path: Path) -> int:
 
 def test_six_processes_opening_a_new_store_at_once_all_record_and_files_are_owner_only(tmp_path: Path) -> None:
     home = tmp_path / "brand" / "new"  # does not exist yet: every process races to create the schema
-    procs = [subprocess.Popen([sys.executable, "-c", RECORD_ONE, str(home), str(i)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(6)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RECORD_ONE, str(home), str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
     outputs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, [err[-1500:] for _, err in outputs]
     assert sorted(int(out.split()[-1]) for out, _ in outputs) == [1, 2, 3, 4, 5, 6]
@@ -61,12 +68,17 @@ def _home(store: Store) -> str:
     return str(local_path(store.artifact_root).parent)
 
 
-def _refused_everywhere(store: Store, model: str, version: int, other: int, sentence: str,
-                        capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+def _refused_everywhere(
+    store: Store, model: str, version: int, other: int, sentence: str, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
     """show, check, compare and export (CLI, hence the API) each refuse with exactly ``sentence``."""
     home = _home(store)
-    for argv in (["show", model, str(version)], ["check", model, str(version)],
-                 ["compare", model, str(version), str(other)], ["export", model, str(version), "-o", str(tmp_path)]):
+    for argv in (
+        ["show", model, str(version)],
+        ["check", model, str(version)],
+        ["compare", model, str(version), str(other)],
+        ["export", model, str(version), "-o", str(tmp_path)],
+    ):
         assert main([*argv, "--store", home]) == 3, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"handoff: error: {sentence}"], (argv, err)
@@ -80,11 +92,19 @@ def test_a_version_records_the_digest_of_every_artifact(iris_notebook: Path, sto
     assert result.ok, result.error
     local = store.local_artifacts(result.run_id)
     digests = json.loads((local / DIGESTS_PATH).read_bytes())
-    expected = {p.relative_to(local).as_posix() for p in local.rglob("*")
-                if p.is_file() and not p.relative_to(local).as_posix().startswith(("package/", DIGESTS_PATH))}
+    expected = {
+        p.relative_to(local).as_posix()
+        for p in local.rglob("*")
+        if p.is_file() and not p.relative_to(local).as_posix().startswith(("package/", DIGESTS_PATH))
+    }
     assert set(digests["files"]) == expected
-    assert {"handoff/record.json", "notebook/executed.ipynb", "notebook/source.ipynb", "checks/report.json",
-            "model/MLmodel"} <= expected and any(f.startswith("model/model.") for f in expected)
+    assert {
+        "handoff/record.json",
+        "notebook/executed.ipynb",
+        "notebook/source.ipynb",
+        "checks/report.json",
+        "model/MLmodel",
+    } <= expected and any(f.startswith("model/model.") for f in expected)
     assert all(digests["files"][f] == sha256_file(local / f) for f in expected)
     assert digests["metrics"] == result.metrics and digests["status"] == "passed"
     anchor = hashlib.sha256((local / DIGESTS_PATH).read_bytes()).hexdigest()
@@ -95,7 +115,8 @@ def test_a_version_records_the_digest_of_every_artifact(iris_notebook: Path, sto
 
 
 def test_every_command_refuses_a_version_whose_model_file_or_metrics_were_changed(
-        iris_notebook: Path, store: Store, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    iris_notebook: Path, store: Store, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
     first, second = build(iris_notebook, store), build(iris_notebook, store, params={"C": 0.3})
     assert first.ok and second.ok, (first.error, second.error)
     home = _home(store)
@@ -105,14 +126,29 @@ def test_every_command_refuses_a_version_whose_model_file_or_metrics_were_change
     model_file = next((store.local_artifacts(first.run_id) / "model").glob("model.*"))
     model_file.write_bytes(b"not the model that was recorded")
     with sqlite3.connect(local_path(store.artifact_root).parent / "mlflow.db") as db:
-        changed = db.execute("UPDATE metrics SET value = 0.25 WHERE key = 'accuracy' AND run_uuid = ?",
-                             (second.run_id,)).rowcount
+        changed = db.execute(
+            "UPDATE metrics SET value = 0.25 WHERE key = 'accuracy' AND run_uuid = ?", (second.run_id,)
+        ).rowcount
     assert changed == 1
     modified = f"model/{model_file.name}"
-    _refused_everywhere(store, "iris", 1, 2, f"version 1 of iris was modified after it was recorded: {modified} "
-                        "differs", capsys, tmp_path / "x1")
-    _refused_everywhere(store, "iris", 2, 1, "version 2 of iris was modified after it was recorded: metric accuracy "
-                        "differs", capsys, tmp_path / "x2")
+    _refused_everywhere(
+        store,
+        "iris",
+        1,
+        2,
+        f"version 1 of iris was modified after it was recorded: {modified} differs",
+        capsys,
+        tmp_path / "x1",
+    )
+    _refused_everywhere(
+        store,
+        "iris",
+        2,
+        1,
+        "version 2 of iris was modified after it was recorded: metric accuracy differs",
+        capsys,
+        tmp_path / "x2",
+    )
     with pytest.raises(TamperedError):
         handoff.promote("iris", 2, store=store)
 
@@ -120,7 +156,8 @@ def test_every_command_refuses_a_version_whose_model_file_or_metrics_were_change
     assert capsys.readouterr().out.splitlines() == [
         f"iris v1: modified after it was recorded: {modified} differs",
         "iris v2: modified after it was recorded: metric accuracy differs",
-        "2 versions checked: 2 modified"]
+        "2 versions checked: 2 modified",
+    ]
     assert [v.version for v in store.list_versions("iris")] == [1, 2]  # listing stays cheap and works
 
 
@@ -134,15 +171,19 @@ def _record_one(store: Store, tmp_path: Path) -> Path:
     return store.local_artifacts(recorded.run_id)
 
 
-@pytest.mark.parametrize("tamper, problem", [
-    ("digests", "handoff/digests.json differs"),
-    ("added", "model/extra.py was added"),
-    ("removed", "model/MLmodel is missing"),
-    ("status", "status differs"),
-    ("latest", "metric a differs"),
-])
-def test_replaced_digests_added_files_and_edited_tags_are_caught(store: Store, tmp_path: Path, tamper: str,
-                                                                 problem: str) -> None:
+@pytest.mark.parametrize(
+    "tamper, problem",
+    [
+        ("digests", "handoff/digests.json differs"),
+        ("added", "model/extra.py was added"),
+        ("removed", "model/MLmodel is missing"),
+        ("status", "status differs"),
+        ("latest", "metric a differs"),
+    ],
+)
+def test_replaced_digests_added_files_and_edited_tags_are_caught(
+    store: Store, tmp_path: Path, tamper: str, problem: str
+) -> None:
     local = _record_one(store, tmp_path)
     if tamper == "digests":  # a forger who edits a file and rewrites the digests file to match
         (local / "model" / "MLmodel").write_text("flavors: {python_function: {}}\n")
@@ -154,8 +195,10 @@ def test_replaced_digests_added_files_and_edited_tags_are_caught(store: Store, t
     elif tamper == "removed":
         (local / "model" / "MLmodel").unlink()
     else:
-        sql = {"status": "UPDATE model_version_tags SET value = 'passed' WHERE key = 'handoff.status'",
-               "latest": "UPDATE latest_metrics SET value = 2.0 WHERE key = 'a'"}[tamper]
+        sql = {
+            "status": "UPDATE model_version_tags SET value = 'passed' WHERE key = 'handoff.status'",
+            "latest": "UPDATE latest_metrics SET value = 2.0 WHERE key = 'a'",
+        }[tamper]
         with sqlite3.connect(local_path(store.artifact_root).parent / "mlflow.db") as db:
             assert db.execute(sql).rowcount == 1
     with pytest.raises(TamperedError) as caught:

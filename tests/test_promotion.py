@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -13,9 +14,11 @@ from handoff.lifecycle import alias_stack
 from handoff.store import Store
 from helpers import build, local_path
 
-SCORED = ("from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
-          "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
-          "accuracy = float(score)")
+SCORED = (
+    "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
+    "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
+    "accuracy = float(score)"
+)
 
 
 @pytest.fixture
@@ -41,10 +44,12 @@ def test_promote_promote_rollback_and_history(three_versions: Store) -> None:
     assert store.alias_version("m").version == 1
     history = handoff.history("m", store=store)
     assert [(e["kind"], e["from_version"], e["to_version"], e["by"], e["reason"]) for e in history] == [
-        ("promote", None, 1, "alice", "first release"), ("promote", 1, 2, "bob", ""),
-        ("rollback", 2, 1, history[2]["by"], "bad canary")]
+        ("promote", None, 1, "alice", "first release"),
+        ("promote", 1, 2, "bob", ""),
+        ("rollback", 2, 1, history[2]["by"], "bad canary"),
+    ]
     assert history[2]["by"]  # the OS user when --by is not given
-    assert all(a["time"] <= b["time"] for a, b in zip(history, history[1:]))
+    assert all(a["time"] <= b["time"] for a, b in itertools.pairwise(history))
     with pytest.raises(PromotionRefused, match="no earlier version to roll back to"):
         handoff.rollback("m", store=store)
 
@@ -56,8 +61,11 @@ def test_failed_version_is_never_promoted(three_versions: Store) -> None:
 
 
 def test_alias_stack_replays_promotions_and_rollbacks() -> None:
-    moves = [{"kind": "promote", "from_version": 4, "to_version": 5}, {"kind": "promote", "from_version": 5,
-             "to_version": 6}, {"kind": "rollback", "from_version": 6, "to_version": 5}]
+    moves = [
+        {"kind": "promote", "from_version": 4, "to_version": 5},
+        {"kind": "promote", "from_version": 5, "to_version": 6},
+        {"kind": "rollback", "from_version": 6, "to_version": 5},
+    ]
     assert alias_stack(moves) == [4, 5]
 
 

@@ -41,7 +41,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, handoff.Buil
     return store, result
 
 
-def test_real_build_output_validates_against_the_schema_and_round_trips(built: tuple[Store, handoff.BuildResult]) -> None:
+def test_real_build_output_validates_against_the_schema_and_round_trips(
+    built: tuple[Store, handoff.BuildResult],
+) -> None:
     store, result = built
     stored = json.loads(store.read_artifact(result.run_id, "handoff/record.json"))
     jsonschema.validate(stored, record_schema())
@@ -51,8 +53,9 @@ def test_real_build_output_validates_against_the_schema_and_round_trips(built: t
     assert again == store.get_version(result.name, result.version).build
     assert again.outputs.model.packaged == "search.best_estimator_" and again.lineage.run_id == result.run_id
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**stored, "outputs": {**stored["outputs"], "metrics": {"accuracy": "high"}}},
-                            record_schema())
+        jsonschema.validate(
+            {**stored, "outputs": {**stored["outputs"], "metrics": {"accuracy": "high"}}}, record_schema()
+        )
 
 
 def _shown_lines(record: BuildRecord) -> list[str]:
@@ -67,9 +70,9 @@ def _shown_lines(record: BuildRecord) -> list[str]:
     return out
 
 
-def test_one_record_rendered_alike_by_the_cli_the_package_and_the_app(built: tuple[Store, handoff.BuildResult],
-                                                                      tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_record_rendered_alike_by_the_cli_the_package_and_the_app(
+    built: tuple[Store, handoff.BuildResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store, result = built
     record = store.get_version(result.name, result.version).build
     home = str(Path(store.uri.removeprefix("sqlite:///")).parent)
@@ -86,9 +89,14 @@ def test_one_record_rendered_alike_by_the_cli_the_package_and_the_app(built: tup
     page.query_params.update({"model": result.name, "version": str(result.version)})
     page.run()
     assert not page.exception, page.exception
-    app = "\n".join([*(m.value for m in page.markdown), *(s.value for s in page.subheader),
-                     *(" | ".join(map(str, row)) for t in page.table for row in t.value.itertuples(index=False)),
-                     *(str(c) for t in page.table for c in t.value.columns)])
+    app = "\n".join(
+        [
+            *(m.value for m in page.markdown),
+            *(s.value for s in page.subheader),
+            *(" | ".join(map(str, row)) for t in page.table for row in t.value.itertuples(index=False)),
+            *(str(c) for t in page.table for c in t.value.columns),
+        ]
+    )
     app = re.sub(r"\\(.)", r"\1", app)
     media = {"cli": text.getvalue(), "package": readme.replace("\\|", "|"), "app": app}
     shown = _shown_lines(record)
@@ -110,14 +118,19 @@ def old_store(tmp_path: Path) -> Store:
         archive.extractall(tmp_path, filter="data")
     home = tmp_path / "v1store"
     with sqlite3.connect(home / "mlflow.db") as db:
-        for table, column in (("runs", "artifact_uri"), ("experiments", "artifact_location"),
-                              ("model_versions", "source"), ("model_versions", "storage_location")):
+        for table, column in (
+            ("runs", "artifact_uri"),
+            ("experiments", "artifact_location"),
+            ("model_versions", "source"),
+            ("model_versions", "storage_location"),
+        ):
             db.execute(f"UPDATE {table} SET {column} = replace({column}, '/tmp/v1store', ?)", (str(home),))
     return Store(home)
 
 
-def test_a_store_written_by_the_previous_release_still_reads(old_store: Store, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture) -> None:
+def test_a_store_written_by_the_previous_release_still_reads(
+    old_store: Store, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     passed, failed = old_store.get_version("iris", 1), old_store.get_version("diabetes", 1)
     assert passed.build.schema_version == SCHEMA_VERSION  # upgraded on read
     assert passed.build.outputs.model.chosen_by == "preferred variable name 'model' (outermost fitted model)"

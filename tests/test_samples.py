@@ -16,8 +16,10 @@ EXPECTED = {
 }
 #: Samples built (and asserted in more depth) by other test modules, so not built twice.
 TESTED_ELSEWHERE = {
-    "grid_search_pipeline": "test_kernel_models.py", "train_in_function": "test_kernel_models.py",
-    "classification_report": "test_kernel_models.py", "mlflow_tracking": "test_kernel_mlflow.py",
+    "grid_search_pipeline": "test_kernel_models.py",
+    "train_in_function": "test_kernel_models.py",
+    "classification_report": "test_kernel_models.py",
+    "mlflow_tracking": "test_kernel_mlflow.py",
 }
 
 

@@ -19,8 +19,11 @@ from helpers import build, local_path
 
 
 def _digest_tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_versions_are_ordered_and_unchanged_by_later_builds(iris_notebook: Path, store: Store) -> None:
@@ -87,8 +90,16 @@ def test_two_concurrent_builds_in_threads_get_distinct_versions(iris_notebook: P
 def test_six_concurrent_cli_builds_into_a_store_that_does_not_exist_yet(iris_notebook: Path, tmp_path: Path) -> None:
     home = tmp_path / "brand-new-store"  # first-time initialisation races here unless it is serialized
     cli = [sys.executable, "-m", "handoff.cli", "build", str(iris_notebook), "--store", str(home), "--json"]
-    procs = [subprocess.Popen(cli + ["-p", "C", str(c)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "HANDOFF_HOME": "/nonexistent"}) for c in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)]
+    procs = [
+        subprocess.Popen(
+            [*cli, "-p", "C", str(c)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "HANDOFF_HOME": "/nonexistent"},
+        )
+        for c in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+    ]
     outputs = [p.communicate(timeout=800) for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, [o[1][-2000:] for o in outputs]
     versions = sorted(json.loads(out)["version"] for out, _ in outputs)

@@ -20,12 +20,15 @@ def test_file_uri_and_local_path_round_trip(tmp_path: Path) -> None:
     assert local_path(uri) == path
 
 
-@pytest.mark.parametrize("uri, expected", [
-    ("file:///srv/a%20b/x", Path("/srv/a b/x")),
-    ("file:/srv/a%25b", Path("/srv/a%b")),  # MLflow also writes the one-slash form
-    ("file://localhost/srv/x", Path("/srv/x")),
-    ("FILE:///srv/x", Path("/srv/x")),
-])
+@pytest.mark.parametrize(
+    "uri, expected",
+    [
+        ("file:///srv/a%20b/x", Path("/srv/a b/x")),
+        ("file:/srv/a%25b", Path("/srv/a%b")),  # MLflow also writes the one-slash form
+        ("file://localhost/srv/x", Path("/srv/x")),
+        ("FILE:///srv/x", Path("/srv/x")),
+    ],
+)
 def test_local_path_decodes_file_uris(uri: str, expected: Path) -> None:
     assert local_path(uri) == expected
 
@@ -37,8 +40,17 @@ def test_sqlite_uri_and_sqlite_path_round_trip(tmp_path: Path) -> None:
     assert sqlite_path("postgresql://db/x") is None and sqlite_path("/srv/x.db") is None
 
 
-@pytest.mark.parametrize("uri", ["s3://bucket/key", "http://mlflow:5000/x", "file://otherhost/srv/x",
-                                 "/plain/path", "mlflow-artifacts:/1/abc", "runs:/abc/model"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://bucket/key",
+        "http://mlflow:5000/x",
+        "file://otherhost/srv/x",
+        "/plain/path",
+        "mlflow-artifacts:/1/abc",
+        "runs:/abc/model",
+    ],
+)
 def test_local_path_is_none_for_anything_not_on_this_machine(uri: str) -> None:
     assert local_path(uri) is None
 

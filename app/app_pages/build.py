@@ -41,8 +41,11 @@ def chosen_notebook() -> tuple[NotebookSource | None, dict[str, bytes]]:
         sample = st.selectbox("Sample notebook", common.samples())
         return (load_notebook(common.SAMPLES / sample) if sample else None), {}
     upload = st.file_uploader(f"Notebook (.ipynb, up to {limit} MB)", type=["ipynb"], key="notebook_upload")
-    data = st.file_uploader("Data files it reads (optional; placed beside the notebook, so "
-                            "`pd.read_csv('data.csv')` works)", accept_multiple_files=True, key="data_upload")
+    data = st.file_uploader(
+        "Data files it reads (optional; placed beside the notebook, so `pd.read_csv('data.csv')` works)",
+        accept_multiple_files=True,
+        key="data_upload",
+    )
     files = {f.name: f.getvalue() for f in data or []}
     if upload is None:
         st.info("Upload a notebook to start, or pick a sample notebook.")
@@ -57,8 +60,10 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
     from handoff.store import model_name_from
 
     if source.parameters is None:
-        st.info("This notebook has no parameters cell (a code cell tagged `parameters`): "
-                "it will run with the values written in it.")
+        st.info(
+            "This notebook has no parameters cell (a code cell tagged `parameters`): "
+            "it will run with the values written in it."
+        )
     limits = BuildOptions()  # the defaults, as the CLI's
     with st.form("build_form"):
         raw: dict[str, Any] = {}
@@ -75,18 +80,24 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
             skip = st.multiselect("Skip checks", check_ids())
             reproduce = st.checkbox("Check reproducibility (runs the notebook a second time)")
             timeout = st.number_input("Whole-run limit (seconds)", min_value=5, value=int(limits.timeout), step=60)
-            cell_timeout = st.number_input("Per-cell limit (seconds)", min_value=5, value=int(limits.cell_timeout),
-                                           step=30)
+            cell_timeout = st.number_input(
+                "Per-cell limit (seconds)", min_value=5, value=int(limits.cell_timeout), step=30
+            )
         with st.expander("Sandbox (the notebook is untrusted code)"):
             allow_network = st.checkbox("Allow network access (recorded with the version)")
             memory = st.number_input("Memory limit (GiB)", min_value=0.25, value=limits.memory_gib, step=0.5)
-            max_output = st.number_input("Output kept per cell (MB)", min_value=0.1, value=limits.max_cell_output_mb,
-                                         step=1.0)
+            max_output = st.number_input(
+                "Output kept per cell (MB)", min_value=0.1, value=limits.max_cell_output_mb, step=1.0
+            )
         submitted = st.form_submit_button("Build", type="primary")
     if not submitted:
         return
-    settings = {"thresholds": [t for t in thresholds.splitlines() if t.strip()], "gate": gate or None,
-                "skip": skip, "reproduce": reproduce or None}
+    settings = {
+        "thresholds": [t for t in thresholds.splitlines() if t.strip()],
+        "gate": gate or None,
+        "skip": skip,
+        "reproduce": reproduce or None,
+    }
     try:
         params = parse_params(source, raw, drop_defaults=True)
         resolve_config(cli=settings, notebook_metadata=source.notebook.metadata)
@@ -95,10 +106,21 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
         return
     import handoff
 
-    job = jobs.submit(f"{name} (from {source.name}.ipynb)", handoff.build, notebook=source, params=params, name=name,
-                      store=common.store(common.store_location()), checks=settings, files=files,
-                      timeout=float(timeout), cell_timeout=float(cell_timeout), allow_network=allow_network,
-                      memory_gib=float(memory), max_cell_output_mb=float(max_output))
+    job = jobs.submit(
+        f"{name} (from {source.name}.ipynb)",
+        handoff.build,
+        notebook=source,
+        params=params,
+        name=name,
+        store=common.store(common.store_location()),
+        checks=settings,
+        files=files,
+        timeout=float(timeout),
+        cell_timeout=float(cell_timeout),
+        allow_network=allow_network,
+        memory_gib=float(memory),
+        max_cell_output_mb=float(max_output),
+    )
     st.query_params["job"] = job.id
     st.rerun()
 
@@ -113,13 +135,19 @@ def live_progress(job_id: str) -> None:
     if event is None:
         st.progress(0.0, text="Starting…")
     elif event.stage == "execute" and event.total:
-        st.progress(min((event.done or 0) / event.total, 1.0),
-                    text=f"Running cell {event.cell} ({event.done} of {event.total} code cells)")
+        st.progress(
+            min((event.done or 0) / event.total, 1.0),
+            text=f"Running cell {event.cell} ({event.done} of {event.total} code cells)",
+        )
         st.code(event.message or " ", language="python")
     else:
-        st.progress(1.0 if event.stage in ("check", "record", "package") else 0.05, text=f"{event.stage}: {event.message}")
-    st.caption(f"Stage **{event.stage if event else 'queued'}** · elapsed {job.elapsed:.0f} s · "
-               "you can leave this page: the build goes on, and this link brings you back.")
+        st.progress(
+            1.0 if event.stage in ("check", "record", "package") else 0.05, text=f"{event.stage}: {event.message}"
+        )
+    st.caption(
+        f"Stage **{event.stage if event else 'queued'}** · elapsed {job.elapsed:.0f} s · "
+        "you can leave this page: the build goes on, and this link brings you back."
+    )
 
 
 def show_result(result: Any) -> None:
@@ -127,19 +155,24 @@ def show_result(result: Any) -> None:
     if result.ok:
         st.success(f"**{result.name} version {result.version}** passed in {result.timings.get('total', 0):.1f} s.")
     elif result.version is not None:
-        st.error(f"**{result.name} version {result.version}** failed its checklist: {error.message}. "
-                 "It is recorded (to inspect and compare) and can never be promoted.")
+        st.error(
+            f"**{result.name} version {result.version}** failed its checklist: {error.message}. "
+            "It is recorded (to inspect and compare) and can never be promoted."
+        )
     else:
-        st.error(f"Build failed: {error.message}. No version was created; the partly executed "
-                 "notebook is kept with the failed build.")
+        st.error(
+            f"Build failed: {error.message}. No version was created; the partly executed "
+            "notebook is kept with the failed build."
+        )
     if error and error.cell and result.notebook is not None:
         st.markdown(f"**Failing cell {error.cell}:**")
         st.code(result.notebook.cells[error.cell - 1].source, language="python")
         if error.traceback:
             st.code(error.traceback[-4000:], language=None)
     if result.version is not None and st.button("Open this version", type="primary"):
-        st.switch_page("app_pages/version_detail.py",
-                       query_params={"model": result.name, "version": str(result.version)})
+        st.switch_page(
+            "app_pages/version_detail.py", query_params={"model": result.name, "version": str(result.version)}
+        )
     common.metrics_row(result.metrics)
     common.render_sections(sections(result.record))
 
@@ -158,8 +191,10 @@ if job is not None:
         st.rerun()
 else:
     if st.query_params.get("job"):
-        st.warning("That build is not known to this server (it may have restarted); its result, if any, "
-                   "is on the Versions page.")
+        st.warning(
+            "That build is not known to this server (it may have restarted); its result, if any, "
+            "is on the Versions page."
+        )
     try:
         notebook, data_files = chosen_notebook()
         if notebook is not None:

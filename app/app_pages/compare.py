@@ -29,9 +29,13 @@ if len(chosen) < 2:
     st.stop()
 chosen = sorted(chosen)
 asked_base = st.query_params.get("baseline")
-baseline = st.selectbox("Baseline (deltas are against it)", ["champion, else the first", *chosen],
-                        index=(chosen.index(int(asked_base)) + 1) if asked_base and asked_base.isdigit()
-                        and int(asked_base) in chosen else 0)
+baseline = st.selectbox(
+    "Baseline (deltas are against it)",
+    ["champion, else the first", *chosen],
+    index=(chosen.index(int(asked_base)) + 1)
+    if asked_base and asked_base.isdigit() and int(asked_base) in chosen
+    else 0,
+)
 query = {"model": model, "versions": ",".join(map(str, chosen))}
 if baseline != "champion, else the first":
     query["baseline"] = str(baseline)
@@ -39,8 +43,9 @@ st.query_params.from_dict(query)
 
 
 @st.cache_data(max_entries=16, ttl=30, show_spinner="Comparing…")
-def comparison(location: str | None, model: str, versions: tuple[int, ...], base: int | None,
-               champion: int | None) -> dict[str, Any]:
+def comparison(
+    location: str | None, model: str, versions: tuple[int, ...], base: int | None, champion: int | None
+) -> dict[str, Any]:
     """``champion`` is only part of the cache key: a promotion changes the default baseline."""
     import handoff
 
@@ -49,14 +54,22 @@ def comparison(location: str | None, model: str, versions: tuple[int, ...], base
 
 try:
     champion = common.store(location).alias_version(model) if isinstance(baseline, str) else None
-    data = comparison(location, model, tuple(chosen), None if isinstance(baseline, str) else baseline,
-                      champion.version if champion else None)
+    data = comparison(
+        location,
+        model,
+        tuple(chosen),
+        None if isinstance(baseline, str) else baseline,
+        champion.version if champion else None,
+    )
 except HandoffError as exc:
     st.error(str(exc))
     st.stop()
 labels, base = data["labels"], data["baseline"]
-st.caption(f"Baseline **{base}** · " + " · ".join(f"{k} {common.STATUS_ICONS.get(v)}" for k, v in data["status"].items())
-           + " · share this comparison with the page's URL")
+st.caption(
+    f"Baseline **{base}** · "
+    + " · ".join(f"{k} {common.STATUS_ICONS.get(v)}" for k, v in data["status"].items())
+    + " · share this comparison with the page's URL"
+)
 if data["data"]["warning"]:
     st.warning(data["data"]["warning"].capitalize())
 
@@ -86,32 +99,63 @@ differences_only = st.toggle("Show only what differs", value=True)
 st.subheader("Parameters")
 params = [r for r in data["parameters"] if r["differs"] or not differences_only]
 if params:
-    st.dataframe(pd.DataFrame([{"parameter": r["param"], **{lbl: repr(r["values"].get(lbl)) for lbl in labels}}
-                               for r in params]).set_index("parameter"), width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [{"parameter": r["param"], **{lbl: repr(r["values"].get(lbl)) for lbl in labels}} for r in params]
+        ).set_index("parameter"),
+        width="stretch",
+    )
 else:
     st.caption("All parameters are equal.")
 
 st.subheader("Checklist")
 checks = [r for r in data["checklist"] if r["changed"] or not differences_only]
 if checks:
-    st.dataframe(pd.DataFrame([{"check": r["check"], **{lbl: common.STATUS_ICONS.get(r["statuses"].get(lbl), "–")
-                                                        for lbl in labels}} for r in checks]).set_index("check"),
-                 width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"check": r["check"], **{lbl: common.STATUS_ICONS.get(r["statuses"].get(lbl), "–") for lbl in labels}}
+                for r in checks
+            ]
+        ).set_index("check"),
+        width="stretch",
+    )
 else:
     st.caption("Every check has the same status in every version.")
 
 st.subheader("Data")
-st.dataframe(pd.DataFrame([{"version": lbl, "fingerprint": fp.get("sha256", "")[:16],
-                            "files": ", ".join(f["path"] for f in fp.get("files", []))}
-                           for lbl, fp in data["data"]["fingerprints"].items()]), hide_index=True, width="stretch")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "version": lbl,
+                "fingerprint": fp.get("sha256", "")[:16],
+                "files": ", ".join(f["path"] for f in fp.get("files", [])),
+            }
+            for lbl, fp in data["data"]["fingerprints"].items()
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+)
 
 st.subheader("Environment")
 if data["environment"]["packages"]:
-    st.dataframe(pd.DataFrame([{"package": p["package"], **{lbl: p["versions"].get(lbl) for lbl in labels}}
-                               for p in data["environment"]["packages"]]).set_index("package"), width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"package": p["package"], **{lbl: p["versions"].get(lbl) for lbl in labels}}
+                for p in data["environment"]["packages"]
+            ]
+        ).set_index("package"),
+        width="stretch",
+    )
 else:
-    st.caption("Same package versions (Python " + ", ".join(sorted({str(v) for v in data["environment"]["python"].values()}))
-               + ").")
+    st.caption(
+        "Same package versions (Python "
+        + ", ".join(sorted({str(v) for v in data["environment"]["python"].values()}))
+        + ")."
+    )
 
 st.subheader("Code")
 for diff in data["code"]:
@@ -131,15 +175,31 @@ if names:
     import altair as alt
 
     metric = st.selectbox("Metric", names)
-    points = pd.DataFrame([{"version": t["version"], metric: t["metrics"].get(metric), "status": t["status"],
-                            "compared": f"v{t['version']}" in labels or f"{model}:v{t['version']}" in labels}
-                           for t in trend if metric in t["metrics"]])
+    points = pd.DataFrame(
+        [
+            {
+                "version": t["version"],
+                metric: t["metrics"].get(metric),
+                "status": t["status"],
+                "compared": f"v{t['version']}" in labels or f"{model}:v{t['version']}" in labels,
+            }
+            for t in trend
+            if metric in t["metrics"]
+        ]
+    )
     y = alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False))  # from 0, a 0.97 → 0.95 change looks flat
     line = alt.Chart(points).mark_line(color="#9aa5b1").encode(x=alt.X("version:O"), y=y)
-    dots = alt.Chart(points).mark_circle().encode(
-        x="version:O", y=y, size=alt.condition("datum.compared", alt.value(160), alt.value(40)),
-        color=alt.condition("datum.compared", alt.value("#e4572e"), alt.value("#4c78a8")),
-        tooltip=["version", metric, "status"])
+    dots = (
+        alt.Chart(points)
+        .mark_circle()
+        .encode(
+            x="version:O",
+            y=y,
+            size=alt.condition("datum.compared", alt.value(160), alt.value(40)),
+            color=alt.condition("datum.compared", alt.value("#e4572e"), alt.value("#4c78a8")),
+            tooltip=["version", metric, "status"],
+        )
+    )
     st.altair_chart(line + dots, width="stretch")
     st.caption("Compared versions are highlighted.")
 

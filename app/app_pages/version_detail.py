@@ -30,8 +30,10 @@ except (HandoffError, ValueError) as exc:
 
 status = stored.status
 st.title(f"{model} · version {stored.version}")
-st.markdown(f"{common.STATUS_ICONS.get(status)} · created {stored.created}"
-            + (f" · alias **{', '.join(stored.aliases)}**" if stored.aliases else ""))
+st.markdown(
+    f"{common.STATUS_ICONS.get(status)} · created {stored.created}"
+    + (f" · alias **{', '.join(stored.aliases)}**" if stored.aliases else "")
+)
 if status != "passed":
     st.error("This version failed its checklist: it is kept for inspection and comparison and cannot be promoted.")
 common.alias_controls(location, model, stored.version, status, key="detail")
@@ -50,10 +52,18 @@ with package:
     if status == "passed" or force:
         try:
             filename, data_bytes, sha256 = common.package_bytes(location, model, stored.version, force)
-            st.download_button(f"Download package ({len(data_bytes) / 1024:.0f} KiB)", data_bytes, file_name=filename,
-                               mime="application/zip", type="primary", key="download_package")
+            st.download_button(
+                f"Download package ({len(data_bytes) / 1024:.0f} KiB)",
+                data_bytes,
+                file_name=filename,
+                mime="application/zip",
+                type="primary",
+                key="download_package",
+            )
             st.markdown(f"`{filename}` · sha256 `{sha256}`")
-            st.caption("Verify it with `handoff verify " + filename + "`; serve `model/` with "
-                       "`mlflow models serve -m model --env-manager local`.")
+            st.caption(
+                "Verify it with `handoff verify " + filename + "`; serve `model/` with "
+                "`mlflow models serve -m model --env-manager local`."
+            )
         except HandoffError as exc:
             st.error(f"Cannot package this version: {exc}")

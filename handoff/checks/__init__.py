@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BLOCKING, WARNING = "blocking", "warning"
 PASSED, FAILED, WARNED, SKIPPED = "passed", "failed", "warning", "skipped"
@@ -100,8 +101,9 @@ class CheckResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
-        return cls(**{k: data[k] for k in ("id", "title", "status", "severity", "message", "details", "seconds")
-                      if k in data})
+        return cls(
+            **{k: data[k] for k in ("id", "title", "status", "severity", "message", "details", "seconds") if k in data}
+        )
 
 
 _REGISTRY: dict[str, Check] = {}

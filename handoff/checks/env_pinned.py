@@ -16,8 +16,11 @@ def run(ctx: CheckContext) -> Outcome:
 
     if ctx.model_dir is None or not (ctx.model_dir / "requirements.txt").exists():
         return failed("the model has no requirements.txt")
-    lines = [ln.strip() for ln in (ctx.model_dir / "requirements.txt").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln.strip()
+        for ln in (ctx.model_dir / "requirements.txt").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     pinned, loose = {}, []
     for line in lines:
         try:
@@ -35,10 +38,13 @@ def run(ctx: CheckContext) -> Outcome:
     missing = sorted(needed - pinned.keys())
     if loose or missing:
         parts = ([f"not pinned: {', '.join(loose)}"] if loose else []) + (
-            [f"missing: {', '.join(missing)}"] if missing else [])
+            [f"missing: {', '.join(missing)}"] if missing else []
+        )
         return failed("; ".join(parts), loose=loose, missing=missing)
-    return passed(f"{len(pinned)} requirements, all pinned ({', '.join(f'{k}=={v}' for k, v in sorted(pinned.items()))})",
-                  requirements=pinned)
+    return passed(
+        f"{len(pinned)} requirements, all pinned ({', '.join(f'{k}=={v}' for k, v in sorted(pinned.items()))})",
+        requirements=pinned,
+    )
 
 
 register(Check("env.pinned", "Model requirements are pinned", BLOCKING, "build", run, order=50))

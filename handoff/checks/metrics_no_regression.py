@@ -36,13 +36,17 @@ def run(ctx: CheckContext) -> Outcome:
         ok = gain >= config.min_absolute_change and relative >= config.min_relative_change
         compared.append({"metric": name, "value": value, "champion": base, "greater_is_better": up, "ok": ok})
         if not ok:
-            problems.append(f"{name} {value:.6g} vs champion {base:.6g} "
-                            f"({'higher' if up else 'lower'} is better; change {gain:+.4g}, {relative:+.2%})")
+            problems.append(
+                f"{name} {value:.6g} vs champion {base:.6g} "
+                f"({'higher' if up else 'lower'} is better; change {gain:+.4g}, {relative:+.2%})"
+            )
     if problems:
-        return failed(f"regression against champion v{ctx.champion.version}: " + "; ".join(problems),
-                      compared=compared)
-    return passed(f"no regression against champion v{ctx.champion.version}: " + ", ".join(
-        f"{c['metric']} {c['value']:.4g} vs {c['champion']:.4g}" for c in compared), compared=compared)
+        return failed(f"regression against champion v{ctx.champion.version}: " + "; ".join(problems), compared=compared)
+    return passed(
+        f"no regression against champion v{ctx.champion.version}: "
+        + ", ".join(f"{c['metric']} {c['value']:.4g} vs {c['champion']:.4g}" for c in compared),
+        compared=compared,
+    )
 
 
 register(Check("metrics.no_regression", "No regression against the champion", BLOCKING, "build", run, order=70))

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 def run(ctx: CheckContext) -> Outcome:
     if not ctx.metrics:
         return failed("no metrics captured: use handoff.log_metric(), a `metrics` dict, or metric-named variables")
-    return passed(f"{len(ctx.metrics)} metric(s): " + ", ".join(f"{k}={v:.4g}" for k, v in list(ctx.metrics.items())[:5]))
+    return passed(
+        f"{len(ctx.metrics)} metric(s): " + ", ".join(f"{k}={v:.4g}" for k, v in list(ctx.metrics.items())[:5])
+    )
 
 
 register(Check("metrics.present", "Metrics were captured", WARNING, "build", run, order=160))

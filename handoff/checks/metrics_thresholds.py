@@ -24,9 +24,11 @@ def run(ctx: CheckContext) -> Outcome:
             continue
         results.append({"threshold": str(bound), "value": value, "ok": bound.holds(value)})
         (met if bound.holds(value) else misses).append(
-            f"{bound.metric} = {value:.6g} {'meets' if bound.holds(value) else 'misses'} {bound}")
+            f"{bound.metric} = {value:.6g} {'meets' if bound.holds(value) else 'misses'} {bound}"
+        )
     if misses:
         return failed("; ".join(misses), results=results)
     return passed("; ".join(met), results=results)
+
 
 register(Check("metrics.thresholds", "Metrics meet the thresholds", BLOCKING, "build", run, order=60))

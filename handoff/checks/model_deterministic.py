@@ -16,11 +16,17 @@ def run(ctx: ArtifactContext) -> Outcome:
     import numpy as np
 
     try:
-        first, second = np.asarray(ctx.model.predict(ctx.input_example)), np.asarray(ctx.model.predict(ctx.input_example))
+        first, second = (
+            np.asarray(ctx.model.predict(ctx.input_example)),
+            np.asarray(ctx.model.predict(ctx.input_example)),
+        )
     except Exception as exc:
         return skipped(f"predict raised {type(exc).__name__}: see model.predicts")
     same = first.shape == second.shape and (
-        np.array_equal(first, second) if first.dtype.kind not in "fc" else np.allclose(first, second, rtol=0, atol=0, equal_nan=True))
+        np.array_equal(first, second)
+        if first.dtype.kind not in "fc"
+        else np.allclose(first, second, rtol=0, atol=0, equal_nan=True)
+    )
     if not same:
         differing = int(np.sum(first != second)) if first.shape == second.shape else len(first)
         return failed(f"two predictions on the same {len(first)} rows differ in {differing} value(s)")

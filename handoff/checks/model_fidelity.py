@@ -24,29 +24,46 @@ def run(ctx: ArtifactContext) -> Outcome:
     if data is None:
         return skipped("no held-out rows or input example were kept by the build to compare against")
     if not data.get("deterministic", True):
-        return skipped("the notebook's model gave different predictions twice on the same rows, so the "
-                       "artifact's predictions cannot be compared with it")
+        return skipped(
+            "the notebook's model gave different predictions twice on the same rows, so the "
+            "artifact's predictions cannot be compared with it"
+        )
     try:
         output = ctx.model.predict(data["X"])
     except Exception as exc:  # the artifact cannot even take the notebook's rows: that is the finding
         return failed(f"the saved model cannot predict on {data['source']} ({type(exc).__name__}: {exc})")
     wrong, rows, note = evaluation.compare_predictions(data["predictions"], output)
     if wrong:
-        return failed(f"the saved model disagrees with the notebook's model on {wrong} of {rows} rows of "
-                      f"{data['source']} ({wrong / rows:.1%} mismatch{'; ' + note if note else ''})",
-                      mismatched=wrong, rows=rows, mismatch_rate=wrong / rows)
+        return failed(
+            f"the saved model disagrees with the notebook's model on {wrong} of {rows} rows of "
+            f"{data['source']} ({wrong / rows:.1%} mismatch{'; ' + note if note else ''})",
+            mismatched=wrong,
+            rows=rows,
+            mismatch_rate=wrong / rows,
+        )
     agreed = []
     if data.get("y") is not None and data.get("task"):
         kept = evaluation.standard_metrics(data["task"], data["y"], data["predictions"])
         again = evaluation.standard_metrics(data["task"], data["y"], output)
-        off = {k: (v, again.get(k)) for k, v in kept.items() if again.get(k) is None
-               or not math.isclose(v, again[k], rel_tol=1e-9, abs_tol=1e-12)}
+        off = {
+            k: (v, again.get(k))
+            for k, v in kept.items()
+            if again.get(k) is None or not math.isclose(v, again[k], rel_tol=1e-9, abs_tol=1e-12)
+        }
         if off:
-            return failed("the saved model's metrics differ on " + data["source"] + ": " + ", ".join(
-                f"{k} {a:.6g} in the notebook, {b} from the artifact" for k, (a, b) in off.items()))
+            return failed(
+                "the saved model's metrics differ on "
+                + data["source"]
+                + ": "
+                + ", ".join(f"{k} {a:.6g} in the notebook, {b} from the artifact" for k, (a, b) in off.items())
+            )
         agreed = sorted(kept)
-    return passed(f"same predictions as the notebook's model on {rows} rows of {data['source']}"
-                  + (f"; {', '.join(agreed)} agree" if agreed else ""), rows=rows, metrics=agreed)
+    return passed(
+        f"same predictions as the notebook's model on {rows} rows of {data['source']}"
+        + (f"; {', '.join(agreed)} agree" if agreed else ""),
+        rows=rows,
+        metrics=agreed,
+    )
 
 
 register(Check("model.fidelity", "Saved model reproduces the notebook's model", BLOCKING, "artifact", run, order=35))

@@ -17,8 +17,12 @@ def run(ctx: CheckContext) -> Outcome:
     where = "handoff.log_model()" if model.source == "log_model" else f"variable {model.variable!r}"
     others = [c.name for c in model.candidates if c.name != model.variable]
     seen = f"; also seen: {', '.join(others)}" if others else ""
-    return passed(f"{model.type.rsplit('.', 1)[-1]} from {where} ({model.chosen_by}){seen}",
-                  variable=model.variable, source=model.source, candidates=[c.name for c in model.candidates])
+    return passed(
+        f"{model.type.rsplit('.', 1)[-1]} from {where} ({model.chosen_by}){seen}",
+        variable=model.variable,
+        source=model.source,
+        candidates=[c.name for c in model.candidates],
+    )
 
 
 register(Check("model.found", "A trained model was captured", BLOCKING, "build", run, order=20))

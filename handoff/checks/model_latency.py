@@ -30,7 +30,12 @@ def run(ctx: ArtifactContext) -> Outcome:
     timings.sort()
     p95 = timings[int(0.95 * (len(timings) - 1))]
     budget = ctx.config.latency_budget_ms
-    figures = {"p50_ms": round(timings[len(timings) // 2], 3), "p95_ms": round(p95, 3), "budget_ms": budget, "runs": RUNS}
+    figures = {
+        "p50_ms": round(timings[len(timings) // 2], 3),
+        "p95_ms": round(p95, 3),
+        "budget_ms": budget,
+        "runs": RUNS,
+    }
     if p95 > budget:
         return failed(f"single-row p95 {p95:.1f} ms exceeds the {budget:g} ms budget", **figures)
     return passed(f"single-row p95 {p95:.1f} ms (p50 {figures['p50_ms']:.1f} ms), budget {budget:g} ms", **figures)

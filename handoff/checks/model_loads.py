@@ -13,8 +13,10 @@ if TYPE_CHECKING:
 def run(ctx: ArtifactContext) -> Outcome:
     if ctx.load_error:
         return failed(f"mlflow.pyfunc.load_model failed in a fresh process: {ctx.load_error}")
-    return passed(f"loads with mlflow.pyfunc in a fresh process in {ctx.load_seconds * 1000:.0f} ms",
-                  load_ms=round(ctx.load_seconds * 1000, 1))
+    return passed(
+        f"loads with mlflow.pyfunc in a fresh process in {ctx.load_seconds * 1000:.0f} ms",
+        load_ms=round(ctx.load_seconds * 1000, 1),
+    )
 
 
 register(Check("model.loads", "Saved model loads in a fresh process", BLOCKING, "artifact", run, order=30))

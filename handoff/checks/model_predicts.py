@@ -10,8 +10,16 @@ from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register
 if TYPE_CHECKING:
     from handoff.checks.runner import ArtifactContext
 
-_KINDS = {"long": "iu", "integer": "iu", "double": "fiu", "float": "fiu", "boolean": "b", "string": "OUS",
-          "binary": "OS", "datetime": "M"}
+_KINDS = {
+    "long": "iu",
+    "integer": "iu",
+    "double": "fiu",
+    "float": "fiu",
+    "boolean": "b",
+    "string": "OUS",
+    "binary": "OS",
+    "datetime": "M",
+}
 
 
 def run(ctx: ArtifactContext) -> Outcome:
@@ -31,8 +39,11 @@ def run(ctx: ArtifactContext) -> Outcome:
 
         values = np.asarray(output)
         kind = expected[0]
-        allowed = np.dtype(kind).kind + ("iu" if np.dtype(kind).kind == "f" else "") if isinstance(
-            kind, np.dtype) else _KINDS.get(getattr(kind, "name", ""), values.dtype.kind)
+        allowed = (
+            np.dtype(kind).kind + ("iu" if np.dtype(kind).kind == "f" else "")
+            if isinstance(kind, np.dtype)
+            else _KINDS.get(getattr(kind, "name", ""), values.dtype.kind)
+        )
         if values.dtype.kind not in allowed:
             return failed(f"output dtype {values.dtype} does not conform to the signature's {kind}")
     return passed(f"{produced} predictions for {rows} example rows, conforming to the signature")

@@ -15,7 +15,7 @@ def run(ctx: CheckContext) -> Outcome:
         return failed(ctx.error.message, cell=ctx.error.cell)
     cells = [c for c in ctx.executed_notebook.cells if c.cell_type == "code"]
     counts = [c.get("execution_count") for c in cells]
-    not_run = [i + 1 for i, (c, n) in enumerate(zip(cells, counts)) if n is None and c.source.strip()]
+    not_run = [i + 1 for i, (c, n) in enumerate(zip(cells, counts, strict=True)) if n is None and c.source.strip()]
     if not_run:
         return failed(f"{len(not_run)} code cell(s) did not run (code cells {not_run[:5]})", not_run=not_run)
     ran = [n for n in counts if n is not None]

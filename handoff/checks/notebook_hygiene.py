@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,9 @@ from handoff.checks import WARNING, Check, Outcome, failed, passed, register
 if TYPE_CHECKING:
     from handoff.checklist import CheckContext
 
-ABSOLUTE_PATH = re.compile(r"""["'](?:/(?:home|Users|mnt|media|data|tmp|var|opt|srv|root)/[^"'\s]*|[A-Za-z]:\\[^"'\s]+)["']""")
+ABSOLUTE_PATH = re.compile(
+    r"""["'](?:/(?:home|Users|mnt|media|data|tmp|var|opt|srv|root)/[^"'\s]*|[A-Za-z]:\\[^"'\s]+)["']"""
+)
 
 
 def run(ctx: CheckContext) -> Outcome:
@@ -21,11 +24,11 @@ def run(ctx: CheckContext) -> Outcome:
     counts = [(i, c.get("execution_count")) for i, c in code_cells]
     ran = [(i, n) for i, n in counts if n is not None]
     if ran:
-        out_of_order = [i for (i, n), (_, prev) in zip(ran[1:], ran) if n <= prev]
+        out_of_order = [i for (i, n), (_, prev) in itertools.pairwise(ran) if n <= prev]
         if out_of_order:
             found["order"] = out_of_order
             findings.append(f"executed out of order (cells {out_of_order[:5]})")
-        never = [i for (i, n), (_, c) in zip(counts, code_cells) if n is None and c.source.strip()]
+        never = [i for (i, n), (_, c) in zip(counts, code_cells, strict=True) if n is None and c.source.strip()]
         if never:
             found["never_run"] = never
             findings.append(f"cells never run while others show outputs (cells {never[:5]}): outputs may be stale")

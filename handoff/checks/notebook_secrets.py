@@ -34,8 +34,14 @@ def _texts(cell: Any) -> list[tuple[str, str]]:
         if "text" in output:
             found.append(("output", str(output["text"])))
         if output.get("output_type") == "error":
-            found.append(("output", "\n".join([f"{output.get('ename')}: {output.get('evalue')}",
-                                               *map(str, output.get("traceback", []))])))
+            found.append(
+                (
+                    "output",
+                    "\n".join(
+                        [f"{output.get('ename')}: {output.get('evalue')}", *map(str, output.get("traceback", []))]
+                    ),
+                )
+            )
         for mime, value in output.get("data", {}).items():
             if mime.startswith("text/"):
                 found.append(("output", value if isinstance(value, str) else "".join(value)))
@@ -81,8 +87,10 @@ def run(ctx: CheckContext) -> Outcome:
         return passed("no likely secrets in cell sources or outputs")
     cells = sorted({f["cell"] for f in findings})
     first = findings[0]
-    summary = (f"{len(findings)} likely secret(s) in cells {cells[:5]}, e.g. {first['type']} in the "
-               f"{first['in']} of cell {first['cell']}")
+    summary = (
+        f"{len(findings)} likely secret(s) in cells {cells[:5]}, e.g. {first['type']} in the "
+        f"{first['in']} of cell {first['cell']}"
+    )
     if allowed:
         return passed(f"{summary}; allowed: {allowed}", findings=findings, allowed=allowed)
     return failed(f"{summary}; remove them (or build with --allow-secrets REASON)", findings=findings)

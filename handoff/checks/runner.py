@@ -76,8 +76,17 @@ def run_request(request: dict[str, Any]) -> list[dict[str, Any]]:
 
     model_dir = Path(request["model_dir"])
     model, error, seconds, example, signature = _load(model_dir)
-    ctx = ArtifactContext(model_dir, model, error, seconds, example, signature, request.get("manifest", {}),
-                          CheckConfig.from_dict(request.get("config", {})), _fidelity(request.get("fidelity")))
+    ctx = ArtifactContext(
+        model_dir,
+        model,
+        error,
+        seconds,
+        example,
+        signature,
+        request.get("manifest", {}),
+        CheckConfig.from_dict(request.get("config", {})),
+        _fidelity(request.get("fidelity")),
+    )
     results = []
     for check in checks.all_checks():
         if check.id not in request["checks"]:
@@ -89,20 +98,21 @@ def run_request(request: dict[str, Any]) -> list[dict[str, Any]]:
             try:
                 outcome = check.run(ctx)
             except Exception as exc:  # a crashing check is a failed check, not a crashed checklist
-                outcome = checks.failed(f"the check itself raised {type(exc).__name__}: {exc}",
-                                        traceback=traceback.format_exc())
+                outcome = checks.failed(
+                    f"the check itself raised {type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+                )
         results.append(checks.CheckResult.from_outcome(check, outcome, time.perf_counter() - started).to_dict())
     return results
 
 
 def main() -> int:
     import cloudpickle  # noqa: F401  (warm-up while waiting for the request)
-    import mlflow.pyfunc  # noqa: F401
+    import mlflow.pyfunc
     import mlflow.sklearn  # noqa: F401
     import numpy  # noqa: F401
     import pandas  # noqa: F401
-    import skops.io  # noqa: F401
     import sklearn  # noqa: F401
+    import skops.io  # noqa: F401
 
     import handoff.checks
 

@@ -16,7 +16,8 @@ def _plugin(ctx: Any) -> Any:
     import pytest
 
     class Plugin:
-        outcomes: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": []}
+        def __init__(self) -> None:
+            self.outcomes: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": []}
 
         @pytest.fixture
         def model(self) -> Any:
@@ -46,13 +47,24 @@ def run(ctx: ArtifactContext) -> Outcome:
     import pytest
 
     plugin = _plugin(ctx)
-    code = pytest.main([*ctx.config.tests, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                        "--no-header", "-W", "ignore::DeprecationWarning"], plugins=[plugin])
+    code = pytest.main(
+        [
+            *ctx.config.tests,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "--no-header",
+            "-W",
+            "ignore::DeprecationWarning",
+        ],
+        plugins=[plugin],
+    )
     done = plugin.outcomes
     summary = f"{len(done['passed'])} passed, {len(done['failed'])} failed"
     if done["failed"] or code not in (0, 5):
-        return failed(f"user tests: {summary} (failed: {', '.join(done['failed'][:5]) or f'exit code {code}'})",
-                      **done)
+        return failed(f"user tests: {summary} (failed: {', '.join(done['failed'][:5]) or f'exit code {code}'})", **done)
     if not done["passed"]:
         return failed("user tests: no test ran", **done)
     return passed(f"user tests: {summary}", **done)

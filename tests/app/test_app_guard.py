@@ -11,10 +11,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -50,8 +50,14 @@ class App:
         headers = {**({"Origin": origin} if origin else {}), **({"Cookie": cookie} if cookie else {})}
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
         try:
-            with connect(f"ws://{host}:{self.port}/_stcore/stream", sock=sock, additional_headers=headers,
-                         subprotocols=["streamlit"], open_timeout=30, origin=None):  # type: ignore[arg-type]
+            with connect(
+                f"ws://{host}:{self.port}/_stcore/stream",
+                sock=sock,
+                additional_headers=headers,
+                subprotocols=["streamlit"],
+                open_timeout=30,
+                origin=None,
+            ):  # type: ignore[arg-type]
                 return 101
         except InvalidStatus as exc:
             return exc.response.status_code
@@ -63,9 +69,23 @@ def running_app(tmp_path: Path, *args: str) -> Iterator[App]:
     port = free_port()
     log_path = tmp_path / f"app-{port}.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "handoff.cli", "app", "--port", str(port), "--store",
-                                 str(tmp_path / "store"), *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "handoff.cli",
+                "app",
+                "--port",
+                str(port),
+                "--store",
+                str(tmp_path / "store"),
+                *args,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + STARTUP_TIMEOUT
             while True:
@@ -108,14 +128,20 @@ def test_token_host_and_origin_on_a_real_server(tmp_path: Path) -> None:
         assert _is_streamlit_page(app.get("/", Cookie=cookie))
         assert app.get("/_stcore/health", Cookie=cookie).status == 200
         # DNS rebinding: the right token, but another site's host name or origin -> no page, no session
-        for refused in (app.get(good, host=f"evil.example:{app.port}"),
-                        app.get(good, Origin="http://evil.example"),
-                        app.get("/", host="evil.example", Cookie=cookie)):
+        for refused in (
+            app.get(good, host=f"evil.example:{app.port}"),
+            app.get(good, Origin="http://evil.example"),
+            app.get("/", host="evil.example", Cookie=cookie),
+        ):
             assert refused.status == 403 and not _set_cookies(refused)
             assert b"<html" not in refused.body.lower()  # type: ignore[attr-defined]
         # no token, a wrong one, a wrong cookie
-        for refused in (app.get("/"), app.get("/?token=nope"), app.get("/_stcore/health"),
-                        app.get("/", Cookie=f"handoff-token-{app.port}=nope")):
+        for refused in (
+            app.get("/"),
+            app.get("/?token=nope"),
+            app.get("/_stcore/health"),
+            app.get("/", Cookie=f"handoff-token-{app.port}=nope"),
+        ):
             assert refused.status == 403 and not _set_cookies(refused)
         # the WebSocket that drives a session: only from an allowed Host and Origin, with the token
         assert app.websocket(origin=f"http://localhost:{app.port}", cookie=cookie) == 101
@@ -128,8 +154,9 @@ def test_no_token_and_allowed_host_on_a_real_server(tmp_path: Path) -> None:
     with running_app(tmp_path, "--no-token", "--allowed-host", "notebooks.example") as app:
         assert app.token is None
         assert _is_streamlit_page(app.get("/"))
-        assert _is_streamlit_page(app.get("/", host=f"notebooks.example:{app.port}",
-                                          Origin=f"http://notebooks.example:{app.port}"))
+        assert _is_streamlit_page(
+            app.get("/", host=f"notebooks.example:{app.port}", Origin=f"http://notebooks.example:{app.port}")
+        )
         assert _is_streamlit_page(app.get("/", host=f"[::1]:{app.port}"))
         assert app.get("/", host=f"evil.example:{app.port}").status == 403
         assert app.websocket(host="notebooks.example", origin=f"http://notebooks.example:{app.port}") == 101
@@ -143,10 +170,19 @@ def test_guard_started_without_settings_is_closed() -> None:
     assert AppGuard(lambda *a: None, settings).settings.token == settings.token
 
 
-@pytest.mark.parametrize("header, allowed", [
-    ("localhost:8501", True), ("LOCALHOST", True), ("[::1]:8501", True), ("127.0.0.1", True),
-    ("127.0.0.1.evil.example", False), ("localhost.evil.example:8501", False), ("", False), ("[bad", False),
-])
+@pytest.mark.parametrize(
+    "header, allowed",
+    [
+        ("localhost:8501", True),
+        ("LOCALHOST", True),
+        ("[::1]:8501", True),
+        ("127.0.0.1", True),
+        ("127.0.0.1.evil.example", False),
+        ("localhost.evil.example:8501", False),
+        ("", False),
+        ("[bad", False),
+    ],
+)
 def test_host_header_parsing(header: str, allowed: bool) -> None:
     from handoff.app_guard import _hostname
 

@@ -20,9 +20,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -30,8 +31,14 @@ from helpers import ROOT, SAMPLES, free_port
 
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 CHROMIUM = shutil.which("chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 STARTUP_TIMEOUT = 90  # seconds for the server to answer and the first page to render
 RENDER_TIMEOUT = 60_000  # ms for one Streamlit rerun to show up (2 cores, other tests running)
 BUILD_TIMEOUT = 180_000  # ms for the build to finish
@@ -48,7 +55,7 @@ CANVAS_PIXELS_JS = """([canvas, [r, g, b]]) => {
         if (Math.abs(data[i] - r) <= 3 && Math.abs(data[i + 1] - g) <= 3 && Math.abs(data[i + 2] - b) <= 3) count++;
     return count;
 }"""
-GOOD_RGB, BAD_RGB = (0xd9, 0xf2, 0xd9), (0xf8, 0xd7, 0xd7)  # app/app_pages/compare.py's GOOD and BAD shades
+GOOD_RGB, BAD_RGB = (0xD9, 0xF2, 0xD9), (0xF8, 0xD7, 0xD7)  # app/app_pages/compare.py's GOOD and BAD shades
 
 
 def _healthy(base: str, token: str) -> bool:
@@ -125,7 +132,7 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
     try:
         base = f"http://localhost:{port}"
         deadline = started + STARTUP_TIMEOUT
-        url = None
+        url, token = None, ""
         while url is None or not _healthy(base, token):  # fail fast if the process died
             found = re.search(r"on (http://\S+\?token=(\S+))", log_path.read_text(errors="replace"))
             url, token = found.groups() if found else (None, "")
@@ -294,8 +301,10 @@ def test_build_download_verify_and_bad_upload_in_a_real_browser(server: Server, 
     ui.no_exception()
     ui.shot("build-result")
 
-    timings = (f"time to first render (app process start -> Build page title visible): {first_render:.1f} s\n"
-               f"time from pressing Build to the result: {build_seconds:.1f} s\n")
+    timings = (
+        f"time to first render (app process start -> Build page title visible): {first_render:.1f} s\n"
+        f"time from pressing Build to the result: {build_seconds:.1f} s\n"
+    )
     (ARTIFACTS / "timings.txt").write_text(timings)
     print("\n" + timings, end="")
 
@@ -325,15 +334,21 @@ def test_build_download_verify_and_bad_upload_in_a_real_browser(server: Server, 
     saved = ARTIFACTS / download.suggested_filename
     download.save_as(saved)
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == shown_sha256
-    verify = subprocess.run([sys.executable, "-m", "handoff.cli", "verify", str(saved)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    verify = subprocess.run(
+        [sys.executable, "-m", "handoff.cli", "verify", str(saved)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "intact" in verify.stdout, verify.stdout
 
     # 8. A fresh Build page, and an upload that is not a notebook.
     _open_build_page(ui, server.url)
     page.locator("input[type=file]").first.set_input_files(
-        files=[{"name": "junk.ipynb", "mimeType": "application/octet-stream", "buffer": b"not json"}])
+        files=[{"name": "junk.ipynb", "mimeType": "application/octet-stream", "buffer": b"not json"}]
+    )
     error = ui.alert("Cannot use this file:")
     expect(error).to_be_visible()
     expect(error).to_contain_text("is not a notebook")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 import time
 
 import pytest
@@ -33,8 +32,11 @@ def _page(at: AppTest, page: str, **query: str) -> AppTest:
 
 def _texts(at: AppTest) -> str:
     """Every text on the page, Markdown escapes removed, tables as ``cell | cell`` rows."""
-    parts = [e.value for kind in ("markdown", "success", "error", "warning", "info", "caption", "title", "subheader")
-             for e in getattr(at, kind)]
+    parts = [
+        e.value
+        for kind in ("markdown", "success", "error", "warning", "info", "caption", "title", "subheader")
+        for e in getattr(at, kind)
+    ]
     parts += [" | ".join(map(str, row)) for table in at.table for row in table.value.itertuples(index=False)]
     return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
 
@@ -150,10 +152,15 @@ def test_unknown_version_is_a_message_not_a_crash(app: AppTest) -> None:
 
 
 def test_compare_from_query_params_and_promote_with_confirmation(app: AppTest, store: Store, write_notebook) -> None:
-    path = write_notebook([("parameters", "score = 0.8"),
-                           "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
-                           "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier().fit(X, y)\n"
-                           "accuracy = float(score)"], name="m.ipynb")
+    path = write_notebook(
+        [
+            ("parameters", "score = 0.8"),
+            "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
+            "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier().fit(X, y)\n"
+            "accuracy = float(score)",
+        ],
+        name="m.ipynb",
+    )
     for score in (0.8, 0.9):
         assert build(path, store, params={"score": score}).ok
     _page(app, "compare", model="m", versions="1,2")
@@ -177,9 +184,13 @@ def test_compare_from_query_params_and_promote_with_confirmation(app: AppTest, s
 def test_rollback_from_the_version_page_with_confirmation(app: AppTest, store: Store, write_notebook) -> None:
     import handoff
 
-    path = write_notebook(["from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
-                           "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier().fit(X, y)"],
-                          name="r.ipynb")
+    path = write_notebook(
+        [
+            "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
+            "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier().fit(X, y)"
+        ],
+        name="r.ipynb",
+    )
     for _ in range(2):
         assert build(path, store).ok
     handoff.promote("r", 1, store=store)
