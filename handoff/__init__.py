@@ -32,6 +32,7 @@ _LAZY = {
     "build": "handoff.build",
     "BuildOptions": "handoff.build",
     "BuildResult": "handoff.build",
+    "BuildRecord": "handoff.record",
     "BuildEvent": "handoff.events",
     "CheckConfig": "handoff.check_config",
     "CheckReport": "handoff.checklist",
@@ -59,6 +60,7 @@ __all__ = [
     "BuildEvent",
     "BuildFailure",
     "BuildOptions",
+    "BuildRecord",
     "BuildResult",
     "CheckConfig",
     "CheckReport",
@@ -115,6 +117,7 @@ if TYPE_CHECKING:
         verify_store,
     )
     from handoff.package import VerifyReport, verify
+    from handoff.record import BuildRecord
     from handoff.store import Store, VersionRecord, open_store
 
 

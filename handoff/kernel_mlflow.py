@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from handoff.kernel_models import Candidate, is_model
+from handoff.layout import NOTEBOOK_RUN_DIR
 from handoff.uris import local_path, sqlite_uri
 
 DB_NAME = "mlflow.db"
@@ -69,7 +70,7 @@ def export_run(workdir: Path, out: Path) -> tuple[dict[str, Any] | None, list[Ca
         "model": None,
         "artifacts": [],
     }
-    target = out / "notebook_run"
+    target = out / NOTEBOOK_RUN_DIR
     target.mkdir(parents=True, exist_ok=True)
     warnings = _copy_artifacts(run.info.artifact_uri, target / "artifacts", exported)
     candidates = []

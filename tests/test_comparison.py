@@ -51,6 +51,17 @@ def test_params_metrics_and_directions(project: Path, store: Store) -> None:
     assert {r["metric"]: r for r in flipped.metrics}["rmse"]["deltas"]["v1"]["better"] is True
 
 
+def test_compare_calls_better_what_the_gate_calls_better(project: Path, store: Store) -> None:
+    """A direction set in the checklist settings (accuracy here: lower is better) holds for compare too."""
+    settings = {"greater_is_better": {"accuracy": False}, "gate": True}
+    assert build(project / "m.ipynb", store, checks=settings).ok
+    handoff.promote("m", 1, store=store)
+    second = build(project / "m.ipynb", store, params={"acc": 0.7}, checks=settings)
+    assert second.ok  # the gate: accuracy 0.8 -> 0.7 is no regression when lower is better
+    accuracy = next(r for r in handoff.compare("m", [1, 2], store=store).metrics if r["metric"] == "accuracy")
+    assert accuracy["greater_is_better"] is False and accuracy["deltas"]["v2"]["better"] is True
+
+
 def test_edited_cell_changed_data_and_failed_version(project: Path, store: Store) -> None:
     build(project / "m.ipynb", store)
     nb = nbformat.read(project / "m.ipynb", as_version=4)
