@@ -53,7 +53,7 @@ def test_params_metrics_and_directions(project: Path, store: Store) -> None:
 
 def test_compare_calls_better_what_the_gate_calls_better(project: Path, store: Store) -> None:
     """A direction set in the checklist settings (accuracy here: lower is better) holds for compare too."""
-    settings = {"greater_is_better": {"accuracy": False}, "gate": True}
+    settings = {"greater_is_better": {"accuracy": False, "acc": False}, "gate": True}
     assert build(project / "m.ipynb", store, checks=settings).ok
     handoff.promote("m", 1, store=store)
     second = build(project / "m.ipynb", store, params={"acc": 0.7}, checks=settings)
