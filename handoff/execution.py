@@ -37,6 +37,7 @@ from handoff.errors import (
 )
 from handoff.events import BuildEvent, EventCallback
 from handoff.inspection import NotebookSource
+from handoff.missing_modules import explain, missing_module
 from handoff.output_limits import ENGINE_NAME, OutputBudget, OutputLimits
 from handoff.workdirs import private_dir
 
@@ -422,4 +423,6 @@ def _cell_error(cell: nbformat.NotebookNode, output: nbformat.NotebookNode, kern
             ename=ename,
             traceback=tb,
         )
-    return CellExecutionFailure("execute", f"{ename}: {evalue}", cell=_position(cell), ename=ename, traceback=tb)
+    module = missing_module(ename, evalue)
+    detail = explain(module) if module else f"{ename}: {evalue}"
+    return CellExecutionFailure("execute", detail, cell=_position(cell), ename=ename, traceback=tb)
