@@ -198,7 +198,7 @@ class ArtifactChecker:
         except (BrokenPipeError, OSError) as exc:
             raise RuntimeError(f"the check process exited early ({exc})") from exc
         while not output.exists():
-            if self._process.poll() is not None:
+            if self._process.poll() is not None and not output.exists():  # answered, then exited at EOF
                 tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
                 raise RuntimeError(f"the check process failed (exit {self._process.returncode}): {tail[0][:300]}")
             if time.monotonic() > deadline:
