@@ -90,6 +90,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="output the whole notebook keeps (default %(default)g)",
     )
+    packages = build.add_argument_group(
+        "build environment (a requirements.txt or pyproject.toml beside the notebook is used by default)"
+    )
+    packages.add_argument(
+        "--requirements",
+        metavar="FILE",
+        help="run the notebook in a virtualenv made from this requirements.txt or pyproject.toml (cached)",
+    )
+    packages.add_argument(
+        "--with",
+        dest="with_packages",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="add this package to the build environment (repeatable; e.g. --with seaborn)",
+    )
     sandboxing = build.add_argument_group("sandbox (see docs/security.md)")
     sandboxing.add_argument(
         "--allow-network",
@@ -337,6 +353,8 @@ def _build(args: argparse.Namespace) -> int:
             max_disk_gib=args.max_disk,
             max_cell_output_mb=args.max_cell_output,
             max_output_mb=args.max_output,
+            requirements=args.requirements,
+            with_packages=tuple(args.with_packages),
         )
     finally:
         progress.close()

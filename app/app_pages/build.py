@@ -42,7 +42,8 @@ def chosen_notebook() -> tuple[NotebookSource | None, dict[str, bytes]]:
         return (load_notebook(common.SAMPLES / sample) if sample else None), {}
     upload = st.file_uploader(f"Notebook (.ipynb, up to {limit} MB)", type=["ipynb"], key="notebook_upload")
     data = st.file_uploader(
-        "Data files it reads (optional; placed beside the notebook, so `pd.read_csv('data.csv')` works)",
+        "Data files it reads (optional; placed beside the notebook, so `pd.read_csv('data.csv')` works). "
+        "A `requirements.txt` here makes the build environment the notebook runs in.",
         accept_multiple_files=True,
         key="data_upload",
     )
