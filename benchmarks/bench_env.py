@@ -7,7 +7,7 @@ build's wall time, its ``environment`` stage and its overhead against the baseli
 The cold figure depends on uv's own package cache (``~/.cache/uv``): warm on a machine that has
 installed these packages before, a download otherwise.
 
-    .venv/bin/python benchmarks/bench_env.py [--runs 3] [--notebook PATH] [--package scikit-learn]
+    [BENCH_ENV_PACKAGE=scikit-learn] .venv/bin/python benchmarks/bench_env.py [--runs 3] [--notebook PATH]
 """
 
 from __future__ import annotations
@@ -34,25 +34,33 @@ def timed_build(notebook: Path, store: handoff.Store, **options: object) -> tupl
 
 
 def main() -> None:
-    args = arguments(__doc__ or "", runs=3)
+    args = arguments(__doc__ or "")
     package = os.environ.get("BENCH_ENV_PACKAGE", "scikit-learn")
     with tempfile.TemporaryDirectory(prefix="bench-env-") as tmp:
         os.environ["HANDOFF_ENVS"] = str(Path(tmp) / "envs")  # an empty cache: the first build makes it
         store = handoff.open_store(Path(tmp) / "store")
         store.list_models()  # create the database outside the measured runs
         timed_build(args.notebook, store)  # warm up imports and the kernel's first start
-        baseline = statistics.median(timed_build(args.notebook, store)[0] for _ in range(args.runs))
-        rows = [("no requirements (baseline, median)", baseline, 0.0, None)]
+        first = timed_build(args.notebook, store)[0]
         cold = timed_build(args.notebook, store, with_packages=(package,))
-        rows.append((f"--with {package}: cold (env made)", *cold))
-        warm = [timed_build(args.notebook, store, with_packages=(package,)) for _ in range(args.runs)]
-        for i, run in enumerate(warm, start=1):
-            rows.append((f"--with {package}: warm #{i} (env reused)", *run))
+        # interleaved, so a busy machine slows both alike
+        plain, warm = [first], []
+        for _ in range(args.runs):
+            warm.append(timed_build(args.notebook, store, with_packages=(package,)))
+            plain.append(timed_build(args.notebook, store)[0])
+    baseline = statistics.median(plain)
+    rows = [(f"no requirements (baseline, median of {len(plain)})", baseline, 0.0, None)]
+    rows.append((f"--with {package}: cold (env made)", *cold))
+    rows += [(f"--with {package}: warm #{i} (env reused)", *run) for i, run in enumerate(warm, start=1)]
     print(f"{'build':<42} {'wall s':>8} {'env stage s':>12} {'overhead s':>11}  created")
     for label, wall, stage, created in rows:
         print(f"{label:<42} {wall:8.2f} {stage:12.3f} {wall - baseline:11.2f}  {'' if created is None else created}")
     warm_stage = statistics.median(run[1] for run in warm)
-    print(f"environment stage: cold {cold[1]:.2f} s, warm median {warm_stage:.3f} s")
+    warm_wall = statistics.median(run[0] for run in warm)
+    print(
+        f"environment stage: cold {cold[1]:.2f} s, warm median {warm_stage:.3f} s; "
+        f"whole build over the baseline: cold {cold[0] - baseline:+.2f} s, warm median {warm_wall - baseline:+.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ from handoff.errors import BuildFailure, OptionError
 KERNEL_PACKAGES = ("ipykernel", "cloudpickle", "numpy")
 #: The marker written last into a complete env (an env without it is never used).
 MARKER = "handoff-env.json"
+#: How handoff makes an env; part of the cache key, so a change makes new envs instead of reusing old ones.
+ENV_LAYOUT = 2
 REQUIREMENTS_FILE = "requirements.txt"
 PYPROJECT_FILE = "pyproject.toml"
 #: Seconds one ``uv`` call may take (a resolve or an install).
@@ -308,7 +310,12 @@ def env_key(python_version: str, pins: Iterable[str]) -> str:
     import handoff
 
     digest = hashlib.sha256()
-    for part in (f"python {python_version}", f"handoff {Path(handoff.__file__).resolve().parent}", *sorted(pins)):
+    for part in (
+        f"layout {ENV_LAYOUT}",
+        f"python {python_version}",
+        f"handoff {Path(handoff.__file__).resolve().parent}",
+        *sorted(pins),
+    ):
         digest.update(part.encode() + b"\n")
     return digest.hexdigest()[:20]
 
@@ -417,7 +424,17 @@ def _create(target: Path, python: str, pins: tuple[str, ...], spec: EnvironmentS
         _uv(["venv", "--relocatable", "-q", "--python", python, str(building)], "creating the virtualenv")
         (building / "requirements.lock").write_text("\n".join(pins) + "\n")
         _uv(
-            ["pip", "install", "-q", "--python", str(_python_of(building)), "-r", str(building / "requirements.lock")],
+            # bytecode now: the kernel sees the env read-only and would compile every module at each start
+            [
+                "pip",
+                "install",
+                "-q",
+                "--compile-bytecode",
+                "--python",
+                str(_python_of(building)),
+                "-r",
+                str(building / "requirements.lock"),
+            ],
             "installing the requirements",
         )
         # handoff's own package (not its dependencies): the kernel-side capture imports it

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -74,14 +76,15 @@ def test_requirements_beside_the_notebook_make_an_env_reused_by_the_next_build(
     monkeypatch.setenv("HANDOFF_HOME", str(home))
     monkeypatch.delenv("HANDOFF_ENVS")
     path = write_notebook([USES_SIX, NUMPY_MODEL], directory=tmp_path / "project")
-    (path.parent / "requirements.txt").write_text("six  # a small pure-Python package\n")
+    # numpy pinned below handoff's own: the version's pins must come from the env the kernel ran in
+    (path.parent / "requirements.txt").write_text("six  # a small pure-Python package\nnumpy==2.3.5\n")
     events: list[tuple[str, str]] = []
 
     first = build(path, store, name="sixer", on_event=lambda e: events.append((e.stage, e.message)))
     assert first.ok, first.error
     env = first.record.inputs.build_environment
     assert env is not None and env.created
-    assert env.requirements == ("six",) and env.sources == ("requirements.txt beside the notebook",)
+    assert env.requirements == ("six", "numpy==2.3.5") and env.sources == ("requirements.txt beside the notebook",)
     assert any(p.startswith("six==") for p in env.pins) and any(p.startswith("ipykernel==") for p in env.pins)
     env_dir = home / "envs" / env.key
     assert f"prefix {env_dir}" in _printed(first.notebook)  # the kernel ran on the env's Python
@@ -93,6 +96,9 @@ def test_requirements_beside_the_notebook_make_an_env_reused_by_the_next_build(
         p.split("==")[1] for p in env.pins if p.startswith("six==")
     )
     assert "mlflow" not in kernel_env.installed and "scikit-learn" not in kernel_env.installed
+    assert kernel_env.installed["numpy"] == "2.3.5"
+    assert first.model is not None and first.model.saved is not None
+    assert "numpy==2.3.5" in first.model.saved.requirements
     marker = (env_dir / environments.MARKER).stat()
 
     second = build(path, store, name="sixer")
@@ -126,6 +132,16 @@ def test_a_broken_requirements_file_fails_at_the_environment_stage_and_records_n
     assert result.notebook is None and "execute" not in result.timings
     assert store.list_models() == []
     assert _leftovers(Path(os.environ["HANDOFF_ENVS"])) == []
+
+
+def test_two_builds_wanting_the_same_env_make_it_once(tmp_path: Path) -> None:
+    spec = EnvironmentSpec(("six",), ("test",))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ready = list(pool.map(lambda _: environments.prepare(spec, lambda m: None, cache=tmp_path), range(2)))
+    assert ready[0].path == ready[1].path and sorted(r.created for r in ready) == [False, True]
+    assert _leftovers(tmp_path) == [] and len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2  # env, index
+    done = subprocess.run([str(ready[0].python), "-c", "import six, handoff.kernel_capture"], capture_output=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_failed_install_leaves_no_half_made_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
