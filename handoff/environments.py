@@ -8,7 +8,8 @@ them with ``uv``, instead of handoff's own environment. The requirements are res
 ``HANDOFF_HOME/envs/<key>`` (``$HANDOFF_ENVS`` overrides the folder), keyed by the Python, handoff's
 source folder and the resolved pins, so a second build with the same requirements reuses it.
 
-An env is made in a temporary folder beside the cache and renamed into place when complete (a
+Only wheels are installed (``--no-build``): building a source distribution runs its code, and uv
+runs outside the sandbox. An env is made in a temporary folder beside the cache and renamed into place when complete (a
 failed install leaves nothing in the cache), under a lock file (two builds wanting the same env
 make it once). It holds the resolved requirements, what handoff's kernel-side capture needs
 (``ipykernel``, ``cloudpickle``, ``numpy``) and handoff's own package, linked into its
@@ -298,7 +299,19 @@ def resolve(spec: EnvironmentSpec, python: str, workdir: Path) -> tuple[str, ...
     pinned = workdir / "requirements.lock"
     pinned.write_text(_own_versions())  # an existing output file: uv prefers its versions
     _uv(
-        ["pip", "compile", str(given), "-o", str(pinned), "--python", python, "--no-header", "--no-annotate", "-q"],
+        [
+            "pip",
+            "compile",
+            str(given),
+            "-o",
+            str(pinned),
+            "--python",
+            python,
+            "--no-header",
+            "--no-annotate",
+            "--no-build",
+            "-q",
+        ],
         "resolving the requirements",
     )
     return tuple(
@@ -405,9 +418,10 @@ def _remember(cache: Path, spec: EnvironmentSpec, python_version: str, key: str)
     if index.exists() and index.read_text().strip() == key:
         return
     index.parent.mkdir(exist_ok=True)
-    partial = index.with_name(f".{index.name}.{os.getpid()}")
-    partial.write_text(key)
-    partial.replace(index)
+    handle, partial = tempfile.mkstemp(prefix=f".{index.name}.", dir=index.parent)
+    with os.fdopen(handle, "w") as out:
+        out.write(key)
+    os.replace(partial, index)
 
 
 def _python_of(env: Path) -> Path:
@@ -430,6 +444,7 @@ def _create(target: Path, python: str, pins: tuple[str, ...], spec: EnvironmentS
                 "install",
                 "-q",
                 "--compile-bytecode",
+                "--no-build",
                 "--python",
                 str(_python_of(building)),
                 "-r",
