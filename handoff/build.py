@@ -561,6 +561,7 @@ def _check(
         champion=plan.champion,
         rerun=(lambda: _rerun(plan, ws, run.capture_dir)) if saved else None,
         fidelity=fidelity if fidelity.exists() else None,
+        hidden=plan.hidden,
     )
     report = run_checklist(context, ws.checker)
     write_report(report, ws.staging / layout.CHECKS_DIR)

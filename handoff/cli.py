@@ -162,6 +162,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="PATH", help="file or folder (default: ./MODEL-vVERSION.zip)")
     export.add_argument("--force", action="store_true", help="export a version whose checklist failed")
     export.add_argument(
+        "--verify-env",
+        action="store_true",
+        help="then install the package's requirements.txt alone into a new virtualenv and predict there "
+        "(env.rebuilds); exit 1 when it does not",
+    )
+    export.add_argument(
         "--strip-outputs",
         action="store_true",
         help="ship the executed notebook (and its HTML report) without the cells' outputs",
@@ -239,6 +245,12 @@ def _checklist_flags(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--skip", action="append", default=[], metavar="CHECK_ID", help="do not run this check")
     sub.add_argument(
+        "--verify-env",
+        action="store_true",
+        default=None,
+        help="check env.rebuilds: the package's requirements.txt alone, in a new virtualenv, loads and runs the model",
+    )
+    sub.add_argument(
         "--allow-secrets",
         metavar="REASON",
         help="let notebook.secrets pass despite likely secrets; the reason is recorded",
@@ -252,6 +264,7 @@ def _checklist_settings(args: argparse.Namespace) -> dict[str, Any]:
         "tests": args.tests,
         "skip": args.skip,
         "reproduce": getattr(args, "reproduce", None),
+        "verify_env": args.verify_env,
         "allow_secrets": args.allow_secrets,
     }
 
@@ -455,7 +468,30 @@ def _export(args: argparse.Namespace) -> int:
         )
         if result.status != "passed":
             sys.stderr.write("handoff: warning: this version FAILED its checklist (exported with --force)\n")
+    if args.verify_env:
+        rebuilt = _rebuild_package(Path(result.path), args.store)
+        sys.stderr.write(f"env.rebuilds: {'passed' if rebuilt.ok else 'FAILED'}: {rebuilt.message}\n")
+        if not rebuilt.ok:
+            return EXIT_FAILED
     return EXIT_OK
+
+
+def _rebuild_package(package: Path, store: str | None) -> Any:
+    """env.rebuilds on an exported zip: its ``model/`` folder in a new env from its own requirements."""
+    import tempfile
+    import zipfile
+
+    from handoff.environments import rebuild_and_predict
+    from handoff.store import default_home, open_store
+
+    with tempfile.TemporaryDirectory(prefix="handoff-verify-env-") as scratch:
+        with zipfile.ZipFile(package) as archive:  # the package's one top folder holds model/
+            names = [n for n in archive.namelist() if n.split("/")[1:2] == ["model"]]
+            archive.extractall(scratch, names)
+        if not names:
+            raise handoff.OptionError(f"{package} holds no model/ folder")
+        hidden = (*open_store(store).local_paths(), default_home())
+        return rebuild_and_predict(Path(scratch) / names[0].split("/")[0] / "model", hidden=hidden)
 
 
 def _print_comparison(data: dict[str, Any]) -> None:

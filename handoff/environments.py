@@ -428,8 +428,11 @@ def _python_of(env: Path) -> Path:
     return env / "bin" / "python"
 
 
-def _create(target: Path, python: str, pins: tuple[str, ...], spec: EnvironmentSpec) -> None:
-    """Make the env in a temporary folder beside ``target`` and rename it into place when complete."""
+def _create(
+    target: Path, python: str, pins: tuple[str, ...], spec: EnvironmentSpec, *, for_kernel: bool = True
+) -> None:
+    """Make the env in a temporary folder beside ``target`` and rename it into place when complete
+    (``for_kernel``: with handoff's package linked in and bytecode compiled, for a read-only kernel)."""
     import handoff
 
     shutil.rmtree(target, ignore_errors=True)  # a folder without the marker: not ours to keep
@@ -443,7 +446,7 @@ def _create(target: Path, python: str, pins: tuple[str, ...], spec: EnvironmentS
                 "pip",
                 "install",
                 "-q",
-                "--compile-bytecode",
+                *(["--compile-bytecode"] if for_kernel else []),
                 "--no-build",
                 "--python",
                 str(_python_of(building)),
@@ -453,8 +456,9 @@ def _create(target: Path, python: str, pins: tuple[str, ...], spec: EnvironmentS
             "installing the requirements",
         )
         # handoff's own package (not its dependencies): the kernel-side capture imports it
-        site = _site_packages(building)
-        (site / "handoff").symlink_to(Path(handoff.__file__).resolve().parent, target_is_directory=True)
+        if for_kernel:
+            site = _site_packages(building)
+            (site / "handoff").symlink_to(Path(handoff.__file__).resolve().parent, target_is_directory=True)
         (building / MARKER).write_text(
             json.dumps({"requirements": list(spec.requirements), "sources": list(spec.sources), "pins": list(pins)})
         )
@@ -469,3 +473,108 @@ def _site_packages(env: Path) -> Path:
     if not found:
         raise EnvironmentFailure("environment", f"the virtualenv {env} has no site-packages folder")
     return found[0]
+
+
+# --- env.rebuilds: the package's own requirements.txt, alone ------------------------------------
+
+#: Loads the model with MLflow's pyfunc and predicts its stored input example; prints the row count.
+PROBE = """
+import sys
+import mlflow.pyfunc
+from mlflow.models import Model
+
+model_dir = sys.argv[1]
+example = Model.load(model_dir).load_input_example(model_dir)
+if example is None:
+    sys.exit("the model has no stored input example")
+print(len(mlflow.pyfunc.load_model(model_dir).predict(example)))
+"""
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What ``rebuild_and_predict`` found: whether the model predicted there, and one line saying so."""
+
+    ok: bool
+    message: str
+    key: str = ""
+    created: bool = False
+    seconds: float = 0.0
+
+
+def rebuild_and_predict(
+    model_dir: Path,
+    *,
+    hidden: Iterable[Path] = (),
+    cache: Path | None = None,
+    timeout: float = 600.0,
+    python: str | None = None,
+) -> Rebuilt:
+    """Install only ``model_dir/requirements.txt`` into a fresh virtualenv (uv, cached by those pins)
+    and load the model and predict its input example there, in the sandbox: proof that an engineer
+    can install the package from what it declares."""
+    from handoff import sandbox
+    from handoff.workdirs import private_dir
+
+    started = time.monotonic()
+    requirements = model_dir / "requirements.txt"
+    if not requirements.is_file():
+        return Rebuilt(False, "the model has no requirements.txt to rebuild its environment from")
+    pins = parse_requirements(requirements.read_text(), requirements.name)
+    cache = cache or envs_dir()
+    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = "package-" + env_key(".".join(str(v) for v in sys.version_info[:3]), pins)
+    target = cache / key
+    created = False
+    try:
+        if not (target / MARKER).exists():
+            with open(cache / f"{key}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not (target / MARKER).exists():
+                    _create(
+                        target,
+                        python or sys.executable,
+                        pins,
+                        EnvironmentSpec(pins, ("the package",)),
+                        for_kernel=False,
+                    )
+                    created = True
+    except EnvironmentFailure as exc:
+        return Rebuilt(
+            False, f"its requirements do not install: {exc.detail}", key, created, time.monotonic() - started
+        )
+    workdir = private_dir("check")
+    policy = sandbox.Policy()
+    try:
+        command = sandbox.command(
+            [str(_python_of(target)), "-c", PROBE, str(model_dir)],
+            workdir,
+            policy,
+            readable=(model_dir, target),
+            hidden=tuple(hidden),
+        )
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={k: v for k, v in sandbox.environment(os.environ, workdir, policy).items() if k != "PYTHONPATH"},
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return Rebuilt(False, f"loading and predicting took longer than {timeout:g}s", key, created)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        return Rebuilt(
+            False, f"in a new env from its requirements.txt: {lines[-1] if lines else 'failed'}", key, created, seconds
+        )
+    return Rebuilt(
+        True,
+        f"loads and predicts {done.stdout.strip()} example rows in a new env from its {len(pins)} requirements",
+        key,
+        created,
+        seconds,
+    )

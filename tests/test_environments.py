@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -222,3 +223,40 @@ def test_where_requirements_come_from(tmp_path: Path) -> None:
 def test_pip_install_lines(line: str, packages: tuple[str, ...]) -> None:
     found = pip_installs(notebook([line]))
     assert found == ([(1, packages)] if packages else [])
+
+
+@pytest.mark.kernel
+def test_verify_env_rebuilds_the_package_from_its_requirements_and_fails_without_a_pin(
+    iris_notebook: Path, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = build(iris_notebook, store, checks={"verify_env": True})
+    assert result.ok, result.error
+    assert result.checks is not None
+    check = next(r for r in result.checks.results if r.id == "env.rebuilds")
+    assert check.status == "passed", check.message
+    assert "loads and predicts 5 example rows in a new env" in check.message
+
+    # the exported package passes too (the env is cached by its pins: reused, not made again) ...
+    target = tmp_path / "iris.zip"
+    code = main(["export", "iris", "1", "-o", str(target), "--store", _home(store), "--verify-env"])
+    err = capsys.readouterr().err
+    assert code == 0 and "env.rebuilds: passed" in err, err
+    # ... and a package whose requirements.txt lost a pin fails, naming what is missing (mlflow: every
+    # other pin of this model is also one of mlflow's own dependencies, so dropping it alone still loads)
+    model_dir = tmp_path / "unpacked"
+    with zipfile.ZipFile(target) as archive:
+        archive.extractall(model_dir, [n for n in archive.namelist() if n.startswith("iris-v1/model/")])
+    requirements = model_dir / "iris-v1" / "model" / "requirements.txt"
+    requirements.write_text(
+        "".join(line + "\n" for line in requirements.read_text().splitlines() if not line.startswith("mlflow"))
+    )
+    rebuilt = environments.rebuild_and_predict(model_dir / "iris-v1" / "model")
+    assert not rebuilt.ok and "No module named 'mlflow'" in rebuilt.message, rebuilt.message
+
+
+def test_verify_env_is_off_by_default(iris_notebook: Path) -> None:
+    from handoff.check_config import CheckConfig
+    from handoff.checks import get
+
+    assert not CheckConfig().verify_env
+    assert get("env.rebuilds").optional

@@ -80,6 +80,9 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
             gate = st.checkbox("Gate: no metric may be worse than the champion's")
             skip = st.multiselect("Skip checks", check_ids())
             reproduce = st.checkbox("Check reproducibility (runs the notebook a second time)")
+            verify_env = st.checkbox(
+                "Check the package installs from its own requirements.txt (env.rebuilds: a new virtualenv)"
+            )
             timeout = st.number_input("Whole-run limit (seconds)", min_value=5, value=int(limits.timeout), step=60)
             cell_timeout = st.number_input(
                 "Per-cell limit (seconds)", min_value=5, value=int(limits.cell_timeout), step=30
@@ -98,6 +101,7 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
         "gate": gate or None,
         "skip": skip,
         "reproduce": reproduce or None,
+        "verify_env": verify_env or None,
     }
     try:
         params = parse_params(source, raw, drop_defaults=True)
