@@ -1,6 +1,7 @@
 """The build: notebook in, recorded model version out.
 
-``build()`` is the list of stages (inspect, execute, capture, serialize, check, record, package);
+``build()`` is the list of stages (inspect, environment, execute, capture, serialize, check, record,
+package);
 each is one short function here that takes and returns typed values, timed by ``_Stages``. Bad
 input raises an ``InputError`` before anything runs; a notebook that fails is *not* an exception:
 the result carries the failure, the partly executed notebook is recorded with the failed build,
@@ -20,10 +21,11 @@ from typing import Any, TypeVar
 
 import nbformat
 
-from handoff import __version__, layout
+from handoff import __version__, environments, layout
 from handoff.capture import Capture, read_capture
 from handoff.check_config import CheckConfig, resolve_config
 from handoff.checklist import ArtifactChecker, CheckContext, RerunResult, run_checklist, write_report
+from handoff.environments import EnvironmentFailure, EnvironmentSpec, ReadyEnvironment
 from handoff.errors import BuildFailure, ChecklistFailure, OptionError, RecordFailure, StoreError
 from handoff.events import BuildEvent, EventCallback, ignore_event
 from handoff.execution import ExecutionResult, execute, make_workdir
@@ -34,6 +36,7 @@ from handoff.package import build_package, package_name, render_report_html
 from handoff.record import (
     FAILED_STATUS,
     PASSED_STATUS,
+    BuildEnvironment,
     BuildError,
     BuildRecord,
     CheckReport,
@@ -69,6 +72,9 @@ class BuildOptions:
         max_cell_output_mb: Output one cell may keep in the executed notebook (MB); past it the
             head and tail are kept around a marker line, and the build warns.
         max_output_mb: The same for the whole notebook.
+        requirements: A ``requirements.txt`` or ``pyproject.toml`` to make the build environment from
+            (instead of one beside the notebook or uploaded with it).
+        with_packages: More requirements for the build environment (``--with PKG``).
     """
 
     timeout: float = 3600.0
@@ -82,9 +88,14 @@ class BuildOptions:
     max_disk_gib: float = 5.0
     max_cell_output_mb: float = 5.0
     max_output_mb: float = 50.0
+    requirements: str | None = None
+    with_packages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", tuple(self.env))
+        object.__setattr__(self, "with_packages", tuple(self.with_packages))
+        if self.requirements is not None:
+            object.__setattr__(self, "requirements", str(self.requirements))
         for name, unit in (
             ("timeout", "seconds"),
             ("cell_timeout", "seconds"),
@@ -199,6 +210,8 @@ class BuildPlan:
     store: Store
     files: Mapping[str, bytes]
     champion: VersionRecord | None = None
+    requirements: EnvironmentSpec = field(default_factory=lambda: EnvironmentSpec((), ()))
+    environment: ReadyEnvironment | None = None
 
     @property
     def hidden(self) -> tuple[Path, ...]:
@@ -306,6 +319,11 @@ def build(
         f"{plan.source.name}: {len(plan.source.notebook.cells)} cells, "
         f"{len(plan.parameters)} parameters; store {plan.store.uri}",
     )
+    if plan.requirements:
+        try:
+            plan = stages.run("environment", "preparing the build environment", _environment, plan, stages)
+        except EnvironmentFailure as exc:  # nothing ran: nothing is recorded
+            return _not_built(plan, exc, stages)
     with _Workspace(plan) as ws:
         run = stages.run("execute", f"starting a kernel for {plan.source.name}", _execute, plan, ws, stages)
         stages.timings["execute"] -= run.capture_seconds  # the capture cell ran in the kernel: its own stage
@@ -369,6 +387,19 @@ def _inspect(
             notebook_dir=source.path.resolve().parent if source.path else None,
         )
     )
+    requirements, pip_warnings = environments.find_spec(
+        source.notebook,
+        source.path.resolve().parent if source.path else None,
+        files or {},
+        options.requirements,
+        options.with_packages,
+    )
+    if pip_warnings:  # the pip install lines become comments: their packages go to the build env
+        source = dataclasses.replace(
+            source,
+            notebook=environments.without_pip_installs(source.notebook),
+            warnings=(*source.warnings, *pip_warnings),
+        )
     opened = store if isinstance(store, Store) else open_store(store)
     opened.connect()
     return BuildPlan(
@@ -381,6 +412,48 @@ def _inspect(
         opened,
         files or {},
         champion=opened.alias_version(model_name, "champion") if config.gate else None,
+        requirements=requirements,
+    )
+
+
+def _environment(plan: BuildPlan, stages: _Stages) -> BuildPlan:
+    """The virtualenv made from the notebook's requirements (from the cache when it was made before)."""
+    ready = environments.prepare(plan.requirements, lambda message: stages.announce("environment", message))
+    return dataclasses.replace(plan, environment=ready)
+
+
+def _build_environment(plan: BuildPlan) -> BuildEnvironment | None:
+    env = plan.environment
+    if env is None:
+        return None
+    spec = plan.requirements
+    return BuildEnvironment(spec.requirements, spec.sources, env.key, env.pins, env.created, round(env.seconds, 4))
+
+
+def _not_built(plan: BuildPlan, failure: BuildFailure, stages: _Stages) -> BuildResult:
+    """A build that stopped before anything ran (its environment could not be made): not recorded."""
+    stages.timings["total"] = time.monotonic() - stages.started
+    record = BuildRecord(
+        name=plan.name,
+        status=FAILED_STATUS,
+        handoff_version=__version__,
+        inputs=_inputs(plan, ""),
+        error=_error(failure),
+        warnings=plan.source.warnings,
+        timings={k: round(v, 4) for k, v in stages.timings.items()},
+    )
+    return BuildResult(record)
+
+
+def _inputs(plan: BuildPlan, kernel: str) -> Inputs:
+    return Inputs(
+        notebook=NotebookRef(plan.source.name, plan.source.sha256, str(plan.source.path) if plan.source.path else None),
+        parameters=plan.parameters,
+        options=plan.options.to_dict(),
+        sandbox=parse(SandboxInfo, plan.options.policy().describe()),
+        parameter_specs=tuple(parse(ParameterSpec, p.to_dict()) for p in plan.source.parameters or ()),
+        kernel=kernel,
+        build_environment=_build_environment(plan),
     )
 
 
@@ -400,6 +473,7 @@ def _execute(plan: BuildPlan, ws: _Workspace, stages: _Stages) -> ExecutionResul
         policy=options.policy(),
         hidden=plan.hidden,
         output_limits=options.output_limits,
+        python=plan.environment.python if plan.environment else None,
     )
 
 
@@ -448,16 +522,7 @@ def _make_record(
         name=plan.name,
         status=FAILED_STATUS if failure else PASSED_STATUS,
         handoff_version=__version__,
-        inputs=Inputs(
-            notebook=NotebookRef(
-                plan.source.name, plan.source.sha256, str(plan.source.path) if plan.source.path else None
-            ),
-            parameters=plan.parameters,
-            options=plan.options.to_dict(),
-            sandbox=parse(SandboxInfo, plan.options.policy().describe()),
-            parameter_specs=tuple(parse(ParameterSpec, p.to_dict()) for p in plan.source.parameters or ()),
-            kernel=run.kernel_name,
-        ),
+        inputs=_inputs(plan, run.kernel_name),
         outputs=Outputs(model=model)
         if capture is None
         else Outputs(
@@ -496,6 +561,7 @@ def _check(
         champion=plan.champion,
         rerun=(lambda: _rerun(plan, ws, run.capture_dir)) if saved else None,
         fidelity=fidelity if fidelity.exists() else None,
+        hidden=plan.hidden,
     )
     report = run_checklist(context, ws.checker)
     write_report(report, ws.staging / layout.CHECKS_DIR)
@@ -580,6 +646,7 @@ def _rerun(plan: BuildPlan, ws: _Workspace, baseline_dir: Path) -> RerunResult:
             policy=options.policy(),
             hidden=plan.hidden,
             output_limits=options.output_limits,
+            python=plan.environment.python if plan.environment else None,
         )
         if run.failure is not None:
             return RerunResult(run.failure.message, {})

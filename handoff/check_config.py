@@ -82,6 +82,8 @@ class CheckConfig:
         skip: Check ids not to run.
         reproduce: Run the optional ``reproducible`` check (a second run of the notebook).
         reproduce_tolerance: Absolute tolerance on metrics and predictions when reproducing.
+        verify_env: Run the optional ``env.rebuilds`` check (the package's requirements installed
+            alone into a new virtualenv, where the model must load and predict).
         latency_budget_ms: ``model.latency`` budget for the p95 of single-row predictions.
         size_budget_mb: ``model.size`` budget for the saved model.
         allow_secrets: Why likely secrets in the notebook are acceptable (``notebook.secrets`` then
@@ -99,6 +101,7 @@ class CheckConfig:
     skip: tuple[str, ...] = ()
     reproduce: bool = False
     reproduce_tolerance: float = 1e-6
+    verify_env: bool = False
     latency_budget_ms: float = 100.0
     size_budget_mb: float = 500.0
     allow_secrets: str | None = None
@@ -143,7 +146,7 @@ def _from_mapping(data: Mapping[str, Any], origin: str, base: CheckConfig) -> Ch
             changes[key] = tuple(dict.fromkeys([*base.skip, *ids]))
         elif key in ("tests", "gate_metrics"):
             changes[key] = tuple(str(v) for v in _as_list(value, key, origin))
-        elif key in ("gate", "reproduce"):
+        elif key in ("gate", "reproduce", "verify_env"):
             if not isinstance(value, bool):
                 raise OptionError(f"{origin}: {key} must be true or false, got {value!r}")
             changes[key] = value

@@ -70,6 +70,7 @@ class CheckContext:
         version: The version number, for a re-check of a stored version.
         rerun: Runs the notebook again (``reproducible``), when that is possible.
         fidelity: The rows and in-kernel predictions ``model.fidelity`` compares the artifact against.
+        hidden: Paths a sandboxed check must not see (the store, handoff's home).
     """
 
     record: BuildRecord
@@ -81,6 +82,7 @@ class CheckContext:
     version: int | None = None
     rerun: Callable[[], RerunResult] | None = None
     fidelity: Path | None = None
+    hidden: tuple[Path, ...] = ()
 
     @property
     def metrics(self) -> dict[str, float]:

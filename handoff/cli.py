@@ -90,6 +90,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="output the whole notebook keeps (default %(default)g)",
     )
+    packages = build.add_argument_group(
+        "build environment (a requirements.txt or pyproject.toml beside the notebook is used by default)"
+    )
+    packages.add_argument(
+        "--requirements",
+        metavar="FILE",
+        help="run the notebook in a virtualenv made from this requirements.txt or pyproject.toml (cached)",
+    )
+    packages.add_argument(
+        "--with",
+        dest="with_packages",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="add this package to the build environment (repeatable; e.g. --with seaborn)",
+    )
     sandboxing = build.add_argument_group("sandbox (see docs/security.md)")
     sandboxing.add_argument(
         "--allow-network",
@@ -145,6 +161,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("version")
     export.add_argument("-o", "--output", metavar="PATH", help="file or folder (default: ./MODEL-vVERSION.zip)")
     export.add_argument("--force", action="store_true", help="export a version whose checklist failed")
+    export.add_argument(
+        "--verify-env",
+        action="store_true",
+        help="then install the package's requirements.txt alone into a new virtualenv and predict there "
+        "(env.rebuilds); exit 1 when it does not",
+    )
     export.add_argument(
         "--strip-outputs",
         action="store_true",
@@ -223,6 +245,12 @@ def _checklist_flags(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--skip", action="append", default=[], metavar="CHECK_ID", help="do not run this check")
     sub.add_argument(
+        "--verify-env",
+        action="store_true",
+        default=None,
+        help="check env.rebuilds: the package's requirements.txt alone, in a new virtualenv, loads and runs the model",
+    )
+    sub.add_argument(
         "--allow-secrets",
         metavar="REASON",
         help="let notebook.secrets pass despite likely secrets; the reason is recorded",
@@ -236,6 +264,7 @@ def _checklist_settings(args: argparse.Namespace) -> dict[str, Any]:
         "tests": args.tests,
         "skip": args.skip,
         "reproduce": getattr(args, "reproduce", None),
+        "verify_env": args.verify_env,
         "allow_secrets": args.allow_secrets,
     }
 
@@ -337,6 +366,8 @@ def _build(args: argparse.Namespace) -> int:
             max_disk_gib=args.max_disk,
             max_cell_output_mb=args.max_cell_output,
             max_output_mb=args.max_output,
+            requirements=args.requirements,
+            with_packages=tuple(args.with_packages),
         )
     finally:
         progress.close()
@@ -437,7 +468,30 @@ def _export(args: argparse.Namespace) -> int:
         )
         if result.status != "passed":
             sys.stderr.write("handoff: warning: this version FAILED its checklist (exported with --force)\n")
+    if args.verify_env:
+        rebuilt = _rebuild_package(Path(result.path), args.store)
+        sys.stderr.write(f"env.rebuilds: {'passed' if rebuilt.ok else 'FAILED'}: {rebuilt.message}\n")
+        if not rebuilt.ok:
+            return EXIT_FAILED
     return EXIT_OK
+
+
+def _rebuild_package(package: Path, store: str | None) -> Any:
+    """env.rebuilds on an exported zip: its ``model/`` folder in a new env from its own requirements."""
+    import tempfile
+    import zipfile
+
+    from handoff.environments import rebuild_and_predict
+    from handoff.store import default_home, open_store
+
+    with tempfile.TemporaryDirectory(prefix="handoff-verify-env-") as scratch:
+        with zipfile.ZipFile(package) as archive:  # the package's one top folder holds model/
+            names = [n for n in archive.namelist() if n.split("/")[1:2] == ["model"]]
+            archive.extractall(scratch, names)
+        if not names:
+            raise handoff.OptionError(f"{package} holds no model/ folder")
+        hidden = (*open_store(store).local_paths(), default_home())
+        return rebuild_and_predict(Path(scratch) / names[0].split("/")[0] / "model", hidden=hidden)
 
 
 def _print_comparison(data: dict[str, Any]) -> None:

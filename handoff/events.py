@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-STAGES = ("inspect", "execute", "capture", "serialize", "check", "record", "package")
+STAGES = ("inspect", "environment", "execute", "capture", "serialize", "check", "record", "package")
 
 
 @dataclass(frozen=True)

@@ -102,22 +102,21 @@ def make_workdir(source: NotebookSource, files: Mapping[str, bytes] | None = Non
     return workdir
 
 
-def choose_kernel(notebook: nbformat.NotebookNode) -> tuple[str, str | None]:
-    """The kernel to run on, and a warning when it is not the one the notebook names."""
+def choose_kernel(notebook: nbformat.NotebookNode, python: Path | None = None) -> tuple[str, str | None]:
+    """The kernel to run on, and a warning when it is not the one the notebook names (``python``: the
+    build environment's interpreter, which every kernel runs on when there is one)."""
+    fallback = (
+        f"the build environment's Python ({python})" if python else f"the default Python kernel ({DEFAULT_KERNEL})"
+    )
     wanted = notebook.metadata.get("kernelspec", {}).get("name")
     if not wanted:
-        return DEFAULT_KERNEL, f"the notebook names no kernel; ran on the default Python kernel ({DEFAULT_KERNEL})"
+        return DEFAULT_KERNEL, f"the notebook names no kernel; ran on {fallback}"
     try:
         spec = KernelSpecManager().get_kernel_spec(wanted)
     except NoSuchKernel:
-        return DEFAULT_KERNEL, (
-            f"the notebook's kernel {wanted!r} is not installed; ran on the default Python kernel ({DEFAULT_KERNEL})"
-        )
+        return DEFAULT_KERNEL, f"the notebook's kernel {wanted!r} is not installed; ran on {fallback}"
     if (spec.language or "python").lower() != "python":
-        return DEFAULT_KERNEL, (
-            f"the notebook's kernel {wanted!r} is a {spec.language} kernel; "
-            f"ran on the default Python kernel ({DEFAULT_KERNEL})"
-        )
+        return DEFAULT_KERNEL, f"the notebook's kernel {wanted!r} is a {spec.language} kernel; ran on {fallback}"
     return wanted, None
 
 
@@ -135,17 +134,19 @@ def execute(
     policy: sandbox.Policy | None = None,
     hidden: tuple[Path, ...] = (),
     output_limits: OutputLimits | None = None,
+    python: Path | None = None,
 ) -> ExecutionResult:
     """Run the notebook in ``workdir`` with ``params`` injected; never raises for notebook failures.
 
     The kernel runs in the sandbox (``policy``); ``hidden`` are paths it must not see (the store).
-    Outputs are cut past ``output_limits`` as they arrive.
+    Outputs are cut past ``output_limits`` as they arrive. ``python``: a build environment's
+    interpreter the kernel runs on (default: the kernelspec's, i.e. handoff's own environment).
     """
     policy = policy or sandbox.Policy()
     started = started if started is not None else time.monotonic()
     run_started = time.monotonic()
     deadline = run_started + timeout
-    kernel_name, kernel_warning = choose_kernel(source.notebook)
+    kernel_name, kernel_warning = choose_kernel(source.notebook, python)
     capture_dir = workdir / CAPTURE_DIR
     capture_dir.mkdir(exist_ok=True)
     nb = _with_capture_cells(source.notebook, capture_dir, model_var)
@@ -199,7 +200,13 @@ def execute(
             on_cell_start=on_cell_start,
             shutdown_kernel="immediate",
             kernel_manager_class=_sandboxed_kernel_manager(
-                capture_dir / "kernel.log", workdir, policy, state, readable=_readable(source), hidden=hidden
+                capture_dir / "kernel.log",
+                workdir,
+                policy,
+                state,
+                readable=_readable(source),
+                hidden=hidden,
+                python=python,
             ),
             engine_name=ENGINE_NAME,
             output_budget=budget,
@@ -260,9 +267,13 @@ def _sandboxed_kernel_manager(
     *,
     readable: tuple[Path, ...],
     hidden: tuple[Path, ...],
+    python: Path | None = None,
 ) -> type:
     """A kernel manager over IPC sockets that starts the kernel in the sandbox, with a watchdog on
-    its limits, its stdout/stderr going to ``log_path``."""
+    its limits, its stdout/stderr going to ``log_path`` (on ``python``, a build env's, if given)."""
+    if python is not None:
+        env_dir = python.parent.parent
+        readable = (*readable, env_dir)
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -280,6 +291,10 @@ def _sandboxed_kernel_manager(
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             kw["env"] = sandbox.environment(kw.get("env") or {}, workdir, policy)
+            if python is not None:
+                kernel_cmd = _on_python(kernel_cmd, python)
+                kw["env"].pop("PYTHONPATH", None)
+                kw["env"].update(VIRTUAL_ENV=str(env_dir), PATH=f"{env_dir / 'bin'}:{kw['env'].get('PATH', '')}")
             wrapped = sandbox.command(
                 kernel_cmd, workdir, policy, hidden=hidden, readable=(*readable, Path(self.connection_file))
             )
@@ -293,6 +308,13 @@ def _sandboxed_kernel_manager(
             state["manager"] = (pid, sandbox.Watchdog(pid, workdir, policy.limits))
 
     return SandboxedKernelManager
+
+
+def _on_python(kernel_cmd: list[str], python: Path) -> list[str]:
+    """The kernel's command on the build environment's interpreter (whatever Python the spec names)."""
+    if "-f" in kernel_cmd[:-1]:
+        return [str(python), "-m", "ipykernel_launcher", "-f", kernel_cmd[kernel_cmd.index("-f") + 1]]
+    return [str(python), *kernel_cmd[1:]]
 
 
 def _end_sandbox(state: dict[str, Any]) -> None:

@@ -58,6 +58,27 @@ class SandboxInfo:
 
 
 @dataclass(frozen=True)
+class BuildEnvironment:
+    """The virtualenv the kernel ran in, made with uv from the notebook's requirements.
+
+    Attributes:
+        requirements: The requirements as given (files, ``--with``, ``pip install`` cells).
+        sources: Where they came from (``requirements.txt beside the notebook``, ``--with six``).
+        key: The cache key of the env (Python, handoff's source, the resolved pins).
+        pins: The resolved requirements it was made from.
+        created: ``True`` when this build made it, ``False`` when it was reused from the cache.
+        seconds: Time spent resolving and, when created, installing.
+    """
+
+    requirements: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    key: str = ""
+    pins: tuple[str, ...] = ()
+    created: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class Inputs:
     """What the build was given.
 
@@ -68,6 +89,8 @@ class Inputs:
         options: The build options (time limits, model variable, sandbox limits).
         sandbox: The sandbox as it was on this machine.
         kernel: The Jupyter kernel it ran on.
+        build_environment: The virtualenv made from the notebook's requirements it ran in;
+            ``None``: it ran in handoff's own environment.
     """
 
     notebook: NotebookRef
@@ -76,6 +99,7 @@ class Inputs:
     options: dict[str, Any] = field(default_factory=dict)
     sandbox: SandboxInfo | None = None
     kernel: str = ""
+    build_environment: BuildEnvironment | None = None
 
 
 @dataclass(frozen=True)

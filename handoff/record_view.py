@@ -146,6 +146,14 @@ def _data(record: BuildRecord) -> Section:
 def _environment(record: BuildRecord) -> Section:
     env, inputs = record.outputs.environment, record.inputs
     lines = [("python", (env.python if env else None) or "unknown"), ("kernel", inputs.kernel or "unknown")]
+    if (built := inputs.build_environment) is not None:
+        how = "made for this build" if built.created else "reused from the cache"
+        lines.append(
+            (
+                "build environment",
+                f"{len(built.pins)} packages from {', '.join(built.sources)} (env {built.key}, {how})",
+            )
+        )
     if inputs.sandbox is not None:
         limits = inputs.sandbox.limits
         memory = f", memory {limits['memory_bytes'] / 1024**3:g} GiB" if "memory_bytes" in limits else ""

@@ -242,17 +242,24 @@ def command(
     ]
     if not policy.allow_network:
         args.append("--unshare-net")
+    home = Path.home()
+    concealed = [*hidden, *(home / entry for entry in HIDDEN_HOME_ENTRIES)]
+    # a readable path inside a hidden one (a build env cached under HANDOFF_HOME) is mounted after
+    # the hiding, so only it shows through
+    inside = [p for p in readable if any(p.is_relative_to(h) for h in concealed)]
     for path in [*python_paths(cmd[0]), *readable]:
-        if path.exists() and path != Path("/"):
+        if path.exists() and path != Path("/") and path not in inside:
             args += ["--ro-bind", str(path), str(path)]
     for path in (workdir, *writable):
         args += ["--bind", str(path), str(path)]
-    home = Path.home()
-    for path in [*hidden, *(home / entry for entry in HIDDEN_HOME_ENTRIES)]:
+    for path in concealed:
         if path.is_dir():
             args += ["--tmpfs", str(path)]
         elif path.exists():
             args += ["--ro-bind", "/dev/null", str(path)]
+    for path in inside:
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
     # in a PID namespace the kernel's parent is pid 1: ipykernel would take that for its parent
     # (``JPY_PARENT_PID``, set by jupyter_client after our environment is made) having exited
     args += ["--unsetenv", "JPY_PARENT_PID", "--chdir", str(workdir), "--"]

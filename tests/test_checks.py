@@ -63,6 +63,7 @@ def test_registry_has_every_documented_check_in_order() -> None:
         "data.fingerprinted",
         "metrics.present",
         "reproducible",
+        "env.rebuilds",
     ]
     severities = {c.id: c.severity for c in checks.all_checks()}
     assert severities["model.loads"] == "blocking" and severities["model.latency"] == "warning"
@@ -291,7 +292,7 @@ def test_report_serialises_and_junit_counts_match() -> None:
     root = ET.fromstring(junit_xml(report).split("?>", 1)[1])
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
-    assert len(cases) == int(suite.get("tests")) == len(report.results) == 17
+    assert len(cases) == int(suite.get("tests")) == len(report.results) == 18
     assert (
         int(suite.get("failures"))
         == counts["failed"] + counts["warning"]

@@ -42,7 +42,8 @@ def chosen_notebook() -> tuple[NotebookSource | None, dict[str, bytes]]:
         return (load_notebook(common.SAMPLES / sample) if sample else None), {}
     upload = st.file_uploader(f"Notebook (.ipynb, up to {limit} MB)", type=["ipynb"], key="notebook_upload")
     data = st.file_uploader(
-        "Data files it reads (optional; placed beside the notebook, so `pd.read_csv('data.csv')` works)",
+        "Data files it reads (optional; placed beside the notebook, so `pd.read_csv('data.csv')` works). "
+        "A `requirements.txt` here makes the build environment the notebook runs in.",
         accept_multiple_files=True,
         key="data_upload",
     )
@@ -79,6 +80,9 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
             gate = st.checkbox("Gate: no metric may be worse than the champion's")
             skip = st.multiselect("Skip checks", check_ids())
             reproduce = st.checkbox("Check reproducibility (runs the notebook a second time)")
+            verify_env = st.checkbox(
+                "Check the package installs from its own requirements.txt (env.rebuilds: a new virtualenv)"
+            )
             timeout = st.number_input("Whole-run limit (seconds)", min_value=5, value=int(limits.timeout), step=60)
             cell_timeout = st.number_input(
                 "Per-cell limit (seconds)", min_value=5, value=int(limits.cell_timeout), step=30
@@ -97,6 +101,7 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
         "gate": gate or None,
         "skip": skip,
         "reproduce": reproduce or None,
+        "verify_env": verify_env or None,
     }
     try:
         params = parse_params(source, raw, drop_defaults=True)
