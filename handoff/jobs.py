@@ -35,10 +35,12 @@ class BuildJob:
         result: The ``BuildResult`` when done.
         error: The one-line message of an input error.
         started: ``time.time()`` at submission.
+        request: The build's keyword arguments, to build again with a change (e.g. a package added).
     """
 
     id: str
     label: str
+    request: dict[str, Any] = field(default_factory=dict)
     state: str = RUNNING
     events: list[BuildEvent] = field(default_factory=list)
     result: Any = None
@@ -66,7 +68,7 @@ class BuildJobs:
 
     def submit(self, label: str, build: Callable[..., Any], **kwargs: Any) -> BuildJob:
         """Start ``build(**kwargs, on_event=...)`` in a worker; returns the job at once."""
-        job = BuildJob(id=uuid.uuid4().hex[:12], label=label)
+        job = BuildJob(id=uuid.uuid4().hex[:12], label=label, request=dict(kwargs))
         with self._lock:
             self._jobs[job.id] = job
             for old in sorted(self._jobs.values(), key=lambda j: j.started)[: -self._keep]:

@@ -10,6 +10,7 @@ import common
 from handoff.errors import HandoffError
 from handoff.inspection import NotebookParameter, NotebookSource, load_notebook, parse_params
 from handoff.jobs import DONE, RUNNING
+from handoff.missing_modules import missing_module, package_for
 from handoff.record_view import sections
 
 st.title("Build a model version")
@@ -155,6 +156,23 @@ def live_progress(job_id: str) -> None:
     )
 
 
+def add_package_and_rebuild(job: Any) -> None:
+    """For a build that failed at an import: a button that adds the package and builds again."""
+    error = job.result.error
+    module = missing_module(error.ename, error.traceback or "") if error else None
+    if module is None:
+        return
+    package = package_for(module)
+    if st.button(f"Add {package} to the build environment and rebuild", type="primary"):
+        request = dict(job.request)
+        request["with_packages"] = (*request.get("with_packages", ()), package)
+        import handoff
+
+        again = jobs.submit(job.label, handoff.build, **request)
+        st.query_params["job"] = again.id
+        st.rerun()
+
+
 def show_result(result: Any) -> None:
     error = result.error
     if result.ok:
@@ -189,6 +207,7 @@ if job is not None:
     elif job.state == DONE:
         common.version_rows.clear()
         show_result(job.result)
+        add_package_and_rebuild(job)
     else:
         st.error(f"Cannot build: {job.error}")
     if st.button("Start another build"):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from handoff.inspection import load_notebook
 from handoff.store import Store
-from helpers import ROOT, SAMPLES, build, local_path
+from helpers import ROOT, SAMPLES, TRAIN_IRIS, build, local_path
 
 APP = str(ROOT / "app" / "streamlit_app.py")
 
@@ -120,6 +121,27 @@ def test_failed_build_shows_the_cell_and_the_error(app: AppTest, write_notebook)
     message = next(e.value for e in app.error)
     assert "Build failed" in message and "cell 3" in message and "ZeroDivisionError" in message
     assert any("y = x / 0" in c.value for c in app.code)
+
+
+def test_a_missing_import_offers_to_add_the_package_and_rebuild(
+    app: AppTest, write_notebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANDOFF_ENVS", str(tmp_path / "envs"))
+    path = write_notebook(["import pyfiglet\nbanner = pyfiglet.figlet_format('hi')", TRAIN_IRIS])
+    app.run()
+    app.file_uploader[0].set_value(("banner.ipynb", path.read_bytes(), "application/json")).run()
+    next(b for b in app.button if b.label == "Build").click().run()
+    _wait_for_result(app)
+    first = app.query_params["job"]
+    assert any("the notebook imports `pyfiglet`" in e.value for e in app.error), _texts(app)
+    next(b for b in app.button if b.label == "Add pyfiglet to the build environment and rebuild").click().run()
+    assert app.query_params["job"] != first
+    _wait_for_result(app)
+    # the second build ran in a build environment with pyfiglet: it got past that import, to the next one
+    # (a build environment holds only what was asked for: scikit-learn is the next package to add)
+    errors = " ".join(e.value for e in app.error)
+    assert "`pyfiglet`" not in errors and "the notebook imports `sklearn`" in errors, _texts(app)
+    assert any(b.label == "Add scikit-learn to the build environment and rebuild" for b in app.button)
 
 
 def test_versions_table_detail_and_compare(app: AppTest, store: Store) -> None:
