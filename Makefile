@@ -26,8 +26,9 @@ $(STAMPS)/install: pyproject.toml $(STAMPS)/system | $(BIN)/python
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (handoff)" >/dev/null
 	@mkdir -p $(STAMPS) && touch $@
 
+# `all`: every optional model flavor library (XGBoost, LightGBM, CatBoost, statsmodels, PyTorch CPU).
 $(STAMPS)/test-install: $(STAMPS)/install
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,all]'
 	@mkdir -p $(STAMPS) && touch $@
 
 setup: $(STAMPS)/install

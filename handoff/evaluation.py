@@ -105,6 +105,24 @@ def standard_metrics(task: str, y_true: Any, y_pred: Any, proba: Any = None, cla
     return {k: float(v) for k, v in found.items() if math.isfinite(float(v))}
 
 
+def answer_metrics(task: str, y_true: Any, y_pred: Any, proba: Any = None, classes: Any = None) -> dict[str, float]:
+    """``standard_metrics`` when the predictions are answers (one label or value per row); empty when
+    they are something else (per-class scores of a network, a Booster's probabilities)."""
+    import numpy as np
+
+    predicted = np.asarray(y_pred)
+    if predicted.ndim == 2 and predicted.shape[1] == 1:
+        predicted = predicted.ravel()
+    if predicted.ndim != 1:
+        return {}
+    if task == CLASSIFICATION and predicted.dtype.kind == "f" and not np.all(np.mod(predicted, 1) == 0):
+        return {}  # probabilities, not labels
+    try:
+        return standard_metrics(task, y_true, predicted, proba, classes)
+    except (ValueError, TypeError):  # labels of another kind than the target's
+        return {}
+
+
 def compare_predictions(expected: Any, actual: Any, rtol: float = 1e-6, atol: float = 1e-9) -> tuple[int, int, str]:
     """How many rows of ``actual`` differ from ``expected``: labels exactly, floats within tolerance.
 

@@ -37,6 +37,9 @@ from handoff.kernel_models import (
     is_fitted,
     is_model,
     model_files,
+    model_input,
+    native_library,
+    predict,
     type_name,
 )
 
@@ -305,7 +308,11 @@ def _split_pairs() -> list[tuple[str, str]]:
 
 
 def _task(model: Any) -> str | None:
-    """classification / regression / clustering / ..., as scikit-learn classifies the estimator."""
+    """classification / regression / clustering / ..., as scikit-learn classifies the estimator; for
+    another library's model (a Booster, a statsmodels results object), from its objective or family."""
+    native = _native_task(model)
+    if native is not None or native_library(model) is not None:
+        return native
     if "sklearn" not in sys.modules:
         return None
     from sklearn import base
@@ -322,6 +329,35 @@ def _task(model: Any) -> str | None:
                 }[name]
         except Exception:  # third-party estimators may not implement tags
             continue
+    return None
+
+
+#: Objective / model-family name prefixes that mean classification, and those that mean regression.
+_CLASSIFYING = ("binary", "multi", "multiclass", "cross_entropy", "logit", "probit", "mnlogit", "binomial")
+_REGRESSING = ("reg:", "regression", "huber", "fair", "poisson", "quantile", "mape", "gamma", "tweedie", "ols", "wls")
+
+
+def _native_task(model: Any) -> str | None:
+    """The task of a Booster (its objective) or a statsmodels results object (its model's family)."""
+    library = native_library(model)
+    try:
+        if library == "xgboost":
+            objective = str(json.loads(model.save_config())["learner"]["objective"]["name"])
+        elif library == "lightgbm":
+            objective = str(model.params.get("objective") or model.dump_model(num_iteration=0).get("objective", ""))
+        elif library == "statsmodels":
+            inner = model.model
+            family = getattr(inner, "family", None)
+            objective = type(family if family is not None else inner).__name__
+        else:
+            return None
+    except Exception:  # an unusual configuration: the task stays unknown
+        return None
+    objective = objective.lower()
+    if objective.startswith(_CLASSIFYING):
+        return evaluation.CLASSIFICATION
+    if objective.startswith(_REGRESSING) or objective in ("gaussian", "gls", "glsar"):
+        return evaluation.REGRESSION
     return None
 
 
@@ -395,21 +431,28 @@ def _evaluate(
             except Exception:  # some classifiers only have it for some settings
                 proba = None
         computed = (
-            evaluation.standard_metrics(task, y, shipped, proba, getattr(model, "classes_", None))
+            evaluation.answer_metrics(task, y, shipped, proba, getattr(model, "classes_", None))
             if task and shipped is not None
             else {}
         )
+        if not computed:  # scores or probabilities, not one answer per row: no label metrics to agree on
+            task = None
         info = {"source": f"{x_name}/{y_name}", "rows": n, "task": task, "metrics": sorted(computed)}
         cap = evaluation.FIDELITY_ROWS
         _keep_predictions(
-            path, info, reference, evaluation.head(X, cap), evaluation.head(expected, cap), evaluation.head(y, cap)
+            path,
+            info,
+            reference,
+            model_input(reference, evaluation.head(X, cap)),
+            evaluation.head(expected, cap),
+            evaluation.head(y, cap),
         )
         return computed, info
     expected = _predict(reference, example) if example is not None else None
     if expected is None:
         return {}, None
     info = {"source": "the input example", "rows": evaluation.rows(example), "task": None, "metrics": []}
-    _keep_predictions(path, info, reference, example, expected, None)
+    _keep_predictions(path, info, reference, model_input(reference, example), expected, None)
     return {}, info
 
 
@@ -426,7 +469,7 @@ def _keep_predictions(path: Path, info: dict[str, Any], reference: Any, X: Any, 
 def _predict(model: Any, X: Any) -> Any:
     """``model.predict(X)``, or ``None`` when the model does not take ``X`` (shape, columns, dtype)."""
     try:
-        predictions = model.predict(X)
+        predictions = predict(model, X)
     except Exception:
         return None
     return predictions if evaluation.rows(predictions) == evaluation.rows(X) else None
@@ -492,6 +535,7 @@ def _input_example(model: Any, namespace: dict[str, Any], path: Path) -> tuple[d
         example = value.head(INPUT_EXAMPLE_ROWS) if hasattr(value, "head") else value[:INPUT_EXAMPLE_ROWS]
         if n_features is None and not _predicts_on(model, example):
             continue
+        example = model_input(model, example)
         with open(path, "wb") as handle:
             pickle.dump(example, handle, protocol=5)
         return {"variable": name, "rows": int(example.shape[0]), "type": type_name(value)}, example
@@ -500,7 +544,7 @@ def _input_example(model: Any, namespace: dict[str, Any], path: Path) -> tuple[d
 
 def _predicts_on(model: Any, example: Any) -> bool:
     try:
-        return bool(len(model.predict(example)) == example.shape[0])
+        return bool(len(predict(model, example)) == example.shape[0])
     except Exception:  # the wrong shape or dtype: not the training input
         return False
 

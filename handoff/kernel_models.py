@@ -63,14 +63,58 @@ def type_name(value: Any) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def is_model(value: Any) -> bool:
+#: Fitted models of other libraries that have ``predict`` but no scikit-learn ``fit``, by the class (or a
+#: base class) they are instances of. Recognised by name: the core never imports these libraries.
+NATIVE_MODEL_CLASSES = {
+    "xgboost.core.Booster": "xgboost",
+    "lightgbm.basic.Booster": "lightgbm",
+    "statsmodels.base.wrapper.ResultsWrapper": "statsmodels",
+    "statsmodels.base.model.Results": "statsmodels",
+    "torch.nn.modules.module.Module": "torch",
+}
+#: statsmodels' unfitted models have ``fit`` and ``predict`` too: their results object is the model.
+_STATSMODELS_MODEL = "statsmodels.base.model.Model"
+
+
+def _class_paths(value: Any) -> list[str]:
     try:
+        return [f"{k.__module__}.{k.__qualname__}" for k in type(value).__mro__]
+    except Exception:
+        return []
+
+
+def native_library(value: Any) -> str | None:
+    """``xgboost``, ``lightgbm``, ``statsmodels`` or ``torch`` for a fitted model of that library that is
+    not a scikit-learn-style estimator (a Booster, a results object, a network), else ``None``."""
+    return next((NATIVE_MODEL_CLASSES[p] for p in _class_paths(value) if p in NATIVE_MODEL_CLASSES), None)
+
+
+def is_model(value: Any) -> bool:
+    """An estimator (``fit`` and ``predict``) or another library's fitted model (``native_library``)."""
+    try:
+        if native_library(value) is not None:
+            return True
         return callable(getattr(value, "fit", None)) and callable(getattr(value, "predict", None))
     except Exception:  # exotic objects (lazy proxies) may raise on attribute access
         return False
 
 
 def is_fitted(value: Any) -> bool:
+    library = native_library(value)
+    if library == "torch":  # a network is a model once it has weights (a loss function has none)
+        try:
+            return any(True for _ in value.parameters())
+        except Exception:
+            return False
+    if library is not None:  # boosters and statsmodels results exist only once trained
+        return True
+    if _STATSMODELS_MODEL in _class_paths(value):
+        return False
+    if callable(getattr(type(value), "is_fitted", None)) and type(value).__module__.startswith("catboost"):
+        try:
+            return bool(value.is_fitted())
+        except Exception:
+            return False
     if "sklearn" in sys.modules:
         from sklearn.exceptions import NotFittedError
         from sklearn.utils.validation import check_is_fitted
@@ -81,6 +125,42 @@ def is_fitted(value: Any) -> bool:
         except (NotFittedError, TypeError, AttributeError, ValueError):
             return False
     return any(k.endswith("_") and not k.startswith("_") for k in getattr(value, "__dict__", {}))
+
+
+def model_input(model: Any, X: Any) -> Any:
+    """``X`` as the saved model takes it: a PyTorch network gets a NumPy array of its weights' dtype
+    (its MLflow signature is taken from such an example); every other model takes ``X`` as it is."""
+    if native_library(model) != "torch":
+        return X
+    import numpy as np
+
+    if hasattr(X, "detach"):  # a tensor
+        X = X.detach().cpu().numpy()
+    weights = next(iter(model.parameters()), None)
+    dtype = str(weights.dtype).removeprefix("torch.") if weights is not None else "float32"
+    return np.asarray(X, dtype=dtype)
+
+
+def predict(model: Any, X: Any) -> Any:
+    """The model's answers for ``X``, as its MLflow pyfunc gives them: ``model.predict(X)``; an XGBoost
+    Booster predicts on a ``DMatrix``; a PyTorch network is called in eval mode without gradients."""
+    library = native_library(model)
+    if library == "xgboost":
+        import xgboost
+
+        return model.predict(xgboost.DMatrix(X))
+    if library == "torch":
+        import torch
+
+        training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                output = model(torch.from_numpy(model_input(model, X)))
+        finally:
+            model.train(training)
+        return output.detach().cpu().numpy()
+    return model.predict(X)
 
 
 @dataclass
@@ -217,8 +297,8 @@ def choose(
         chosen = next((v for v in variables if v.name == model_var), None)
         if chosen is None:
             value = namespace[model_var]
-            if not is_model(value):
-                raise CaptureProblem(f"--model-var {model_var!r} is a {type_name(value)}, which has no fit/predict")
+            if not is_model(value) and not callable(getattr(value, "predict", None)):
+                raise CaptureProblem(f"--model-var {model_var!r} is a {type_name(value)}, which has no predict")
             chosen = Candidate(model_var, "variable", value)
         return _pick(chosen, "model_var", "named with --model-var", *_enclosing(chosen, variables, "--model-var"))
     if mlflow_models:

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 
 from handoff.record import BuildRecord, CheckReport, ModelInfo
 
+#: The generic pyfunc fallback (``handoff/flavors/pyfunc.py``) and what the Model section says of it.
+FALLBACK_FLAVOR = "pyfunc"
+FALLBACK_WARNING = (
+    "arbitrary pickle: loading runs code (no library flavor knows this model: it is cloudpickled inside "
+    "a generic MLflow pyfunc; load it only from a trusted source)"
+)
 STATUS_LABELS = {"passed": "passed", "failed": "FAILED", "warning": "warning", "skipped": "skipped"}
 
 
@@ -90,6 +96,8 @@ def _model(model: ModelInfo | None) -> Section:
             ("saved as", f"{model.saved.format} (MLflow flavor {model.saved.flavor}): {model.saved.reason}"),
             ("requirements", ", ".join(model.saved.requirements) or "none"),
         ]
+        if model.saved.flavor == FALLBACK_FLAVOR:
+            lines.append(("warning", FALLBACK_WARNING))
     else:
         lines.append(("saved as", "not saved"))
     rows = candidate_rows(model)

@@ -457,6 +457,220 @@ print(classification_report(ytest, svc.predict(Xtest)))
 ]
 
 
+# --------------------------------------------------------------------------------------------
+# 10.-14. One notebook per optional model library (pip install handoff[all]): each is saved with
+# that library's MLflow flavor. Small and fast: each trains in a second or two.
+# --------------------------------------------------------------------------------------------
+
+XGBOOST = [
+    md("""
+# Breast cancer: gradient boosting with XGBoost
+
+An `XGBClassifier` (XGBoost's scikit-learn API) on scikit-learn's bundled breast cancer dataset.
+handoff saves it with MLflow's xgboost flavor, in XGBoost's own model format.
+"""),
+    params("""
+n_estimators = 60  # boosting rounds
+max_depth = 3  # depth of each tree
+learning_rate = 0.2
+random_state = 0
+"""),
+    code("""
+import pandas as pd
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+
+data = load_breast_cancer(as_frame=True)
+X, y = data.data, data.target
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=random_state, stratify=y)
+X_train.shape, X_test.shape
+"""),
+    code("""
+from xgboost import XGBClassifier
+
+model = XGBClassifier(
+    n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate,
+    random_state=random_state, n_jobs=1,
+)
+model.fit(X_train, y_train)
+"""),
+    code("""
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+accuracy = accuracy_score(y_test, model.predict(X_test))
+auc = roc_auc_score(y_test, model.predict_proba(X_test)[:, 1])
+print(f"accuracy: {accuracy:.3f}  auc: {auc:.3f}")
+"""),
+]
+
+LIGHTGBM = [
+    md("""
+# Diabetes progression with LightGBM's native API
+
+`lgb.train` on a `lgb.Dataset`, the way LightGBM's own examples do it, with early stopping on a
+validation split. The result is a native `Booster`; handoff saves it in LightGBM's text format.
+"""),
+    params("""
+num_leaves = 15
+learning_rate = 0.05
+num_boost_round = 200
+"""),
+    code("""
+import lightgbm as lgb
+import numpy as np
+from sklearn.datasets import load_diabetes
+from sklearn.model_selection import train_test_split
+
+X, y = load_diabetes(return_X_y=True, as_frame=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
+"""),
+    code("""
+params = {
+    "objective": "regression",
+    "num_leaves": num_leaves,
+    "learning_rate": learning_rate,
+    "min_data_in_leaf": 10,
+    "num_threads": 1,
+    "seed": 42,
+    "verbose": -1,
+}
+train_set = lgb.Dataset(X_train, label=y_train)
+valid_set = lgb.Dataset(X_test, label=y_test, reference=train_set)
+booster = lgb.train(
+    params, train_set, num_boost_round=num_boost_round, valid_sets=[valid_set],
+    callbacks=[lgb.early_stopping(20, verbose=False)],
+)
+print("best iteration:", booster.best_iteration)
+"""),
+    code("""
+pred = booster.predict(X_test, num_iteration=booster.best_iteration)
+rmse = float(np.sqrt(np.mean((pred - y_test) ** 2)))
+print(f"rmse: {rmse:.2f}")
+"""),
+]
+
+CATBOOST = [
+    md("""
+# Wine classes with CatBoost
+
+A `CatBoostClassifier` on scikit-learn's bundled wine dataset. handoff saves it with MLflow's
+catboost flavor, in CatBoost's own `cbm` format.
+"""),
+    params("""
+iterations = 100
+depth = 4
+"""),
+    code("""
+from catboost import CatBoostClassifier
+from sklearn.datasets import load_wine
+from sklearn.model_selection import train_test_split
+
+X, y = load_wine(return_X_y=True, as_frame=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+"""),
+    code("""
+clf = CatBoostClassifier(
+    iterations=iterations, depth=depth, learning_rate=0.1, random_seed=0,
+    thread_count=1, verbose=0, allow_writing_files=False,
+)
+clf.fit(X_train, y_train, eval_set=(X_test, y_test))
+"""),
+    code("""
+from sklearn.metrics import accuracy_score
+
+accuracy = accuracy_score(y_test, clf.predict(X_test).ravel())
+print(f"accuracy: {accuracy:.3f}")
+"""),
+]
+
+STATSMODELS = [
+    md("""
+# Diabetes progression: ordinary least squares with statsmodels
+
+An OLS fit with an intercept, and its summary table. The fitted results object is the model:
+handoff saves it with MLflow's statsmodels flavor.
+"""),
+    code("""
+import statsmodels.api as sm
+from sklearn.datasets import load_diabetes
+from sklearn.model_selection import train_test_split
+
+X, y = load_diabetes(return_X_y=True, as_frame=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=1)
+X_train = sm.add_constant(X_train)
+X_test = sm.add_constant(X_test)
+"""),
+    code("""
+ols = sm.OLS(y_train, X_train).fit()
+print(ols.summary())
+"""),
+    code("""
+pred = ols.predict(X_test)
+rmse = float(((pred - y_test) ** 2).mean() ** 0.5)
+r2 = ols.rsquared
+print(f"test rmse: {rmse:.2f}, train R^2: {r2:.3f}")
+"""),
+]
+
+PYTORCH = [
+    md("""
+# Iris with a small PyTorch network
+
+A two-layer perceptron written as an `nn.Module` subclass, trained full-batch with Adam on the
+standardised iris features. handoff saves the network with MLflow's pytorch flavor; its
+signature comes from the input example (float32 rows of 4 features), its output is the logits.
+"""),
+    params("""
+hidden = 16
+epochs = 150
+lr = 0.05
+"""),
+    code("""
+import numpy as np
+import torch
+from torch import nn
+from sklearn.datasets import load_iris
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+torch.manual_seed(0)
+X, y = load_iris(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+scaler = StandardScaler().fit(X_train)
+X_train = scaler.transform(X_train).astype(np.float32)
+X_test = scaler.transform(X_test).astype(np.float32)
+"""),
+    code("""
+class IrisNet(nn.Module):
+    def __init__(self, n_in, n_hidden, n_out):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Linear(n_hidden, n_out))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+net = IrisNet(4, hidden, 3)
+loss_fn = nn.CrossEntropyLoss()
+optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+inputs, targets = torch.from_numpy(X_train), torch.from_numpy(y_train)
+for epoch in range(epochs):
+    optimizer.zero_grad()
+    loss = loss_fn(net(inputs), targets)
+    loss.backward()
+    optimizer.step()
+print(f"final training loss: {loss.item():.4f}")
+"""),
+    code("""
+net.eval()
+with torch.no_grad():
+    predicted = net(torch.from_numpy(X_test)).argmax(dim=1).numpy()
+accuracy = float((predicted == y_test).mean())
+print(f"test accuracy: {accuracy:.3f}")
+"""),
+]
+
+
 def write_diabetes_csv() -> Path:
     from sklearn.datasets import load_diabetes
 
@@ -477,6 +691,11 @@ def main() -> None:
         write_notebook("train_in_function.ipynb", TRAIN_IN_FUNCTION),
         write_notebook("mlflow_tracking.ipynb", MLFLOW_TRACKING),
         write_notebook("classification_report.ipynb", CLASSIFICATION_REPORT),
+        write_notebook("xgboost_classifier.ipynb", XGBOOST),
+        write_notebook("lightgbm_booster.ipynb", LIGHTGBM),
+        write_notebook("catboost_classifier.ipynb", CATBOOST),
+        write_notebook("statsmodels_ols.ipynb", STATSMODELS),
+        write_notebook("pytorch_mlp.ipynb", PYTORCH),
     ]
     for path in written:
         print(f"wrote {path.relative_to(HERE.parent)}")

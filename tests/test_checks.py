@@ -60,6 +60,7 @@ def test_registry_has_every_documented_check_in_order() -> None:
         "model.deterministic",
         "model.latency",
         "model.size",
+        "model.portable",
         "data.fingerprinted",
         "metrics.present",
         "reproducible",
@@ -292,7 +293,7 @@ def test_report_serialises_and_junit_counts_match() -> None:
     root = ET.fromstring(junit_xml(report).split("?>", 1)[1])
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
-    assert len(cases) == int(suite.get("tests")) == len(report.results) == 18
+    assert len(cases) == int(suite.get("tests")) == len(report.results) == 19
     assert (
         int(suite.get("failures"))
         == counts["failed"] + counts["warning"]

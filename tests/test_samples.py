@@ -20,6 +20,11 @@ TESTED_ELSEWHERE = {
     "train_in_function": "test_kernel_models.py",
     "classification_report": "test_kernel_models.py",
     "mlflow_tracking": "test_kernel_mlflow.py",
+    "xgboost_classifier": "test_flavors.py",
+    "lightgbm_booster": "test_flavors.py",
+    "catboost_classifier": "test_flavors.py",
+    "statsmodels_ols": "test_flavors.py",
+    "pytorch_mlp": "test_flavors.py",
 }
 
 

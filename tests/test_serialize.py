@@ -72,6 +72,10 @@ def test_trust_list_refuses_code_it_has_not_audited() -> None:
 def test_flavor_registry_lists_what_is_available() -> None:
     assert "sklearn" in flavors.available()
     assert flavors.get("sklearn").name == "sklearn"
-    with pytest.raises(OptionError, match="unknown model flavor 'xgb'; available: sklearn"):
+    with pytest.raises(
+        OptionError,
+        match="unknown model flavor 'xgb'; available: catboost, lightgbm, pyfunc, pytorch, sklearn, "
+        "statsmodels, xgboost",
+    ):
         flavors.get("xgb")
     assert flavors.flavor_for(object()) is None

@@ -152,13 +152,14 @@ def predict_request(capture_dirs: list[str]) -> list[Any] | None:
     """Each captured model's predictions on the first capture's input example, as lists."""
     import numpy as np
 
+    from handoff.kernel_models import predict
     from handoff.serialize import load_captured
 
     first, example = load_captured(Path(capture_dirs[0]))
     if example is None:
         return None
     models = [first, *(load_captured(Path(d))[0] for d in capture_dirs[1:])]
-    return [np.asarray(m.predict(example)).tolist() for m in models]
+    return [np.asarray(predict(m, example)).tolist() for m in models]
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 
 A registry, as papermill has for engines: each module in this package defines one ``Flavor`` and
 registers it, so supporting another library (XGBoost, LightGBM, ...) is adding one file. The
-first registered flavor whose ``matches`` accepts the object saves it.
+flavors are tried by ``priority`` (lowest first; then by name): a library's own flavor (10) before
+scikit-learn's (50), which takes any object with ``fit`` and ``predict``, and the generic pyfunc
+fallback (90) last. A flavor recognises its objects by their classes' module names, so the core
+never imports an optional library (XGBoost, PyTorch, ...): only a flavor's ``save`` does, and only
+for an object of that library, which is therefore installed.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class Flavor(Protocol):
     """What a flavor module provides."""
 
     name: str
+    priority: int
 
     def matches(self, model: Any) -> bool:
         """True when this flavor can save ``model``."""
@@ -93,6 +98,17 @@ def get(name: str) -> Flavor:
 
 
 def flavor_for(model: Any) -> Flavor | None:
-    """The first registered flavor that accepts ``model``, or ``None``."""
+    """The first flavor (by priority) that accepts ``model``, or ``None``."""
     _load_all()
-    return next((f for f in _REGISTRY.values() if f.matches(model)), None)
+    ordered = sorted(_REGISTRY.values(), key=lambda f: (f.priority, f.name))
+    return next((f for f in ordered if f.matches(model)), None)
+
+
+def class_paths(model: Any) -> list[str]:
+    """``module.QualName`` of the object's class and of every base class, without importing anything."""
+    return [f"{k.__module__}.{k.__qualname__}" for k in type(model).__mro__]
+
+
+def from_library(model: Any, package: str) -> bool:
+    """True when the object's class, or a base class, is defined in the top-level ``package``."""
+    return any(k.__module__.split(".")[0] == package for k in type(model).__mro__)

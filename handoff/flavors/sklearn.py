@@ -26,14 +26,22 @@ TRUSTED_TYPE_PREFIXES = (
 )
 
 
-def trusted_types_for(model: Any) -> tuple[list[str] | None, str]:
-    """The skops trusted-type list for ``model``, or ``None`` with the reason skops cannot be used."""
+def untrusted_types(model: Any) -> tuple[list[str] | None, str]:
+    """The types skops would have to be told to trust to load ``model``, or ``None`` with the reason
+    skops cannot serialize it."""
     import skops.io
 
     try:
-        untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        return list(skops.io.get_untrusted_types(data=skops.io.dumps(model))), ""
     except Exception as exc:  # skops refuses many objects (lambdas, some C types): use cloudpickle
         return None, f"skops cannot serialize it ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+
+
+def trusted_types_for(model: Any) -> tuple[list[str] | None, str]:
+    """The skops trusted-type list for ``model``, or ``None`` with the reason skops cannot be used."""
+    untrusted, why = untrusted_types(model)
+    if untrusted is None:
+        return None, why
     outside = sorted(t for t in untrusted if not t.startswith(TRUSTED_TYPE_PREFIXES))
     if outside:
         return None, f"types outside the audited skops trust list: {', '.join(outside[:5])}"
@@ -42,6 +50,7 @@ def trusted_types_for(model: Any) -> tuple[list[str] | None, str]:
 
 class SklearnFlavor:
     name = "sklearn"
+    priority = 50
 
     def matches(self, model: Any) -> bool:
         return callable(getattr(model, "fit", None)) and callable(getattr(model, "predict", None))
