@@ -124,12 +124,35 @@ def test_any_object_with_predict_ships_with_the_generic_fallback_marked_as_a_pic
     assert len(answer) == result.record.outputs.input_example.rows and set(answer) <= {0, 1, 2}
 
 
+NATIVE_BOOSTER = [
+    "import xgboost as xgb\nfrom sklearn.datasets import load_breast_cancer\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "X, y = load_breast_cancer(return_X_y=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+    "dtrain, dtest = xgb.DMatrix(X_train, label=y_train), xgb.DMatrix(X_test, label=y_test)",
+    "params = {'objective': 'binary:logistic', 'max_depth': 3, 'eta': 0.3, 'nthread': 1}\n"
+    "bst = xgb.train(params, dtrain, num_boost_round=30, evals=[(dtest, 'test')], verbose_eval=False)",
+]
+
+
+def test_a_native_booster_ships_in_xgboost_format_with_its_probabilities(write_notebook, store: Store) -> None:
+    result = build(write_notebook(NATIVE_BOOSTER, name="xgb_native.ipynb"), store)
+    assert result.ok, result.error
+    model = result.model
+    assert (model.source, model.variable, model.task) == ("auto", "bst", "classification")
+    assert model.saved is not None and (model.saved.flavor, model.saved.format) == ("xgboost", "xgboost-ubj")
+    fidelity = next(r for r in result.checks.results if r.id == "model.fidelity")
+    # probabilities, not labels: compared as floats, no label metrics computed from them
+    assert fidelity.status == "passed" and "X_test/y_test" in fidelity.message and "agree" not in fidelity.message
+    assert not {"accuracy", "f1_macro"} & result.metrics.keys()
+
+
 # --- the variants the samples do not build: flavor by flavor, saved here, served in a fresh process ---
 
 
 def _variants() -> dict[str, tuple[object, object]]:
-    """name -> (fitted model, input rows): XGBoost's native Booster and a regressor, LightGBM's
-    scikit-learn API, statsmodels' formula API; each trains in well under a second."""
+    """name -> (fitted model, input rows): XGBoost's regressor, LightGBM's scikit-learn API,
+    statsmodels' formula API; each trains in well under a second."""
     import lightgbm
     import pandas as pd
     import statsmodels.formula.api as smf
@@ -138,14 +161,10 @@ def _variants() -> dict[str, tuple[object, object]]:
 
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     Xd, yd = load_diabetes(return_X_y=True, as_frame=True)
-    booster = xgboost.train(
-        {"objective": "binary:logistic", "max_depth": 3, "nthread": 1}, xgboost.DMatrix(X, label=y), 20
-    )
     regressor = xgboost.XGBRegressor(n_estimators=20, max_depth=3, n_jobs=1).fit(Xd, yd)
     lgbm = lightgbm.LGBMClassifier(n_estimators=20, num_leaves=7, n_jobs=1, verbose=-1).fit(X, y)
     formula = smf.ols("target ~ bmi + bp + s5", data=pd.concat([Xd, yd], axis=1)).fit()
     return {
-        "xgboost_booster": (booster, X.head(5)),
         "xgboost_regressor": (regressor, Xd.head(5)),
         "lightgbm_sklearn": (lgbm, X.head(5)),
         "statsmodels_formula": (formula, Xd.head(5)),
@@ -154,7 +173,6 @@ def _variants() -> dict[str, tuple[object, object]]:
 
 #: variant -> (flavor, format, task the kernel records)
 VARIANTS = {
-    "xgboost_booster": ("xgboost", "xgboost-ubj", "classification"),
     "xgboost_regressor": ("xgboost", "xgboost-ubj", "regression"),
     "lightgbm_sklearn": ("lightgbm", "skops", "classification"),
     "statsmodels_formula": ("statsmodels", "pickle", "regression"),
