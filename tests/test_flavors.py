@@ -254,3 +254,27 @@ def test_the_core_never_imports_the_optional_libraries() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_label_metrics_only_for_answers_and_the_task_of_native_models() -> None:
+    import lightgbm
+    import numpy as np
+    import statsmodels.api as sm
+    from sklearn.datasets import load_breast_cancer
+
+    from handoff.evaluation import answer_metrics
+    from handoff.kernel_capture import _task
+
+    y = [0, 1, 1, 0]
+    assert answer_metrics("classification", y, [0.1, 0.9, 0.8, 0.3]) == {}  # probabilities
+    assert answer_metrics("classification", y, [[0.9, 0.1]] * 4) == {}  # per-class scores
+    assert answer_metrics("classification", y, [0, 1, 1, 1])["accuracy"] == 0.75
+    assert answer_metrics("regression", [1.0, 2.0, 3.0], [[1.0], [2.0], [3.0]])["r2"] == 1.0
+
+    X, target = load_breast_cancer(return_X_y=True)
+    X = X[:, :3]
+    binary = lightgbm.train({"objective": "binary", "verbose": -1, "num_threads": 1}, lightgbm.Dataset(X, target), 3)
+    logit = sm.Logit(target, sm.add_constant(X)).fit(disp=0)
+    glm = sm.GLM(target, sm.add_constant(X), family=sm.families.Binomial()).fit()
+    ols = sm.OLS(target.astype(np.float64), sm.add_constant(X)).fit()
+    assert [_task(m) for m in (binary, logit, glm, ols)] == ["classification"] * 3 + ["regression"]
