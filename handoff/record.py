@@ -193,9 +193,6 @@ class Environment:
     model_packages: dict[str, str] = field(default_factory=dict)
     installed: dict[str, str] = field(default_factory=dict)
 
-    def version_of(self, package: str) -> str | None:
-        return self.installed.get(package) or self.imported.get(package) or self.model_packages.get(package)
-
 
 @dataclass(frozen=True)
 class Evaluation:

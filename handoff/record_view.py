@@ -75,14 +75,6 @@ def candidate_rows(model: ModelInfo) -> list[tuple[str, ...]]:
     return sorted(rows, key=lambda r: r[4] != "yes")
 
 
-def metrics_by_source(record: BuildRecord) -> dict[str, list[str]]:
-    """Metric ``name=value`` strings grouped by where they came from, in metric order."""
-    grouped: dict[str, list[str]] = {}
-    for metric in record.outputs.metrics:
-        grouped.setdefault(metric.source, []).append(f"{metric.name}={metric.value:.4g}")
-    return grouped
-
-
 def _model(model: ModelInfo | None) -> Section:
     if model is None:
         return Section("Model", (("shipped", "no model was captured"),))
