@@ -459,16 +459,21 @@ def _inputs(plan: BuildPlan, kernel: str) -> Inputs:
 
 def _execute(plan: BuildPlan, ws: _Workspace, stages: _Stages) -> ExecutionResult:
     """Run the notebook in the sandbox (never raises for the notebook's failures: they are in the result)."""
+    return _run_notebook(plan, ws.workdir, stages.emit, stages.started)
+
+
+def _run_notebook(plan: BuildPlan, workdir: Path, on_event: EventCallback, started: float | None) -> ExecutionResult:
+    """The notebook run with the plan's parameters, limits, sandbox and build environment."""
     options = plan.options
     return execute(
         plan.source,
         plan.given,
-        ws.workdir,
+        workdir,
         timeout=options.timeout,
         cell_timeout=options.cell_timeout,
         model_var=options.model_var,
-        on_event=stages.emit,
-        started=stages.started,
+        on_event=on_event,
+        started=started,
         start_timeout=options.start_timeout,
         policy=options.policy(),
         hidden=plan.hidden,
@@ -632,22 +637,8 @@ def _rerun(plan: BuildPlan, ws: _Workspace, baseline_dir: Path) -> RerunResult:
     """Run the notebook a second time (``reproducible``); the worker predicts with both models on the
     first run's input example (the second run's capture is copied where the worker can read it)."""
     workdir = make_workdir(plan.source, plan.files)
-    options = plan.options
     try:
-        run = execute(
-            plan.source,
-            plan.given,
-            workdir,
-            timeout=options.timeout,
-            cell_timeout=options.cell_timeout,
-            model_var=options.model_var,
-            on_event=ignore_event,
-            start_timeout=options.start_timeout,
-            policy=options.policy(),
-            hidden=plan.hidden,
-            output_limits=options.output_limits,
-            python=plan.environment.python if plan.environment else None,
-        )
+        run = _run_notebook(plan, workdir, ignore_event, None)
         if run.failure is not None:
             return RerunResult(run.failure.message, {})
         capture = read_capture(run.capture_dir, run.cells)
