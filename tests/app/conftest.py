@@ -7,8 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
+from apptest import APP
 from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, RENDER_TIMEOUT, UI, Server, app_server
+from handoff.store import Store
+from helpers import local_path
 
 
 @pytest.fixture
@@ -55,3 +59,10 @@ def ui(chromium_path: str, request: pytest.FixtureRequest) -> Iterator[UI]:
             expect.set_options(timeout=5_000)
             context.close()
             browser.close()
+
+
+@pytest.fixture
+def app(store: Store, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("HANDOFF_STORE", str(local_path(store.artifact_root).parent))
+    at = AppTest.from_file(APP, default_timeout=60)
+    return at

@@ -3,53 +3,15 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest import APP, page, texts, wait_for_result
 from handoff.inspection import load_notebook
 from handoff.store import Store
-from helpers import ROOT, SAMPLES, TRAIN_IRIS, build, local_path
-
-APP = str(ROOT / "app" / "streamlit_app.py")
-
-
-@pytest.fixture
-def app(store: Store, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("HANDOFF_STORE", str(local_path(store.artifact_root).parent))
-    at = AppTest.from_file(APP, default_timeout=60)
-    return at
-
-
-def _page(at: AppTest, page: str, **query: str) -> AppTest:
-    at.run()  # pages with a custom url_path are known only after a first run
-    at.switch_page(f"app_pages/{page}.py")
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def _texts(at: AppTest) -> str:
-    """Every text on the page, Markdown escapes removed, tables as ``cell | cell`` rows."""
-    parts = [
-        e.value
-        for kind in ("markdown", "success", "error", "warning", "info", "caption", "title", "subheader")
-        for e in getattr(at, kind)
-    ]
-    parts += [" | ".join(map(str, row)) for table in at.table for row in table.value.itertuples(index=False)]
-    return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
-
-
-def _wait_for_result(at: AppTest, seconds: float = 120) -> AppTest:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        at.run()
-        if at.success or any("failed" in e.value.lower() for e in at.error):
-            return at
-        time.sleep(1)
-    raise AssertionError("the build did not finish: " + _texts(at))
+from helpers import SAMPLES, TRAIN_IRIS, build
 
 
 def test_parameter_form_has_a_widget_per_type_with_defaults(app: AppTest) -> None:
@@ -100,10 +62,10 @@ def test_build_from_the_page_shows_the_result(app: AppTest, store: Store) -> Non
     next(n for n in app.number_input if n.label == "Memory limit (GiB)").set_value(3.0)
     next(b for b in app.button if b.label == "Build").click().run()
     assert app.query_params.get("job")
-    _wait_for_result(app)
-    assert any("iris_classifier version 1** passed" in s.value for s in app.success), _texts(app)
+    wait_for_result(app)
+    assert any("iris_classifier version 1** passed" in s.value for s in app.success), texts(app)
     assert {m.label for m in app.metric} >= {"accuracy", "f1"}
-    text = _texts(app)
+    text = texts(app)
     assert "Checklist" in text and "**chosen by:** preferred variable name 'model'" in text
     assert re.search(r"balanced_accuracy \| [\d.]+ \| computed by handoff on X_test/y_test \(38 rows\)", text)
     assert re.search(r"accuracy \| [\d.]+ \| a notebook variable", text)  # each metric with its source
@@ -117,7 +79,7 @@ def test_failed_build_shows_the_cell_and_the_error(app: AppTest, write_notebook)
     app.run()
     app.file_uploader[0].set_value(("broken.ipynb", path.read_bytes(), "application/json")).run()
     next(b for b in app.button if b.label == "Build").click().run()
-    _wait_for_result(app)
+    wait_for_result(app)
     message = next(e.value for e in app.error)
     assert "Build failed" in message and "cell 3" in message and "ZeroDivisionError" in message
     assert any("y = x / 0" in c.value for c in app.code)
@@ -131,44 +93,44 @@ def test_a_missing_import_offers_to_add_the_package_and_rebuild(
     app.run()
     app.file_uploader[0].set_value(("banner.ipynb", path.read_bytes(), "application/json")).run()
     next(b for b in app.button if b.label == "Build").click().run()
-    _wait_for_result(app)
+    wait_for_result(app)
     first = app.query_params["job"]
-    assert any("the notebook imports `pyfiglet`" in e.value for e in app.error), _texts(app)
+    assert any("the notebook imports `pyfiglet`" in e.value for e in app.error), texts(app)
     next(b for b in app.button if b.label == "Add pyfiglet to the build environment and rebuild").click().run()
     assert app.query_params["job"] != first
-    _wait_for_result(app)
+    wait_for_result(app)
     # the second build ran in a build environment with pyfiglet: it got past that import, to the next one
     # (a build environment holds only what was asked for: scikit-learn is the next package to add)
     errors = " ".join(e.value for e in app.error)
-    assert "`pyfiglet`" not in errors and "the notebook imports `sklearn`" in errors, _texts(app)
+    assert "`pyfiglet`" not in errors and "the notebook imports `sklearn`" in errors, texts(app)
     assert any(b.label == "Add scikit-learn to the build environment and rebuild" for b in app.button)
 
 
 def test_versions_table_detail_and_compare(app: AppTest, store: Store) -> None:
     for n in (10, 20):
         assert build(SAMPLES / "iris_classifier.ipynb", store, params={"n_estimators": n}).ok
-    _page(app, "versions")
+    page(app, "versions")
     table = app.dataframe[0].value
     assert list(table["version"]) == [2, 1] and list(table["model"]) == ["iris_classifier"] * 2
     assert "accuracy" in table.columns
     detail = AppTest.from_file(APP, default_timeout=60)
-    _page(detail, "version_detail", model="iris_classifier", version="2")
+    page(detail, "version_detail", model="iris_classifier", version="2")
     assert not detail.exception, detail.exception
     assert detail.title[0].value == "iris_classifier · version 2"
-    text = _texts(detail)
+    text = texts(detail)
     assert "Checklist" in text and "**fingerprint:**" in text and "notebook.executed | passed" in text
     downloads = detail.get("download_button")
     assert downloads and "Download package" in downloads[0].proto.label
     assert any("n_estimators = 50" in c.value for c in detail.code)  # the executed notebook, rendered
     compare = AppTest.from_file(APP, default_timeout=60)
-    _page(compare, "compare", model="iris_classifier", versions="1,2")
+    page(compare, "compare", model="iris_classifier", versions="1,2")
     assert not compare.exception
     params = compare.dataframe[1].value
     assert list(params.columns) == ["v1", "v2"] and params.loc["n_estimators"].tolist() == ["10", "20"]
 
 
 def test_unknown_version_is_a_message_not_a_crash(app: AppTest) -> None:
-    _page(app, "version_detail", model="ghost", version="3")
+    page(app, "version_detail", model="ghost", version="3")
     assert not app.exception
     assert any("Cannot open ghost version 3" in e.value for e in app.error)
 
@@ -185,7 +147,7 @@ def test_compare_from_query_params_and_promote_with_confirmation(app: AppTest, s
     )
     for score in (0.8, 0.9):
         assert build(path, store, params={"score": score}).ok
-    _page(app, "compare", model="m", versions="1,2")
+    page(app, "compare", model="m", versions="1,2")
     assert not app.exception, app.exception
     metrics = app.dataframe[0].value
     assert metrics.loc["accuracy (↑ better)", "v2"].startswith("0.9  (+0.1")
@@ -196,10 +158,10 @@ def test_compare_from_query_params_and_promote_with_confirmation(app: AppTest, s
     assert any("Make v2 the first **champion** of m?" in w.value for w in app.warning)
     assert store.alias_version("m") is None  # nothing moves before the confirmation
     next(b for b in app.button if b.label == "Confirm").click().run()
-    assert any("champion of m: v- → v2" in s.value for s in app.success), _texts(app)
+    assert any("champion of m: v- → v2" in s.value for s in app.success), texts(app)
     assert store.alias_version("m").version == 2
     versions = AppTest.from_file(APP, default_timeout=60)
-    _page(versions, "versions", model="m")
+    page(versions, "versions", model="m")
     assert versions.dataframe[-1].value["kind"].tolist() == ["promote"]  # the history on the model's page
 
 
@@ -217,12 +179,12 @@ def test_rollback_from_the_version_page_with_confirmation(app: AppTest, store: S
         assert build(path, store).ok
     handoff.promote("r", 1, store=store)
     handoff.promote("r", 2, store=store)
-    _page(app, "version_detail", model="r", version="2")
+    page(app, "version_detail", model="r", version="2")
     next(b for b in app.button if b.label == "Roll back champion").click().run()
     assert any("back to the version it held before (now v2)" in w.value for w in app.warning)
     next(b for b in app.button if b.label == "Cancel").click().run()
     assert store.alias_version("r").version == 2 and not app.warning  # cancelled: nothing moved
     next(b for b in app.button if b.label == "Roll back champion").click().run()
     next(b for b in app.button if b.label == "Confirm").click().run()
-    assert any("champion of r: v2 → v1 (rollback" in s.value for s in app.success), _texts(app)
+    assert any("champion of r: v2 → v1 (rollback" in s.value for s in app.success), texts(app)
     assert store.alias_version("r").version == 1
