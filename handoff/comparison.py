@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,16 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def primary_metric(
+    metrics: Mapping[str, float], directions: Mapping[str, bool] | None = None
+) -> tuple[str, bool] | None:
+    """The metric a model is judged by first (name, greater is better): the first one its notebook
+    reported, since notebooks report the headline number first. Used wherever one number must
+    stand for a version: the promote confirmation's "worse" warning, the Versions trend chart."""
+    name = next(iter(metrics), None)
+    return None if name is None else (name, greater_is_better(name, directions))
 
 
 def _parse_ref(model: str, ref: int | str) -> tuple[str, int]:
