@@ -90,15 +90,49 @@ def _escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "\\`*_[]<>|~$" else c for c in text)
 
 
-def render_sections(parts: list[Any]) -> None:
-    """A build record's sections (``handoff.record_view``): a heading each, its lines, its table."""
+def say(text: str) -> str:
+    """A library message as Markdown for the app: literal text escaped, option hints naming the
+    app's controls ("the **Gate** checkbox ...") instead of CLI flags (``handoff.messages``)."""
+    from handoff.messages import render
+
+    return render(text, "app", escape=_escape)
+
+
+def say_plain(text: str) -> str:
+    """A library message for a table cell (no Markdown there): hints name the app's controls."""
+    from handoff.messages import render
+
+    return render(text, "app_plain")
+
+
+FAILED_ROW_STYLE = "background-color: rgba(255, 43, 43, 0.16); font-weight: 600"
+
+
+def _highlight_failed(row: pd.Series) -> list[str]:
+    failed = any(str(v) in ("FAILED", STATUS_ICONS["failed"]) for v in row.values)
+    return [FAILED_ROW_STYLE if failed else ""] * len(row)
+
+
+def render_sections(parts: list[Any], error: bool = False) -> None:
+    """A build record's sections (``handoff.record_view``): a heading each, its lines, its table.
+
+    The build's error is each page's own box on top, so its section is left out (``error=True``
+    draws it): one failure, shown once. FAILED rows of a table are highlighted.
+    """
+    from handoff.record_view import ERROR_SECTION
+
     for section in parts:
+        if section.title == ERROR_SECTION and not error:
+            continue
         st.subheader(section.title)
         for label, value in section.lines:
-            st.markdown(f"**{_escape(label)}:** {_escape(value)}")
+            st.markdown(f"**{_escape(label)}:** {say(value)}")
         if section.table is not None:
+            frame = pd.DataFrame(
+                [[say_plain(c) for c in row] for row in section.table.rows], columns=list(section.table.columns)
+            )
             # A static table, not st.dataframe: its text wraps, so every row and whole messages stay readable.
-            st.table(pd.DataFrame(list(section.table.rows), columns=list(section.table.columns)), hide_index=True)
+            st.table(frame.style.apply(_highlight_failed, axis=1).hide(axis="index"))
 
 
 def render_notebook(nb: Any) -> None:

@@ -200,7 +200,7 @@ def resolve_config(
         config = _from_mapping(
             _no_self_allowing(_absolute_tests(table, toml_path.parent), str(toml_path)), str(toml_path), config
         )
-    given = {k: v for k, v in (cli or {}).items() if v not in (None, (), [], {})}
+    given = _with_test_files({k: v for k, v in (cli or {}).items() if v not in (None, (), [], {})})
     if given:
         config = _from_mapping(_absolute_tests(given, Path.cwd()), "command line", config)
     missing = [t for t in config.tests if not Path(t).is_file()]
@@ -211,7 +211,7 @@ def resolve_config(
 
 def override(config: CheckConfig, settings: Mapping[str, Any] | None, origin: str = "command line") -> CheckConfig:
     """``config`` with ``settings`` applied on top (e.g. a new threshold for a re-check)."""
-    given = {k: v for k, v in (settings or {}).items() if v not in (None, (), [], {})}
+    given = _with_test_files({k: v for k, v in (settings or {}).items() if v not in (None, (), [], {})})
     if not given:
         return config
     config = _from_mapping(_absolute_tests(given, Path.cwd()), origin, config)
@@ -219,6 +219,33 @@ def override(config: CheckConfig, settings: Mapping[str, Any] | None, origin: st
     if missing:
         raise OptionError(f"user test file not found: {', '.join(missing)}")
     return config
+
+
+def write_test_files(files: Mapping[str, bytes]) -> list[str]:
+    """Uploaded pytest files (name to bytes, e.g. from the app) written by the library into a private
+    temp dir, so a build request carries plain data, not a directory that dies with the page that
+    made it. The dir is swept once the process that wrote it is gone (``workdirs``)."""
+    from handoff.workdirs import private_dir
+
+    if not isinstance(files, Mapping) or not all(isinstance(v, bytes) for v in files.values()):
+        raise OptionError("test_files must map file names to their bytes")
+    directory = private_dir("tests")
+    paths = []
+    for name, content in files.items():
+        base = Path(str(name)).name
+        if not base.endswith(".py") or base in ("", ".py") or base.startswith("."):
+            raise OptionError(f"a test file must be a .py file, got {name!r}")
+        (directory / base).write_bytes(content)
+        paths.append(str(directory / base))
+    return paths
+
+
+def _with_test_files(given: dict[str, Any]) -> dict[str, Any]:
+    """``test_files`` (name to bytes) replaced by the paths the library wrote them to, added to ``tests``."""
+    files = given.pop("test_files", None)
+    if files:
+        given["tests"] = [*_as_list(given.get("tests", []), "tests", "command line"), *write_test_files(files)]
+    return given
 
 
 def _no_self_allowing(table: dict[str, Any], origin: str) -> dict[str, Any]:

@@ -268,20 +268,31 @@ class ArtifactChecker:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+def skipped_because(error: BuildError | None) -> str:
+    """Why a check that needs a later stage did not run: where the build failed (its one failure)."""
+    if error is None:
+        return "skipped: an earlier stage failed"
+    if error.stage == "execute" and error.cell is not None:
+        return f"skipped: build failed at cell {error.cell}"
+    return f"skipped: build failed in stage {error.stage}"
+
+
 def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> CheckReport:
     """Run every registered check against ``ctx``; artifact checks go to ``checker`` (started if None)."""
     started = time.perf_counter()
     results: dict[str, CheckResult] = {}
     artifact_ids = []
+    failed_stage = ctx.error.stage if ctx.error else None
     for check in checks.all_checks():
         if check.id in ctx.config.skip:
             results[check.id] = CheckResult.from_outcome(check, checks.skipped("skipped by configuration"))
+        elif check.blocked_by(failed_stage) or (check.scope == "artifact" and ctx.model_dir is None and ctx.error):
+            results[check.id] = CheckResult.from_outcome(check, checks.skipped(skipped_because(ctx.error)))
+        elif ctx.error and check.reports == failed_stage:  # the root cause: the one failure the report shows
+            results[check.id] = CheckResult.from_outcome(check, checks.failed(ctx.error.message, cell=ctx.error.cell))
         elif check.scope == "artifact":
             if ctx.model_dir is None:
-                stage = ctx.error.stage if ctx.error else "an earlier"
-                results[check.id] = CheckResult.from_outcome(
-                    check, checks.skipped(f"not run: the build failed in the {stage} stage")
-                )
+                results[check.id] = CheckResult.from_outcome(check, checks.skipped("not run: no saved model"))
             else:
                 artifact_ids.append(check.id)
         else:

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import handoff
 from handoff.errors import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, HandoffError, InputError
+from handoff.messages import render, render_data
 from handoff.record_view import checklist_section, render_text, sections
 
 MAX_UPLOAD_MB = 50
@@ -313,7 +314,7 @@ def _quiet_libraries() -> None:
 
 
 def _emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(render_data(data, "cli"), indent=2, default=str) + "\n")
 
 
 class _Progress:
@@ -376,7 +377,7 @@ def _build(args: argparse.Namespace) -> int:
     else:
         _print_result(result)
     if not result.ok:
-        sys.stderr.write(f"handoff: error: {result.error.message if result.error else 'build failed'}\n")
+        sys.stderr.write(f"handoff: error: {render(result.error.message, 'cli') if result.error else 'build failed'}\n")
         return EXIT_FAILED
     return EXIT_OK
 
@@ -448,7 +449,7 @@ def _check(args: argparse.Namespace) -> int:
     if not report.passed:
         sys.stderr.write(
             "handoff: error: blocking checks failed: "
-            + "; ".join(f"{r.id} ({r.message})" for r in report.failures)
+            + "; ".join(f"{r.id} ({render(r.message, 'cli')})" for r in report.failures)
             + "\n"
         )
         return EXIT_FAILED

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from handoff.messages import Face, render
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INPUT = 2
@@ -54,6 +56,20 @@ class HandoffError(Exception):
     """Root of every error handoff raises; ``exit_code`` is what the CLI exits with for it."""
 
     exit_code: int = EXIT_FAILED
+
+    def __str__(self) -> str:
+        """The message with its option hints as CLI flags (``handoff.messages``); faces that name
+        their own controls render ``raw`` instead."""
+        return render(self.raw, "cli")
+
+    @property
+    def raw(self) -> str:
+        """The message as the library wrote it, hint tokens (``{option:gate}``) included."""
+        return super().__str__()
+
+    def render(self, face: Face) -> str:
+        """The message for one face: ``app`` names the app's controls, ``cli`` its flags."""
+        return render(self.raw, face)
 
 
 class InputError(HandoffError):

@@ -417,9 +417,12 @@ def _limit_hit(output: nbformat.NotebookNode, limits: sandbox.Limits) -> str | N
     """The sandbox limit a cell's error comes from (the rlimits make these errors), if any."""
     ename, evalue = output.get("ename"), output.get("evalue", "")
     if ename == "MemoryError":
-        return f"MemoryError: the notebook hit the memory limit of {limits.memory / sandbox.GIB:g} GiB (--memory)"
+        return (
+            f"MemoryError: the notebook hit the memory limit of {limits.memory / sandbox.GIB:g} GiB ({{option:memory}})"
+        )
     if "File too large" in evalue:
-        return f"{ename}: {evalue}: a file reached the disk limit of {limits.disk / sandbox.GIB:g} GiB (--max-disk)"
+        gib = limits.disk / sandbox.GIB
+        return f"{ename}: {evalue}: a file reached the disk limit of {gib:g} GiB ({{option:max_disk}})"
     return None
 
 

@@ -292,15 +292,24 @@ def choose(
         if model_var not in namespace:
             seen = ", ".join(c.name for c in variables) or "none"
             raise CaptureProblem(
-                f"--model-var {model_var!r}: no such variable in the notebook (fitted models seen: {seen})"
+                f"the model variable {model_var!r} ({{option:model_var}}) is not in the notebook "
+                f"(fitted models seen: {seen})"
             )
         chosen = next((v for v in variables if v.name == model_var), None)
         if chosen is None:
             value = namespace[model_var]
             if not is_model(value) and not callable(getattr(value, "predict", None)):
-                raise CaptureProblem(f"--model-var {model_var!r} is a {type_name(value)}, which has no predict")
+                raise CaptureProblem(
+                    f"the model variable {model_var!r} ({{option:model_var}}) is a {type_name(value)}, "
+                    "which has no predict"
+                )
             chosen = Candidate(model_var, "variable", value)
-        return _pick(chosen, "model_var", "named with --model-var", *_enclosing(chosen, variables, "--model-var"))
+        return _pick(
+            chosen,
+            "model_var",
+            "named with {option:model_var}",
+            *_enclosing(chosen, variables, "{option:model_var}"),
+        )
     if mlflow_models:
         chosen = mlflow_models[-1]
         return _pick(chosen, "mlflow", f"the model the notebook logged with MLflow ({chosen.note})")

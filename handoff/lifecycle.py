@@ -168,7 +168,7 @@ def export(
     if record.status != "passed" and not force:
         raise OptionError(
             f"{name} version {record.version} failed its checklist; it is exported only with "
-            "--force (its manifest and README say it failed)"
+            "{option:force} (its manifest and README say it failed)"
         )
     filename = f"{package_name(name, record.version)}.zip"
     target = Path(output) if output else Path.cwd() / filename

@@ -72,5 +72,5 @@ def explain(module: str) -> str:
     provided = f" (it comes from the PyPI package `{package}`)" if package != module.split(".")[0] else ""
     return (
         f"the notebook imports `{module}`, which is not installed in the build environment{provided}: "
-        f"add `{package}` to requirements.txt beside the notebook, or rebuild with `--with {package}`"
+        f"add `{package}` to requirements.txt beside the notebook, or rebuild with {{option:with={package}}}"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from handoff.messages import render
 from handoff.record import BuildRecord, CheckReport, ModelInfo
 
 #: The generic pyfunc fallback (``handoff/flavors/pyfunc.py``) and what the Model section says of it.
@@ -20,6 +21,8 @@ FALLBACK_WARNING = (
     "a generic MLflow pyfunc; load it only from a trusted source)"
 )
 STATUS_LABELS = {"passed": "passed", "failed": "FAILED", "warning": "warning", "skipped": "skipped"}
+#: The title of the section that holds a failed build's error: first, and only there (and in its root-cause check).
+ERROR_SECTION = "Error"
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,11 @@ class Section:
 
 
 def sections(record: BuildRecord) -> list[Section]:
-    """The record as people read it: model, metrics, parameters, checklist, data, environment,
-    lineage, timings, problems (the last only when there are any)."""
-    out = [
+    """The record as people read it: the error first (only for a failed build: shown once, on top),
+    then model, metrics, parameters, checklist, data, environment, lineage, timings, and warnings
+    (only when there are any). Hints in values are tokens (``handoff.messages``): renderers say them."""
+    out = [error_section(record)] if record.error else []
+    out += [
         _model(record.outputs.model),
         _metrics(record),
         _parameters(record),
@@ -52,10 +57,17 @@ def sections(record: BuildRecord) -> list[Section]:
         _lineage(record),
         _timings(record),
     ]
-    problems = ([("error", record.error.message)] if record.error else []) + [("warning", w) for w in record.warnings]
-    if problems:
-        out.append(Section("Problems", tuple(problems)))
+    if record.warnings:
+        out.append(Section("Problems", tuple(("warning", w) for w in record.warnings)))
     return out
+
+
+def error_section(record: BuildRecord) -> Section:
+    """Where and why the build failed: the one failure (later checks say "skipped", not failed)."""
+    error = record.error
+    if error is None:
+        return Section(ERROR_SECTION, (("error", "none"),))
+    return Section(ERROR_SECTION, (("error", error.message),))
 
 
 def candidate_rows(model: ModelInfo) -> list[tuple[str, ...]]:
@@ -190,16 +202,16 @@ def render_text(parts: list[Section], indent: str = "  ") -> str:
     out: list[str] = []
     for section in parts:
         out.append(section.title)
-        out += [f"{indent}{label}: {value}" for label, value in section.lines]
+        out += [f"{indent}{label}: {render(value, 'cli')}" for label, value in section.lines]
         if section.table is not None:
-            rows = [section.table.columns, *section.table.rows]
+            rows = [section.table.columns, *(tuple(render(c, "cli") for c in row) for row in section.table.rows)]
             widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
             out += [(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))).rstrip() for row in rows]
     return "\n".join(out) + "\n"
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return render(text, "markdown").replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(parts: list[Section], level: int = 2) -> str:

@@ -290,13 +290,14 @@ class Watchdog:
             count = len(descendants(self.pid))
             if count > self.limits.processes:
                 self._kill(
-                    f"the notebook started more than {self.limits.processes} processes (process limit, --max-processes)"
+                    f"the notebook started more than {self.limits.processes} processes "
+                    "(process limit, {option:max_processes})"
                 )
                 return
             if rounds % 5 == 0 and (used := disk_usage(self.workdir)) > self.limits.disk:
                 self._kill(
                     f"the build's work dir grew to {used / GIB:.1f} GiB, over the disk limit of "
-                    f"{self.limits.disk / GIB:.1f} GiB (--max-disk)"
+                    f"{self.limits.disk / GIB:.1f} GiB ({{option:max_disk}})"
                 )
                 return
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-KINDS = ("build", "stage", "check")
+KINDS = ("build", "stage", "check", "tests")
 STALE_AFTER = 24 * 3600.0  # seconds; no build runs this long (the default whole-run limit is 1 h)
 _NAME = re.compile(rf"^handoff-(?:{'|'.join(KINDS)})-(\d+)-")
 

@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 import common
+import controls
 from handoff.errors import HandoffError
 from handoff.inspection import NotebookParameter, NotebookSource, load_notebook, parse_params
 from handoff.jobs import DONE, RUNNING
@@ -84,6 +85,7 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
             verify_env = st.checkbox(
                 "Check the package installs from its own requirements.txt (env.rebuilds: a new virtualenv)"
             )
+            extras = controls.checklist_extras()
             timeout = st.number_input("Whole-run limit (seconds)", min_value=5, value=int(limits.timeout), step=60)
             cell_timeout = st.number_input(
                 "Per-cell limit (seconds)", min_value=5, value=int(limits.cell_timeout), step=30
@@ -94,6 +96,7 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
             max_output = st.number_input(
                 "Output kept per cell (MB)", min_value=0.1, value=limits.max_cell_output_mb, step=1.0
             )
+            sandbox_limits = controls.sandbox_extras(limits)
         submitted = st.form_submit_button("Build", type="primary")
     if not submitted:
         return
@@ -103,12 +106,15 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
         "skip": skip,
         "reproduce": reproduce or None,
         "verify_env": verify_env or None,
+        **extras,
     }
     try:
         params = parse_params(source, raw, drop_defaults=True)
-        resolve_config(cli=settings, notebook_metadata=source.notebook.metadata)
+        resolve_config(
+            cli={k: v for k, v in settings.items() if k != "test_files"}, notebook_metadata=source.notebook.metadata
+        )
     except HandoffError as exc:
-        st.error(f"Cannot build: {exc}")
+        st.error(f"Cannot build: {exc.render('app')}")
         return
     import handoff
 
@@ -126,6 +132,7 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
         allow_network=allow_network,
         memory_gib=float(memory),
         max_cell_output_mb=float(max_output),
+        **sandbox_limits,
     )
     st.query_params["job"] = job.id
     st.rerun()
@@ -173,18 +180,18 @@ def add_package_and_rebuild(job: Any) -> None:
         st.rerun()
 
 
-def show_result(result: Any) -> None:
+def show_result(result: Any, job: Any = None) -> None:
     error = result.error
     if result.ok:
         st.success(f"**{result.name} version {result.version}** passed in {result.timings.get('total', 0):.1f} s.")
     elif result.version is not None:
         st.error(
-            f"**{result.name} version {result.version}** failed its checklist: {error.message}. "
+            f"**{result.name} version {result.version}** failed its checklist: {common.say(error.message)}. "
             "It is recorded (to inspect and compare) and can never be promoted."
         )
     else:
         st.error(
-            f"Build failed: {error.message}. No version was created; the partly executed "
+            f"Build failed: {common.say(error.message)}. No version was created; the partly executed "
             "notebook is kept with the failed build."
         )
     if error and error.cell and result.notebook is not None:
@@ -196,6 +203,8 @@ def show_result(result: Any) -> None:
         st.switch_page(
             "app_pages/version_detail.py", query_params={"model": result.name, "version": str(result.version)}
         )
+    if job is not None:
+        controls.model_picker(job)
     common.metrics_row(result.metrics)
     common.render_sections(sections(result.record))
 
@@ -206,7 +215,7 @@ if job is not None:
         live_progress(job.id)
     elif job.state == DONE:
         common.version_rows.clear()
-        show_result(job.result)
+        show_result(job.result, job)
         add_package_and_rebuild(job)
     else:
         st.error(f"Cannot build: {job.error}")
@@ -227,4 +236,4 @@ else:
                 st.warning(warning)
             build_form(notebook, data_files)
     except HandoffError as exc:
-        st.error(f"Cannot use this file: {exc}")
+        st.error(f"Cannot use this file: {exc.render('app')}")

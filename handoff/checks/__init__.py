@@ -18,6 +18,8 @@ from typing import Any
 
 BLOCKING, WARNING = "blocking", "warning"
 PASSED, FAILED, WARNED, SKIPPED = "passed", "failed", "warning", "skipped"
+#: The build's stages up to the checklist, in order: a check needs one of them to have succeeded.
+STAGES = ("inspect", "environment", "execute", "capture", "serialize")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,11 @@ class Check:
         run: The function: context in, ``Outcome`` out.
         order: Position in reports.
         optional: Off unless asked for (it costs a second run of the notebook).
+        needs: The last build stage whose output it reads (``STAGES``); when the build failed at
+            that stage or before it, the check is skipped, not failed: one root cause, one failure.
+            Empty: ``serialize`` for artifact checks, ``capture`` for build checks.
+        reports: The stage whose failure this check is the root cause of (``notebook.executed``
+            for ``execute``): it keeps the build's error when that stage failed.
     """
 
     id: str
@@ -62,6 +69,18 @@ class Check:
     run: Callable[[Any], Outcome]
     order: int
     optional: bool = False
+    needs: str = ""
+    reports: str = ""
+
+    @property
+    def needed_stage(self) -> str:
+        return self.needs or ("serialize" if self.scope == "artifact" else "capture")
+
+    def blocked_by(self, failed_stage: str | None) -> bool:
+        """Whether a build that failed in ``failed_stage`` leaves this check nothing to look at."""
+        if failed_stage not in STAGES or self.reports == failed_stage:
+            return False
+        return STAGES.index(self.needed_stage) >= STAGES.index(failed_stage)
 
 
 @dataclass(frozen=True)

@@ -47,4 +47,4 @@ def run(ctx: CheckContext) -> Outcome:
     )
 
 
-register(Check("env.pinned", "Model requirements are pinned", BLOCKING, "build", run, order=50))
+register(Check("env.pinned", "Model requirements are pinned", BLOCKING, "build", run, order=50, needs="serialize"))

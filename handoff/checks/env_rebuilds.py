@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 def run(ctx: CheckContext) -> Outcome:
     if not ctx.config.verify_env:
-        return skipped("off (enable with --verify-env; it installs the package's requirements into a new virtualenv)")
+        return skipped(
+            "off (enable with {option:verify_env}; it installs the package's requirements into a new virtualenv)"
+        )
     if ctx.model_dir is None:
         return skipped("no model was saved")
     from handoff.environments import rebuild_and_predict

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def run(ctx: CheckContext) -> Outcome:
     config = ctx.config
     if not config.gate:
-        return skipped("gate off (enable with --gate)")
+        return skipped("gate off (enable with {option:gate})")
     if ctx.champion is None:
         return skipped("no champion version to compare with yet")
     champion = ctx.champion.metrics

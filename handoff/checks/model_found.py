@@ -25,4 +25,15 @@ def run(ctx: CheckContext) -> Outcome:
     )
 
 
-register(Check("model.found", "A trained model was captured", BLOCKING, "build", run, order=20))
+register(
+    Check(
+        "model.found",
+        "A trained model was captured",
+        BLOCKING,
+        "build",
+        run,
+        order=20,
+        needs="execute",
+        reports="capture",
+    )
+)

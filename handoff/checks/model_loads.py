@@ -19,4 +19,8 @@ def run(ctx: ArtifactContext) -> Outcome:
     )
 
 
-register(Check("model.loads", "Saved model loads in a fresh process", BLOCKING, "artifact", run, order=30))
+register(
+    Check(
+        "model.loads", "Saved model loads in a fresh process", BLOCKING, "artifact", run, order=30, reports="serialize"
+    )
+)

@@ -41,4 +41,8 @@ def run(ctx: CheckContext) -> Outcome:
     return passed(f"saved in {saved.format} (MLflow flavor {saved.flavor}): loading it runs no pickled code")
 
 
-register(Check("model.portable", "Model format loads without running code", WARNING, "build", run, order=145))
+register(
+    Check(
+        "model.portable", "Model format loads without running code", WARNING, "build", run, order=145, needs="serialize"
+    )
+)

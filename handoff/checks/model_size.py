@@ -21,4 +21,4 @@ def run(ctx: CheckContext) -> Outcome:
     return passed(f"model is {shown} (budget {budget:g} MB)", bytes=size)
 
 
-register(Check("model.size", "Model size within budget", WARNING, "build", run, order=140))
+register(Check("model.size", "Model size within budget", WARNING, "build", run, order=140, needs="serialize"))

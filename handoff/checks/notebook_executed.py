@@ -13,7 +13,12 @@ if TYPE_CHECKING:
 def run(ctx: CheckContext) -> Outcome:
     if ctx.error and ctx.error.stage == "execute":
         return failed(ctx.error.message, cell=ctx.error.cell)
-    cells = [c for c in ctx.executed_notebook.cells if c.cell_type == "code"]
+    # papermill's injected-parameters cell is ours, not the notebook's: "all 4 code cells", never 5
+    cells = [
+        c
+        for c in ctx.executed_notebook.cells
+        if c.cell_type == "code" and "injected-parameters" not in c.get("metadata", {}).get("tags", [])
+    ]
     counts = [c.get("execution_count") for c in cells]
     not_run = [i + 1 for i, (c, n) in enumerate(zip(cells, counts, strict=True)) if n is None and c.source.strip()]
     if not_run:
@@ -24,4 +29,15 @@ def run(ctx: CheckContext) -> Outcome:
     return passed(f"all {len(cells)} code cells ran in order without error")
 
 
-register(Check("notebook.executed", "Notebook ran top to bottom without error", BLOCKING, "build", run, order=10))
+register(
+    Check(
+        "notebook.executed",
+        "Notebook ran top to bottom without error",
+        BLOCKING,
+        "build",
+        run,
+        order=10,
+        needs="inspect",
+        reports="execute",
+    )
+)

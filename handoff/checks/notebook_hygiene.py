@@ -43,4 +43,4 @@ def run(ctx: CheckContext) -> Outcome:
     return passed(f"{len(code_cells)} code cells: no ordering issues or absolute paths found")
 
 
-register(Check("notebook.hygiene", "Source notebook is clean", WARNING, "build", run, order=110))
+register(Check("notebook.hygiene", "Source notebook is clean", WARNING, "build", run, order=110, needs="inspect"))

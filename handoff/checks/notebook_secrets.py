@@ -93,7 +93,9 @@ def run(ctx: CheckContext) -> Outcome:
     )
     if allowed:
         return passed(f"{summary}; allowed: {allowed}", findings=findings, allowed=allowed)
-    return failed(f"{summary}; remove them (or build with --allow-secrets REASON)", findings=findings)
+    return failed(f"{summary}; remove them (or give a reason with {{option:allow_secrets}})", findings=findings)
 
 
-register(Check("notebook.secrets", "No secrets in the executed notebook", BLOCKING, "build", run, order=90))
+register(
+    Check("notebook.secrets", "No secrets in the executed notebook", BLOCKING, "build", run, order=90, needs="inspect")
+)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def run(ctx: CheckContext) -> Outcome:
     if not ctx.config.reproduce:
-        return skipped("off (enable with --reproduce; it runs the notebook a second time)")
+        return skipped("off (enable with {option:reproduce}; it runs the notebook a second time)")
     if ctx.rerun is None:
         return skipped("cannot re-run: the source notebook is not available")
     import numpy as np
@@ -42,4 +42,15 @@ def run(ctx: CheckContext) -> Outcome:
     )
 
 
-register(Check("reproducible", "Re-running gives the same results", BLOCKING, "build", run, order=200, optional=True))
+register(
+    Check(
+        "reproducible",
+        "Re-running gives the same results",
+        BLOCKING,
+        "build",
+        run,
+        order=200,
+        optional=True,
+        needs="serialize",
+    )
+)

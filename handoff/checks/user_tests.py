@@ -43,7 +43,7 @@ def _plugin(ctx: Any) -> Any:
 
 def run(ctx: ArtifactContext) -> Outcome:
     if not ctx.config.tests:
-        return skipped("no user tests given (--tests PATH)")
+        return skipped("no user tests given ({option:tests})")
     import pytest
 
     plugin = _plugin(ctx)
