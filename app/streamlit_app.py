@@ -12,5 +12,6 @@ pages = [
     st.Page("app_pages/versions.py", title="Versions", icon=":material/list:"),
     st.Page("app_pages/version_detail.py", title="Version detail", icon=":material/description:", url_path="version"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/verify.py", title="Verify", icon=":material/verified:"),
 ]
 st.navigation(pages).run()

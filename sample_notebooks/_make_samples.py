@@ -669,6 +669,60 @@ print(f"test accuracy: {accuracy:.3f}")
 ]
 
 
+# --------------------------------------------------------------------------------------------
+# 15. two_candidate_models.ipynb: a baseline and a tuned model both left in the namespace, as
+#     people do when they compare; handoff ships the most recently fitted and records the other
+#     as a candidate (the app's model picker, or `--model-var baseline`, chooses it instead).
+# --------------------------------------------------------------------------------------------
+
+TWO_CANDIDATES = [
+    md("""
+# Wine: a baseline and a tuned model
+
+Two models are fitted and compared here: a simple logistic regression as the baseline, then a
+gradient-boosted model. Both stay in the notebook's variables. handoff ships the most recently
+fitted one (`tuned`) and lists `baseline` as a candidate: pick it in the app's model picker under
+the build's result, or build with `--model-var baseline`.
+"""),
+    params("""
+learning_rate = 0.1  # step size of the boosting
+max_iter = 50  # boosting rounds
+random_state = 0  # seed for the split and the model
+"""),
+    code("""
+from sklearn.datasets import load_wine
+from sklearn.model_selection import train_test_split
+
+X, y = load_wine(return_X_y=True, as_frame=True)
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=0.3, random_state=random_state, stratify=y
+)
+"""),
+    md("## Baseline"),
+    code("""
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+baseline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+baseline.fit(X_train, y_train)
+baseline_accuracy = float(baseline.score(X_test, y_test))
+print(f"baseline accuracy: {baseline_accuracy:.3f}")
+"""),
+    md("## Tuned"),
+    code("""
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+tuned = HistGradientBoostingClassifier(
+    learning_rate=learning_rate, max_iter=max_iter, random_state=random_state
+)
+tuned.fit(X_train, y_train)
+accuracy = float(tuned.score(X_test, y_test))
+print(f"tuned accuracy: {accuracy:.3f} (baseline {baseline_accuracy:.3f})")
+"""),
+]
+
+
 def write_diabetes_csv() -> Path:
     from sklearn.datasets import load_diabetes
 
@@ -694,6 +748,7 @@ def main() -> None:
         write_notebook("catboost_classifier.ipynb", CATBOOST),
         write_notebook("statsmodels_ols.ipynb", STATSMODELS),
         write_notebook("pytorch_mlp.ipynb", PYTORCH),
+        write_notebook("two_candidate_models.ipynb", TWO_CANDIDATES),
     ]
     for path in written:
         print(f"wrote {path.relative_to(HERE.parent)}")

@@ -6,9 +6,10 @@ import nbformat
 import streamlit as st
 
 import common
+import controls
 from handoff.errors import HandoffError
 from handoff.layout import EXECUTED_NOTEBOOK
-from handoff.record_view import sections
+from handoff.record_view import checklist_section, sections
 
 location = common.store_location()
 rows = common.version_rows(location)
@@ -35,10 +36,14 @@ st.markdown(
     + (f" · alias **{', '.join(stored.aliases)}**" if stored.aliases else "")
 )
 if status != "passed":
-    st.error("This version failed its checklist: it is kept for inspection and comparison and cannot be promoted.")
+    error = stored.build.error
+    st.error(
+        "This version failed its checklist: it is kept for inspection and comparison and cannot be promoted."
+        + (f" {common.say(error.message)}" if error else "")
+    )
 common.alias_controls(location, model, stored.version, status, key="detail")
 
-overview, notebook, package = st.tabs(["Overview", "Notebook", "Package"])
+overview, notebook, package, recheck = st.tabs(["Overview", "Notebook", "Package", "Re-check"])
 with overview:
     common.metrics_row(stored.metrics)
     common.render_sections(sections(stored.build))
@@ -66,4 +71,71 @@ with package:
                 "`mlflow models serve -m model --env-manager local`."
             )
         except HandoffError as exc:
-            st.error(f"Cannot package this version: {exc}")
+            st.error(f"Cannot package this version: {exc.render('app')}")
+
+
+def recheck_form(model: str, version: int) -> None:
+    """``handoff check`` in the app: the checklist again on this stored version, with new thresholds,
+    gate, skips or test files; the report is kept beside the original, and every earlier one listed."""
+    from handoff.checks import check_ids
+    from handoff.record import CheckReport
+
+    st.caption(
+        "Run the checklist again on this version's saved model with other settings (the recorded ones, "
+        "plus these). The new report is kept beside the original; the version itself never changes."
+    )
+    done_key = f"recheck_{model}_{version}"
+    with st.form("recheck_form"):
+        thresholds = st.text_area("Thresholds, one per line", placeholder="accuracy >= 0.9", key="recheck_thresholds")
+        gate = st.checkbox("Gate: no metric may be worse than the champion's", key="recheck_gate")
+        skip = st.multiselect("Skip checks", check_ids(), key="recheck_skip")
+        files = controls.test_uploads(key="recheck_tests")
+        submitted = st.form_submit_button("Re-check", type="primary")
+    if submitted:
+        import handoff
+
+        settings = {
+            "thresholds": [t for t in thresholds.splitlines() if t.strip()],
+            "gate": gate or None,
+            "skip": skip,
+            "test_files": files or None,
+        }
+        try:
+            with st.spinner("Running the checklist…"):
+                report = handoff.check_version(model, version, store=common.store(location), checks=settings)
+            st.session_state[done_key] = report.to_dict()
+        except HandoffError as exc:
+            st.error(f"Cannot re-check: {exc.render('app')}")
+    if done_key in st.session_state:
+        report = CheckReport.from_dict(st.session_state[done_key])
+        if report.passed:
+            st.success(f"Re-check passed: {report.summary}.")
+        else:
+            failures = "; ".join(f"{r.id} ({common.say(r.message)})" for r in report.failures)
+            st.error(f"Re-check FAILED: {failures}.")
+        common.render_sections([checklist_section(report)])
+    reports = common.store(location).check_reports(stored.run_id) if stored.run_id else []
+    if len(reports) > 1:
+        st.subheader("Earlier re-checks")
+        earlier = [CheckReport.from_dict(r) for r in reports[1:]]
+        st.dataframe(
+            [
+                {
+                    "time": r.created,
+                    "result": "passed" if r.passed else "FAILED",
+                    "summary": r.summary,
+                    "thresholds": ", ".join(r.config.get("thresholds", [])),
+                    "gate": bool(r.config.get("gate")),
+                    "failed": ", ".join(x.id for x in r.failures),
+                }
+                for r in reversed(earlier)
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.caption("No re-checks yet: only the build's own checklist.")
+
+
+with recheck:
+    recheck_form(model, stored.version)
