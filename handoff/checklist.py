@@ -286,10 +286,10 @@ def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> 
     for check in checks.all_checks():
         if check.id in ctx.config.skip:
             results[check.id] = CheckResult.from_outcome(check, checks.skipped("skipped by configuration"))
-        elif check.blocked_by(failed_stage) or (check.scope == "artifact" and ctx.model_dir is None and ctx.error):
-            results[check.id] = CheckResult.from_outcome(check, checks.skipped(skipped_because(ctx.error)))
         elif ctx.error and check.reports == failed_stage:  # the root cause: the one failure the report shows
             results[check.id] = CheckResult.from_outcome(check, checks.failed(ctx.error.message, cell=ctx.error.cell))
+        elif check.blocked_by(failed_stage) or (check.scope == "artifact" and ctx.model_dir is None and ctx.error):
+            results[check.id] = CheckResult.from_outcome(check, checks.skipped(skipped_because(ctx.error)))
         elif check.scope == "artifact":
             if ctx.model_dir is None:
                 results[check.id] = CheckResult.from_outcome(check, checks.skipped("not run: no saved model"))
