@@ -292,8 +292,8 @@ def choose(
         if model_var not in namespace:
             seen = ", ".join(c.name for c in variables) or "none"
             raise CaptureProblem(
-                f"the model variable {model_var!r} ({{option:model_var}}) is not in the notebook "
-                f"(fitted models seen: {seen})"
+                f"{model_var!r}: no such variable in the notebook (the model variable chosen with "
+                f"{{option:model_var}}; fitted models seen: {seen})"
             )
         chosen = next((v for v in variables if v.name == model_var), None)
         if chosen is None:

@@ -14,6 +14,7 @@ import pytest
 from handoff import checks
 from handoff.check_config import resolve_config
 from handoff.checklist import CheckContext, CheckReport, junit_xml, run_checklist
+from handoff.messages import render
 from handoff.record import BuildError, BuildRecord, Environment, Inputs, Metric, NotebookRef, Outputs
 from helpers import notebook
 
@@ -147,7 +148,7 @@ def test_secrets_in_printed_json_fail_naming_the_cell_never_the_value() -> None:
     assert result.status == "failed" and result.severity == "blocking"
     assert {(f["cell"], f["in"]) for f in result.details["findings"]} == {(3, "output")}
     assert "Secret Keyword" in {f["type"] for f in result.details["findings"]}
-    assert "cell 3" in result.message and "--allow-secrets" in result.message
+    assert "cell 3" in result.message and "--allow-secrets" in render(result.message, "cli")
     assert AWS_SECRET not in repr(result.to_dict()) and AWS_SECRET[:8] not in repr(result.to_dict())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from handoff.cli import main
+from handoff.messages import render
 from handoff.missing_modules import explain, missing_module, package_for
 from handoff.store import Store
 from helpers import build, local_path
@@ -35,7 +36,7 @@ def test_which_errors_name_a_missing_module() -> None:
     assert missing_module("ImportError", pandas) == "openpyxl"
     assert missing_module("ImportError", "cannot import name 'foo' from 'bar'") is None  # a version problem
     assert missing_module("ValueError", "No module named 'x'") is None
-    assert explain("seaborn") == (
+    assert render(explain("seaborn"), "cli") == (
         "the notebook imports `seaborn`, which is not installed in the build environment: add `seaborn` to "
         "requirements.txt beside the notebook, or rebuild with `--with seaborn`"
     )
@@ -46,7 +47,7 @@ def test_a_missing_import_fails_the_build_with_the_fix(write_notebook, store: St
     result = build(path, store)
     assert result.status == "failed" and result.version is None
     assert result.error.stage == "execute" and result.error.cell == 2 and result.error.ename == "ModuleNotFoundError"
-    assert result.error.message == (
+    assert render(result.error.message, "cli") == (
         "a cell raised an error in execute stage, cell 2: the notebook imports `cv2`, which is not installed in "
         "the build environment (it comes from the PyPI package `opencv-python`): add `opencv-python` to "
         "requirements.txt beside the notebook, or rebuild with `--with opencv-python`"

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 import handoff
 from handoff.cli import main
+from handoff.messages import Face, render
 from handoff.record import SCHEMA_VERSION, BuildRecord, record_schema
 from handoff.record_view import render_markdown, render_text, sections
 from handoff.store import Store
@@ -58,15 +59,18 @@ def test_real_build_output_validates_against_the_schema_and_round_trips(
         )
 
 
-def _shown_lines(record: BuildRecord) -> list[str]:
-    """Every label, value and table cell the record view shows."""
+def _shown_lines(record: BuildRecord, lines: Face = "cli", cells: Face = "cli") -> list[str]:
+    """Every label, value and table cell the record view shows (hints as the face says them)."""
     out = []
     for section in sections(record):
         out.append(section.title)
         for label, value in section.lines:
-            out += [label, value]
+            out += [label, render(value, lines)]
         if section.table:
-            out += [*section.table.columns, *(cell for row in section.table.rows for cell in row if cell)]
+            out += [
+                *section.table.columns,
+                *(render(cell, cells) for row in section.table.rows for cell in row if cell),
+            ]
     return out
 
 
@@ -99,10 +103,15 @@ def test_one_record_rendered_alike_by_the_cli_the_package_and_the_app(
     )
     app = re.sub(r"\\(.)", r"\1", app)
     media = {"cli": text.getvalue(), "package": readme.replace("\\|", "|"), "app": app}
+    faces: dict[str, tuple[Face, Face]] = {
+        "cli": ("cli", "cli"),
+        "package": ("markdown", "markdown"),
+        "app": ("app", "app_plain"),
+    }
     shown = _shown_lines(record)
     assert "search.best_estimator_ (sklearn.pipeline.Pipeline)" in shown and "model.fidelity" in shown
     for medium, rendered in media.items():
-        missing = [item for item in shown if item not in rendered]
+        missing = [item for item in _shown_lines(record, *faces[medium]) if item not in rendered]
         assert not missing, f"{medium} does not show {missing[:5]}"
     order = [s.title for s in sections(record)]
     for medium, rendered in media.items():  # same order of sections everywhere

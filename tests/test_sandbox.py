@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from handoff import sandbox
+from handoff.messages import render
 from handoff.store import Store
 from helpers import TRAIN_IRIS, build
 
@@ -160,7 +161,7 @@ def test_limits_fail_the_build_naming_the_limit(
     result = build(path, store, **limits)
     assert result.status == "failed" and result.version is None
     assert result.error.type == "LimitExceededFailure" and result.error.cell == 3
-    assert expected in result.error.message
+    assert expected in render(result.error.message, "cli")  # the hint names the CLI flag there
 
 
 def test_the_environment_is_an_allow_list(tmp_path: Path) -> None:
