@@ -38,7 +38,7 @@ def test_which_errors_name_a_missing_module() -> None:
     assert missing_module("ValueError", "No module named 'x'") is None
     assert render(explain("seaborn"), "cli") == (
         "the notebook imports `seaborn`, which is not installed in the build environment: add `seaborn` to "
-        "requirements.txt beside the notebook, or rebuild with `--with seaborn`"
+        "requirements.txt beside the notebook, or rebuild with --with seaborn"
     )
 
 
@@ -50,8 +50,10 @@ def test_a_missing_import_fails_the_build_with_the_fix(write_notebook, store: St
     assert render(result.error.message, "cli") == (
         "a cell raised an error in execute stage, cell 2: the notebook imports `cv2`, which is not installed in "
         "the build environment (it comes from the PyPI package `opencv-python`): add `opencv-python` to "
-        "requirements.txt beside the notebook, or rebuild with `--with opencv-python`"
+        "requirements.txt beside the notebook, or rebuild with --with opencv-python"
     )
     assert main(["build", str(path), "--store", str(local_path(store.artifact_root).parent)]) == 1
     err = capsys.readouterr().err.strip().splitlines()  # progress lines, then the error as the last line
-    assert err[-1] == f"handoff: error: {result.error.message}" and not any("Traceback" in line for line in err)
+    assert err[-1] == f"handoff: error: {render(result.error.message, 'cli')}" and not any(
+        "Traceback" in line for line in err
+    )
