@@ -37,7 +37,8 @@ class Option:
         kind: What the control is (``checkbox``, ``field``, ``upload``, ``picker``, ``button``).
         where: Where the control is, after its name.
         page: The app page (file stem in ``app/app_pages``) that draws the control.
-        value_text: How the app says a token's value (``{value}`` is replaced), when it has one.
+        value_text: How the app says a token that carries a value (``{value}`` is replaced), when
+            that differs from naming the control.
     """
 
     key: str
@@ -53,10 +54,12 @@ class Option:
         return f"{self.flag} {value}" if value else self.flag
 
     def app(self, value: str | None, markup: bool = True) -> str:
-        name = f"**{self.control}**" if markup else f"“{self.control}”"
-        where = self.where if markup else self.where.replace("**", "")
-        extra = self.value_text.format(value=value) if value and self.value_text else ""
-        return f"{extra}the {name} {self.kind} {where}".strip()
+        if value and self.value_text:
+            text = self.value_text.format(value=value)
+            return text if markup else re.sub(r"\*\*(.+?)\*\*", r"“\1”", text)
+        if markup:
+            return f"the **{self.control}** {self.kind} {self.where}"
+        return f"the “{self.control}” {self.kind} {self.where.replace('**', '')}"
 
 
 OPTIONS: dict[str, Option] = {
@@ -86,7 +89,7 @@ OPTIONS: dict[str, Option] = {
             "Data files it reads",
             "upload",
             "on the Build page (a `requirements.txt` there makes the build environment)",
-            value_text="`{value}` in a requirements.txt uploaded with ",
+            value_text="the **Add {value} to the build environment and rebuild** button below",
         ),
         Option(
             "force",

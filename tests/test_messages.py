@@ -104,7 +104,9 @@ def test_each_face_says_the_option_its_own_way() -> None:
     )
     with_value = "or rebuild with {option:with=seaborn}"
     assert render(with_value, "cli") == "or rebuild with --with seaborn"
-    assert "`seaborn` in a requirements.txt" in render(with_value, "app") and "--with" not in render(with_value, "app")
+    assert "the **Add seaborn to the build environment and rebuild** button" in render(
+        with_value, "app"
+    ) and "--with" not in render(with_value, "app")
     # Markdown escaping applies to the message's own text, never to the control's emphasis
     escaped = render("a_b {option:model_var}", "app", escape=lambda s: s.replace("_", "\\_"))
     assert escaped.startswith("a\\_b the **Model to ship** picker")

@@ -25,6 +25,7 @@ TESTED_ELSEWHERE = {
     "catboost_classifier": "test_flavors.py",
     "statsmodels_ols": "test_flavors.py",
     "pytorch_mlp": "test_flavors.py",
+    "two_candidate_models": "app/test_page_parity.py",
 }
 
 
