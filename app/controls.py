@@ -87,7 +87,7 @@ def model_picker(job: Any) -> None:
     st.subheader("Choose the model")
     st.caption(
         "The build considered several models. Pick the one to ship and build again with the same "
-        "notebook, parameters and settings (the CLI's `--model-var`)."
+        "notebook, parameters and settings."
     )
     picked = st.selectbox(PICKER_LABEL, list(labels), format_func=labels.__getitem__, key="model_picker")
     if st.button(REBUILD_LABEL, key="rebuild_with_model"):
