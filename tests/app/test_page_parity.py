@@ -80,6 +80,37 @@ def test_pick_the_other_candidate_and_rebuild_with_the_tests_uploaded(app: AppTe
     assert "named with the **Model to ship** picker" in text and "--model-var" not in text
 
 
+UNSAVEABLE_AND_GOOD = (
+    "import numpy as np\n"
+    "from sklearn.datasets import load_iris\n"
+    "from sklearn.tree import DecisionTreeClassifier\n"
+    "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+    "clf = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
+    "from sklearn.base import BaseEstimator\n"
+    "class Odd(BaseEstimator):  # its pickle loads as the number 0: nothing the worker can save\n"
+    "    def fit(self, X, y):\n        self.coef_ = 1\n        return self\n"
+    "    def predict(self, X):\n        return np.zeros(len(X))\n"
+    "    def __reduce__(self):\n        return (int, ())\n"
+    "model = Odd().fit(X, y)\n"
+)
+
+
+def test_a_failed_build_offers_its_other_candidates(app: AppTest, store: Store, write_notebook) -> None:
+    path = write_notebook([UNSAVEABLE_AND_GOOD], name="odd.ipynb")
+    app.run()
+    app.file_uploader[0].set_value(("odd.ipynb", path.read_bytes(), "application/json")).run()
+    _click(app, "Build")
+    wait_for_result(app, 240)
+    assert any("Build failed" in e.value and "could not be saved" in e.value for e in app.error), texts(app)
+    picker = next(s for s in app.selectbox if s.label == OPTIONS["model_var"].control)
+    assert picker.value == "model" and any(o.startswith("clf · DecisionTreeClassifier") for o in picker.options)
+    picker.set_value("clf").run()
+    _click(app, "Rebuild with this model")
+    wait_for_result(app, 240)
+    assert any("odd version 1** passed" in s.value for s in app.success), texts(app)
+    assert store.get_version("odd", 1).build.outputs.model.variable == "clf"
+
+
 @pytest.fixture
 def failed_iris(store: Store) -> handoff.BuildResult:
     """iris, recorded as a failed version (its threshold cannot be met)."""
