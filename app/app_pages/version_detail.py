@@ -67,7 +67,7 @@ with package:
             )
             st.markdown(f"`{filename}` · sha256 `{sha256}`")
             st.caption(
-                "Verify it with `handoff verify " + filename + "`; serve `model/` with "
+                "Verify it on the **Verify** page (or `handoff verify " + filename + "`); serve `model/` with "
                 "`mlflow models serve -m model --env-manager local`."
             )
         except HandoffError as exc:
