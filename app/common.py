@@ -90,12 +90,13 @@ def _escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "\\`*_[]<>|~$" else c for c in text)
 
 
-def say(text: str) -> str:
-    """A library message as Markdown for the app: literal text escaped, option hints naming the
-    app's controls ("the **Gate** checkbox ...") instead of CLI flags (``handoff.messages``)."""
+def say(text: str, escape: bool = True) -> str:
+    """A library message as Markdown for the app: option hints naming the app's controls ("the
+    **Gate** checkbox ...") instead of CLI flags (``handoff.messages``); the rest escaped, unless
+    ``escape`` is off for the library's own sentences whose `code` spans should stay code."""
     from handoff.messages import render
 
-    return render(text, "app", escape=_escape)
+    return render(text, "app", escape=_escape if escape else None)
 
 
 def say_plain(text: str) -> str:

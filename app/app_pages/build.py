@@ -186,12 +186,12 @@ def show_result(result: Any, job: Any = None) -> None:
         st.success(f"**{result.name} version {result.version}** passed in {result.timings.get('total', 0):.1f} s.")
     elif result.version is not None:
         st.error(
-            f"**{result.name} version {result.version}** failed its checklist: {common.say(error.message)}. "
+            f"**{result.name} version {result.version}** failed its checklist: {common.say(error.message, escape=False)}. "
             "It is recorded (to inspect and compare) and can never be promoted."
         )
     else:
         st.error(
-            f"Build failed: {common.say(error.message)}. No version was created; the partly executed "
+            f"Build failed: {common.say(error.message, escape=False)}. No version was created; the partly executed "
             "notebook is kept with the failed build."
         )
     if error and error.cell and result.notebook is not None:

@@ -39,7 +39,7 @@ if status != "passed":
     error = stored.build.error
     st.error(
         "This version failed its checklist: it is kept for inspection and comparison and cannot be promoted."
-        + (f" {common.say(error.message)}" if error else "")
+        + (f" {common.say(error.message, escape=False)}" if error else "")
     )
 common.alias_controls(location, model, stored.version, status, key="detail")
 
