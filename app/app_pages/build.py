@@ -186,7 +186,8 @@ def show_result(result: Any, job: Any = None) -> None:
         st.success(f"**{result.name} version {result.version}** passed in {result.timings.get('total', 0):.1f} s.")
     elif result.version is not None:
         st.error(
-            f"**{result.name} version {result.version}** failed its checklist: {common.say(error.message, escape=False)}. "
+            f"**{result.name} version {result.version}** failed its checklist: "
+            f"{common.say(error.message, escape=False)}. "
             "It is recorded (to inspect and compare) and can never be promoted."
         )
     else:
