@@ -30,13 +30,6 @@ def store(location: str | None = None) -> Any:
     return handoff.open_store(location if location is not None else store_location())
 
 
-@st.cache_resource
-def jobs() -> Any:
-    from handoff.jobs import BuildJobs
-
-    return BuildJobs(workers=2)
-
-
 @st.cache_data(max_entries=32, ttl=5, show_spinner=False)
 def version_rows(location: str | None) -> list[dict[str, Any]]:
     """Every version as a plain row, newest first (cached for a few seconds)."""

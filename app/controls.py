@@ -45,13 +45,15 @@ def sandbox_extras(limits: Any) -> dict[str, Any]:
 
 
 def rebuild(job: Any, **changes: Any) -> None:
-    """Build the job's request again with ``changes`` (e.g. ``model_var``) and show the new build.
-
-    (When builds become durable jobs this is ``jobs.resubmit(job, **changes)``.)
-    """
+    """Build the job's request again with ``changes`` (e.g. ``model_var``): a new job, shown at once."""
     import handoff
+    from handoff.errors import HandoffError
 
-    again = common.jobs().submit(job.label, handoff.build, **{**job.request, **changes})
+    try:
+        again = handoff.resubmit(job, store=common.store_location(), **changes)
+    except HandoffError as exc:
+        st.error(f"Cannot build: {exc.render('app')}")
+        return
     st.query_params["job"] = again.id
     st.rerun()
 
@@ -78,9 +80,9 @@ def picker_choices(result: Any) -> list[tuple[str, str]]:
     return choices if len(choices) > 1 or (choices and not result.ok) else []
 
 
-def model_picker(job: Any) -> None:
+def model_picker(job: Any, result: Any) -> None:
     """Below a build's result: choose another of its recorded candidates and rebuild with it."""
-    choices = picker_choices(job.result)
+    choices = picker_choices(result)
     if not choices:
         return
     labels = dict(choices)

@@ -9,6 +9,7 @@ st.set_page_config(page_title="handoff", page_icon=":package:", layout="wide")
 
 pages = [
     st.Page("app_pages/build.py", title="Build", icon=":material/rocket_launch:", default=True),
+    st.Page("app_pages/builds.py", title="Builds", icon=":material/pending_actions:"),
     st.Page("app_pages/versions.py", title="Versions", icon=":material/list:"),
     st.Page("app_pages/version_detail.py", title="Version detail", icon=":material/description:", url_path="version"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),

@@ -54,6 +54,15 @@ _LAZY = {
     "Store": "handoff.store",
     "VersionRecord": "handoff.store",
     "open_store": "handoff.store",
+    "Job": "handoff.jobs",
+    "JobNotFoundError": "handoff.jobs",
+    "submit": "handoff.jobs",
+    "resubmit": "handoff.jobs",
+    "list_jobs": "handoff.jobs",
+    "get_job": "handoff.jobs",
+    "cancel": "handoff.jobs",
+    "wait": "handoff.jobs",
+    "result_of": "handoff.jobs",
 }
 
 __all__ = [
@@ -69,6 +78,8 @@ __all__ = [
     "ExportResult",
     "HandoffError",
     "InputError",
+    "Job",
+    "JobNotFoundError",
     "NotebookFormatError",
     "NotebookParameter",
     "OptionError",
@@ -82,20 +93,27 @@ __all__ = [
     "VersionRecord",
     "__version__",
     "build",
+    "cancel",
     "check_version",
     "compare",
     "export",
+    "get_job",
     "history",
+    "list_jobs",
     "load_notebook",
     "log_metric",
     "log_metrics",
     "log_model",
     "open_store",
     "promote",
+    "resubmit",
+    "result_of",
     "rollback",
+    "submit",
     "verify",
     "verify_recorded",
     "verify_store",
+    "wait",
 ]
 
 if TYPE_CHECKING:
@@ -106,6 +124,7 @@ if TYPE_CHECKING:
     from handoff.comparison import Comparison, compare
     from handoff.events import BuildEvent
     from handoff.inspection import NotebookParameter, load_notebook
+    from handoff.jobs import Job, JobNotFoundError, cancel, get_job, list_jobs, resubmit, result_of, submit, wait
     from handoff.lifecycle import (
         ExportResult,
         check_version,

@@ -11,6 +11,7 @@ and no version is created. The stages' modules: docs/architecture.md.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -21,14 +22,22 @@ from typing import Any, TypeVar
 
 import nbformat
 
-from handoff import __version__, environments, layout
+from handoff import __version__, environments, layout, sandbox
 from handoff.capture import Capture, read_capture
 from handoff.check_config import CheckConfig, resolve_config
 from handoff.checklist import ArtifactChecker, CheckContext, RerunResult, run_checklist, write_report
 from handoff.environments import EnvironmentFailure, EnvironmentSpec, ReadyEnvironment
-from handoff.errors import BuildFailure, ChecklistFailure, OptionError, RecordFailure, StoreError
+from handoff.errors import (
+    BuildCancelled,
+    BuildFailure,
+    CancelledFailure,
+    ChecklistFailure,
+    OptionError,
+    RecordFailure,
+    StoreError,
+)
 from handoff.events import BuildEvent, EventCallback, ignore_event
-from handoff.execution import ExecutionResult, execute, make_workdir
+from handoff.execution import Cancellation, ExecutionResult, execute, make_workdir
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
 from handoff.output_limits import OutputLimits
@@ -212,6 +221,7 @@ class BuildPlan:
     champion: VersionRecord | None = None
     requirements: EnvironmentSpec = field(default_factory=lambda: EnvironmentSpec((), ()))
     environment: ReadyEnvironment | None = None
+    cancel: Cancellation | None = None
 
     @property
     def hidden(self) -> tuple[Path, ...]:
@@ -282,6 +292,7 @@ def build(
     checks: CheckConfig | Mapping[str, Any] | None = None,
     files: Mapping[str, bytes] | None = None,
     on_event: EventCallback | None = None,
+    cancel: Cancellation | None = None,
     **option_overrides: Any,
 ) -> BuildResult:
     """Build ``notebook`` into the next version of model ``name``.
@@ -296,11 +307,14 @@ def build(
             the highest-precedence source over ``handoff.toml`` and the notebook's metadata.
         files: Extra files (name to bytes) placed in the build's working directory, e.g. uploads.
         on_event: Called with a ``BuildEvent`` as each stage and cell starts.
+        cancel: Stops the build when requested (a job's Cancel): the kernel and its children are
+            killed and the build ends as a failed, recorded build, like a timeout.
 
     Raises:
         InputError: the notebook, a parameter, an option or the checklist settings are invalid
             (nothing ran, nothing was recorded).
         StoreError: the store cannot be opened.
+        BuildCancelled: cancelled before the notebook started running (nothing recorded).
     """
     stages = _Stages(on_event or ignore_event, time.monotonic())
     plan = stages.time(
@@ -314,16 +328,24 @@ def build(
         checks,
         files,
     )
+    plan = dataclasses.replace(plan, cancel=cancel)
+    _not_cancelled(plan)
     stages.announce(
         "inspect",
         f"{plan.source.name}: {len(plan.source.notebook.cells)} cells, "
         f"{len(plan.parameters)} parameters; store {plan.store.uri}",
     )
     if plan.requirements:
+        forget = cancel.on_cancel(_stop_uv) if cancel is not None else None
         try:
             plan = stages.run("environment", "preparing the build environment", _environment, plan, stages)
         except EnvironmentFailure as exc:  # nothing ran: nothing is recorded
+            _not_cancelled(plan)  # uv was stopped by a cancel: cancelled, not failed
             return _not_built(plan, exc, stages)
+        finally:
+            if forget is not None:
+                forget()
+    _not_cancelled(plan)
     with _Workspace(plan) as ws:
         run = stages.run("execute", f"starting a kernel for {plan.source.name}", _execute, plan, ws, stages)
         stages.timings["execute"] -= run.capture_seconds  # the capture cell ran in the kernel: its own stage
@@ -331,8 +353,11 @@ def build(
         failure, capture, saved = run.failure, None, None
         try:
             if failure is None:
+                _cancelled_after_run(plan)
                 capture = stages.run("capture", "reading what the notebook left", _capture, ws, run)
+                _cancelled_after_run(plan)
                 saved = stages.run("serialize", f"saving {capture.model.type} as an MLflow model", _serialize, ws, run)
+                _cancelled_after_run(plan)
         except BuildFailure as exc:
             failure = exc
         _keep_notebooks(plan, ws, run, rendered=saved is not None)
@@ -363,6 +388,30 @@ def build(
         notebook=run.notebook,
         executed_notebook_uri=f"{recorded.artifact_uri}/{layout.EXECUTED_NOTEBOOK}" if recorded.artifact_uri else None,
     )
+
+
+def _stop_uv() -> None:
+    """A cancel during the environment stage: stop this process's uv runs (resolving, installing)."""
+    uv = environments.uv_binary()
+    for pid in sandbox.descendants(os.getpid()):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if command == uv:
+            sandbox.kill_tree(pid)
+
+
+def _not_cancelled(plan: BuildPlan) -> None:
+    """Before the notebook runs, a cancel stops the build with nothing recorded."""
+    if plan.cancel is not None and plan.cancel.by is not None:
+        raise BuildCancelled(f"cancelled by {plan.cancel.by} before the notebook ran; nothing was recorded")
+
+
+def _cancelled_after_run(plan: BuildPlan) -> None:
+    """After the notebook ran, a cancel fails the build (recorded as failed, like a timeout)."""
+    if plan.cancel is not None and plan.cancel.by is not None:
+        raise CancelledFailure("capture", f"cancelled by {plan.cancel.by} after the notebook ran")
 
 
 def _inspect(
@@ -479,6 +528,7 @@ def _run_notebook(plan: BuildPlan, workdir: Path, on_event: EventCallback, start
         hidden=plan.hidden,
         output_limits=options.output_limits,
         python=plan.environment.python if plan.environment else None,
+        cancel=plan.cancel,
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import handoff
 from handoff.errors import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, HandoffError, InputError
+from handoff.jobs import STATES
 from handoff.messages import render, render_data
 from handoff.record_view import checklist_section, render_text, sections
 
@@ -191,6 +192,15 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--by", help="who did it (default: the OS user)")
         sub.add_argument("--reason", help="why, kept in the history")
 
+    builds = command("builds", "list build jobs (app, CLI and API builds), newest first")
+    builds.add_argument("--state", choices=STATES, help="only jobs in this state")
+    builds.add_argument("--model", help="only jobs of this model")
+    builds.add_argument("--limit", type=int, default=None, help="at most this many (default: all)")
+
+    cancelling = command("cancel", "cancel a queued or running build job (its kernel and children are killed)")
+    cancelling.add_argument("job", metavar="JOB_ID")
+    cancelling.add_argument("--by", help="who cancels (default: the OS user)")
+
     hist = command("history", "every alias move of a model, with time, who and why")
     hist.add_argument("model")
 
@@ -289,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "promote": _promote,
             "rollback": _rollback,
             "history": _history,
+            "builds": _builds,
+            "cancel": _cancel,
         }
         return commands[args.command](args)
     except HandoffError as exc:
@@ -345,17 +357,25 @@ class _Progress:
 
 def _build(args: argparse.Namespace) -> int:
     from handoff.inspection import load_notebook, parse_params
+    from handoff.jobs import run_here
 
     source = load_notebook(args.notebook)
     params = parse_params(source, dict(args.param))
     progress = _Progress()
+
+    def announce(job: Any) -> None:
+        if not args.json:
+            sys.stderr.write(f"build job {job.id}\n")
+
     try:
-        result = handoff.build(
+        # in this process, with a job row: `handoff builds` and the app's Builds page list it
+        job, result = run_here(
             source,
             params,
             args.name,
             store=args.store,
             on_event=progress,
+            on_job=announce,
             checks=_checklist_settings(args),
             timeout=args.timeout,
             cell_timeout=args.cell_timeout,
@@ -372,13 +392,70 @@ def _build(args: argparse.Namespace) -> int:
         )
     finally:
         progress.close()
+    if result is None:  # cancelled before it ran (errors before anything ran are raised)
+        sys.stderr.write(f"handoff: {render(job.message or job.state, 'cli')}\n")
+        return EXIT_INTERRUPTED if job.state == "cancelled" else EXIT_FAILED
     if args.json:
-        _emit(result.to_dict())
+        _emit(result.to_dict() | {"job": job.id, "job_state": job.state})
     else:
         _print_result(result)
+    if job.state == "cancelled":
+        sys.stderr.write(f"handoff: {job.message}\n")
+        return EXIT_INTERRUPTED
     if not result.ok:
         sys.stderr.write(f"handoff: error: {render(result.error.message, 'cli') if result.error else 'build failed'}\n")
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _builds(args: argparse.Namespace) -> int:
+    import time
+
+    jobs = handoff.list_jobs(args.store, state=args.state, model=args.model, limit=args.limit)
+    if args.json:
+        _emit([j.to_dict() for j in jobs])
+        return EXIT_OK
+    if not jobs:
+        sys.stdout.write("no build jobs yet\n")
+        return EXIT_OK
+    now = time.time()
+    rows = [("JOB", "STATE", "MODEL", "VERSION", "SOURCE", "USER", "CREATED", "ELAPSED", "WHERE / RESULT")]
+    for j in jobs:
+        rows.append(
+            (
+                j.id,
+                j.state,
+                j.model,
+                str(j.version) if j.version is not None else "-",
+                j.source,
+                j.user,
+                f"{_ago(now - j.created)} ago",
+                f"{j.elapsed:.0f}s",
+                render(j.progress if j.active or j.state == "cancelled" else (j.error or j.message or ""), "cli")[:100],
+            )
+        )
+    _table(rows)
+    return EXIT_OK
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    job = handoff.cancel(args.job, by=args.by, store=args.store)
+    if args.json:
+        _emit(job.to_dict())
+    elif job.state == "cancelled":
+        sys.stdout.write(f"{job.id}: {job.message}\n")
+    elif job.active:
+        sys.stdout.write(f"{job.id}: cancel requested by {job.cancel_requested_by}; the worker stops it\n")
+    else:
+        sys.stdout.write(f"{job.id}: already {job.state}, nothing to cancel\n")
     return EXIT_OK
 
 

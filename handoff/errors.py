@@ -26,6 +26,7 @@ Tree::
     │   ├── VersionNotFoundError    no such model or version (exit 2: bad input, the store is fine)
     │   └── TamperedError           a version's artifacts, record or metrics changed after recording (exit 3)
     ├── PromotionRefused            the version failed its checklist, or nothing to roll back (exit 2)
+    ├── BuildCancelled              a build cancelled before it ran: nothing recorded (exit 130)
     └── BuildFailure                a stage of a build failed (exit 1); has stage, cell, ename
         ├── CellExecutionFailure    a cell raised
         ├── EarlyExitFailure        the notebook called sys.exit() / raised SystemExit
@@ -36,6 +37,7 @@ Tree::
         ├── CaptureFailure          no fitted model found, or it could not be captured
         ├── SerializationFailure    the model could not be saved as an MLflow model
         ├── ChecklistFailure        a blocking check failed (the version exists, marked failed)
+        ├── CancelledFailure        someone cancelled the build while it ran (kernel killed)
         └── RecordFailure           the store refused the build's record
 """
 
@@ -209,3 +211,13 @@ class ChecklistFailure(BuildFailure):
 
 class RecordFailure(BuildFailure):
     kind = "the build could not be recorded"
+
+
+class CancelledFailure(BuildFailure):
+    kind = "the build was cancelled"
+
+
+class BuildCancelled(HandoffError):
+    """A build cancelled before its notebook started running: nothing ran, nothing was recorded."""
+
+    exit_code = EXIT_INTERRUPTED

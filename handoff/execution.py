@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import re
 import shutil
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from handoff import kernel_mlflow, sandbox
 from handoff.errors import (
     BuildFailure,
     BuildTimeoutFailure,
+    CancelledFailure,
     CaptureFailure,
     CellExecutionFailure,
     EarlyExitFailure,
@@ -74,6 +76,48 @@ class ExecutionResult:
     capture_seconds: float = 0.0
     warnings: tuple[str, ...] = field(default=())
     cells: dict[int, int] = field(default_factory=dict)
+
+
+class Cancellation:
+    """A request to stop a build, set from another thread (a job's heartbeat) or a signal handler.
+
+    What is running registers how to stop it (``on_cancel``): the execute stage kills the sandbox's
+    process tree, so the run ends the way a timeout does (the partly executed notebook kept, a failed
+    build recorded). Between stages the build checks ``requested``.
+    """
+
+    def __init__(self) -> None:
+        self.by: str | None = None
+        self._lock = threading.Lock()
+        self._stoppers: list[Callable[[], None]] = []
+
+    @property
+    def requested(self) -> bool:
+        return self.by is not None
+
+    def cancel(self, by: str) -> None:
+        with self._lock:
+            if self.by is not None:
+                return
+            self.by = by
+            stoppers = list(self._stoppers)
+        for stop in stoppers:
+            stop()
+
+    def on_cancel(self, stop: Callable[[], None]) -> Callable[[], None]:
+        """Call ``stop`` on cancel (at once if already cancelled); returns what unregisters it."""
+        with self._lock:
+            self._stoppers.append(stop)
+            already = self.by is not None
+        if already:
+            stop()
+
+        def forget() -> None:
+            with self._lock:
+                if stop in self._stoppers:
+                    self._stoppers.remove(stop)
+
+        return forget
 
 
 def make_workdir(source: NotebookSource, files: Mapping[str, bytes] | None = None) -> Path:
@@ -135,12 +179,14 @@ def execute(
     hidden: tuple[Path, ...] = (),
     output_limits: OutputLimits | None = None,
     python: Path | None = None,
+    cancel: Cancellation | None = None,
 ) -> ExecutionResult:
     """Run the notebook in ``workdir`` with ``params`` injected; never raises for notebook failures.
 
     The kernel runs in the sandbox (``policy``); ``hidden`` are paths it must not see (the store).
     Outputs are cut past ``output_limits`` as they arrive. ``python``: a build environment's
     interpreter the kernel runs on (default: the kernelspec's, i.e. handoff's own environment).
+    ``cancel``: when it is requested, the sandbox is killed and the run fails as cancelled.
     """
     policy = policy or sandbox.Policy()
     started = started if started is not None else time.monotonic()
@@ -153,7 +199,7 @@ def execute(
     input_path, output_path = capture_dir / "input.ipynb", capture_dir / "executed.ipynb"
     nbformat.write(nb, input_path)
     total = sum(1 for c in source.notebook.cells if c.cell_type == "code")
-    state: dict[str, Any] = {"current": None, "done": 0, "limit": None, "manager": None}
+    state: dict[str, Any] = {"current": None, "done": 0, "limit": None, "manager": None, "cancel": cancel}
     budget = OutputBudget(output_limits)
 
     def timeout_func(cell: nbformat.NotebookNode) -> float:
@@ -306,6 +352,9 @@ def _sandboxed_kernel_manager(
             # `process` as None; after a launch it is the LocalProvisioner holding the Popen.
             pid = self.provisioner.process.pid  # type: ignore[union-attr]
             state["manager"] = (pid, sandbox.Watchdog(pid, workdir, policy.limits))
+            cancel: Cancellation | None = state.get("cancel")
+            if cancel is not None:  # killed like a timeout: nbclient then sees a dead kernel
+                state["forget_cancel"] = cancel.on_cancel(lambda: sandbox.kill_tree(pid))
 
     return SandboxedKernelManager
 
@@ -320,6 +369,8 @@ def _on_python(kernel_cmd: list[str], python: Path) -> list[str]:
 def _end_sandbox(state: dict[str, Any]) -> None:
     """Stop the watchdog and kill whatever the notebook left running (a PID namespace ends with its
     first process; the fallback kills the process tree)."""
+    if state.get("forget_cancel") is not None:
+        state["forget_cancel"]()
     if state["manager"] is not None:
         pid, watchdog = state["manager"]
         watchdog.stop()
@@ -379,6 +430,11 @@ def _classify(
     current = state["current"]
     cell = _position(current) if current is not None else None
     exceeded = state["manager"][1].exceeded if state["manager"] is not None else None
+    cancel: Cancellation | None = state.get("cancel")
+    if cancel is not None and cancel.requested:
+        return CancelledFailure(
+            "execute", f"cancelled by {cancel.by}; the kernel was killed", cell=cell, ename="Cancelled"
+        )
     if exceeded:
         return LimitExceededFailure("execute", f"{exceeded}; the sandbox was killed", cell=cell, ename="LimitExceeded")
     if isinstance(error, CellTimeoutError) or (isinstance(error, TimeoutError) and current is not None):

@@ -1,4 +1,8 @@
-"""Build page: pick or upload a notebook, set its parameters, build in the background, see the result."""
+"""Build page: pick or upload a notebook, set its parameters, build in a worker process, see the result.
+
+A build is a job (``handoff.submit``): its row in the job table is what this page reads, so a second
+tab, a page refresh or an app restart finds it again by ``?job=ID`` (the Builds page lists them all).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,40 @@ import streamlit as st
 
 import common
 import controls
+import handoff
 from handoff.errors import HandoffError
 from handoff.inspection import NotebookParameter, NotebookSource, load_notebook, parse_params
-from handoff.jobs import DONE, RUNNING
+from handoff.jobs import CANCELLED, INTERRUPTED, QUEUED, Job, JobNotFoundError
 from handoff.missing_modules import missing_module, package_for
 from handoff.record_view import sections
 
 st.title("Build a model version")
-jobs = common.jobs()
-job = jobs.get(st.query_params.get("job"))
+
+
+def find_job(job_id: str | None) -> Job | None:
+    if not job_id:
+        return None
+    try:
+        return handoff.get_job(job_id, store=common.store_location())
+    except JobNotFoundError:
+        return None
+
+
+def app_user() -> str:
+    """Who is using the app: the viewer's login if Streamlit knows one, else the OS user running it
+    (team-mode login comes later)."""
+    try:
+        user = st.user.get("email") or st.user.get("name")  # only set behind Streamlit's auth
+    except Exception:
+        user = None
+    if user:
+        return str(user)
+    from handoff.jobs import current_user
+
+    return current_user()
+
+
+job = find_job(st.query_params.get("job"))
 
 
 def parameter_widget(param: NotebookParameter, notebook_sha: str) -> Any:
@@ -116,68 +145,102 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
     except HandoffError as exc:
         st.error(f"Cannot build: {exc.render('app')}")
         return
-    import handoff
-
-    job = jobs.submit(
-        f"{name} (from {source.name}.ipynb)",
-        handoff.build,
-        notebook=source,
-        params=params,
-        name=name,
-        store=common.store(common.store_location()),
-        checks=settings,
-        files=files,
-        timeout=float(timeout),
-        cell_timeout=float(cell_timeout),
-        allow_network=allow_network,
-        memory_gib=float(memory),
-        max_cell_output_mb=float(max_output),
-        **sandbox_limits,
-    )
+    try:
+        job = handoff.submit(
+            source,
+            params,
+            name,
+            store=common.store_location(),
+            checks=settings,
+            files=files,
+            source="app",
+            user=app_user(),
+            timeout=float(timeout),
+            cell_timeout=float(cell_timeout),
+            allow_network=allow_network,
+            memory_gib=float(memory),
+            max_cell_output_mb=float(max_output),
+            **sandbox_limits,
+        )
+    except HandoffError as exc:
+        st.error(f"Cannot build: {exc.render('app')}")
+        return
     st.query_params["job"] = job.id
     st.rerun()
 
 
-@st.fragment(run_every=1.0)
-def live_progress(job_id: str) -> None:
-    job = jobs.get(job_id)
-    if job is None or job.state != RUNNING:
-        st.rerun(scope="app")
-        return
-    event = job.last_event
-    if event is None:
-        st.progress(0.0, text="Starting…")
-    elif event.stage == "execute" and event.total:
-        st.progress(
-            min((event.done or 0) / event.total, 1.0),
-            text=f"Running cell {event.cell} ({event.done} of {event.total} code cells)",
-        )
-        st.code(event.message or " ", language="python")
+def progress_view(job: Job) -> None:
+    """Where a queued or running job is, read from its row."""
+    if job.state == QUEUED:
+        st.progress(0.0, text=f"Queued: {job.message or 'waiting for a free build slot'}")
+    elif job.stage == "execute" and job.cells_total:
+        st.progress(min((job.cells_done or 0) / job.cells_total, 1.0), text=job.progress)
+        if job.cells_done:
+            st.code(job.message or " ", language="python")
     else:
-        st.progress(
-            1.0 if event.stage in ("check", "record", "package") else 0.05, text=f"{event.stage}: {event.message}"
-        )
+        st.progress(0.9 if job.stage in ("check", "record", "package") else 0.02, text=job.progress)
+    if job.cancel_requested_by:
+        st.warning(f"Cancel requested by {job.cancel_requested_by}: stopping the kernel…")
     st.caption(
-        f"Stage **{event.stage if event else 'queued'}** · elapsed {job.elapsed:.0f} s · "
-        "you can leave this page: the build goes on, and this link brings you back."
+        f"Stage **{job.stage or job.state}** · elapsed {job.elapsed:.0f} s · by {job.user} ({job.source}) · "
+        "you can leave this page: the build goes on in its own process, and the Builds page finds it again."
     )
 
 
-def add_package_and_rebuild(job: Any) -> None:
-    """For a build that failed at an import: a button that adds the package and builds again."""
-    error = job.result.error
+@st.fragment(run_every=1.0)
+def live_progress(job_id: str) -> None:
+    current = find_job(job_id)
+    if current is None or not current.active:
+        st.rerun(scope="app")
+        return
+    if not current.cancel_requested_by:
+        st.button("Cancel this build", key=f"cancel_{job_id}", on_click=cancel_job, args=(job_id,))
+    progress_view(current)
+
+
+def cancel_job(job_id: str) -> None:
+    """Before the rerun the click causes: ask the job's worker to stop (it kills the kernel)."""
+    handoff.cancel(job_id, by=app_user(), store=common.store_location())
+
+
+def add_package_and_rebuild(job: Job, result: Any) -> None:
+    """For a build that failed at an import: a button that adds the package and builds again (a new job)."""
+    error = result.error if result is not None else None
     module = missing_module(error.ename, error.traceback or "") if error else None
     if module is None:
         return
     package = package_for(module)
     if st.button(f"Add {package} to the build environment and rebuild", type="primary"):
-        request = dict(job.request)
-        request["with_packages"] = (*request.get("with_packages", ()), package)
-        import handoff
+        resubmit_job(job, with_packages=(*job.request.get("options", {}).get("with_packages", ()), package))
 
-        again = jobs.submit(job.label, handoff.build, **request)
-        st.query_params["job"] = again.id
-        st.rerun()
+
+def resubmit_job(job: Job, **changes: Any) -> None:
+    """Build again with ``changes`` to the request (a new job), and show it."""
+    try:
+        again = handoff.resubmit(job, store=common.store_location(), **changes)
+    except HandoffError as exc:
+        st.error(f"Cannot build: {exc.render('app')}")
+        return
+    st.query_params["job"] = again.id
+    st.rerun()
+
+
+def ended_job(job: Job) -> None:
+    """A finished job: its result rebuilt from the store (or the job's own copy), for every end state."""
+    if job.state == CANCELLED:
+        st.warning(f"Build {common.say(job.message or 'cancelled')}.")
+    elif job.state == INTERRUPTED:
+        st.error(f"Build {common.say(job.message or 'interrupted')}.")
+    if job.state in (CANCELLED, INTERRUPTED) and st.button("Build it again (same notebook and settings)"):
+        resubmit_job(job)
+    result = handoff.result_of(job, store=common.store_location())
+    if result is None:
+        if job.state not in (CANCELLED, INTERRUPTED):
+            st.error(f"Cannot build: {common.say(job.error or job.message or 'it ended without a result')}")
+        return
+    common.version_rows.clear()
+    show_result(result, job)
+    add_package_and_rebuild(job, result)
 
 
 def show_result(result: Any, job: Any = None) -> None:
@@ -205,29 +268,25 @@ def show_result(result: Any, job: Any = None) -> None:
             "app_pages/version_detail.py", query_params={"model": result.name, "version": str(result.version)}
         )
     if job is not None:
-        controls.model_picker(job)
+        controls.model_picker(job, result)
     common.metrics_row(result.metrics)
     common.render_sections(sections(result.record))
 
 
 if job is not None:
-    st.markdown(f"**{job.label}**")
-    if job.state == RUNNING:
+    st.markdown(f"**{job.label}** · job `{job.id}`")
+    if job.active:
         live_progress(job.id)
-    elif job.state == DONE:
-        common.version_rows.clear()
-        show_result(job.result, job)
-        add_package_and_rebuild(job)
     else:
-        st.error(f"Cannot build: {job.error}")
+        ended_job(job)
     if st.button("Start another build"):
         del st.query_params["job"]
         st.rerun()
 else:
     if st.query_params.get("job"):
         st.warning(
-            "That build is not known to this server (it may have restarted); its result, if any, "
-            "is on the Versions page."
+            "There is no build job with that id in this store; the Builds page lists every build, and "
+            "the Versions page every recorded version."
         )
     try:
         notebook, data_files = chosen_notebook()
