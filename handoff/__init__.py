@@ -44,6 +44,8 @@ _LAZY = {
     "promote": "handoff.lifecycle",
     "rollback": "handoff.lifecycle",
     "history": "handoff.lifecycle",
+    "archive": "handoff.lifecycle",
+    "unarchive": "handoff.lifecycle",
     "compare": "handoff.comparison",
     "Comparison": "handoff.comparison",
     "ExportResult": "handoff.lifecycle",
@@ -81,6 +83,7 @@ __all__ = [
     "VersionNotFoundError",
     "VersionRecord",
     "__version__",
+    "archive",
     "build",
     "check_version",
     "compare",
@@ -93,6 +96,7 @@ __all__ = [
     "open_store",
     "promote",
     "rollback",
+    "unarchive",
     "verify",
     "verify_recorded",
     "verify_store",
@@ -108,11 +112,13 @@ if TYPE_CHECKING:
     from handoff.inspection import NotebookParameter, load_notebook
     from handoff.lifecycle import (
         ExportResult,
+        archive,
         check_version,
         export,
         history,
         promote,
         rollback,
+        unarchive,
         verify_recorded,
         verify_store,
     )
