@@ -814,12 +814,13 @@ class Store:
 def _tags(record: BuildRecord) -> dict[str, str]:
     """The run's tags: what listing and searching in MLflow's own UI need without reading artifacts."""
     model, checks, error = record.outputs.model, record.outputs.checks, record.error
+    notebook = record.inputs.notebook
     tags = {
         "handoff.version": record.handoff_version,
         "handoff.notebook_sha256": record.inputs.notebook.sha256,
         "handoff.data_sha256": record.outputs.data.sha256,
         "handoff.kernel": record.inputs.kernel,
-        NOTEBOOK_TAG: record.inputs.notebook.name,
+        NOTEBOOK_TAG: Path(notebook.path).name if notebook.path else notebook.name,
         METRIC_ORDER_TAG: json.dumps(list(record.metrics))[:5000],
         **{f"handoff.timing.{k}": f"{v:.3f}" for k, v in record.timings.items()},
     }

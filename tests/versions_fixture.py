@@ -39,7 +39,11 @@ def record_version(store: Store, run_id: str, scratch: Path, **change: Any) -> i
     inputs = replace(
         record.inputs,
         parameters={**record.inputs.parameters, **change.get("parameters", {})},
-        notebook=NotebookRef(change.get("notebook", record.inputs.notebook.name), record.inputs.notebook.sha256),
+        notebook=NotebookRef(
+            Path(change.get("notebook", record.inputs.notebook.name)).stem,
+            record.inputs.notebook.sha256,
+            f"/notebooks/{change['notebook']}" if "notebook" in change else record.inputs.notebook.path,
+        ),
     )
     metrics = change.get("metrics")
     outputs = (
