@@ -63,7 +63,7 @@ def version_rows(location: str | None, include_archived: bool = False) -> list[d
 
 
 def human_time(iso: str | None, now: datetime | None = None) -> str:
-    """"just now", "3 min ago", "5 h ago", "yesterday", "4 days ago", then a short date ("12 Mar 2026")."""
+    """ "just now", "3 min ago", "5 h ago", "yesterday", "4 days ago", then a short date ("12 Mar 2026")."""
     if not iso:
         return ""
     when = datetime.fromisoformat(iso)
@@ -84,7 +84,7 @@ def human_time(iso: str | None, now: datetime | None = None) -> str:
 
 
 def human_duration(seconds: float | None) -> str:
-    """"42 s", "3 min 5 s", "1 h 2 min"."""
+    """ "42 s", "3 min 5 s", "1 h 2 min"."""
     if seconds is None:
         return ""
     whole = round(seconds)

@@ -440,7 +440,9 @@ def _list(args: argparse.Namespace) -> int:
         _emit([v.to_dict() for v in versions])
         return EXIT_OK
     if not versions:
-        sys.stdout.write(f"no versions{' match' if args.status or args.alias or args.search else ' yet'} in {store.uri}\n")
+        sys.stdout.write(
+            f"no versions{' match' if args.status or args.alias or args.search else ' yet'} in {store.uri}\n"
+        )
         return EXIT_OK
     rows = [("MODEL", "VERSION", "STATUS", "CREATED", "ALIASES", "NOTEBOOK", "DURATION", "AUTHOR", "METRICS")]
     for v in versions:
@@ -470,7 +472,9 @@ def _archive(args: argparse.Namespace) -> int:
     if args.json:
         _emit(entry)
     else:
-        sys.stdout.write(f"{entry['model']} v{entry['to_version']}: {entry['kind']}d by {entry['by']} at {entry['time']}\n")
+        sys.stdout.write(
+            f"{entry['model']} v{entry['to_version']}: {entry['kind']}d by {entry['by']} at {entry['time']}\n"
+        )
     return EXIT_OK
 
 

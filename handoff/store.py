@@ -863,7 +863,9 @@ def filter_versions(
     ]
 
 
-def sort_versions(versions: list[VersionRecord], key: str = "created", *, descending: bool = False) -> list[VersionRecord]:
+def sort_versions(
+    versions: list[VersionRecord], key: str = "created", *, descending: bool = False
+) -> list[VersionRecord]:
     """The versions ordered by one of ``SORT_KEYS`` (ties by model and version); unknown values last.
 
     Raises:

@@ -14,7 +14,7 @@ import handoff
 from handoff.cli import main
 from handoff.errors import OptionError, VersionNotFoundError
 from handoff.store import Store, filter_versions, sort_versions
-from versions_fixture import copy_store, versions_template
+from versions_fixture import copy_store, record_version, versions_template
 
 
 @pytest.fixture
@@ -32,15 +32,29 @@ def test_listing_carries_parameters_notebook_duration_author(store: Store) -> No
     assert [v.params["C"] for v in iris] == ["1.0", "0.5", "2.0", "1.0", "4.0"]
     assert {v.params["label"] for v in iris} == {"iris"}
     assert not any(k.startswith("notebook_run.") for v in iris for k in v.params)
-    assert [v.notebook for v in iris] == ["iris.ipynb", "iris.ipynb", "iris-tuned.ipynb", "iris.ipynb", "iris-tuned.ipynb"]
+    assert [v.notebook for v in iris] == [
+        "iris.ipynb",
+        "iris.ipynb",
+        "iris-tuned.ipynb",
+        "iris.ipynb",
+        "iris-tuned.ipynb",
+    ]
     assert [v.status for v in iris] == ["passed", "passed", "failed", "passed", "passed"]
     assert all(v.duration is not None and v.duration > 0 for v in iris)
     assert {v.author for v in iris} == {getpass.getuser()}
     assert [v.metrics["accuracy"] for v in iris[1:]] == [0.91, 0.42, 0.97, 0.95]
-    assert all(list(v.metrics)[0] == "accuracy" for v in iris)  # the order reported, not the tag's sorted one
     assert not any(v.archived for v in iris)
     listed = iris[2].to_dict()
     assert {"params", "notebook", "duration", "author", "archived"} <= listed.keys()
+
+
+def test_metrics_keep_the_order_the_notebook_reported(store: Store, tmp_path: Path) -> None:
+    run_id = store.list_versions("iris")[0].run_id
+    assert run_id is not None
+    version = record_version(store, run_id, tmp_path, metrics={"rmse": 0.3, "accuracy": 0.9})
+    listed = store.list_versions("iris")[-1]
+    assert listed.version == version and list(listed.metrics) == ["rmse", "accuracy"]  # not the tag's sorted order
+    assert list(store.get_version("iris", version).metrics) == ["rmse", "accuracy"]
 
 
 def test_all_models_listed_by_name_then_version(store: Store) -> None:

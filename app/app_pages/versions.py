@@ -160,7 +160,10 @@ labels = {p: (f"param {p}" if p in FIXED or p in metric_names else p) for p in p
 
 search_col, status_col, alias_col = st.columns([3, 1, 1])
 search = search_col.text_input(
-    "Search", placeholder="model, notebook, parameter (e.g. C=0.5), author", key="versions_search", on_change=_first_page
+    "Search",
+    placeholder="model, notebook, parameter (e.g. C=0.5), author",
+    key="versions_search",
+    on_change=_first_page,
 )
 status = status_col.selectbox("Status", ["any", "passed", "failed"], key="versions_status", on_change=_first_page)
 aliases = sorted({a for r in in_model for a in r["aliases"].split(", ") if a})
@@ -217,7 +220,9 @@ frame = shown.drop(columns="archived").assign(
 if not len(table):
     st.caption(f"No version matches (of {len(in_model)}).")
 else:
-    where = f"{start + 1}–{start + len(shown)} of {len(table)}" + (f" (of {len(in_model)})" if found != in_model else "")
+    where = f"{start + 1}–{start + len(shown)} of {len(table)}" + (
+        f" (of {len(in_model)})" if found != in_model else ""
+    )
     st.caption(f"Versions {where}. Select one row to open or archive it, or several of one model to compare them.")
 selection = st.dataframe(
     frame,
