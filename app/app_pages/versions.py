@@ -19,9 +19,15 @@ STATUS_COLORS = {"passed": "#4c78a8", "failed": "#e4572e"}
 STATUS_SHAPES = {"passed": "circle", "failed": "cross"}
 
 
+def _turn_to(page: int) -> None:
+    """Show another page; the ticked rows were rows of the old one, so they are cleared."""
+    st.session_state["versions_page"] = page
+    st.session_state.pop("versions_table", None)
+
+
 def _first_page() -> None:
     """A new search, filter or sort starts from the first page."""
-    st.session_state["versions_page"] = 0
+    _turn_to(0)
 
 
 def _differing_params(rows: list[dict[str, Any]]) -> list[str]:
@@ -170,8 +176,10 @@ aliases = sorted({a for r in in_model for a in r["aliases"].split(", ") if a})
 alias = alias_col.selectbox("Alias", ["any", *aliases], key="versions_alias", on_change=_first_page)
 sort_col, order_col = st.columns([3, 2])
 sort_options = [*FIXED, *labels.values(), *metric_names]
-sort_by = sort_col.selectbox("Sort by", sort_options, index=sort_options.index("created"), key="versions_sort")
-descending = order_col.toggle("Descending", value=True, key="versions_desc")
+sort_by = sort_col.selectbox(
+    "Sort by", sort_options, index=sort_options.index("created"), key="versions_sort", on_change=_first_page
+)
+descending = order_col.toggle("Descending", value=True, key="versions_desc", on_change=_first_page)
 
 needle = search.strip().lower()
 found = [
@@ -235,13 +243,9 @@ selection = st.dataframe(
 )
 if pages > 1:
     back, where_col, forward = st.columns([1, 2, 1])
-    if back.button("← Previous", disabled=current == 0, key="versions_prev"):
-        st.session_state["versions_page"] = current - 1
-        st.rerun()
+    back.button("← Previous", disabled=current == 0, key="versions_prev", on_click=_turn_to, args=(current - 1,))
     where_col.caption(f"Page {current + 1} of {pages}")
-    if forward.button("Next →", disabled=current >= pages - 1, key="versions_next"):
-        st.session_state["versions_page"] = current + 1
-        st.rerun()
+    forward.button("Next →", disabled=current >= pages - 1, key="versions_next", on_click=_turn_to, args=(current + 1,))
 
 by_key = {(r["model"], r["version"]): r for r in found}
 picked_rows = [i for i in (selection.selection.rows if selection else []) if i < len(shown)]

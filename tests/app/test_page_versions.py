@@ -103,8 +103,12 @@ def test_pages_of_fifty(app: AppTest, store: Store, tmp_path: Path) -> None:
     page(app, "versions")
     assert len(_table(app)) == 50 and "Versions 1–50 of 57" in texts(app) and "Page 1 of 2" in texts(app)
     first = _table(app)
+    app.session_state["versions_table"] = {"selection": {"rows": [0], "columns": []}}
+    app.run()
+    assert any(b.label.startswith("Open ") for b in app.button)
     next(b for b in app.button if b.label == "Next →").click().run()
     second = _table(app)
+    assert not any(b.label.startswith("Open ") for b in app.button)  # a row ticked on page 1 is not kept
     assert len(second) == 7 and "Versions 51–57 of 57" in texts(app) and "Page 2 of 2" in texts(app)
     shown = {(m, v) for frame in (first, second) for m, v in zip(frame["model"], frame["version"], strict=True)}
     assert len(shown) == 57
