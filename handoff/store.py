@@ -51,6 +51,7 @@ DIGESTS_TAG = "handoff.digests_sha256"
 ARCHIVED_TAG = "handoff.archived"  # on a model version: hidden from default lists, never deleted
 NOTEBOOK_TAG = "handoff.notebook"
 METRIC_ORDER_TAG = "handoff.metric_order"  # the metrics in the order reported (the version tag sorts them)
+LISTING_TAG = "handoff.listing"  # on a model version: what a listing shows of its run, so it needs no run
 USER_TAG = "mlflow.user"  # MLflow's own: the run's author (MlflowClient.create_run does not set it)
 PACKAGE_TAG = "handoff.package_sha256"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -375,7 +376,13 @@ class Store:
             if not register:
                 return Recorded(run_id, None, run.info.artifact_uri, None)
             version = self._register(
-                record.name, run_id, f"{run.info.artifact_uri}/{MODEL_DIR}", record.status, metrics, anchor
+                record.name,
+                run_id,
+                f"{run.info.artifact_uri}/{MODEL_DIR}",
+                record.status,
+                metrics,
+                anchor,
+                listing_tag(record, {v.key: v.value for v in values}),
             )
             return Recorded(run_id, int(version.version), run.info.artifact_uri, _iso(version.creation_timestamp))
         except Exception as exc:
@@ -387,7 +394,14 @@ class Store:
                 raise StoreError(f"recording the build failed: {type(exc).__name__}: {exc}") from exc
 
     def _register(
-        self, name: str, run_id: str, source: str, status: str, metrics: Mapping[str, float], digests: str
+        self,
+        name: str,
+        run_id: str,
+        source: str,
+        status: str,
+        metrics: Mapping[str, float],
+        digests: str,
+        listing: str | None = None,
     ) -> Any:
         from mlflow.exceptions import MlflowException
 
@@ -405,6 +419,7 @@ class Store:
                 "handoff.status": status,
                 "handoff.metrics": json.dumps(dict(metrics), sort_keys=True)[:5000],
                 DIGESTS_TAG: digests,
+                **({LISTING_TAG: listing} if listing else {}),
             },
         )
         return version
@@ -431,9 +446,10 @@ class Store:
     def list_versions(self, name: str | None = None, *, include_archived: bool = True) -> list[VersionRecord]:
         """Versions of one model (or of all), oldest first within each model, models by name.
 
-        Cheap at thousands of versions: one search of the model versions, one of the registered
-        models (their aliases, which version searches omit) and one of the build runs (parameters,
-        notebook, timings, author), joined here; no artifact is read and nothing is verified.
+        Cheap at thousands of versions: one search of the model versions (whose ``handoff.listing``
+        tag holds the parameters, notebook, duration and author) and one of the registered models
+        (their aliases, which version searches omit); versions recorded before that tag take those
+        from one search of the build runs, joined here. No artifact is read, nothing is verified.
         ``include_archived=False`` leaves out archived versions (what the faces list by default).
 
         Raises:
@@ -444,9 +460,15 @@ class Store:
         if name and not found:
             self._require_model(name)
         held = self._aliases(name)
-        runs = self._build_runs(name)
+        listed = {(mv.name, mv.version): _listing_fields(mv) for mv in found}
+        runs = self._build_runs(name) if any(v is None for v in listed.values()) else {}  # recorded before the tag
         records = [
-            self._to_record(mv, aliases=held.get((mv.name, int(mv.version)), ()), run=runs.get(mv.run_id))
+            self._to_record(
+                mv,
+                aliases=held.get((mv.name, int(mv.version)), ()),
+                run=runs.get(mv.run_id),
+                listed=listed[(mv.name, mv.version)],
+            )
             for mv in found
         ]
         if not include_archived:
@@ -513,16 +535,17 @@ class Store:
         *,
         aliases: tuple[str, ...] | None = None,
         run: Any = None,
+        listed: dict[str, Any] | None = None,
     ) -> VersionRecord:
-        """A ``VersionRecord`` from an MLflow ``ModelVersion`` (and, when listed, its build run)."""
+        """A ``VersionRecord`` from an MLflow ``ModelVersion``: its listing fields from its
+        ``handoff.listing`` tag (``listed``, when already parsed), else from its build run."""
         tags = dict(mv.tags or {})
         metrics: dict[str, float] = json.loads(tags.get("handoff.metrics", "{}"))
-        listed: dict[str, Any] = {}
         if record is not None:  # the record keeps the order the notebook reported them in
             metrics = {k: metrics[k] for k in record.metrics if k in metrics} | metrics
-        if run is not None:
-            listed = _run_fields(run)
-            order = listed.pop("metric_order")
+        fields = dict(listed or _listing_fields(mv) or (_run_fields(run) if run is not None else {}))
+        if fields:
+            order = fields.pop("metric_order")
             metrics = {k: metrics[k] for k in order if k in metrics} | metrics
         return VersionRecord(
             name=mv.name,
@@ -535,7 +558,7 @@ class Store:
             model_uri=mv.source,
             record=record,
             archived=tags.get(ARCHIVED_TAG) == "true",
-            **listed,
+            **fields,
         )
 
     def get_version(self, name: str, version: int | str, *, verify: bool = True) -> VersionRecord:
@@ -562,7 +585,8 @@ class Store:
             raise TamperedError(name, number, problems)
         if mv.run_id is None:
             raise StoreError(f"{name} version {number} has no MLflow run: it was not built by handoff")
-        return self._to_record(mv, record=self.read_record(mv.run_id), run=self.client.get_run(mv.run_id))
+        record = self.read_record(mv.run_id)
+        return self._to_record(mv, record=record, run=None if _listing_fields(mv) else self.client.get_run(mv.run_id))
 
     def integrity_problems(self, mv: Any) -> list[str]:
         """What of a model version (an MLflow ``ModelVersion``) differs from what was recorded.
@@ -878,6 +902,47 @@ def sort_versions(
     unknown = [v for v in versions if getattr(v, field_name) is None]
     known.sort(key=lambda v: (getattr(v, field_name), v.name, v.version), reverse=descending)
     return known + sorted(unknown, key=lambda v: (v.name, v.version))
+
+
+def _duration(timings: Mapping[str, float]) -> float | None:
+    """The build's seconds up to recording: its stages' timings added up (``total`` is not known yet)."""
+    stages = [float(v) for k, v in timings.items() if k != "total"]
+    return round(sum(stages), 3) if stages else None
+
+
+def listing_tag(record: BuildRecord, params: Mapping[str, str]) -> str:
+    """The ``handoff.listing`` tag of a new version: what a listing shows of its run (parameters,
+    notebook, duration, author, metric order), so listing thousands of versions reads no run.
+    Parameters that do not fit MLflow's 5,000 characters are left out (listing then reads the run)."""
+    notebook = record.inputs.notebook
+    fields: dict[str, Any] = {
+        "notebook": Path(notebook.path).name if notebook.path else notebook.name,
+        "duration": _duration(record.timings),
+        "author": _user(),
+        "metric_order": list(record.metrics),
+        "params": {k: v for k, v in params.items() if not k.startswith("notebook_run.")},
+    }
+    text = json.dumps(fields, sort_keys=True)
+    return text if len(text) <= 5000 else ""
+
+
+def _listing_fields(mv: Any) -> dict[str, Any] | None:
+    """The listing fields from a version's ``handoff.listing`` tag; ``None`` when it has none (or a cut one)."""
+    raw = (mv.tags or {}).get(LISTING_TAG)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    author = data.get("author")
+    return {
+        "metric_order": [str(k) for k in data.get("metric_order", [])],
+        "params": {str(k): str(v) for k, v in data.get("params", {}).items()},
+        "notebook": data.get("notebook"),
+        "duration": data.get("duration"),
+        "author": author if author and author != "unknown" else None,
+    }
 
 
 def _run_fields(run: Any) -> dict[str, Any]:

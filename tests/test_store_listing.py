@@ -99,10 +99,25 @@ def test_listing_reads_no_run_or_artifact_per_version(store: Store) -> None:
     counting = _Counting(store._client)
     store._client = counting  # type: ignore[assignment]
     assert len(store.list_versions()) == 7
-    assert sorted(counting.calls) == ["search_model_versions", "search_registered_models", "search_runs"]
+    assert sorted(counting.calls) == ["search_model_versions", "search_registered_models"]
     counting.calls.clear()
     assert len(store.list_versions("iris")) == 5
-    assert sorted(counting.calls) == ["get_registered_model", "search_model_versions", "search_runs"]
+    assert sorted(counting.calls) == ["get_registered_model", "search_model_versions"]
+
+
+def test_versions_recorded_before_the_listing_tag_are_joined_with_their_runs(store: Store) -> None:
+    from handoff.store import LISTING_TAG
+
+    for version in ("2", "3"):
+        store.client.delete_model_version_tag("iris", version, LISTING_TAG)
+    store.connect()
+    counting = _Counting(store._client)
+    store._client = counting  # type: ignore[assignment]
+    iris = store.list_versions("iris")
+    assert counting.calls.count("search_runs") == 1 and "get_run" not in counting.calls
+    assert [v.params["C"] for v in iris] == ["1.0", "0.5", "2.0", "1.0", "4.0"]
+    assert [v.notebook for v in iris][1:3] == ["iris.ipynb", "iris-tuned.ipynb"]
+    assert iris[1].author == getpass.getuser() and iris[2].duration == pytest.approx(iris[3].duration, abs=0.01)
 
 
 def test_archived_hidden_only_when_asked(store: Store) -> None:
