@@ -396,5 +396,5 @@ def unarchive(
 def history(name: str, *, store: Store | str | Path | None = None) -> list[dict[str, Any]]:
     """Every alias move of a model, oldest first (the store must know the model)."""
     store = store if isinstance(store, Store) else open_store(store)
-    store.list_versions(name)  # an unknown model is a clear error, not an empty history
+    store.require_model(name)  # an unknown model is a clear error, not an empty history
     return store.alias_history(name)

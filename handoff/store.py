@@ -523,6 +523,10 @@ class Store:
             if not token:
                 return runs
 
+    def require_model(self, name: str) -> None:
+        """Raise ``VersionNotFoundError`` unless the store has a model of this name (reads no version)."""
+        self._require_model(name)
+
     def _require_model(self, name: str) -> None:
         if name not in self.list_models():
             known = ", ".join(self.list_models()) or "none yet"
