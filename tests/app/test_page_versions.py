@@ -95,6 +95,15 @@ def test_sort_search_and_filters(app: AppTest, store: Store) -> None:
     assert _table(app).empty and "No version matches" in texts(app)
 
 
+def test_sorting_by_a_column_another_model_lacks(app: AppTest) -> None:
+    page(app, "versions")
+    _widget(app, "selectbox", "Sort by").set_value("label").run()  # differs only among other's versions
+    assert _table(app)["label"].tolist() == ["second", *["iris"] * 5, "first"]
+    _widget(app, "selectbox", "Model").set_value("iris").run()
+    table = _table(app)
+    assert "label" not in table.columns and table["version"].tolist() == [5, 4, 3, 2, 1]
+
+
 def test_pages_of_fifty(app: AppTest, store: Store, tmp_path: Path) -> None:
     run_id = store.list_versions("other")[0].run_id
     assert run_id is not None
