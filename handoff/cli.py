@@ -494,6 +494,8 @@ def _show(args: argparse.Namespace) -> int:
     out(f"  run: {version.run_id}\n  model: {version.model_uri}\n")
     if version.aliases:
         out(f"  aliases: {', '.join(version.aliases)}\n")
+    if version.archived:
+        out(f"  archived: hidden from `handoff list` (`handoff unarchive {version.name} {version.version}`)\n")
     out(render_text(sections(version.build)))
     return EXIT_OK
 

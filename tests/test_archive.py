@@ -90,6 +90,8 @@ def test_cli_archive_and_unarchive(store: Store, capsys: pytest.CaptureFixture[s
     assert [line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]] == ["1", "3", "4", "5"]
     assert main(["promote", "iris", "2", "--store", home]) == 2
     assert "unarchive it first" in capsys.readouterr().err
+    assert main(["show", "iris", "2", "--store", home]) == 0
+    assert "archived: hidden from `handoff list` (`handoff unarchive iris 2`)" in capsys.readouterr().out
     assert main(["unarchive", "iris", "2", "--store", home, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "unarchive"
     assert main(["verify-store", "--store", home]) == 0
