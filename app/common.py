@@ -8,6 +8,7 @@ Per-user state lives in ``st.session_state`` and the URL; process-wide handles i
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,10 @@ def store(location: str | None = None) -> Any:
 
 
 @st.cache_data(max_entries=32, ttl=5, show_spinner=False)
-def version_rows(location: str | None) -> list[dict[str, Any]]:
-    """Every version as a plain row, newest first (cached for a few seconds)."""
-    records = store(location).list_versions()
+def version_rows(location: str | None, include_archived: bool = False) -> list[dict[str, Any]]:
+    """Every version as a plain row, newest first (cached for a few seconds); archived ones only
+    when asked (the Versions page's "Show archived"), so other pages never offer them."""
+    records = store(location).list_versions(include_archived=include_archived)
     rows = [
         {
             "model": r.name,
@@ -42,10 +44,48 @@ def version_rows(location: str | None) -> list[dict[str, Any]]:
             "created": r.created,
             "aliases": ", ".join(r.aliases),
             "metrics": r.metrics,
+            "params": r.params,
+            "notebook": r.notebook,
+            "duration": r.duration,
+            "author": r.author,
+            "archived": r.archived,
         }
         for r in records
     ]
     return sorted(rows, key=lambda r: (r["created"] or "", r["version"]), reverse=True)
+
+
+def human_time(iso: str | None, now: datetime | None = None) -> str:
+    """ "just now", "3 min ago", "5 h ago", "yesterday", "4 days ago", then a short date ("12 Mar 2026")."""
+    if not iso:
+        return ""
+    when = datetime.fromisoformat(iso)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(tz=UTC)) - when).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    if seconds < 2 * 86400:
+        return "yesterday"
+    if seconds < 7 * 86400:
+        return f"{int(seconds // 86400)} days ago"
+    return f"{when.day} {when:%b %Y}"
+
+
+def human_duration(seconds: float | None) -> str:
+    """ "42 s", "3 min 5 s", "1 h 2 min"."""
+    if seconds is None:
+        return ""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
 
 
 @st.cache_data(max_entries=64, ttl=5, show_spinner=False)  # short: every read re-verifies the digests

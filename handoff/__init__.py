@@ -44,6 +44,8 @@ _LAZY = {
     "promote": "handoff.lifecycle",
     "rollback": "handoff.lifecycle",
     "history": "handoff.lifecycle",
+    "archive": "handoff.lifecycle",
+    "unarchive": "handoff.lifecycle",
     "compare": "handoff.comparison",
     "Comparison": "handoff.comparison",
     "ExportResult": "handoff.lifecycle",
@@ -92,6 +94,7 @@ __all__ = [
     "VersionNotFoundError",
     "VersionRecord",
     "__version__",
+    "archive",
     "build",
     "cancel",
     "check_version",
@@ -110,6 +113,7 @@ __all__ = [
     "result_of",
     "rollback",
     "submit",
+    "unarchive",
     "verify",
     "verify_recorded",
     "verify_store",
@@ -127,11 +131,13 @@ if TYPE_CHECKING:
     from handoff.jobs import Job, JobNotFoundError, cancel, get_job, list_jobs, resubmit, result_of, submit, wait
     from handoff.lifecycle import (
         ExportResult,
+        archive,
         check_version,
         export,
         history,
         promote,
         rollback,
+        unarchive,
         verify_recorded,
         verify_store,
     )

@@ -38,6 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     from handoff.build import BuildOptions  # its field defaults are the one source of the limits below
+    from handoff.store import SORT_KEYS
 
     limits = BuildOptions()
     parser = _Parser(prog="handoff", description="Turn a Jupyter notebook into a versioned, tested model.")
@@ -146,8 +147,22 @@ def _parser() -> argparse.ArgumentParser:
         help="also run the notebook a second time and compare (check 'reproducible')",
     )
 
-    listing = command("list", "list models and their versions")
-    listing.add_argument("model", nargs="?", help="only this model")
+    for verb in ("list", "versions"):  # `versions`: the same listing, under the name the app uses
+        listing = command(verb, "list models and their versions (archived ones only with --archived)")
+        listing.add_argument("model", nargs="?", help="only this model")
+        listing.add_argument("--archived", action="store_true", help="also list archived versions")
+        listing.add_argument("--status", choices=("passed", "failed"), help="only versions with this status")
+        listing.add_argument("--alias", help="only versions holding this alias (e.g. champion)")
+        listing.add_argument(
+            "--search", metavar="TEXT", help="only versions whose model, notebook, parameters or author contain TEXT"
+        )
+        listing.add_argument(
+            "--sort",
+            default="created",
+            choices=SORT_KEYS,
+            help="order by this column (default: created, with model and version)",
+        )
+        listing.add_argument("--desc", action="store_true", help="descending order")
 
     show = command("show", "show everything recorded for a version")
     show.add_argument("model")
@@ -200,6 +215,16 @@ def _parser() -> argparse.ArgumentParser:
     cancelling = command("cancel", "cancel a queued or running build job (its kernel and children are killed)")
     cancelling.add_argument("job", metavar="JOB_ID")
     cancelling.add_argument("--by", help="who cancels (default: the OS user)")
+
+    for verb, help_ in (
+        ("archive", "hide a version from default lists (never deleted; refused for the champion)"),
+        ("unarchive", "list an archived version again"),
+    ):
+        sub = command(verb, help_)
+        sub.add_argument("model")
+        sub.add_argument("version")
+        sub.add_argument("--by", help="who did it (default: the OS user)")
+        sub.add_argument("--reason", help="why, kept in the history")
 
     hist = command("history", "every alias move of a model, with time, who and why")
     hist.add_argument("model")
@@ -288,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {
             "build": _build,
             "list": _list,
+            "versions": _list,
+            "archive": _archive,
+            "unarchive": _archive,
             "show": _show,
             "check": _check,
             "export": _export,
@@ -479,19 +507,51 @@ def _print_result(result: handoff.BuildResult) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from handoff.store import filter_versions, sort_versions
+
     store = handoff.open_store(args.store)
-    versions = store.list_versions(args.model)
+    versions = store.list_versions(args.model, include_archived=args.archived)
+    versions = filter_versions(versions, status=args.status, alias=args.alias, search=args.search)
+    versions = sort_versions(versions, args.sort, descending=args.desc)
     if args.json:
         _emit([v.to_dict() for v in versions])
         return EXIT_OK
     if not versions:
-        sys.stdout.write(f"no versions yet in {store.uri}\n")
+        sys.stdout.write(
+            f"no versions{' match' if args.status or args.alias or args.search else ' yet'} in {store.uri}\n"
+        )
         return EXIT_OK
-    rows = [("MODEL", "VERSION", "STATUS", "CREATED", "ALIASES", "METRICS")]
+    rows = [("MODEL", "VERSION", "STATUS", "CREATED", "ALIASES", "NOTEBOOK", "DURATION", "AUTHOR", "METRICS")]
     for v in versions:
         metrics = ", ".join(f"{k}={val:.4g}" for k, val in list(v.metrics.items())[:4])
-        rows.append((v.name, str(v.version), v.status, v.created or "", ",".join(v.aliases), metrics))
+        status = f"{v.status} (archived)" if v.archived else v.status
+        duration = f"{v.duration:.1f}s" if v.duration is not None else ""
+        rows.append(
+            (
+                v.name,
+                str(v.version),
+                status,
+                v.created or "",
+                ",".join(v.aliases),
+                v.notebook or "",
+                duration,
+                v.author or "",
+                metrics,
+            )
+        )
     _table(rows)
+    return EXIT_OK
+
+
+def _archive(args: argparse.Namespace) -> int:
+    act = handoff.archive if args.command == "archive" else handoff.unarchive
+    entry = act(args.model, args.version, store=args.store, by=args.by, reason=args.reason)
+    if args.json:
+        _emit(entry)
+    else:
+        sys.stdout.write(
+            f"{entry['model']} v{entry['to_version']}: {entry['kind']}d by {entry['by']} at {entry['time']}\n"
+        )
     return EXIT_OK
 
 
@@ -511,6 +571,8 @@ def _show(args: argparse.Namespace) -> int:
     out(f"  run: {version.run_id}\n  model: {version.model_uri}\n")
     if version.aliases:
         out(f"  aliases: {', '.join(version.aliases)}\n")
+    if version.archived:
+        out(f"  archived: hidden from `handoff list` (`handoff unarchive {version.name} {version.version}`)\n")
     out(render_text(sections(version.build)))
     return EXIT_OK
 

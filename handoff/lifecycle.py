@@ -276,6 +276,8 @@ def promote(
 
     store = store if isinstance(store, Store) else open_store(store)
     record = store.get_version(name, version)
+    if record.archived:
+        raise PromotionRefused(f"{name} version {record.version} is archived: unarchive it first")
     if record.status != "passed":
         raise PromotionRefused(
             f"{name} version {record.version} failed its checklist and can never be "
@@ -339,8 +341,60 @@ def rollback(
     return AliasMove(entry)
 
 
+def archive(
+    name: str,
+    version: int | str,
+    *,
+    store: Store | str | Path | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Hide a version from the default lists (app, ``handoff list``, compare's choices); never delete it.
+
+    The version stays readable, exportable and verifiable; ``unarchive`` brings it back. Both are
+    kept in the model's audit history. Returns that history entry.
+
+    Raises:
+        VersionNotFoundError: no such model or version.
+        PromotionRefused: the version is the current champion (roll back or promote another first),
+            or is archived already.
+    """
+    store = store if isinstance(store, Store) else open_store(store)
+    record = store.get_version(name, version, verify=False)
+    if record.archived:
+        raise PromotionRefused(f"{name} version {record.version} is archived already")
+    champion = store.alias_version(name, "champion")
+    if champion is not None and champion.version == record.version:
+        raise PromotionRefused(
+            f"{name} version {record.version} is the champion and cannot be archived: "
+            "promote another version (or roll back) first"
+        )
+    return store.set_archived(name, record.version, True, by=_who(by), reason=reason)
+
+
+def unarchive(
+    name: str,
+    version: int | str,
+    *,
+    store: Store | str | Path | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Show an archived version in the default lists again; returns the audit-history entry.
+
+    Raises:
+        VersionNotFoundError: no such model or version.
+        PromotionRefused: the version is not archived.
+    """
+    store = store if isinstance(store, Store) else open_store(store)
+    record = store.get_version(name, version, verify=False)
+    if not record.archived:
+        raise PromotionRefused(f"{name} version {record.version} is not archived")
+    return store.set_archived(name, record.version, False, by=_who(by), reason=reason)
+
+
 def history(name: str, *, store: Store | str | Path | None = None) -> list[dict[str, Any]]:
     """Every alias move of a model, oldest first (the store must know the model)."""
     store = store if isinstance(store, Store) else open_store(store)
-    store.list_versions(name)  # an unknown model is a clear error, not an empty history
+    store.require_model(name)  # an unknown model is a clear error, not an empty history
     return store.alias_history(name)

@@ -28,7 +28,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,11 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 EXPERIMENT = "handoff"
 AUDIT_EXPERIMENT = "handoff-audit"
 DIGESTS_TAG = "handoff.digests_sha256"
+ARCHIVED_TAG = "handoff.archived"  # on a model version: hidden from default lists, never deleted
+NOTEBOOK_TAG = "handoff.notebook"
+METRIC_ORDER_TAG = "handoff.metric_order"  # the metrics in the order reported (the version tag sorts them)
+LISTING_TAG = "handoff.listing"  # on a model version: what a listing shows of its run, so it needs no run
+USER_TAG = "mlflow.user"  # MLflow's own: the run's author (MlflowClient.create_run does not set it)
 PACKAGE_TAG = "handoff.package_sha256"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -151,6 +156,11 @@ class VersionRecord:
         aliases: Registered-model aliases pointing at it (e.g. ``champion``).
         model_uri: Where its MLflow model directory lives.
         record: The full build record (``show``); ``None`` in listings.
+        params: The parameters the notebook ran with, as MLflow keeps them (strings).
+        notebook: The notebook's name as given to the build.
+        duration: Seconds the build took up to recording (the sum of its stages' timings).
+        author: Who built it (the MLflow run's user).
+        archived: Hidden from default lists (``handoff archive``); still stored and readable.
     """
 
     name: str
@@ -162,6 +172,11 @@ class VersionRecord:
     aliases: tuple[str, ...]
     model_uri: str
     record: BuildRecord | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    notebook: str | None = None
+    duration: float | None = None
+    author: str | None = None
+    archived: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -173,6 +188,11 @@ class VersionRecord:
             "metrics": self.metrics,
             "aliases": list(self.aliases),
             "model_uri": self.model_uri,
+            "params": self.params,
+            "notebook": self.notebook,
+            "duration": self.duration,
+            "author": self.author,
+            "archived": self.archived,
         }
         if self.record is not None:
             data["record"] = self.record.to_dict()
@@ -334,7 +354,7 @@ class Store:
         run = client.create_run(
             self.experiment_id,
             run_name=f"{record.name}-build",
-            tags={"handoff.model": record.name, "handoff.status": record.status, **_tags(record)},
+            tags={"handoff.model": record.name, "handoff.status": record.status, USER_TAG: _user(), **_tags(record)},
         )
         run_id = run.info.run_id
         try:
@@ -356,7 +376,13 @@ class Store:
             if not register:
                 return Recorded(run_id, None, run.info.artifact_uri, None)
             version = self._register(
-                record.name, run_id, f"{run.info.artifact_uri}/{MODEL_DIR}", record.status, metrics, anchor
+                record.name,
+                run_id,
+                f"{run.info.artifact_uri}/{MODEL_DIR}",
+                record.status,
+                metrics,
+                anchor,
+                listing_tag(record, {v.key: v.value for v in values}),
             )
             return Recorded(run_id, int(version.version), run.info.artifact_uri, _iso(version.creation_timestamp))
         except Exception as exc:
@@ -368,7 +394,14 @@ class Store:
                 raise StoreError(f"recording the build failed: {type(exc).__name__}: {exc}") from exc
 
     def _register(
-        self, name: str, run_id: str, source: str, status: str, metrics: Mapping[str, float], digests: str
+        self,
+        name: str,
+        run_id: str,
+        source: str,
+        status: str,
+        metrics: Mapping[str, float],
+        digests: str,
+        listing: str | None = None,
     ) -> Any:
         from mlflow.exceptions import MlflowException
 
@@ -386,6 +419,7 @@ class Store:
                 "handoff.status": status,
                 "handoff.metrics": json.dumps(dict(metrics), sort_keys=True)[:5000],
                 DIGESTS_TAG: digests,
+                **({LISTING_TAG: listing} if listing else {}),
             },
         )
         return version
@@ -409,56 +443,126 @@ class Store:
         """Names of the models handoff has versions of, sorted."""
         return sorted(m.name for m in self.client.search_registered_models(max_results=1000))
 
-    def list_versions(self, name: str | None = None) -> list[VersionRecord]:
-        """Versions of one model (or of all), oldest first within each model."""
-        names = [name] if name else self.list_models()
-        records: list[VersionRecord] = []
-        for model in names:
-            found = self._search_versions(model)
-            if name and not found:
-                self._require_model(model)
-            records.extend(sorted(found, key=lambda r: r.version))
-        return records
+    def list_versions(self, name: str | None = None, *, include_archived: bool = True) -> list[VersionRecord]:
+        """Versions of one model (or of all), oldest first within each model, models by name.
 
-    def _search_versions(self, name: str) -> list[VersionRecord]:
-        from mlflow.exceptions import MlflowException
+        Cheap at thousands of versions: one search of the model versions (whose ``handoff.listing``
+        tag holds the parameters, notebook, duration and author) and one of the registered models
+        (their aliases, which version searches omit); versions recorded before that tag take those
+        from one search of the build runs, joined here. No artifact is read, nothing is verified.
+        ``include_archived=False`` leaves out archived versions (what the faces list by default).
 
-        query = f"name = {_quoted(name)}"
-        try:  # search results carry no aliases: read them once per model
-            aliases = self.client.get_registered_model(name).aliases or {}
-        except MlflowException:
-            aliases = {}
-        held: dict[int, list[str]] = {}
-        for alias, number in aliases.items():
-            held.setdefault(int(number), []).append(alias)
-        versions: list[VersionRecord] = []
+        Raises:
+            VersionNotFoundError: ``name`` is given and no such model exists.
+        """
+        query = f"name = {_quoted(name)}" if name else ""
+        found = self._search_model_versions(query)
+        if name and not found:
+            self._require_model(name)
+        held = self._aliases(name)
+        listed = {(mv.name, mv.version): _listing_fields(mv) for mv in found}
+        runs = self._build_runs(name) if any(v is None for v in listed.values()) else {}  # recorded before the tag
+        records = [
+            self._to_record(
+                mv,
+                aliases=held.get((mv.name, int(mv.version)), ()),
+                run=runs.get(mv.run_id),
+                listed=listed[(mv.name, mv.version)],
+            )
+            for mv in found
+        ]
+        if not include_archived:
+            records = [r for r in records if not r.archived]
+        return sorted(records, key=lambda r: (r.name, r.version))
+
+    def _search_model_versions(self, query: str) -> list[Any]:
+        versions: list[Any] = []
         token = None
         while True:
             page = self.client.search_model_versions(query, max_results=10000, page_token=token)
-            versions.extend(
-                replace(self._to_record(v), aliases=tuple(sorted(held.get(int(v.version), [])))) for v in page
-            )
+            versions.extend(page)
             token = getattr(page, "token", None)
             if not token:
                 return versions
+
+    def _aliases(self, name: str | None) -> dict[tuple[str, int], tuple[str, ...]]:
+        """(model, version) -> the aliases pointing at it, from one read of the registered models."""
+        from mlflow.exceptions import MlflowException
+
+        models: list[Any] = []
+        try:
+            if name:
+                models = [self.client.get_registered_model(name)]
+            else:
+                token = None
+                while True:
+                    page = self.client.search_registered_models(max_results=1000, page_token=token)
+                    models.extend(page)
+                    token = getattr(page, "token", None)
+                    if not token:
+                        break
+        except MlflowException:
+            return {}
+        held: dict[tuple[str, int], list[str]] = {}
+        for model in models:
+            for alias, number in (model.aliases or {}).items():
+                held.setdefault((model.name, int(number)), []).append(alias)
+        return {key: tuple(sorted(aliases)) for key, aliases in held.items()}
+
+    def _build_runs(self, name: str | None) -> dict[str, Any]:
+        """run id -> the build run (its params and tags come with it), from one search of the experiment."""
+        query = f"tags.`handoff.model` = {_quoted(name)}" if name else ""
+        runs: dict[str, Any] = {}
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string=query, max_results=50000, page_token=token
+            )
+            runs.update((r.info.run_id, r) for r in page)
+            token = getattr(page, "token", None)
+            if not token:
+                return runs
+
+    def require_model(self, name: str) -> None:
+        """Raise ``VersionNotFoundError`` unless the store has a model of this name (reads no version)."""
+        self._require_model(name)
 
     def _require_model(self, name: str) -> None:
         if name not in self.list_models():
             known = ", ".join(self.list_models()) or "none yet"
             raise VersionNotFoundError(f"no model named {name!r} in {self}; models: {known}")
 
-    def _to_record(self, mv: Any, record: BuildRecord | None = None) -> VersionRecord:
+    def _to_record(
+        self,
+        mv: Any,
+        record: BuildRecord | None = None,
+        *,
+        aliases: tuple[str, ...] | None = None,
+        run: Any = None,
+        listed: dict[str, Any] | None = None,
+    ) -> VersionRecord:
+        """A ``VersionRecord`` from an MLflow ``ModelVersion``: its listing fields from its
+        ``handoff.listing`` tag (``listed``, when already parsed), else from its build run."""
         tags = dict(mv.tags or {})
+        metrics: dict[str, float] = json.loads(tags.get("handoff.metrics", "{}"))
+        if record is not None:  # the record keeps the order the notebook reported them in
+            metrics = {k: metrics[k] for k in record.metrics if k in metrics} | metrics
+        fields = dict(listed or _listing_fields(mv) or (_run_fields(run) if run is not None else {}))
+        if fields:
+            order = fields.pop("metric_order")
+            metrics = {k: metrics[k] for k in order if k in metrics} | metrics
         return VersionRecord(
             name=mv.name,
             version=int(mv.version),
             status=tags.get("handoff.status", "passed"),
             created=_iso(mv.creation_timestamp),
             run_id=mv.run_id,
-            metrics=json.loads(tags.get("handoff.metrics", "{}")),
-            aliases=tuple(getattr(mv, "aliases", []) or []),
+            metrics=metrics,
+            aliases=aliases if aliases is not None else tuple(sorted(getattr(mv, "aliases", []) or [])),
             model_uri=mv.source,
             record=record,
+            archived=tags.get(ARCHIVED_TAG) == "true",
+            **fields,
         )
 
     def get_version(self, name: str, version: int | str, *, verify: bool = True) -> VersionRecord:
@@ -478,14 +582,15 @@ class Store:
             mv = self.client.get_model_version(name, str(number))
         except MlflowException:
             self._require_model(name)
-            latest = max((r.version for r in self._search_versions(name)), default=0)
+            latest = max((int(v.version) for v in self._search_model_versions(f"name = {_quoted(name)}")), default=0)
             raise VersionNotFoundError(f"model {name!r} has no version {number} (latest is {latest})") from None
         problems = self.integrity_problems(mv) if verify else []
         if problems:
             raise TamperedError(name, number, problems)
         if mv.run_id is None:
             raise StoreError(f"{name} version {number} has no MLflow run: it was not built by handoff")
-        return self._to_record(mv, record=self.read_record(mv.run_id))
+        record = self.read_record(mv.run_id)
+        return self._to_record(mv, record=record, run=None if _listing_fields(mv) else self.client.get_run(mv.run_id))
 
     def integrity_problems(self, mv: Any) -> list[str]:
         """What of a model version (an MLflow ``ModelVersion``) differs from what was recorded.
@@ -653,6 +758,36 @@ class Store:
         self.client.set_terminated(run.info.run_id, "FINISHED")
         return entry
 
+    def set_archived(self, name: str, version: int, archived: bool, *, by: str, reason: str | None) -> dict[str, Any]:
+        """Archive (tag ``handoff.archived``) or unarchive a version and append that to the audit history.
+
+        Only the tag changes: the version, its run and artifacts stay as recorded (the tamper check
+        ignores this tag), so an archived version is still read, exported and verified as before.
+        """
+        if archived:
+            self.client.set_model_version_tag(name, str(version), ARCHIVED_TAG, "true")
+        else:
+            self.client.delete_model_version_tag(name, str(version), ARCHIVED_TAG)
+        now = datetime.now(tz=UTC)
+        entry: dict[str, Any] = {
+            "model": name,
+            "alias": "",  # not an alias move: alias_stack and per-alias histories pass it by
+            "kind": "archive" if archived else "unarchive",
+            "from_version": None,
+            "to_version": version,
+            "by": by,
+            "reason": reason or "",
+            "time": now.isoformat(timespec="seconds"),
+        }
+        run = self.client.create_run(
+            self._audit_experiment(),
+            run_name=f"{name}:{entry['kind']}:{version}",
+            start_time=int(now.timestamp() * 1000),
+            tags={f"handoff.audit.{k}": "" if v is None else str(v) for k, v in entry.items()},
+        )
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+        return entry
+
     def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
         """Every recorded alias move of a model, oldest first."""
         query = f"tags.`handoff.audit.model` = {_quoted(name)}"
@@ -707,11 +842,14 @@ class Store:
 def _tags(record: BuildRecord) -> dict[str, str]:
     """The run's tags: what listing and searching in MLflow's own UI need without reading artifacts."""
     model, checks, error = record.outputs.model, record.outputs.checks, record.error
+    notebook = record.inputs.notebook
     tags = {
         "handoff.version": record.handoff_version,
         "handoff.notebook_sha256": record.inputs.notebook.sha256,
         "handoff.data_sha256": record.outputs.data.sha256,
         "handoff.kernel": record.inputs.kernel,
+        NOTEBOOK_TAG: Path(notebook.path).name if notebook.path else notebook.name,
+        METRIC_ORDER_TAG: json.dumps(list(record.metrics))[:5000],
         **{f"handoff.timing.{k}": f"{v:.3f}" for k, v in record.timings.items()},
     }
     if checks is not None:
@@ -724,6 +862,125 @@ def _tags(record: BuildRecord) -> dict[str, str]:
         tags["handoff.error"] = error.message[:5000]
         tags["handoff.failed_stage"] = error.stage
     return tags
+
+
+SORT_KEYS = ("created", "model", "version", "status", "duration", "author", "notebook")
+
+
+def matches(version: VersionRecord, text: str) -> bool:
+    """Whether ``text`` (case-insensitive) is in the version's model, notebook, author or a parameter
+    (its name, value, or ``name=value``): what a search box over versions looks in."""
+    needle = text.strip().lower()
+    if not needle:
+        return True
+    haystack = [version.name, version.notebook or "", version.author or ""]
+    haystack += [f"{k}={v}" for k, v in version.params.items()]
+    return any(needle in h.lower() for h in haystack)
+
+
+def filter_versions(
+    versions: list[VersionRecord], *, status: str | None = None, alias: str | None = None, search: str | None = None
+) -> list[VersionRecord]:
+    """The versions with this status, holding this alias, and matching this search (each optional)."""
+    return [
+        v
+        for v in versions
+        if (status is None or v.status == status)
+        and (alias is None or alias in v.aliases)
+        and (search is None or matches(v, search))
+    ]
+
+
+def sort_versions(
+    versions: list[VersionRecord], key: str = "created", *, descending: bool = False
+) -> list[VersionRecord]:
+    """The versions ordered by one of ``SORT_KEYS`` (ties by model and version); unknown values last.
+
+    Raises:
+        OptionError: ``key`` is not one of ``SORT_KEYS``.
+    """
+    if key not in SORT_KEYS:
+        raise OptionError(f"cannot sort versions by {key!r}; choose one of: {', '.join(SORT_KEYS)}")
+    field_name = "name" if key == "model" else key
+    known = [v for v in versions if getattr(v, field_name) is not None]
+    unknown = [v for v in versions if getattr(v, field_name) is None]
+    known.sort(key=lambda v: (getattr(v, field_name), v.name, v.version), reverse=descending)
+    return known + sorted(unknown, key=lambda v: (v.name, v.version))
+
+
+def _duration(timings: Mapping[str, float]) -> float | None:
+    """The build's seconds up to recording: its stages' timings added up (``total`` is not known yet)."""
+    stages = [float(v) for k, v in timings.items() if k != "total"]
+    return round(sum(stages), 3) if stages else None
+
+
+def listing_tag(record: BuildRecord, params: Mapping[str, str]) -> str:
+    """The ``handoff.listing`` tag of a new version: what a listing shows of its run (parameters,
+    notebook, duration, author, metric order), so listing thousands of versions reads no run.
+    Parameters that do not fit MLflow's 5,000 characters are left out (listing then reads the run)."""
+    notebook = record.inputs.notebook
+    fields: dict[str, Any] = {
+        "notebook": Path(notebook.path).name if notebook.path else notebook.name,
+        "duration": _duration(record.timings),
+        "author": _user(),
+        "metric_order": list(record.metrics),
+        "params": {k: v for k, v in params.items() if not k.startswith("notebook_run.")},
+    }
+    text = json.dumps(fields, sort_keys=True)
+    return text if len(text) <= 5000 else ""
+
+
+def _listing_fields(mv: Any) -> dict[str, Any] | None:
+    """The listing fields from a version's ``handoff.listing`` tag; ``None`` when it has none (or a cut one)."""
+    raw = (mv.tags or {}).get(LISTING_TAG)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    author = data.get("author")
+    return {
+        "metric_order": [str(k) for k in data.get("metric_order", [])],
+        "params": {str(k): str(v) for k, v in data.get("params", {}).items()},
+        "notebook": data.get("notebook"),
+        "duration": data.get("duration"),
+        "author": author if author and author != "unknown" else None,
+    }
+
+
+def _run_fields(run: Any) -> dict[str, Any]:
+    """What a listing shows of a version's build run: its parameters, notebook, duration and author."""
+    tags: dict[str, str] = run.data.tags
+    timings = []
+    for key, value in tags.items():
+        if key.startswith("handoff.timing.") and key != "handoff.timing.total":
+            try:
+                timings.append(float(value))
+            except ValueError:
+                pass
+    author = tags.get(USER_TAG) or run.info.user_id
+    try:
+        order = [str(k) for k in json.loads(tags.get(METRIC_ORDER_TAG, "[]"))]
+    except ValueError:  # cut at the tag's length limit
+        order = []
+    return {
+        "metric_order": order,
+        "params": {k: v for k, v in run.data.params.items() if not k.startswith("notebook_run.")},
+        "notebook": tags.get(NOTEBOOK_TAG),
+        "duration": round(sum(timings), 3) if timings else None,
+        "author": author if author and author != "unknown" else None,
+    }
+
+
+def _user() -> str:
+    """The OS user building (recorded as the run's ``mlflow.user``, as MLflow's fluent API does)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def open_store(location: str | os.PathLike[str] | None = None) -> Store:
