@@ -749,14 +749,7 @@ class Store:
             "reason": reason or "",
             "time": now.isoformat(timespec="seconds"),
         }
-        run = self.client.create_run(
-            self._audit_experiment(),
-            run_name=f"{name}:{alias}->{version}",
-            start_time=int(now.timestamp() * 1000),
-            tags={f"handoff.audit.{k}": "" if v is None else str(v) for k, v in entry.items()},
-        )
-        self.client.set_terminated(run.info.run_id, "FINISHED")
-        return entry
+        return self._append_audit(entry, f"{name}:{alias}->{version}", now)
 
     def set_archived(self, name: str, version: int, archived: bool, *, by: str, reason: str | None) -> dict[str, Any]:
         """Archive (tag ``handoff.archived``) or unarchive a version and append that to the audit history.
@@ -779,9 +772,13 @@ class Store:
             "reason": reason or "",
             "time": now.isoformat(timespec="seconds"),
         }
+        return self._append_audit(entry, f"{name}:{entry['kind']}:{version}", now)
+
+    def _append_audit(self, entry: dict[str, Any], run_name: str, now: datetime) -> dict[str, Any]:
+        """One audit-history entry as a finished run of the ``handoff-audit`` experiment (append-only)."""
         run = self.client.create_run(
             self._audit_experiment(),
-            run_name=f"{name}:{entry['kind']}:{version}",
+            run_name=run_name,
             start_time=int(now.timestamp() * 1000),
             tags={f"handoff.audit.{k}": "" if v is None else str(v) for k, v in entry.items()},
         )

@@ -211,18 +211,7 @@ def add_package_and_rebuild(job: Job, result: Any) -> None:
         return
     package = package_for(module)
     if st.button(f"Add {package} to the build environment and rebuild", type="primary"):
-        resubmit_job(job, with_packages=(*job.request.get("options", {}).get("with_packages", ()), package))
-
-
-def resubmit_job(job: Job, **changes: Any) -> None:
-    """Build again with ``changes`` to the request (a new job), and show it."""
-    try:
-        again = handoff.resubmit(job, store=common.store_location(), **changes)
-    except HandoffError as exc:
-        st.error(f"Cannot build: {exc.render('app')}")
-        return
-    st.query_params["job"] = again.id
-    st.rerun()
+        controls.rebuild(job, with_packages=(*job.request.get("options", {}).get("with_packages", ()), package))
 
 
 def ended_job(job: Job) -> None:
@@ -232,7 +221,7 @@ def ended_job(job: Job) -> None:
     elif job.state == INTERRUPTED:
         st.error(f"Build {common.say(job.message or 'interrupted')}.")
     if job.state in (CANCELLED, INTERRUPTED) and st.button("Build it again (same notebook and settings)"):
-        resubmit_job(job)
+        controls.rebuild(job)
     result = handoff.result_of(job, store=common.store_location())
     if result is None:
         if job.state not in (CANCELLED, INTERRUPTED):
