@@ -55,11 +55,12 @@ def version_rows(location: str | None, include_archived: bool = False) -> list[d
     return sorted(rows, key=lambda r: (r["created"] or "", r["version"]), reverse=True)
 
 
-def human_time(iso: str | None, now: datetime | None = None) -> str:
-    """ "just now", "3 min ago", "5 h ago", "yesterday", "4 days ago", then a short date ("12 Mar 2026")."""
-    if not iso:
+def human_time(moment: str | float | None, now: datetime | None = None) -> str:
+    """ "just now", "3 min ago", "5 h ago", "yesterday", "4 days ago", then a short date ("12 Mar 2026"),
+    for an ISO time or a ``time.time()`` value."""
+    if moment is None or moment == "":
         return ""
-    when = datetime.fromisoformat(iso)
+    when = datetime.fromtimestamp(moment, tz=UTC) if isinstance(moment, float | int) else datetime.fromisoformat(moment)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     seconds = ((now or datetime.now(tz=UTC)) - when).total_seconds()
@@ -118,7 +119,7 @@ def metrics_row(metrics: dict[str, float]) -> None:
         column.metric(name, f"{value:.4g}")
 
 
-def _escape(text: str) -> str:
+def escape_markdown(text: str) -> str:
     """Literal text in Markdown: no emphasis, links or HTML from a notebook's strings."""
     return "".join(f"\\{c}" if c in "\\`*_[]<>|~$" else c for c in text)
 
@@ -129,7 +130,7 @@ def say(text: str, escape: bool = True) -> str:
     ``escape`` is off for the library's own sentences whose `code` spans should stay code."""
     from handoff.messages import render
 
-    return render(text, "app", escape=_escape if escape else None)
+    return render(text, "app", escape=escape_markdown if escape else None)
 
 
 def say_plain(text: str) -> str:
@@ -160,7 +161,7 @@ def render_sections(parts: list[Any], error: bool = False) -> None:
             continue
         st.subheader(section.title)
         for label, value in section.lines:
-            st.markdown(f"**{_escape(label)}:** {say(value)}")
+            st.markdown(f"**{escape_markdown(label)}:** {say(value)}")
         if section.table is not None:
             frame = pd.DataFrame(
                 [[say_plain(c) for c in row] for row in section.table.rows], columns=list(section.table.columns)

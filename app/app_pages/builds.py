@@ -6,7 +6,6 @@ before the app restarted; it refreshes itself while any build is queued or runni
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pandas as pd
@@ -30,22 +29,7 @@ RECENT = 5  # ended builds listed above the table, with the running ones
 st.title("Builds")
 
 
-def _plain(text: str) -> str:
-    """Literal text in Markdown (an error message may hold ``*``, ``_`` or a link)."""
-    return "".join(f"\\{c}" if c in "\\`*_[]<>|~$#" else c for c in text)
-
-
-def _when(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h ago"
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() - seconds))
-
-
-def _row(job: Job, now: float) -> dict[str, Any]:
+def _row(job: Job) -> dict[str, Any]:
     if job.active:
         where = job.progress
     elif job.state == "cancelled":
@@ -59,23 +43,23 @@ def _row(job: Job, now: float) -> dict[str, Any]:
         "notebook": job.notebook,
         "progress / result": common.say_plain(where)[:300],  # hints name the app's controls
         "elapsed (s)": round(job.elapsed),
-        "submitted": _when(now - job.created),
+        "submitted": common.human_time(job.created),
         "by": f"{job.user} ({job.source})",
         "open": f"/?job={job.id}",
     }
 
 
-def recent(jobs: list[Job], now: float) -> None:
+def recent(jobs: list[Job]) -> None:
     """Every queued or running build and the last few that ended, as lines with a link each."""
     ended = {j.id for j in [j for j in jobs if not j.active][:RECENT]}
     lines = []
     for job in jobs:
         if job.active or job.id in ended:
-            row = _row(job, now)
+            row = _row(job)
             lines.append(
                 f"- {row['state']} · **{job.model}**"
                 + (f" v{job.version}" if job.version is not None else "")
-                + f" · {_plain(str(row['progress / result'])[:200])}"
+                + f" · {common.escape_markdown(str(row['progress / result'])[:200])}"
                 + f" · {row['elapsed (s)']} s · submitted {row['submitted']} · {row['by']} · [open](/?job={job.id})"
             )
         if len(lines) >= RECENT + 20:
@@ -95,16 +79,15 @@ def job_table(states: list[str], model: str | None, refreshing: bool) -> None:
     if not jobs:
         st.info(f"No builds match these filters ({len(everything)} builds in all).")
         return
-    now = time.time()
     counts = pd.Series([j.state for j in jobs]).value_counts()
     st.caption(
         " · ".join(f"{counts[s]} {s}" for s in STATES if s in counts)
         + (" · refreshing every 2 s while builds run" if running else "")
     )
-    recent(jobs, now)
+    recent(jobs)
     shown = jobs[:PAGE_SIZE]
     st.dataframe(
-        pd.DataFrame([_row(j, now) for j in shown]),
+        pd.DataFrame([_row(j) for j in shown]),
         hide_index=True,
         width="stretch",
         column_config={
