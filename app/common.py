@@ -190,91 +190,149 @@ def render_notebook(nb: Any) -> None:
                 st.code(block.content, language=None)
 
 
+GOOD, BAD = "background-color: #d9f2d9", "background-color: #f8d7d7"
+
+
+def evidence_table(evidence: Any) -> None:
+    """A promotion's (or roll-back's) metrics against the champion: values, change, better/worse shaded."""
+    new = evidence.version if hasattr(evidence, "version") else evidence.target
+    rows, shades = [], []
+    for m in evidence.metrics:
+        change = ""
+        if m.absolute is not None:
+            rel = f" ({m.relative:+.1%})" if m.relative is not None else ""
+            change = f"{m.absolute:+.4g}{rel} " + {True: "better", False: "worse", None: "same"}[m.better]
+        arrow = "↑" if m.greater_is_better else "↓"
+        rows.append(
+            {
+                "metric": _escape(m.metric) + f" ({arrow})" + (" · primary" if m.primary else ""),
+                f"champion v{evidence.current}": "–" if m.current is None else f"{m.current:.4g}",
+                f"v{new}": "–" if m.candidate is None else f"{m.candidate:.4g}",
+                "change": change or "–",
+            }
+        )
+        shade = {True: GOOD, False: BAD}.get(m.better, "")
+        shades.append(["", "", shade, shade])
+    if not rows:
+        st.caption("No metrics to compare.")
+        return
+    frame = pd.DataFrame(rows)
+    styles = pd.DataFrame(shades, index=frame.index, columns=frame.columns)
+    st.table(frame.style.apply(lambda _: styles, axis=None), hide_index=True)
+
+
+def _rollback_reason(model: str, current: int | None) -> str:
+    if current is None:
+        return f"Nothing to roll back: {model} has no champion yet."
+    return f"Nothing to roll back to: v{current} is the only champion {model} has had (no earlier champion)."
+
+
 def alias_controls(location: str | None, model: str, version: int, status: str, key: str) -> None:
-    """Promote / roll back buttons, each behind a confirmation step."""
+    """Promote / roll back, each behind a confirmation that shows the evidence first: the metrics
+    against the current champion (better/worse shaded) and the candidate's failed checks; promoting a
+    version worse on the primary metric needs a second, explicit confirmation. A button that cannot
+    act is disabled and says why, instead of failing after the confirm."""
     import handoff
     from handoff.errors import HandoffError
 
     pending, outcome = f"confirm_{key}", f"outcome_{key}"
-    left, right = st.columns(2)
+    reason_key, worse_key = f"{key}_reason", f"{key}_worse_ok"
+    champion = store(location).alias_version(model)
+    back = handoff.rollback_preview(model, store=store(location), evidence=False)
     if status != "passed":
-        left.button(
-            f"Promote v{version} to champion",
-            disabled=True,
-            key=f"{key}_promote_disabled",
-            help="A version that failed its checklist can never be promoted.",
-        )
-    elif left.button(f"Promote v{version} to champion", key=f"{key}_promote"):
-        st.session_state[pending] = "promote"
-    if right.button("Roll back champion", key=f"{key}_rollback"):
-        st.session_state[pending] = "rollback"
+        blocked: str | None = "A version that failed its checklist can never be promoted."
+    elif champion is not None and champion.version == version:
+        blocked = f"v{version} is already the champion of {model}."
+    else:
+        blocked = None
+    left, right = st.columns(2)
+    if left.button(f"Promote v{version} to champion", key=f"{key}_promote", disabled=blocked is not None, help=blocked):
+        st.session_state[pending] = ("promote", version)
+    no_rollback = None if back.allowed else _rollback_reason(model, back.current)
+    if right.button("Roll back champion", key=f"{key}_rollback", disabled=no_rollback is not None, help=no_rollback):
+        st.session_state[pending] = ("rollback", version)
+    if blocked and status == "passed":
+        left.caption(blocked)
+    if no_rollback:
+        right.caption(no_rollback)
     if outcome in st.session_state:  # the result of the last Confirm, shown once the question is gone
         kind, message = st.session_state.pop(outcome)
         (st.success if kind == "success" else st.error)(message)
-    action = st.session_state.get(pending)
-    if not action:
+    action, asked_for = st.session_state.get(pending) or (None, None)
+    if not action or asked_for != version:  # nothing asked, or asked for a version no longer selected
+        st.session_state.pop(pending, None)
         return
-    current = store(location).alias_version(model)
-    if action == "promote":
-        question = (
-            f"Move **champion** of {model} from v{current.version} to v{version}?"
-            if current
-            else f"Make v{version} the first **champion** of {model}?"
+
+    def finish() -> None:
+        for name in (pending, reason_key, worse_key):  # the next move starts with an empty form
+            st.session_state.pop(name, None)
+
+    try:
+        evidence: Any = (
+            handoff.promotion_preview(model, version, store=store(location))
+            if action == "promote"
+            else handoff.rollback_preview(model, store=store(location))
         )
-    else:
-        now = current.version if current else "-"
-        question = f"Move **champion** of {model} back to the version it held before (now v{now})?"
-    st.warning(question)
-    reason = st.text_input("Reason (kept in the history)", key=f"{key}_reason")
-    confirm, cancel = st.columns(2)
-    if confirm.button("Confirm", type="primary", key=f"{key}_confirm"):
-        st.session_state.pop(pending, None)
-        st.session_state.pop(f"{key}_reason", None)  # the next move starts with an empty reason
-        try:
-            if action == "promote":
-                move = handoff.promote(model, version, store=store(location), reason=reason or None)
-            else:
-                move = handoff.rollback(model, store=store(location), reason=reason or None)
-            version_rows.clear()
-            version_details.clear()
-            entry = move.entry
-            message = (
-                f"champion of {model}: v{entry['from_version'] or '-'} → v{entry['to_version']} "
-                f"({entry['kind']} by {entry['by']})"
+    except HandoffError as exc:
+        finish()
+        st.error(str(exc))
+        return
+    if not evidence.allowed:  # the champion moved since the buttons were drawn (another tab, the CLI)
+        finish()
+        st.error(evidence.refused)
+        return
+    worse = action == "promote" and evidence.worse
+    with st.container(border=True):
+        if evidence.current is not None:
+            st.markdown(
+                f"**v{version if action == 'promote' else evidence.target}** against the current champion "
+                f"**v{evidence.current}**"
             )
-            st.session_state[outcome] = ("success", message)
-        except HandoffError as exc:
-            st.session_state[outcome] = ("error", str(exc))
-        st.rerun()  # without the question, the reason and these buttons, which were drawn before the click
-    if cancel.button("Cancel", key=f"{key}_cancel"):
-        st.session_state.pop(pending, None)
-        st.rerun()
+            evidence_table(evidence)
+        if action == "promote":
+            for check in evidence.concerns:
+                st.markdown(f"{STATUS_ICONS.get(check.status, check.status)} `{check.id}`: {_escape(check.message)}")
+            if worse:
+                st.error(f"{evidence.worse_message}.")
+        if action == "promote" and evidence.current is not None:
+            question = f"Move **champion** of {model} from v{evidence.current} to v{version}?"
+        elif action == "promote":
+            question = f"Make v{version} the first **champion** of {model}?"
+        else:
+            question = f"Move **champion** of {model} back from v{evidence.current} to v{evidence.target}?"
+        st.warning(question)
+        reason = st.text_input("Reason (kept in the history)", key=reason_key)
+        insist = st.checkbox("I want to promote a worse version", key=worse_key) if worse else False
+        confirm, cancel = st.columns(2)
+        if confirm.button("Confirm", type="primary", key=f"{key}_confirm", disabled=worse and not insist):
+            finish()
+            try:
+                if action == "promote":
+                    move = handoff.promote(
+                        model, version, store=store(location), reason=reason or None, allow_worse=insist
+                    )
+                else:
+                    move = handoff.rollback(model, store=store(location), reason=reason or None)
+                version_rows.clear()
+                version_details.clear()
+                entry = move.entry
+                message = f"champion of {model}: {move.move} ({entry['kind']} by {entry['by']})"
+                st.session_state[outcome] = ("success", message)
+            except HandoffError as exc:
+                st.session_state[outcome] = ("error", str(exc))
+            st.rerun()  # without the question, the reason and these buttons, which were drawn before the click
+        if cancel.button("Cancel", key=f"{key}_cancel"):
+            finish()
+            st.rerun()
 
 
 def history_table(location: str | None, model: str) -> None:
-    import pandas as pd
-
+    """Every alias move of the model, newest first: when (human), from and to (``none`` → v2), who, why."""
     import handoff
+    from handoff.lifecycle import history_rows
 
     entries = handoff.history(model, store=store(location))
     if not entries:
         st.caption("No alias has been moved yet.")
         return
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "time": e["time"],
-                    "alias": e["alias"],
-                    "kind": e["kind"],
-                    "from": e["from_version"],
-                    "to": e["to_version"],
-                    "by": e["by"],
-                    "reason": e["reason"],
-                }
-                for e in reversed(entries)
-            ]
-        ),
-        hide_index=True,
-        width="stretch",
-    )
+    st.dataframe(pd.DataFrame(history_rows(entries[::-1])), hide_index=True, width="stretch")

@@ -203,6 +203,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("model")
         if verb == "promote":
             sub.add_argument("version")
+            sub.add_argument(
+                "--force-worse",
+                action="store_true",
+                help="promote even if the version is worse than the champion on the primary metric "
+                "(refused otherwise, exit 2)",
+            )
         sub.add_argument("--alias", default="champion")
         sub.add_argument("--by", help="who did it (default: the OS user)")
         sub.add_argument("--reason", help="why, kept in the history")
@@ -694,25 +700,69 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_evidence(evidence: Any) -> None:
+    """The metrics of the version the alias would move to against the one holding it (as the app shows
+    them above its confirm), then the candidate's failed and warning checks."""
+    out = sys.stdout.write
+    promotion = isinstance(evidence, handoff.PromotionPreview)
+    new = evidence.version if promotion else evidence.target
+    if evidence.current is None or evidence.current == new:
+        if evidence.metrics:
+            out("metrics: " + ", ".join(f"{m.metric}={m.candidate:.4g}" for m in evidence.metrics) + "\n")
+    elif evidence.metrics:
+        rows = [("METRIC", f"v{evidence.current}", f"v{new}", "CHANGE")]
+        for m in evidence.metrics:
+            change = "-"
+            if m.absolute is not None:
+                rel = f", {m.relative:+.1%}" if m.relative is not None else ""
+                change = f"{m.absolute:+.4g}{rel} " + {True: "better", False: "worse", None: "same"}[m.better]
+            rows.append(
+                (
+                    m.metric + (" (primary)" if m.primary else ""),
+                    "-" if m.current is None else f"{m.current:.4g}",
+                    "-" if m.candidate is None else f"{m.candidate:.4g}",
+                    change,
+                )
+            )
+        _table(rows)
+    for check in evidence.concerns if promotion else ():
+        out(f"check {check.status.upper()}: {check.id}: {check.message}\n")
+    if promotion and evidence.worse_message:
+        out(f"WORSE: {evidence.worse_message}\n")
+
+
 def _print_move(move: Any, as_json: bool) -> None:
     if as_json:
         _emit(move.to_dict())
         return
     entry = move.entry
-    frm = f"v{entry['from_version']}" if entry["from_version"] is not None else "(none)"
+    if move.evidence is not None:
+        _print_evidence(move.evidence)
     sys.stdout.write(
-        f"{entry['model']}: {entry['alias']} {frm} -> v{entry['to_version']} "
+        f"{entry['model']}: {entry['alias']} {move.move.replace('→', '->')} "
         f"({entry['kind']} by {entry['by']} at {entry['time']})\n"
     )
-    if move.comparison is not None:
-        _print_comparison(move.comparison.to_dict())
 
 
 def _promote(args: argparse.Namespace) -> int:
-    _print_move(
-        handoff.promote(args.model, args.version, args.alias, store=args.store, by=args.by, reason=args.reason),
-        args.json,
-    )
+    try:
+        move = handoff.promote(
+            args.model,
+            args.version,
+            args.alias,
+            store=args.store,
+            by=args.by,
+            reason=args.reason,
+            allow_worse=args.force_worse,
+        )
+    except handoff.WorseThanChampion as exc:  # the evidence, then why it was refused and how to insist
+        if args.json:
+            _emit({"refused": str(exc), "evidence": exc.preview.to_dict() if exc.preview else None})
+        elif exc.preview is not None:
+            _print_evidence(exc.preview)
+        sys.stderr.write(f"handoff: error: {exc}: refused; pass --force-worse to promote it anyway\n")
+        return exc.exit_code
+    _print_move(move, args.json)
     return EXIT_OK
 
 
@@ -722,27 +772,16 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
+    from handoff.lifecycle import history_rows
+
     entries = handoff.history(args.model, store=args.store)
     if args.json:
-        _emit(entries)
+        _emit(entries)  # times as recorded: ISO 8601, UTC
     elif not entries:
         sys.stdout.write(f"{args.model}: no alias has been moved yet\n")
     else:
-        _table(
-            [("TIME", "ALIAS", "KIND", "FROM", "TO", "BY", "REASON")]
-            + [
-                (
-                    e["time"],
-                    e["alias"],
-                    e["kind"],
-                    str(e["from_version"] or "-"),
-                    str(e["to_version"]),
-                    e["by"],
-                    e["reason"],
-                )
-                for e in entries
-            ]
-        )
+        columns = ("time", "alias", "kind", "from", "to", "by", "reason")
+        _table([tuple(c.upper() for c in columns)] + [tuple(r[c] for c in columns) for r in history_rows(entries)])
     return EXIT_OK
 
 

@@ -145,8 +145,12 @@ def compare(
     *,
     store: Store | str | Path | None = None,
     include_code: bool = True,
+    include_trend: bool = True,
 ) -> Comparison:
     """Compare two or more versions (``3`` for ``model``, ``other:2`` across models).
+
+    ``include_code`` / ``include_trend`` off skip reading the notebooks / listing every version, for
+    callers that only want the metrics (the promotion preview, drawn on every confirm).
 
     Raises:
         OptionError: fewer than two versions, or a malformed reference.
@@ -178,7 +182,7 @@ def compare(
         data=_data(builds),
         environment=_environment(builds),
         code=_code(store, records, base) if include_code else [],
-        trend=_trend(store, refs[0][0]),
+        trend=_trend(store, refs[0][0]) if include_trend else [],
         status={lbl: r.status for lbl, r in records.items()},
     )
 

@@ -25,7 +25,9 @@ Tree::
     ├── StoreError                  the MLflow store cannot be opened or is inconsistent (exit 3)
     │   ├── VersionNotFoundError    no such model or version (exit 2: bad input, the store is fine)
     │   └── TamperedError           a version's artifacts, record or metrics changed after recording (exit 3)
-    ├── PromotionRefused            the version failed its checklist, or nothing to roll back (exit 2)
+    ├── PromotionRefused            the version failed its checklist, already holds the alias, or nothing
+    │   │                           to roll back to (exit 2)
+    │   └── WorseThanChampion       worse than the champion on the primary metric, not confirmed (exit 2)
     ├── BuildCancelled              a build cancelled before it ran: nothing recorded (exit 130)
     └── BuildFailure                a stage of a build failed (exit 1); has stage, cell, ename
         ├── CellExecutionFailure    a cell raised
@@ -124,6 +126,19 @@ class PromotionRefused(HandoffError):
     """An alias move that handoff will not make, with the reason."""
 
     exit_code = EXIT_INPUT
+
+
+class WorseThanChampion(PromotionRefused):
+    """A promotion of a version worse than the champion on the primary metric, without the explicit
+    confirmation (``allow_worse``) that says the worse number is known and wanted.
+
+    Attributes:
+        preview: The ``PromotionPreview`` it was refused on, so a caller can show the evidence.
+    """
+
+    def __init__(self, message: str, preview: Any = None) -> None:
+        super().__init__(message)
+        self.preview = preview
 
 
 class BuildFailure(HandoffError):

@@ -1,5 +1,9 @@
 """Operations on recorded versions: re-checking, exporting, verifying, promoting and rolling back.
 
+A promotion or roll-back is previewed first (``promotion_preview`` / ``rollback_preview``: the
+evidence against the current champion, computed without moving anything); every face shows that
+preview before it asks, and ``promote`` itself refuses what the preview refuses.
+
 A version is immutable: a re-check never changes its status or its original report; the new
 report is recorded beside the original, with the time it was made. Every operation reads the
 version through ``Store.get_version``, which refuses one modified since it was recorded
@@ -12,20 +16,25 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
 from handoff.check_config import CheckConfig, override
 from handoff.checklist import CheckContext, CheckReport, run_checklist, write_report
-from handoff.errors import OptionError, PromotionRefused, StoreError, TamperedError
+from handoff.checks import CheckResult
+from handoff.errors import OptionError, PromotionRefused, StoreError, TamperedError, WorseThanChampion
 from handoff.fingerprint import sha256_file
 from handoff.layout import EXECUTED_NOTEBOOK, FIDELITY_PATH, PACKAGE_DIR, SOURCE_NOTEBOOK
 from handoff.package import VerifyReport, atomic_path, build_package, package_name, verify
 from handoff.store import Store, VersionRecord, open_store
 from handoff.uris import local_path
+
+if TYPE_CHECKING:
+    from handoff.comparison import Comparison
 
 
 def model_dir_of(store: Store, model_uri: str, scratch: Path) -> Path:
@@ -243,19 +252,297 @@ def _who(by: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class MetricChange:
+    """One metric of a candidate against the version whose alias it would take.
+
+    Attributes:
+        metric: The metric's name.
+        greater_is_better: Its direction, as the gate sees it (the checklists' overrides win).
+        candidate: The candidate's value (``None``: it did not report it).
+        current: The value of the version that holds the alias now (``None``: none, or not reported).
+        absolute: ``candidate - current``, when both exist.
+        relative: ``absolute / |current|``, when ``current`` is not 0.
+        better: True / False by the metric's direction; ``None`` when equal or not comparable.
+        primary: This is the metric the model is judged by (``comparison.primary_metric``).
+    """
+
+    metric: str
+    greater_is_better: bool
+    candidate: float | None
+    current: float | None
+    absolute: float | None = None
+    relative: float | None = None
+    better: bool | None = None
+    primary: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def version_label(version: int | None) -> str:
+    """``v2``, or ``none`` for an alias that pointed nowhere: never ``v-`` or ``None``."""
+    return "none" if version is None else f"v{version}"
+
+
+def _changes(comparison: Comparison, candidate: str, current: str, primary: str | None) -> tuple[MetricChange, ...]:
+    changes = []
+    for row in comparison.metrics:
+        delta = row["deltas"].get(candidate) or {}
+        changes.append(
+            MetricChange(
+                row["metric"],
+                row["greater_is_better"],
+                row["values"].get(candidate),
+                row["values"].get(current),
+                delta.get("absolute"),
+                delta.get("relative"),
+                delta.get("better"),
+                row["metric"] == primary,
+            )
+        )
+    return tuple(changes)
+
+
+def _evidence(
+    store: Store, candidate: VersionRecord, current: VersionRecord | None
+) -> tuple[tuple[MetricChange, ...], Comparison | None]:
+    """The candidate's metrics against ``current`` (its own alone when there is none) and the comparison."""
+    from handoff.check_config import greater_is_better
+    from handoff.comparison import compare, primary_metric
+
+    if current is None or current.version == candidate.version:
+        checks = candidate.build.outputs.checks
+        directions = CheckConfig.from_dict(checks.config).greater_is_better if checks else {}
+        first = primary_metric(candidate.metrics, directions)
+        alone = tuple(
+            MetricChange(m, greater_is_better(m, directions), value, None, primary=first is not None and m == first[0])
+            for m, value in candidate.metrics.items()
+        )
+        return alone, None
+    comparison = compare(
+        candidate.name,
+        [current.version, candidate.version],
+        baseline=current.version,
+        store=store,
+        include_code=False,
+        include_trend=False,
+    )
+    directions = {row["metric"]: row["greater_is_better"] for row in comparison.metrics}
+    first = primary_metric(candidate.metrics, directions)
+    changes = _changes(comparison, f"v{candidate.version}", f"v{current.version}", first[0] if first else None)
+    return changes, comparison
+
+
+def _worse_sentence(change: MetricChange | None, candidate: int | None, current: int | None) -> str | None:
+    """ "v5 is 1.5% worse than v1 on accuracy (0.95 vs 0.965)", when it is."""
+    if change is None or change.better is not False or change.absolute is None:
+        return None
+    by = f"{abs(change.relative):.1%}" if change.relative is not None else f"{abs(change.absolute):.4g}"
+    return (
+        f"{version_label(candidate)} is {by} worse than {version_label(current)} on {change.metric} "
+        f"({change.candidate:.4g} vs {change.current:.4g})"
+    )
+
+
+@dataclass(frozen=True)
+class PromotionPreview:
+    """What promoting a version would do, computed without moving anything: the evidence a person
+    (app) or a pipeline (CLI) sees before the alias moves.
+
+    Attributes:
+        model: The model.
+        alias: The alias that would move (``champion``).
+        version: The candidate.
+        status: The candidate's checklist status (``passed`` / ``failed``).
+        current: The version that holds the alias now (``None``: the first promotion).
+        metrics: Every metric of the candidate against ``current``, with delta and better/worse.
+        concerns: The candidate's failed and warning checks.
+        refused: Why the promotion cannot be made (failed checklist, already holds the alias), or ``None``.
+        comparison: The ``handoff.compare`` result behind ``metrics`` (``None`` without a champion).
+    """
+
+    model: str
+    alias: str
+    version: int
+    status: str
+    current: int | None
+    metrics: tuple[MetricChange, ...] = ()
+    concerns: tuple[CheckResult, ...] = ()
+    refused: str | None = None
+    comparison: Comparison | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def allowed(self) -> bool:
+        return self.refused is None
+
+    @property
+    def primary(self) -> MetricChange | None:
+        """The metric the model is judged by (the first the candidate reported), or ``None``."""
+        return next((m for m in self.metrics if m.primary), None)
+
+    @property
+    def worse(self) -> bool:
+        """Worse than the current holder on the primary metric: the promotion needs a second confirmation."""
+        return self.worse_message is not None
+
+    @property
+    def worse_message(self) -> str | None:
+        """ "v5 is 1.5% worse than v1 on accuracy (0.95 vs 0.965)", or ``None`` when it is not worse."""
+        return _worse_sentence(self.primary, self.version, self.current)
+
+    @property
+    def move(self) -> str:
+        """``v1 → v5`` (``none → v5`` for the first promotion)."""
+        return f"{version_label(self.current)} → {version_label(self.version)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "alias": self.alias,
+            "version": self.version,
+            "status": self.status,
+            "current": self.current,
+            "allowed": self.allowed,
+            "refused": self.refused,
+            "worse": self.worse,
+            "worse_message": self.worse_message,
+            "primary": self.primary.metric if self.primary else None,
+            "metrics": [m.to_dict() for m in self.metrics],
+            "concerns": [asdict(c) for c in self.concerns],
+        }
+
+
+def promotion_preview(
+    name: str, version: int | str, alias: str = "champion", *, store: Store | str | Path | None = None
+) -> PromotionPreview:
+    """The evidence for promoting ``version``: the current holder of ``alias``, every metric against
+    it, the candidate's failed and warning checks, whether it is worse on the primary metric, and
+    whether the promotion is allowed at all. Nothing moves.
+
+    Raises:
+        VersionNotFoundError: no such model or version.
+        TamperedError: the candidate or the champion changed after it was recorded.
+    """
+    store = store if isinstance(store, Store) else open_store(store)
+    candidate = store.get_version(name, version)
+    listed = store.alias_version(name, alias)
+    current = store.get_version(name, listed.version) if listed is not None else None
+    metrics, comparison = _evidence(store, candidate, current)
+    checks = candidate.build.outputs.checks
+    concerns = tuple(r for r in (checks.results if checks else ()) if r.status in ("failed", "warning"))
+    refused = None
+    if candidate.archived:
+        refused = f"{name} version {candidate.version} is archived: unarchive it first"
+    elif candidate.status != "passed":
+        refused = (
+            f"{name} version {candidate.version} failed its checklist and can never be "
+            f"promoted; see `handoff show {name} {candidate.version}`"
+        )
+    elif current is not None and current.version == candidate.version:
+        refused = f"{name} version {candidate.version} is already {alias!r}"
+    return PromotionPreview(
+        name,
+        alias,
+        candidate.version,
+        candidate.status,
+        current.version if current else None,
+        metrics,
+        concerns,
+        refused,
+        comparison,
+    )
+
+
+@dataclass(frozen=True)
+class RollbackPreview:
+    """What rolling an alias back would do, computed without moving anything.
+
+    Attributes:
+        model: The model.
+        alias: The alias.
+        current: The version that holds it now (``None``: never set).
+        target: The version it would go back to (``None``: there is no earlier one).
+        metrics: The target's metrics against ``current``.
+        refused: Why it cannot be rolled back, or ``None``.
+        comparison: The ``handoff.compare`` result behind ``metrics``.
+    """
+
+    model: str
+    alias: str
+    current: int | None
+    target: int | None
+    metrics: tuple[MetricChange, ...] = ()
+    refused: str | None = None
+    comparison: Comparison | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def allowed(self) -> bool:
+        return self.refused is None
+
+    @property
+    def move(self) -> str:
+        return f"{version_label(self.current)} → {version_label(self.target)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "alias": self.alias,
+            "current": self.current,
+            "target": self.target,
+            "allowed": self.allowed,
+            "refused": self.refused,
+            "metrics": [m.to_dict() for m in self.metrics],
+        }
+
+
+def rollback_preview(
+    name: str, alias: str = "champion", *, store: Store | str | Path | None = None, evidence: bool = True
+) -> RollbackPreview:
+    """Where a roll-back of ``alias`` would go (the version before the last promotion still in
+    force, replayed from the history with ``alias_stack``), or why it cannot; nothing moves.
+    ``evidence`` off skips the metrics (for a button that only needs to know whether it is enabled).
+    """
+    store = store if isinstance(store, Store) else open_store(store)
+    stack = alias_stack(store.alias_history(name, alias))
+    listed = store.alias_version(name, alias)
+    current = listed.version if listed is not None else (stack[-1] if stack else None)
+    if len(stack) < 2:
+        refused = f"{name}: {alias!r} has no earlier version to roll back to" + (
+            f" (it holds version {current})" if current is not None else " (it was never set)"
+        )
+        return RollbackPreview(name, alias, current, None, refused=refused)
+    target = stack[-2]
+    if not evidence or current is None or current == target:
+        return RollbackPreview(name, alias, current, target)
+    metrics, comparison = _evidence(store, store.get_version(name, target), store.get_version(name, current))
+    return RollbackPreview(name, alias, current, target, metrics, None, comparison)
+
+
+@dataclass(frozen=True)
 class AliasMove:
     """A promotion or roll-back that was made.
 
     Attributes:
         entry: The audit-history entry (model, alias, kind, from/to version, by, reason, time).
         comparison: The new version against the one the alias left, when there was one.
+        evidence: The preview the move was made on (``PromotionPreview`` / ``RollbackPreview``).
     """
 
     entry: dict[str, Any]
-    comparison: Any = None
+    comparison: Comparison | None = None
+    evidence: PromotionPreview | RollbackPreview | None = None
+
+    @property
+    def move(self) -> str:
+        """``none → v2``: the alias's from and to."""
+        return f"{version_label(self.entry['from_version'])} → {version_label(self.entry['to_version'])}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.entry, "comparison": self.comparison.to_dict() if self.comparison is not None else None}
+        return {
+            **self.entry,
+            "comparison": self.comparison.to_dict() if self.comparison is not None else None,
+            "evidence": self.evidence.to_dict() if self.evidence is not None else None,
+        }
 
 
 def promote(
@@ -266,41 +553,29 @@ def promote(
     store: Store | str | Path | None = None,
     by: str | None = None,
     reason: str | None = None,
+    allow_worse: bool = False,
 ) -> AliasMove:
-    """Point ``alias`` at ``version``; refused for a version whose checklist failed.
+    """Point ``alias`` at ``version``; refused for a version whose checklist failed, and, unless
+    ``allow_worse``, for one worse than the current holder on the primary metric (the explicit
+    second confirmation the app's checkbox and the CLI's ``--force-worse`` give).
 
     Raises:
-        PromotionRefused: the version failed its checklist, or already holds the alias.
+        PromotionRefused: the version failed its checklist, is archived, or already holds the alias.
+        WorseThanChampion: it is worse on the primary metric and ``allow_worse`` is not set.
     """
-    from handoff.comparison import compare
-
     store = store if isinstance(store, Store) else open_store(store)
-    record = store.get_version(name, version)
-    if record.archived:
-        raise PromotionRefused(f"{name} version {record.version} is archived: unarchive it first")
-    if record.status != "passed":
-        raise PromotionRefused(
-            f"{name} version {record.version} failed its checklist and can never be "
-            f"promoted; see `handoff show {name} {record.version}`"
+    preview = promotion_preview(name, version, alias, store=store)
+    if preview.refused is not None:
+        raise PromotionRefused(preview.refused)
+    if preview.worse and not allow_worse:
+        raise WorseThanChampion(
+            f"{name}: {preview.worse_message}; promoting a worse version needs an explicit confirmation",
+            preview,
         )
-    current = store.alias_version(name, alias)
-    if current is not None and current.version == record.version:
-        raise PromotionRefused(f"{name} version {record.version} is already {alias!r}")
-    comparison = (
-        compare(name, [current.version, record.version], baseline=current.version, store=store, include_code=False)
-        if current is not None
-        else None
-    )
     entry = store.move_alias(
-        name,
-        alias,
-        record.version,
-        kind="promote",
-        previous=current.version if current else None,
-        by=_who(by),
-        reason=reason,
+        name, alias, preview.version, kind="promote", previous=preview.current, by=_who(by), reason=reason
     )
-    return AliasMove(entry, comparison)
+    return AliasMove(entry, preview.comparison, preview)
 
 
 def alias_stack(history: list[dict[str, Any]]) -> list[int]:
@@ -331,14 +606,13 @@ def rollback(
         PromotionRefused: there is no earlier version to go back to.
     """
     store = store if isinstance(store, Store) else open_store(store)
-    stack = alias_stack(store.alias_history(name, alias))
-    if len(stack) < 2:
-        raise PromotionRefused(
-            f"{name}: {alias!r} has no earlier version to roll back to"
-            + (f" (it holds version {stack[-1]})" if stack else " (it was never set)")
-        )
-    entry = store.move_alias(name, alias, stack[-2], kind="rollback", previous=stack[-1], by=_who(by), reason=reason)
-    return AliasMove(entry)
+    preview = rollback_preview(name, alias, store=store)
+    if preview.refused is not None or preview.target is None:
+        raise PromotionRefused(preview.refused or f"{name}: {alias!r} has no earlier version to roll back to")
+    entry = store.move_alias(
+        name, alias, preview.target, kind="rollback", previous=preview.current, by=_who(by), reason=reason
+    )
+    return AliasMove(entry, preview.comparison, preview)
 
 
 def archive(
@@ -398,3 +672,49 @@ def history(name: str, *, store: Store | str | Path | None = None) -> list[dict[
     store = store if isinstance(store, Store) else open_store(store)
     store.require_model(name)  # an unknown model is a clear error, not an empty history
     return store.alias_history(name)
+
+
+def human_time(iso: str | None, now: datetime | None = None) -> str:
+    """An ISO 8601 time as a person reads it in a table: ``just now``, ``5 min ago``, ``3 h ago``,
+    ``yesterday 14:02``, else ``2026-11-20 14:02`` (UTC). Unreadable input comes back as it was."""
+    if not iso:
+        return ""
+    try:
+        then = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    then = then if then.tzinfo else then.replace(tzinfo=UTC)
+    now = now or datetime.now(tz=UTC)
+    seconds = (now - then).total_seconds()
+    if 0 <= seconds < 60:
+        return "just now"
+    if 0 <= seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if 0 <= seconds < 12 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    then_utc = then.astimezone(UTC)
+    if then_utc.date() == now.astimezone(UTC).date():
+        return f"today {then_utc:%H:%M} UTC"
+    if seconds >= 0 and (now.astimezone(UTC).date() - then_utc.date()).days == 1:
+        return f"yesterday {then_utc:%H:%M} UTC"
+    return f"{then_utc:%Y-%m-%d %H:%M} UTC"
+
+
+def history_rows(
+    entries: list[dict[str, Any]], *, human: bool = True, now: datetime | None = None
+) -> list[dict[str, str]]:
+    """History entries (in their order) as table rows: time (``human_time``, or as recorded with
+    ``human`` off), alias, kind, from and to (``none`` / ``v2``), by, reason: the same columns in
+    the app and the CLI, so neither shows ``None`` or ``v-``."""
+    return [
+        {
+            "time": human_time(e.get("time"), now) if human else str(e.get("time") or ""),
+            "alias": str(e.get("alias") or ""),
+            "kind": str(e.get("kind") or ""),
+            "from": version_label(e.get("from_version")),
+            "to": version_label(e.get("to_version")),
+            "by": str(e.get("by") or ""),
+            "reason": str(e.get("reason") or ""),
+        }
+        for e in entries
+    ]

@@ -189,19 +189,24 @@ if names:
     )
     y = alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False))  # from 0, a 0.97 → 0.95 change looks flat
     line = alt.Chart(points).mark_line(color="#9aa5b1").encode(x=alt.X("version:O"), y=y)
+    # Failed versions are red crosses, passed ones blue dots (one legend for both channels): a failed
+    # version's number is not one to chase, however good it looks.
+    statuses = alt.Scale(domain=["passed", "failed"], range=["#4c78a8", "#d62728"])
+    shapes = alt.Scale(domain=["passed", "failed"], range=["circle", "cross"])
     dots = (
         alt.Chart(points)
-        .mark_circle()
+        .mark_point(filled=True, opacity=1)
         .encode(
             x="version:O",
             y=y,
-            size=alt.condition("datum.compared", alt.value(160), alt.value(40)),
-            color=alt.condition("datum.compared", alt.value("#e4572e"), alt.value("#4c78a8")),
+            color=alt.Color("status:N", scale=statuses, legend=alt.Legend(title="status")),
+            shape=alt.Shape("status:N", scale=shapes, legend=alt.Legend(title="status")),
+            size=alt.condition("datum.compared", alt.value(220), alt.value(70)),
             tooltip=["version", metric, "status"],
         )
     )
     st.altair_chart(line + dots, width="stretch")
-    st.caption("Compared versions are highlighted.")
+    st.caption("Compared versions are drawn larger; failed versions are red crosses.")
 
 st.subheader("Promote")
 candidate = st.selectbox("Version", chosen[::-1], key="promote_choice")
