@@ -306,17 +306,20 @@ def _changes(comparison: Comparison, candidate: str, current: str, primary: str 
 def _evidence(
     store: Store, candidate: VersionRecord, current: VersionRecord | None
 ) -> tuple[tuple[MetricChange, ...], Comparison | None]:
-    """The candidate's metrics against ``current`` (its own alone when there is none) and the comparison."""
+    """The candidate's metrics against ``current`` (its own alone when there is none), in the order its
+    notebook reported them (the primary one first: a listing's metrics are sorted by name), and the comparison.
+    """
     from handoff.check_config import greater_is_better
     from handoff.comparison import compare, primary_metric
 
+    reported = candidate.build.metrics  # in the order found, unlike VersionRecord.metrics
     if current is None or current.version == candidate.version:
         checks = candidate.build.outputs.checks
         directions = CheckConfig.from_dict(checks.config).greater_is_better if checks else {}
-        first = primary_metric(candidate.metrics, directions)
+        first = primary_metric(reported, directions)
         alone = tuple(
             MetricChange(m, greater_is_better(m, directions), value, None, primary=first is not None and m == first[0])
-            for m, value in candidate.metrics.items()
+            for m, value in reported.items()
         )
         return alone, None
     comparison = compare(
@@ -328,9 +331,10 @@ def _evidence(
         include_trend=False,
     )
     directions = {row["metric"]: row["greater_is_better"] for row in comparison.metrics}
-    first = primary_metric(candidate.metrics, directions)
+    first = primary_metric(reported, directions)
     changes = _changes(comparison, f"v{candidate.version}", f"v{current.version}", first[0] if first else None)
-    return changes, comparison
+    order = {name: i for i, name in enumerate(reported)}  # then the champion's metrics the candidate lacks
+    return tuple(sorted(changes, key=lambda m: order.get(m.metric, len(order)))), comparison
 
 
 def _worse_sentence(change: MetricChange | None, candidate: int | None, current: int | None) -> str | None:

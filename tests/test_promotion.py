@@ -78,8 +78,9 @@ def test_cli_promote_rollback_history(three_versions: Store, capsys: pytest.Capt
     out = capsys.readouterr().out
     assert "champion v1 -> v2" in out and "accuracy" in out and "better" in out
     assert main(["rollback", "m", "--store", home]) == 0
+    assert "champion v2 -> v1 (rollback" in capsys.readouterr().out
     assert main(["history", "m", "--store", home, "--json"]) == 0
-    entries = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    entries = json.loads(capsys.readouterr().out)
     assert [(e["kind"], e["to_version"]) for e in entries] == [("promote", 1), ("promote", 2), ("rollback", 1)]
     assert main(["compare", "m", "1", "2", "--store", home, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["baseline"] == "v1"  # v1 is the champion again

@@ -221,7 +221,7 @@ def test_compare_two_builds_and_promote_one_in_a_real_browser(server: Server, ui
 
     # 15. Confirm: the move is reported.
     page.get_by_role("button", name="Confirm", exact=True).click()
-    expect(ui.alert("champion of iris_classifier: v- → v1")).to_be_visible()
+    expect(ui.alert("champion of iris_classifier: none → v1")).to_be_visible()
     expect(question).to_have_count(0)
     ui.no_exception()
     ui.shot("promoted")

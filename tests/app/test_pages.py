@@ -158,7 +158,7 @@ def test_compare_from_query_params_and_promote_with_confirmation(app: AppTest, s
     assert any("Make v2 the first **champion** of m?" in w.value for w in app.warning)
     assert store.alias_version("m") is None  # nothing moves before the confirmation
     next(b for b in app.button if b.label == "Confirm").click().run()
-    assert any("champion of m: v- → v2" in s.value for s in app.success), texts(app)
+    assert any("champion of m: none → v2" in s.value for s in app.success), texts(app)
     assert store.alias_version("m").version == 2
     versions = AppTest.from_file(APP, default_timeout=60)
     page(versions, "versions", model="m")
@@ -181,7 +181,7 @@ def test_rollback_from_the_version_page_with_confirmation(app: AppTest, store: S
     handoff.promote("r", 2, store=store)
     page(app, "version_detail", model="r", version="2")
     next(b for b in app.button if b.label == "Roll back champion").click().run()
-    assert any("back to the version it held before (now v2)" in w.value for w in app.warning)
+    assert any("Move **champion** of r back from v2 to v1?" in w.value for w in app.warning)
     next(b for b in app.button if b.label == "Cancel").click().run()
     assert store.alias_version("r").version == 2 and not app.warning  # cancelled: nothing moved
     next(b for b in app.button if b.label == "Roll back champion").click().run()
