@@ -251,7 +251,7 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
     no_rollback = None if back.allowed else _rollback_reason(model, back.current)
     if right.button("Roll back champion", key=f"{key}_rollback", disabled=no_rollback is not None, help=no_rollback):
         st.session_state[pending] = ("rollback", version)
-    if blocked and status == "passed":
+    if blocked:
         left.caption(blocked)
     if no_rollback:
         right.caption(no_rollback)
