@@ -338,7 +338,7 @@ def _evidence(
 
 
 def _worse_sentence(change: MetricChange | None, candidate: int | None, current: int | None) -> str | None:
-    """ "v5 is 1.5% worse than v1 on accuracy (0.95 vs 0.965)", when it is."""
+    """The sentence both faces show: ``v5 is 1.5% worse than v1 on accuracy (0.95 vs 0.965)``, when it is."""
     if change is None or change.better is not False or change.absolute is None:
         return None
     by = f"{abs(change.relative):.1%}" if change.relative is not None else f"{abs(change.absolute):.4g}"
@@ -391,7 +391,7 @@ class PromotionPreview:
 
     @property
     def worse_message(self) -> str | None:
-        """ "v5 is 1.5% worse than v1 on accuracy (0.95 vs 0.965)", or ``None`` when it is not worse."""
+        """``v5 is 1.5% worse than v1 on accuracy (0.95 vs 0.965)``, or ``None`` when it is not worse."""
         return _worse_sentence(self.primary, self.version, self.current)
 
     @property
