@@ -429,8 +429,7 @@ def promotion_preview(
     """
     store = store if isinstance(store, Store) else open_store(store)
     candidate = store.get_version(name, version)
-    listed = store.alias_version(name, alias)
-    current = store.get_version(name, listed.version) if listed is not None else None
+    current = store.alias_version(name, alias)  # listed: compare reads (and verifies) it
     metrics, comparison = _evidence(store, candidate, current)
     checks = candidate.build.outputs.checks
     concerns = tuple(r for r in (checks.results if checks else ()) if r.status in ("failed", "warning"))
@@ -518,7 +517,7 @@ def rollback_preview(
     target = stack[-2]
     if not evidence or current is None or current == target:
         return RollbackPreview(name, alias, current, target)
-    metrics, comparison = _evidence(store, store.get_version(name, target), store.get_version(name, current))
+    metrics, comparison = _evidence(store, store.get_version(name, target), listed)
     return RollbackPreview(name, alias, current, target, metrics, None, comparison)
 
 
