@@ -760,7 +760,8 @@ def _promote(args: argparse.Namespace) -> int:
             _emit({"refused": str(exc), "evidence": exc.preview.to_dict() if exc.preview else None})
         elif exc.preview is not None:
             _print_evidence(exc.preview)
-        sys.stderr.write(f"handoff: error: {exc}: refused; pass --force-worse to promote it anyway\n")
+        why = f"{args.model}: {exc.preview.worse_message}" if exc.preview is not None else str(exc)
+        sys.stderr.write(f"handoff: error: {why}: refused; pass --force-worse to promote it anyway\n")
         return exc.exit_code
     _print_move(move, args.json)
     return EXIT_OK

@@ -216,7 +216,10 @@ def test_cli_shows_the_evidence_and_refuses_a_worse_promotion(store: Store, caps
     lines = refused.out.splitlines()
     assert lines[0].split() == ["METRIC", "v1", "v3", "CHANGE"]
     assert lines[1].split()[:4] == ["accuracy", "(primary)", "0.9", "0.885"] and lines[1].endswith("worse")
-    assert "pass --force-worse to promote it anyway" in refused.err
+    assert refused.err == (
+        "handoff: error: acc: v3 is 1.7% worse than v1 on accuracy (0.885 vs 0.9): refused; "
+        "pass --force-worse to promote it anyway\n"
+    )
     assert store.alias_version("acc").version == 1
     assert main(["promote", "acc", "3", "--store", home, "--json"]) == 2
     data = json.loads(capsys.readouterr().out)
