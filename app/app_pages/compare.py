@@ -182,6 +182,7 @@ if names:
                 metric: t["metrics"].get(metric),
                 "status": t["status"],
                 "compared": f"v{t['version']}" in labels or f"{model}:v{t['version']}" in labels,
+                "champion": "champion" in t["aliases"],
             }
             for t in trend
             if metric in t["metrics"]
@@ -205,8 +206,14 @@ if names:
             tooltip=["version", metric, "status"],
         )
     )
-    st.altair_chart(line + dots, width="stretch")
-    st.caption("Compared versions are drawn larger; failed versions are red crosses.")
+    champion_label = (
+        alt.Chart(points)
+        .transform_filter("datum.champion")
+        .mark_text(dy=-16, fontSize=11, color="#31333f")
+        .encode(x="version:O", y=y, text=alt.value("champion"))
+    )
+    st.altair_chart(line + dots + champion_label, width="stretch")
+    st.caption("Compared versions are drawn larger; failed versions are red crosses; the champion is labelled.")
 
 st.subheader("Promote")
 candidate = st.selectbox("Version", chosen[::-1], key="promote_choice")

@@ -168,6 +168,7 @@ def test_compare_page_promotes_with_the_evidence_and_marks_failed_versions(app: 
     assert charts, "no trend chart"
     spec = json.dumps(json.loads(charts[0].proto.spec))
     assert '"shape"' in spec and '"cross"' in spec and '"failed"' in spec  # failed versions drawn differently
+    assert '"datum.champion"' in spec  # and the champion labelled
     assert "failed versions are red crosses" in texts(app)
     next(s for s in app.selectbox if s.label == "Version").set_value(3).run()
     button(app, "Promote v3 to champion").click().run()
