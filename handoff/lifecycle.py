@@ -708,13 +708,14 @@ def history_rows(
 ) -> list[dict[str, str]]:
     """History entries (in their order) as table rows: time (``human_time``, or as recorded with
     ``human`` off), alias, kind, from and to (``none`` / ``v2``), by, reason: the same columns in
-    the app and the CLI, so neither shows ``None`` or ``v-``."""
+    the app and the CLI, so neither shows ``None`` or ``v-``. An entry that moves no alias (e.g. an
+    archive) has no "from": its version is the "to"."""
     return [
         {
             "time": human_time(e.get("time"), now) if human else str(e.get("time") or ""),
             "alias": str(e.get("alias") or ""),
             "kind": str(e.get("kind") or ""),
-            "from": version_label(e.get("from_version")),
+            "from": version_label(e.get("from_version")) if e.get("alias") else "",
             "to": version_label(e.get("to_version")),
             "by": str(e.get("by") or ""),
             "reason": str(e.get("reason") or ""),

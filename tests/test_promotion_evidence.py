@@ -203,6 +203,9 @@ def test_human_time_and_version_label() -> None:
     assert ago(days=30) == "2026-10-24 18:00 UTC"
     assert human_time("not a time", now) == "not a time" and human_time(None, now) == ""
     assert (version_label(None), version_label(2)) == ("none", "v2")
+    # an entry that moves no alias (an archive) reads as its version alone, never "none → v3"
+    archived = {"alias": "", "kind": "archive", "from_version": None, "to_version": 3, "by": "a", "reason": ""}
+    assert [(r["kind"], r["from"], r["to"]) for r in history_rows([archived], now=now)] == [("archive", "", "v3")]
 
 
 def test_cli_shows_the_evidence_and_refuses_a_worse_promotion(store: Store, capsys: pytest.CaptureFixture) -> None:
