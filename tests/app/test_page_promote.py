@@ -55,6 +55,11 @@ def button(at: AppTest, label: str) -> Any:
     return next(b for b in at.button if b.label == label)
 
 
+def evidence_table(at: AppTest) -> Any:
+    """The confirmation's metrics table (the page's other tables are the record's sections)."""
+    return next((t.value for t in at.table if "change" in t.value.columns), None)
+
+
 def detail(app: AppTest, version: int) -> AppTest:
     page(app, "version_detail", model="acc", version=str(version))
     assert not app.exception, app.exception
@@ -66,7 +71,7 @@ def test_promote_a_better_version_shows_the_evidence_and_asks_once(app: AppTest,
     detail(app, 2)
     button(app, "Promote v2 to champion").click().run()
     assert "**v2** against the current champion **v1**" in texts(app)
-    evidence = app.table[0].value
+    evidence = evidence_table(app)
     assert list(evidence.columns) == ["metric", "champion v1", "v2", "change"]
     accuracy = evidence.set_index("metric").loc["accuracy (↑) · primary"]
     assert (accuracy["champion v1"], accuracy["v2"], accuracy["change"]) == ("0.9", "0.95", "+0.05 (+5.6%) better")
@@ -88,7 +93,7 @@ def test_promote_a_worse_version_needs_the_second_confirmation(app: AppTest, sto
     detail(app, 3)
     button(app, "Promote v3 to champion").click().run()
     assert any(e.value == "v3 is 1.7% worse than v1 on accuracy (0.885 vs 0.9)." for e in app.error), texts(app)
-    assert app.table[0].value.set_index("metric").loc["accuracy (↑) · primary", "change"].endswith("worse")
+    assert evidence_table(app).set_index("metric").loc["accuracy (↑) · primary", "change"].endswith("worse")
     assert button(app, "Confirm").disabled  # not until the worse number is acknowledged
     insist = next(c for c in app.checkbox if c.label == "I want to promote a worse version")
     insist.check().run()
@@ -106,7 +111,7 @@ def test_first_promotion_reads_none_to_the_version(app: AppTest, store: Store) -
     detail(app, 1)
     button(app, "Promote v1 to champion").click().run()
     assert any("Make v1 the first **champion** of acc?" in w.value for w in app.warning)
-    assert not [t for t in app.table if "change" in t.value.columns]  # no champion: nothing to compare with
+    assert evidence_table(app) is None  # no champion: nothing to compare with
     button(app, "Confirm").click().run()
     message = next(s.value for s in app.success)
     assert message.startswith("champion of acc: none → v1 (promote by") and "v-" not in message
@@ -139,7 +144,7 @@ def test_rollback_is_disabled_with_the_reason_without_an_earlier_champion(app: A
     assert not rollback.disabled
     rollback.click().run()
     assert any("Move **champion** of acc back from v2 to v1?" in w.value for w in app.warning)
-    assert app.table[0].value.set_index("metric").loc["accuracy (↑) · primary", "change"].endswith("worse")
+    assert evidence_table(app).set_index("metric").loc["accuracy (↑) · primary", "change"].endswith("worse")
     button(app, "Confirm").click().run()
     assert any("champion of acc: v2 → v1 (rollback by" in s.value for s in app.success), texts(app)
 
