@@ -8,12 +8,13 @@ Per-user state lives in ``st.session_state`` and the URL; process-wide handles i
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
+
+from handoff.timefmt import human_time as human_time  # one rendering of times: every page and the CLI
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_notebooks"
 STATUS_ICONS = {"passed": "✓ passed", "failed": "✗ FAILED", "warning": "! warning", "skipped": "– skipped"}
@@ -53,28 +54,6 @@ def version_rows(location: str | None, include_archived: bool = False) -> list[d
         for r in records
     ]
     return sorted(rows, key=lambda r: (r["created"] or "", r["version"]), reverse=True)
-
-
-def human_time(moment: str | float | None, now: datetime | None = None) -> str:
-    """ "just now", "3 min ago", "5 h ago", "yesterday", "4 days ago", then a short date ("12 Mar 2026"),
-    for an ISO time or a ``time.time()`` value."""
-    if moment is None or moment == "":
-        return ""
-    when = datetime.fromtimestamp(moment, tz=UTC) if isinstance(moment, float | int) else datetime.fromisoformat(moment)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = ((now or datetime.now(tz=UTC)) - when).total_seconds()
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)} h ago"
-    if seconds < 2 * 86400:
-        return "yesterday"
-    if seconds < 7 * 86400:
-        return f"{int(seconds // 86400)} days ago"
-    return f"{when.day} {when:%b %Y}"
 
 
 def human_duration(seconds: float | None) -> str:
@@ -205,7 +184,7 @@ def evidence_table(evidence: Any) -> None:
         arrow = "↑" if m.greater_is_better else "↓"
         rows.append(
             {
-                "metric": _escape(m.metric) + f" ({arrow})" + (" · primary" if m.primary else ""),
+                "metric": escape_markdown(m.metric) + f" ({arrow})" + (" · primary" if m.primary else ""),
                 f"champion v{evidence.current}": "–" if m.current is None else f"{m.current:.4g}",
                 f"v{new}": "–" if m.candidate is None else f"{m.candidate:.4g}",
                 "change": change or "–",
@@ -291,7 +270,7 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
             evidence_table(evidence)
         if action == "promote":
             for check in evidence.concerns:
-                st.markdown(f"{STATUS_ICONS.get(check.status, check.status)} `{check.id}`: {_escape(check.message)}")
+                st.markdown(f"{STATUS_ICONS.get(check.status, check.status)} `{check.id}`: {say(check.message)}")
             if worse:
                 st.error(f"{evidence.worse_message}.")
         if action == "promote" and evidence.current is not None:

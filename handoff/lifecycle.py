@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from handoff.fingerprint import sha256_file
 from handoff.layout import EXECUTED_NOTEBOOK, FIDELITY_PATH, PACKAGE_DIR, SOURCE_NOTEBOOK
 from handoff.package import VerifyReport, atomic_path, build_package, package_name, verify
 from handoff.store import Store, VersionRecord, open_store
+from handoff.timefmt import human_time
 from handoff.uris import local_path
 
 if TYPE_CHECKING:
@@ -675,32 +676,6 @@ def history(name: str, *, store: Store | str | Path | None = None) -> list[dict[
     store = store if isinstance(store, Store) else open_store(store)
     store.require_model(name)  # an unknown model is a clear error, not an empty history
     return store.alias_history(name)
-
-
-def human_time(iso: str | None, now: datetime | None = None) -> str:
-    """An ISO 8601 time as a person reads it in a table: ``just now``, ``5 min ago``, ``3 h ago``,
-    ``yesterday 14:02``, else ``2026-11-20 14:02`` (UTC). Unreadable input comes back as it was."""
-    if not iso:
-        return ""
-    try:
-        then = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    then = then if then.tzinfo else then.replace(tzinfo=UTC)
-    now = now or datetime.now(tz=UTC)
-    seconds = (now - then).total_seconds()
-    if 0 <= seconds < 60:
-        return "just now"
-    if 0 <= seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
-    if 0 <= seconds < 12 * 3600:
-        return f"{int(seconds // 3600)} h ago"
-    then_utc = then.astimezone(UTC)
-    if then_utc.date() == now.astimezone(UTC).date():
-        return f"today {then_utc:%H:%M} UTC"
-    if seconds >= 0 and (now.astimezone(UTC).date() - then_utc.date()).days == 1:
-        return f"yesterday {then_utc:%H:%M} UTC"
-    return f"{then_utc:%Y-%m-%d %H:%M} UTC"
 
 
 def history_rows(
