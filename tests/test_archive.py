@@ -71,7 +71,7 @@ def test_archive_twice_or_unarchive_a_listed_version_is_refused(store: Store) ->
 def test_archive_entries_leave_rollback_alone(store: Store) -> None:
     handoff.promote("iris", 1, store=store)
     handoff.archive("iris", 2, store=store)
-    handoff.promote("iris", 4, store=store)
+    handoff.promote("iris", 4, store=store, allow_worse=True)  # v4 may score below v1: not what this tests
     assert alias_stack(store.alias_history("iris", "champion")) == [1, 4]
     assert handoff.rollback("iris", store=store).entry["to_version"] == 1
 
