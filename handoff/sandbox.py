@@ -197,7 +197,7 @@ def python_paths(executable: str) -> list[Path]:
         Path(executable).resolve().parent.parent,
         Path(handoff.__file__).resolve().parent.parent,
     }
-    paths.update(Path(p) for p in sys.path if p and Path(p).is_dir())
+    paths.update(Path(p).resolve() for p in sys.path if p and Path(p).is_dir())  # "." too: bwrap needs absolute
     return sorted(paths, key=lambda p: len(p.parts))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -179,3 +180,13 @@ def test_bad_sandbox_options_are_refused() -> None:
         sandbox.Policy(env=("NOT A NAME",))
     with pytest.raises(OptionError, match="processes limit"):
         sandbox.Limits(processes=0)
+
+
+def test_a_relative_import_path_in_the_building_process_still_sandboxes(monkeypatch, tmp_path):
+    """A script run with "." on sys.path (python some/bench.py with sys.path.insert(0, ".")) once
+    made bubblewrap bind a relative path, and the kernel died before it started."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(".")
+    paths = sandbox.python_paths(sys.executable)
+    assert all(p.is_absolute() for p in paths), paths
+    assert tmp_path.resolve() in paths
