@@ -58,8 +58,8 @@ $(STAMPS)/audit-install: $(STAMPS)/install
 audit: $(STAMPS)/audit-install
 	$(BIN)/python tools/audit.py
 
-bench: setup
-	$(BIN)/python benchmarks/bench_build.py
+bench: test-setup
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) $(STAMPS)

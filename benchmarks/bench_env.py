@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import handoff
-from _common import arguments
+from _common import arguments, report, row
 
 
 def timed_build(notebook: Path, store: handoff.Store, **options: object) -> tuple[float, float, bool | None]:
@@ -60,6 +60,13 @@ def main() -> None:
     print(
         f"environment stage: cold {cold[1]:.2f} s, warm median {warm_stage:.3f} s; "
         f"whole build over the baseline: cold {cold[0] - baseline:+.2f} s, warm median {warm_wall - baseline:+.2f} s"
+    )
+    plain_build = "build with no requirements"
+    report(
+        [
+            row(f"build --with {package}, env made", cold[0], peer=plain_build, peer_value=baseline),
+            row(f"build --with {package}, env reused", warm_wall, peer=plain_build, peer_value=baseline),
+        ]
     )
 
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import handoff
-from _common import arguments, median_time
+from _common import arguments, median_time, report, row
 from handoff.lifecycle import stored_package
 
 
@@ -64,6 +64,13 @@ def main() -> None:
     print(f"mlflow.sklearn.log_model (inference)   median {log_s * 1000:8.1f} ms")
     print(f"ratio export / log_model               {export_s / log_s:.3f}")
     print(f"ratio rebuild / log_model              {rebuild_s / log_s:.3f}")
+    peer = "mlflow.sklearn.log_model"
+    report(
+        [
+            row("handoff.export (stored zip)", export_s, peer=peer, peer_value=log_s),
+            row("package rebuilt from artifacts", rebuild_s, peer=peer, peer_value=log_s),
+        ]
+    )
 
 
 if __name__ == "__main__":

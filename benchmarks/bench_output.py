@@ -24,7 +24,7 @@ import nbformat
 import papermill
 
 import handoff
-from _common import arguments
+from _common import arguments, report, row
 from handoff.output_limits import ENGINE_NAME, OutputBudget
 
 PAGE = resource.getpagesize()
@@ -105,6 +105,12 @@ def main() -> None:
         line("papermill + handoff engine", engine, Path(f"{tmp}/engine.ipynb").stat().st_size)
         line("papermill (no cap)", bare, Path(f"{tmp}/bare.ipynb").stat().st_size)
         print("warnings: " + "; ".join(result.warnings))
+        report(
+            [
+                row("build of a 2M-line notebook", build[0], peer="papermill", peer_value=bare[0]),
+                row("its peak RSS", build[1] / 1e6, unit="MB", peer="papermill", peer_value=bare[1] / 1e6),
+            ]
+        )
 
 
 if __name__ == "__main__":
