@@ -9,7 +9,8 @@ build's artifacts with other parameters and metrics, so they can be shown, compa
 exported like real ones. Every 10th version failed, every 25th archived, ``champion`` on version 5
 of each model.
 
-The store is kept in ``benchmarks/results/stores/<versions>x<models>-<key>`` (gitignored) and reused
+The store is kept in ``benchmarks/results/stores/<versions>x<models>-<key>`` (gitignored; or under
+``HANDOFF_BENCH_STORES``) and reused
 while this file is unchanged (delete it to remake it): 10,000 versions take a few minutes to make.
 
     .venv/bin/python benchmarks/synthetic.py [--versions 10000] [--models 20]   # make (or find) it
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -29,7 +31,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_notebooks" / "iris_classifier.ipynb"
-STORES = ROOT / "benchmarks" / "results" / "stores"
+STORES = Path(os.environ.get("HANDOFF_BENCH_STORES", ROOT / "benchmarks" / "results" / "stores"))
 
 
 @dataclass(frozen=True)
