@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -36,12 +37,13 @@ from typing import TYPE_CHECKING, Any
 from handoff.errors import OptionError, StoreError, TamperedError, VersionNotFoundError
 from handoff.fingerprint import sha256_file
 from handoff.layout import CHECK_REPORT, DIGESTS_PATH, MODEL_DIR, PACKAGE_DIR, RECHECKS_DIR, RECORD_PATH
-from handoff.package import package_name
-from handoff.record import BuildRecord
 from handoff.uris import file_uri, local_path, sqlite_path, sqlite_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+    from handoff.record import BuildRecord
+    from handoff.sqlstore import SqliteReader
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -435,12 +437,60 @@ class Store:
 
     def package_sha256(self, run_id: str) -> str | None:
         """The sha256 recorded when the version's package was stored (``None``: not stored yet)."""
-        return self.client.get_run(run_id).data.tags.get(PACKAGE_TAG)
+        recorded: str | None = self._get_run(run_id).data.tags.get(PACKAGE_TAG)
+        return recorded
 
     # -- reading -------------------------------------------------------------------------------
 
+    @contextmanager
+    def _sql(self) -> Iterator[SqliteReader | None]:
+        """A direct reader of an embedded store's database for the ``with`` block (``handoff.sqlstore``:
+        no MLflow import, fresh on every call); ``None``: read through the client (a server, or a
+        database that does not exist yet or whose schema is not the one read there)."""
+        if self._db is None:
+            yield None
+            return
+        from handoff.sqlstore import SqliteReader
+
+        try:
+            with SqliteReader.open(self._db) as reader:
+                yield reader
+        except sqlite3.Error as exc:  # e.g. locked by a writer for longer than the timeout
+            raise StoreError(f"cannot read the store at {self.uri}: {type(exc).__name__}: {exc}") from exc
+
+    def _get_run(self, run_id: str) -> Any:
+        """The run (``info``: id, artifact URI, user; ``data``: tags, params, latest metrics)."""
+        with self._sql() as sql:
+            if sql is not None:
+                run = sql.run(run_id)
+                if run is None:
+                    raise StoreError(f"run {run_id} is not in the store at {self.uri}")
+                return run
+        return self.client.get_run(run_id)
+
+    def _metric_history(self, run_id: str, key: str) -> list[float]:
+        with self._sql() as sql:
+            if sql is not None:
+                return sql.metric_history(run_id, key)
+        return [m.value for m in self.client.get_metric_history(run_id, key)]
+
+    def _model_version(self, name: str, number: int) -> Any:
+        """The registered model version (with its tags and aliases), or ``None``."""
+        with self._sql() as sql:
+            if sql is not None:
+                return sql.version(name, number)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version(name, str(number))
+        except MlflowException:
+            return None
+
     def list_models(self) -> list[str]:
         """Names of the models handoff has versions of, sorted."""
+        with self._sql() as sql:
+            if sql is not None:
+                return sorted(sql.model_names())
         return sorted(m.name for m in self.client.search_registered_models(max_results=1000))
 
     def list_versions(self, name: str | None = None, *, include_archived: bool = True) -> list[VersionRecord]:
@@ -455,8 +505,7 @@ class Store:
         Raises:
             VersionNotFoundError: ``name`` is given and no such model exists.
         """
-        query = f"name = {_quoted(name)}" if name else ""
-        found = self._search_model_versions(query)
+        found = self._model_versions(name)
         if name and not found:
             self._require_model(name)
         held = self._aliases(name)
@@ -475,6 +524,14 @@ class Store:
             records = [r for r in records if not r.archived]
         return sorted(records, key=lambda r: (r.name, r.version))
 
+    def _model_versions(self, name: str | None) -> list[Any]:
+        """Every version of one model (or of all), with its tags; in no particular order."""
+        query = f"name = {_quoted(name)}" if name else ""  # a name no filter can hold fails alike
+        with self._sql() as sql:
+            if sql is not None:
+                return sql.versions(name or None)
+        return self._search_model_versions(query)
+
     def _search_model_versions(self, query: str) -> list[Any]:
         versions: list[Any] = []
         token = None
@@ -487,6 +544,9 @@ class Store:
 
     def _aliases(self, name: str | None) -> dict[tuple[str, int], tuple[str, ...]]:
         """(model, version) -> the aliases pointing at it, from one read of the registered models."""
+        with self._sql() as sql:
+            if sql is not None:
+                return sql.aliases(name or None)
         from mlflow.exceptions import MlflowException
 
         models: list[Any] = []
@@ -512,6 +572,10 @@ class Store:
     def _build_runs(self, name: str | None) -> dict[str, Any]:
         """run id -> the build run (its params and tags come with it), from one search of the experiment."""
         query = f"tags.`handoff.model` = {_quoted(name)}" if name else ""
+        with self._sql() as sql:
+            if sql is not None:
+                found = sql.search_runs(EXPERIMENT, {"handoff.model": name} if name else {})
+                return {r.info.run_id: r for r in found}
         runs: dict[str, Any] = {}
         token = None
         while True:
@@ -572,25 +636,22 @@ class Store:
             VersionNotFoundError: no such model or version.
             TamperedError: an artifact, the record, the metrics or the status changed after recording.
         """
-        from mlflow.exceptions import MlflowException
-
         try:
             number = int(version)
         except (TypeError, ValueError):
             raise VersionNotFoundError(f"version must be a number, got {version!r}") from None
-        try:
-            mv = self.client.get_model_version(name, str(number))
-        except MlflowException:
+        mv = self._model_version(name, number)
+        if mv is None:
             self._require_model(name)
-            latest = max((int(v.version) for v in self._search_model_versions(f"name = {_quoted(name)}")), default=0)
-            raise VersionNotFoundError(f"model {name!r} has no version {number} (latest is {latest})") from None
+            latest = max((int(v.version) for v in self._model_versions(name)), default=0)
+            raise VersionNotFoundError(f"model {name!r} has no version {number} (latest is {latest})")
         problems = self.integrity_problems(mv) if verify else []
         if problems:
             raise TamperedError(name, number, problems)
         if mv.run_id is None:
             raise StoreError(f"{name} version {number} has no MLflow run: it was not built by handoff")
         record = self.read_record(mv.run_id)
-        return self._to_record(mv, record=record, run=None if _listing_fields(mv) else self.client.get_run(mv.run_id))
+        return self._to_record(mv, record=record, run=None if _listing_fields(mv) else self._get_run(mv.run_id))
 
     def integrity_problems(self, mv: Any) -> list[str]:
         """What of a model version (an MLflow ``ModelVersion``) differs from what was recorded.
@@ -601,7 +662,9 @@ class Store:
         stored package against its recorded sha256; the metrics MLflow returns (latest values and
         full history) and the version's metrics and status tags against the recorded ones.
         """
-        run = self.client.get_run(mv.run_id)
+        from handoff.package import package_name
+
+        run = self._get_run(mv.run_id)
         tags = dict(mv.tags or {})
         anchors = {a for a in (run.data.tags.get(DIGESTS_TAG), tags.get(DIGESTS_TAG)) if a}
         local = local_path(run.info.artifact_uri)
@@ -635,7 +698,7 @@ class Store:
             tagged = want
         stepped = digests.get("history", {})
         for key in sorted({*want, *run.data.metrics, *tagged}):
-            history = [m.value for m in self.client.get_metric_history(mv.run_id, key)]
+            history = self._metric_history(mv.run_id, key)
             latest = (run.data.metrics.get(key), tagged.get(key))
             if any(v != want.get(key) for v in latest) or (
                 sorted(history) != stepped[key] if key in stepped else any(v != want.get(key) for v in history)
@@ -663,6 +726,8 @@ class Store:
         Raises:
             StoreError: it is missing or is not a build record.
         """
+        from handoff.record import BuildRecord
+
         raw = self.read_artifact(run_id, RECORD_PATH)
         try:
             return BuildRecord.from_dict(json.loads(raw))
@@ -671,7 +736,7 @@ class Store:
 
     def local_artifacts(self, run_id: str) -> Path | None:
         """The run's artifact folder when the store keeps it on this machine, else ``None``."""
-        return local_path(self.client.get_run(run_id).info.artifact_uri)
+        return local_path(self._get_run(run_id).info.artifact_uri)
 
     def download_artifacts(self, run_id: str, path: str, target: Path) -> Path:
         """A local copy of an artifact (file or folder) of a run; in place for a local store."""
@@ -693,6 +758,11 @@ class Store:
 
     def alias_version(self, name: str, alias: str = "champion") -> VersionRecord | None:
         """The version an alias points at, or ``None`` (no such model or alias)."""
+        with self._sql() as sql:
+            if sql is not None:
+                number = sql.alias_target(name, alias)
+                mv = None if number is None else sql.version(name, number)
+                return None if mv is None else self._to_record(mv)
         from mlflow.exceptions import MlflowException
 
         try:
@@ -790,9 +860,18 @@ class Store:
         query = f"tags.`handoff.audit.model` = {_quoted(name)}"
         if alias:
             query += f" and tags.`handoff.audit.alias` = {_quoted(alias)}"
-        runs = self.client.search_runs(
-            [self._audit_experiment()], filter_string=query, max_results=5000, order_by=["attributes.start_time ASC"]
-        )
+        runs: list[Any]
+        with self._sql() as sql:
+            if sql is not None:
+                wanted = {"handoff.audit.model": name, **({"handoff.audit.alias": alias} if alias else {})}
+                runs = sql.search_runs(AUDIT_EXPERIMENT, wanted)[:5000]
+        if sql is None:
+            runs = self.client.search_runs(
+                [self._audit_experiment()],
+                filter_string=query,
+                max_results=5000,
+                order_by=["attributes.start_time ASC"],
+            )
         entries = []
         for run in runs:
             tags = run.data.tags
