@@ -23,7 +23,6 @@ import handoff
 from handoff.errors import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, HandoffError, InputError
 from handoff.jobs import STATES
 from handoff.messages import render, render_data
-from handoff.record_view import checklist_section, render_text, sections
 
 MAX_UPLOAD_MB = 50
 APP = Path(__file__).resolve().parents[1] / "app" / "server.py"
@@ -36,11 +35,11 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_INPUT)
 
 
-def _parser() -> argparse.ArgumentParser:
-    from handoff.build import BuildOptions  # its field defaults are the one source of the limits below
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every command's arguments; with ``only`` (the command being run), ``build``'s options only when
+    it is ``build``: reading their defaults imports the build machinery, which no other command needs."""
     from handoff.store import SORT_KEYS
 
-    limits = BuildOptions()
     parser = _Parser(prog="handoff", description="Turn a Jupyter notebook into a versioned, tested model.")
     parser.add_argument("--version", action="version", version=f"handoff {handoff.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -57,95 +56,8 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     build = command("build", "run a notebook and record its model as a new version")
-    build.add_argument("notebook", help="path to the .ipynb file")
-    build.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="set a parameter of the notebook's parameters cell (repeatable)",
-    )
-    build.add_argument("--name", help="model name (default: the notebook's file name)")
-    build.add_argument(
-        "--timeout", type=float, default=limits.timeout, metavar="S", help="whole-run limit (default %(default)g)"
-    )
-    build.add_argument(
-        "--cell-timeout",
-        type=float,
-        default=limits.cell_timeout,
-        metavar="S",
-        help="per-cell limit (default %(default)g)",
-    )
-    build.add_argument("--model-var", metavar="NAME", help="take the model from this variable")
-    build.add_argument(
-        "--max-cell-output",
-        type=float,
-        default=limits.max_cell_output_mb,
-        metavar="MB",
-        help="output one cell keeps in the executed notebook; the rest is cut around a marker (default %(default)g)",
-    )
-    build.add_argument(
-        "--max-output",
-        type=float,
-        default=limits.max_output_mb,
-        metavar="MB",
-        help="output the whole notebook keeps (default %(default)g)",
-    )
-    packages = build.add_argument_group(
-        "build environment (a requirements.txt or pyproject.toml beside the notebook is used by default)"
-    )
-    packages.add_argument(
-        "--requirements",
-        metavar="FILE",
-        help="run the notebook in a virtualenv made from this requirements.txt or pyproject.toml (cached)",
-    )
-    packages.add_argument(
-        "--with",
-        dest="with_packages",
-        action="append",
-        default=[],
-        metavar="PKG",
-        help="add this package to the build environment (repeatable; e.g. --with seaborn)",
-    )
-    sandboxing = build.add_argument_group("sandbox (see docs/security.md)")
-    sandboxing.add_argument(
-        "--allow-network",
-        action="store_true",
-        help="give the notebook the network (off by default; recorded with the version)",
-    )
-    sandboxing.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="pass this environment variable into the sandbox (repeatable; only the name is recorded)",
-    )
-    sandboxing.add_argument(
-        "--memory", type=float, default=limits.memory_gib, metavar="GIB", help="memory limit (default %(default)g)"
-    )
-    sandboxing.add_argument(
-        "--max-processes",
-        type=int,
-        default=limits.max_processes,
-        metavar="N",
-        help="processes the notebook may run at once (default %(default)d)",
-    )
-    sandboxing.add_argument(
-        "--max-disk",
-        type=float,
-        default=limits.max_disk_gib,
-        metavar="GIB",
-        help="disk space of the build's work dir (default %(default)g)",
-    )
-    _checklist_flags(build)
-    build.add_argument(
-        "--reproduce",
-        action="store_true",
-        default=None,
-        help="also run the notebook a second time and compare (check 'reproducible')",
-    )
+    if only in (None, "build"):
+        _build_arguments(build)
 
     for verb in ("list", "versions"):  # `versions`: the same listing, under the name the app uses
         listing = command(verb, "list models and their versions (archived ones only with --archived)")
@@ -267,6 +179,101 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _build_arguments(build: argparse.ArgumentParser) -> None:
+    from handoff.build import BuildOptions  # its field defaults are the one source of the limits below
+
+    limits = BuildOptions()
+    build.add_argument("notebook", help="path to the .ipynb file")
+    build.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter of the notebook's parameters cell (repeatable)",
+    )
+    build.add_argument("--name", help="model name (default: the notebook's file name)")
+    build.add_argument(
+        "--timeout", type=float, default=limits.timeout, metavar="S", help="whole-run limit (default %(default)g)"
+    )
+    build.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=limits.cell_timeout,
+        metavar="S",
+        help="per-cell limit (default %(default)g)",
+    )
+    build.add_argument("--model-var", metavar="NAME", help="take the model from this variable")
+    build.add_argument(
+        "--max-cell-output",
+        type=float,
+        default=limits.max_cell_output_mb,
+        metavar="MB",
+        help="output one cell keeps in the executed notebook; the rest is cut around a marker (default %(default)g)",
+    )
+    build.add_argument(
+        "--max-output",
+        type=float,
+        default=limits.max_output_mb,
+        metavar="MB",
+        help="output the whole notebook keeps (default %(default)g)",
+    )
+    packages = build.add_argument_group(
+        "build environment (a requirements.txt or pyproject.toml beside the notebook is used by default)"
+    )
+    packages.add_argument(
+        "--requirements",
+        metavar="FILE",
+        help="run the notebook in a virtualenv made from this requirements.txt or pyproject.toml (cached)",
+    )
+    packages.add_argument(
+        "--with",
+        dest="with_packages",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="add this package to the build environment (repeatable; e.g. --with seaborn)",
+    )
+    sandboxing = build.add_argument_group("sandbox (see docs/security.md)")
+    sandboxing.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="give the notebook the network (off by default; recorded with the version)",
+    )
+    sandboxing.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass this environment variable into the sandbox (repeatable; only the name is recorded)",
+    )
+    sandboxing.add_argument(
+        "--memory", type=float, default=limits.memory_gib, metavar="GIB", help="memory limit (default %(default)g)"
+    )
+    sandboxing.add_argument(
+        "--max-processes",
+        type=int,
+        default=limits.max_processes,
+        metavar="N",
+        help="processes the notebook may run at once (default %(default)d)",
+    )
+    sandboxing.add_argument(
+        "--max-disk",
+        type=float,
+        default=limits.max_disk_gib,
+        metavar="GIB",
+        help="disk space of the build's work dir (default %(default)g)",
+    )
+    _checklist_flags(build)
+    build.add_argument(
+        "--reproduce",
+        action="store_true",
+        default=None,
+        help="also run the notebook a second time and compare (check 'reproducible')",
+    )
+
+
 def _checklist_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--threshold",
@@ -313,7 +320,8 @@ def _checklist_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``handoff`` console script."""
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(next((a for a in argv if not a.startswith("-")), "")).parse_args(argv)
     _quiet_libraries()
     try:
         commands = {
@@ -505,6 +513,8 @@ def _print_result(result: handoff.BuildResult) -> None:
         )
     else:
         out(f"{result.name}: build failed in {seconds:.1f}s (no version created)\n")
+    from handoff.record_view import render_text, sections
+
     out(render_text(sections(result.record)))
     if result.error and result.error.traceback:
         out("\n" + result.error.traceback.strip()[-3000:] + "\n")
@@ -579,6 +589,8 @@ def _show(args: argparse.Namespace) -> int:
         out(f"  aliases: {', '.join(version.aliases)}\n")
     if version.archived:
         out(f"  archived: hidden from `handoff list` (`handoff unarchive {version.name} {version.version}`)\n")
+    from handoff.record_view import render_text, sections
+
     out(render_text(sections(version.build)))
     return EXIT_OK
 
@@ -590,6 +602,8 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         _emit(report.to_dict())
     else:
+        from handoff.record_view import checklist_section, render_text
+
         sys.stdout.write(render_text([checklist_section(report)]))
     if not report.passed:
         sys.stderr.write(

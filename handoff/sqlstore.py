@@ -209,9 +209,7 @@ class SqliteReader:
     # -- runs ----------------------------------------------------------------------------------------
 
     def experiment_id(self, name: str) -> str | None:
-        found = self._rows(
-            f"SELECT e.experiment_id FROM experiments AS e WHERE e.name = ?{self._where('e')}", (name,)
-        )
+        found = self._rows(f"SELECT e.experiment_id FROM experiments AS e WHERE e.name = ?{self._where('e')}", (name,))
         return str(found[0][0]) if found else None
 
     def run(self, run_id: str) -> StoredRun | None:
@@ -251,8 +249,7 @@ class SqliteReader:
         ):
             data[run_id].params[key] = value
         for run_id, key, value, is_nan in self._rows(
-            f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({chosen}) "
-            "ORDER BY rowid",
+            f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({chosen}) ORDER BY rowid",
             args,
         ):
             data[run_id].metrics[key] = _value(value, is_nan)
