@@ -209,9 +209,14 @@ class VersionRecord:
 
 
 class Store:
-    """Handle on one store. Cheap to create; connects on first use; safe to share across threads."""
+    """Handle on one store. Cheap to create; connects on first use; safe to share across threads.
 
-    def __init__(self, location: str | os.PathLike[str] | None = None) -> None:
+    An embedded store is read straight from its SQLite file (``handoff.sqlstore``), without
+    importing MLflow; MLflow's client does every write, and every read of a server.
+    ``direct_reads=False`` reads through the client too (what every read did before).
+    """
+
+    def __init__(self, location: str | os.PathLike[str] | None = None, *, direct_reads: bool = True) -> None:
         location = location if location is not None else default_home()
         text = str(location)
         self._db: Path | None = None  # the SQLite file of an embedded store
@@ -235,6 +240,7 @@ class Store:
             self.uri = sqlite_uri(self._db)
             self.artifact_root = file_uri(home / "artifacts")
         self._client: MlflowClient | None = None
+        self._direct = direct_reads
         self._experiment_id: str | None = None
         self._lock = threading.Lock()
 
@@ -447,7 +453,7 @@ class Store:
         """A direct reader of an embedded store's database for the ``with`` block (``handoff.sqlstore``:
         no MLflow import, fresh on every call); ``None``: read through the client (a server, or a
         database that does not exist yet or whose schema is not the one read there)."""
-        if self._db is None:
+        if self._db is None or not self._direct:
             yield None
             return
         from handoff.sqlstore import SqliteReader

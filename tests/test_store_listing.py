@@ -95,6 +95,7 @@ class _Counting:
 
 
 def test_listing_reads_no_run_or_artifact_per_version(store: Store) -> None:
+    store = Store(_home(store), direct_reads=False)  # through MLflow's client (tests/test_store_reads.py: directly)
     store.connect()
     counting = _Counting(store._client)
     store._client = counting  # type: ignore[assignment]
@@ -110,6 +111,7 @@ def test_versions_recorded_before_the_listing_tag_are_joined_with_their_runs(sto
 
     for version in ("2", "3"):
         store.client.delete_model_version_tag("iris", version, LISTING_TAG)
+    store = Store(_home(store), direct_reads=False)
     store.connect()
     counting = _Counting(store._client)
     store._client = counting  # type: ignore[assignment]
