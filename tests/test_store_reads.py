@@ -36,10 +36,14 @@ print(Store(sys.argv[1]).record_build(staging=staging, record=record, register=T
 
 @pytest.fixture
 def varied(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return varied_store(tmp_path, tmp_path_factory.getbasetemp())
+
+
+def varied_store(tmp_path: Path, basetemp: Path) -> Path:
     """iris v1..v5 (v3 failed) and other v1..v2, then: champion moved twice and back, a staging
     alias, v4 archived, v2 without its listing tag (recorded before it existed), a package stored
-    for v1, and other v2's model file changed after recording."""
-    store = _own_copy(versions_template(tmp_path_factory.getbasetemp()), tmp_path / "store")
+    for v1, and other v2's model file changed after recording. Returns its home."""
+    store = _own_copy(versions_template(basetemp), tmp_path / "store")
     handoff.promote("iris", 1, store=store, by="ana", reason="first")
     handoff.promote("iris", 5, store=store, by="bo", allow_worse=True)
     handoff.rollback("iris", store=store, by="ana", reason="regression")
