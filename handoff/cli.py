@@ -21,7 +21,6 @@ from typing import Any, NoReturn
 
 import handoff
 from handoff.errors import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, HandoffError, InputError
-from handoff.jobs import STATES
 from handoff.messages import render, render_data
 
 MAX_UPLOAD_MB = 50
@@ -36,10 +35,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser(only: str | None = None) -> argparse.ArgumentParser:
-    """Every command's arguments; with ``only`` (the command being run), ``build``'s options only when
-    it is ``build``: reading their defaults imports the build machinery, which no other command needs."""
-    from handoff.store import SORT_KEYS
-
+    """Every command's arguments; with ``only`` (the command being run), the options of ``build``,
+    ``list`` and ``builds`` only for that command: their choices and defaults come from modules
+    (the build machinery, the store, the jobs) that ``--help`` and the other commands need not import."""
     parser = _Parser(prog="handoff", description="Turn a Jupyter notebook into a versioned, tested model.")
     parser.add_argument("--version", action="version", version=f"handoff {handoff.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -61,20 +59,8 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
 
     for verb in ("list", "versions"):  # `versions`: the same listing, under the name the app uses
         listing = command(verb, "list models and their versions (archived ones only with --archived)")
-        listing.add_argument("model", nargs="?", help="only this model")
-        listing.add_argument("--archived", action="store_true", help="also list archived versions")
-        listing.add_argument("--status", choices=("passed", "failed"), help="only versions with this status")
-        listing.add_argument("--alias", help="only versions holding this alias (e.g. champion)")
-        listing.add_argument(
-            "--search", metavar="TEXT", help="only versions whose model, notebook, parameters or author contain TEXT"
-        )
-        listing.add_argument(
-            "--sort",
-            default="created",
-            choices=SORT_KEYS,
-            help="order by this column (default: created, with model and version)",
-        )
-        listing.add_argument("--desc", action="store_true", help="descending order")
+        if only in (None, verb):
+            _listing_arguments(listing)
 
     show = command("show", "show everything recorded for a version")
     show.add_argument("model")
@@ -126,9 +112,12 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
         sub.add_argument("--reason", help="why, kept in the history")
 
     builds = command("builds", "list build jobs (app, CLI and API builds), newest first")
-    builds.add_argument("--state", choices=STATES, help="only jobs in this state")
-    builds.add_argument("--model", help="only jobs of this model")
-    builds.add_argument("--limit", type=int, default=None, help="at most this many (default: all)")
+    if only in (None, "builds"):
+        from handoff.jobs import STATES
+
+        builds.add_argument("--state", choices=STATES, help="only jobs in this state")
+        builds.add_argument("--model", help="only jobs of this model")
+        builds.add_argument("--limit", type=int, default=None, help="at most this many (default: all)")
 
     cancelling = command("cancel", "cancel a queued or running build job (its kernel and children are killed)")
     cancelling.add_argument("job", metavar="JOB_ID")
@@ -272,6 +261,25 @@ def _build_arguments(build: argparse.ArgumentParser) -> None:
         default=None,
         help="also run the notebook a second time and compare (check 'reproducible')",
     )
+
+
+def _listing_arguments(listing: argparse.ArgumentParser) -> None:
+    from handoff.store import SORT_KEYS
+
+    listing.add_argument("model", nargs="?", help="only this model")
+    listing.add_argument("--archived", action="store_true", help="also list archived versions")
+    listing.add_argument("--status", choices=("passed", "failed"), help="only versions with this status")
+    listing.add_argument("--alias", help="only versions holding this alias (e.g. champion)")
+    listing.add_argument(
+        "--search", metavar="TEXT", help="only versions whose model, notebook, parameters or author contain TEXT"
+    )
+    listing.add_argument(
+        "--sort",
+        default="created",
+        choices=SORT_KEYS,
+        help="order by this column (default: created, with model and version)",
+    )
+    listing.add_argument("--desc", action="store_true", help="descending order")
 
 
 def _checklist_flags(sub: argparse.ArgumentParser) -> None:
