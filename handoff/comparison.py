@@ -13,15 +13,16 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from handoff.check_config import CheckConfig, greater_is_better
 from handoff.errors import OptionError
 from handoff.layout import SOURCE_NOTEBOOK
 from handoff.record import BuildRecord, Environment
 from handoff.store import Store, VersionRecord, open_store
+
+if TYPE_CHECKING:
+    import nbformat
 
 
 @dataclass(frozen=True)
@@ -269,24 +270,31 @@ def _environment(builds: dict[str, BuildRecord]) -> dict[str, Any]:
 
 
 def _code(store: Store, records: dict[str, VersionRecord], base: str) -> list[dict[str, Any]]:
+    """Each version's notebook against the baseline's; notebooks are read (and nbformat, a slow
+    import, loaded) only when one differs."""
+
     def source(record: VersionRecord) -> nbformat.NotebookNode:
+        import nbformat
+
         nb: nbformat.NotebookNode = nbformat.reads(
             store.read_artifact(record.run_id or "", SOURCE_NOTEBOOK).decode(), as_version=4
         )
         return nb
 
     base_record = records[base]
-    base_nb = source(base_record)
+    base_nb: nbformat.NotebookNode | None = None
     sha = base_record.build.inputs.notebook.sha256
-    return [
-        {
-            "version": lbl,
-            "against": base,
-            "cells": [] if r.build.inputs.notebook.sha256 == sha else cell_diff(base_nb, source(r)),
-        }
-        for lbl, r in records.items()
-        if lbl != base
-    ]
+    diffs = []
+    for lbl, r in records.items():
+        if lbl == base:
+            continue
+        cells: list[dict[str, Any]] = []
+        if r.build.inputs.notebook.sha256 != sha:
+            if base_nb is None:
+                base_nb = source(base_record)
+            cells = cell_diff(base_nb, source(r))
+        diffs.append({"version": lbl, "against": base, "cells": cells})
+    return diffs
 
 
 def _trend(store: Store, model: str) -> list[dict[str, Any]]:

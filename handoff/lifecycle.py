@@ -21,8 +21,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nbformat
-
 from handoff.check_config import CheckConfig, override
 from handoff.checklist import CheckContext, CheckReport, run_checklist, write_report
 from handoff.checks import CheckResult
@@ -35,6 +33,8 @@ from handoff.timefmt import human_time
 from handoff.uris import local_path
 
 if TYPE_CHECKING:
+    import nbformat
+
     from handoff.comparison import Comparison
 
 
@@ -65,6 +65,8 @@ def check_version(
     config = override(CheckConfig.from_dict(recorded_checks.config if recorded_checks else {}), checks)
 
     def notebook(path: str) -> nbformat.NotebookNode:
+        import nbformat
+
         nb: nbformat.NotebookNode = nbformat.reads(store.read_artifact(run_id, path).decode(), as_version=4)
         return nb
 

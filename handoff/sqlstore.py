@@ -40,6 +40,9 @@ REQUIRED: dict[str, frozenset[str]] = {
 #: Tables MLflow 3 scopes by workspace; only the default one is read (a named workspace: the client).
 _WORKSPACED = ("experiments", "registered_models", "registered_model_aliases", "model_versions", "model_version_tags")
 _DELETED_STAGE = "Deleted_Internal"  # MLflow's mark of a deleted model version
+#: (database file, inode, SQLite's schema_version) -> whether it has what is read here, and workspaces.
+#: The schema, not data: any change to it bumps schema_version, so a checked schema is checked again.
+_SCHEMAS: dict[tuple[str, int, int], tuple[bool, bool]] = {}
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,20 @@ class StoredRun:
     data: RunData
 
 
+def _schema(connection: sqlite3.Connection, db: Path) -> tuple[bool, bool]:
+    """Whether the database has every table and column read here, and whether it has workspaces."""
+    key = (str(db), db.stat().st_ino, connection.execute("PRAGMA schema_version").fetchone()[0])
+    if key not in _SCHEMAS:
+        have: dict[str, set[str]] = {}
+        for table, column in connection.execute(
+            "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p WHERE m.type = 'table'"
+        ):
+            have.setdefault(table, set()).add(column)
+        known = all(need <= have.get(table, set()) for table, need in REQUIRED.items())
+        _SCHEMAS[key] = (known, known and all("workspace" in have[t] for t in _WORKSPACED))
+    return _SCHEMAS[key]
+
+
 def _value(value: float, is_nan: Any) -> float:
     return math.nan if is_nan else float(value)
 
@@ -104,21 +121,10 @@ class SqliteReader:
             return
         with closing(connection):
             try:
-                columns = connection.execute(
-                    "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
-                    "WHERE m.type = 'table'"
-                ).fetchall()
-            except sqlite3.Error:  # not a database, or one we cannot read: the client says why
-                yield None
-                return
-            have: dict[str, set[str]] = {}
-            for table, column in columns:
-                have.setdefault(table, set()).add(column)
-            if any(not need <= have.get(table, set()) for table, need in REQUIRED.items()):
-                yield None
-                return
-            workspaced = all("workspace" in have[t] for t in _WORKSPACED)
-            yield cls(connection, workspaced)
+                known, workspaced = _schema(connection, db)
+            except (sqlite3.Error, OSError):  # not a database, or gone: the client says why
+                known, workspaced = False, False
+            yield cls(connection, workspaced) if known else None
 
     def _where(self, table: str) -> str:
         return self._ws.format(t=table)
