@@ -1,13 +1,14 @@
 """How long does a cold ``handoff`` read command take? Each in a fresh interpreter, at 200 versions.
 
-A private copy of the synthetic store (``benchmarks/synthetic.py``: 200 versions across 4 models)
-gets one more version whose model folder holds a 10 MB file of random bytes (a synthetic 10 MB
-model: its package is about 10 MB, incompressible), exported once so its package is stored, and
-one alias move (so ``history`` has rows). Then, interleaved, ``--runs`` times each: ``handoff
---help``, ``list``, ``list MODEL``, ``show``, ``history``, ``compare`` of 2 and ``export`` of the
-10 MB version, each as its own process; the peer of each is the same read by a fresh ``python -c``
-with MLflow's own client (``MlflowClient(uri).search_model_versions``, ``get_model_version``,
-``search_runs``, ``mlflow.artifacts.download_artifacts``), and ``python -c pass`` is the floor.
+A synthetic store of its own (``benchmarks/synthetic.py``: 200 versions across 4 models, made in
+a temporary folder, about a minute) gets one more version whose model folder holds a 10 MB file of
+random bytes (a synthetic 10 MB model: its package is about 10 MB, incompressible), exported once
+so its package is stored, and one alias move (so ``history`` has rows). Then, interleaved,
+``--runs`` times each: ``handoff --help``, ``list``, ``list MODEL``, ``show``, ``history``,
+``compare`` of 2 and ``export`` of the 10 MB version, each as its own process; the peer of each is
+the same read by a fresh ``python -c`` with MLflow's own client (``MlflowClient(uri)
+.search_model_versions``, ``get_model_version``, ``search_runs``,
+``mlflow.artifacts.download_artifacts``), and ``python -c pass`` is the floor of ``--help``.
 Prints medians (a loaded machine is noisy: medians of interleaved runs).
 
     .venv/bin/python benchmarks/bench_cli.py [--runs 5] [--versions 200] [--models 4]
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -31,20 +31,6 @@ from synthetic import synthetic_store
 
 HANDOFF = str(Path(sys.executable).with_name("handoff"))
 MB = 1024 * 1024
-
-
-def private_copy(made: Path, home: Path) -> Path:
-    """A copy of a synthetic store whose runs keep their artifacts in the copy (it is written to)."""
-    shutil.copytree(made, home)
-    old, new = (made / "artifacts").absolute().as_uri(), (home / "artifacts").absolute().as_uri()
-    with sqlite3.connect(home / "mlflow.db") as db:
-        for table, column in (
-            ("runs", "artifact_uri"),
-            ("model_versions", "source"),
-            ("experiments", "artifact_location"),
-        ):
-            db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (old, new))
-    return home
 
 
 def big_version(home: Path, name: str, like: int, scratch: Path) -> tuple[int, str]:
@@ -80,10 +66,10 @@ def mlflow_peer(uri: str, code: str) -> list[str]:
 
 def main() -> None:
     args = arguments(__doc__, versions=200, models=4)
-    made = synthetic_store(args.versions, args.models)
     with tempfile.TemporaryDirectory(prefix="handoff-bench-cli-") as tmp:
         scratch = Path(tmp)
-        home = private_copy(made.home, scratch / "store")
+        made = synthetic_store(args.versions, args.models, home=scratch / "store")  # its own: written to
+        home = made.home
         name = made.models[0]
         a, b = made.full[name][-2:]
         big, big_run = big_version(home, name, a, scratch)
