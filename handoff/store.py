@@ -791,9 +791,14 @@ class Store:
             reports.append(json.loads(self.read_artifact(run_id, CHECK_REPORT)))
         except StoreError:
             pass
-        rechecks = self.client.list_artifacts(run_id, RECHECKS_DIR)
-        for entry in sorted(rechecks, key=lambda e: e.path):
-            reports.append(json.loads(self.read_artifact(run_id, f"{entry.path}/report.json")))
+        local = self.local_artifacts(run_id)
+        if local is None:
+            paths = [e.path for e in self.client.list_artifacts(run_id, RECHECKS_DIR)]
+        else:  # as MLflow lists a local folder, without opening MLflow
+            folder = local / RECHECKS_DIR
+            paths = [f"{RECHECKS_DIR}/{p.name}" for p in folder.iterdir()] if folder.is_dir() else []
+        for path in sorted(paths):
+            reports.append(json.loads(self.read_artifact(run_id, f"{path}/report.json")))
         return reports
 
     # -- aliases and their audit history ----------------------------------------------------

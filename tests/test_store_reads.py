@@ -41,8 +41,8 @@ def varied(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def varied_store(tmp_path: Path, basetemp: Path) -> Path:
     """iris v1..v5 (v3 failed) and other v1..v2, then: champion moved twice and back, a staging
-    alias, v4 archived, v2 without its listing tag (recorded before it existed), a package stored
-    for v1, and other v2's model file changed after recording. Returns its home."""
+    alias, v4 archived, v2 without its listing tag (recorded before it existed), a package and two
+    re-check reports stored for v1, and other v2's model file changed after recording. Returns its home."""
     store = _own_copy(versions_template(basetemp), tmp_path / "store")
     handoff.promote("iris", 1, store=store, by="ana", reason="first")
     handoff.promote("iris", 5, store=store, by="bo", allow_worse=True)
@@ -51,6 +51,11 @@ def varied_store(tmp_path: Path, basetemp: Path) -> Path:
     handoff.archive("iris", 4, store=store, by="chen")
     store.client.delete_model_version_tag("iris", "2", LISTING_TAG)
     handoff.export("iris", 1, tmp_path / "out", store=store)
+    for n in (2, 1):  # two re-check reports (what ``handoff check`` keeps), listed oldest first
+        report = tmp_path / f"recheck-{n}"
+        report.mkdir()
+        (report / "report.json").write_text(json.dumps({"recheck": n}))
+        store.add_check_report(store.get_version("iris", 1).run_id or "", report)
     tampered = store.get_version("other", 2)
     model_file = next((store.local_artifacts(tampered.run_id or "") / "model").glob("model.*"))
     model_file.write_bytes(b"not the recorded model")
@@ -113,6 +118,9 @@ def test_aliases_history_runs_and_packages_are_the_same_as_through_the_client(va
         assert got.info.artifact_uri == want.info.artifact_uri
         assert direct.local_artifacts(run_id) == client.local_artifacts(run_id)
         assert direct.package_sha256(run_id) == client.package_sha256(run_id)
+        assert direct.check_reports(run_id) == client.check_reports(run_id)
+    reports = direct.check_reports(direct.list_versions("iris")[0].run_id or "")
+    assert [r.get("recheck") for r in reports][-2:] == [2, 1]
     assert direct.package_sha256(direct.list_versions("iris")[0].run_id or "") is not None
     assert direct._client is None
 
