@@ -266,7 +266,8 @@ class SqliteReader:
         return [
             _value(value, is_nan)
             for value, is_nan in self._rows(
-                "SELECT value, is_nan FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY timestamp, step",
+                # `+key`: look the run up by its index, not every run's rows of this metric name
+                "SELECT value, is_nan FROM metrics WHERE run_uuid = ? AND +key = ? ORDER BY timestamp, step",
                 (run_id, key),
             )
         ]
