@@ -5,7 +5,9 @@ version is a registered model version created only after every artifact of its r
 a failed build is a run marked failed with its partial notebook, and never a version. Nothing here
 edits or deletes a recorded version. By default the store is embedded: an SQLite file and an
 artifact folder under ``HANDOFF_HOME`` (``~/.handoff``), nothing to start; any MLflow tracking URI
-(e.g. an ``mlflow server`` backed by PostgreSQL) works for a team.
+(e.g. an ``mlflow server`` backed by PostgreSQL) works for a team. Writes go through MLflow's client;
+an embedded store is read straight from its SQLite file (``handoff.sqlstore``: importing and opening
+MLflow costs seconds, a few queries milliseconds), fresh on every call.
 
 First use of an embedded store is serialized by a lock file beside the SQLite database (MLflow's
 schema migration fails when two processes run it at once), and the store is owner-only: the home
