@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import handoff
+from handoff.cli import main
 from handoff.errors import StoreError, TamperedError, VersionNotFoundError
 from handoff.store import LISTING_TAG, Store
 from handoff.uris import file_uri
@@ -160,9 +161,13 @@ def _run(store: Store) -> str:
     return store.list_versions("iris")[4].run_id or ""
 
 
-def test_a_version_recorded_by_another_process_is_in_the_next_read(varied: Path) -> None:
+def test_a_version_recorded_by_another_process_is_in_the_next_read(
+    varied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = Store(varied)
     assert "fresh" not in store.list_models()
+    assert main(["list", "--json", "--store", str(varied)]) == 0
+    assert "fresh" not in {v["name"] for v in json.loads(capsys.readouterr().out)}
     done = subprocess.run(
         [sys.executable, "-c", RECORD_ANOTHER, str(varied)], capture_output=True, text=True, timeout=240
     )
@@ -170,6 +175,10 @@ def test_a_version_recorded_by_another_process_is_in_the_next_read(varied: Path)
     assert [v.version for v in store.list_versions("fresh")] == [1]  # the same Store object: nothing kept
     assert store.get_version("fresh", 1).build.name == "fresh"
     assert ("fresh", 1) in {(v.name, v.version) for v in store.list_versions()}
+    assert main(["list", "--json", "--store", str(varied)]) == 0  # and to the CLI's next command
+    assert ("fresh", 1) in {(v["name"], v["version"]) for v in json.loads(capsys.readouterr().out)}
+    assert main(["show", "fresh", "1", "--store", str(varied)]) == 0
+    assert capsys.readouterr().out.startswith("fresh version 1  [passed]")
 
 
 def test_a_new_store_is_created_by_the_client(tmp_path: Path) -> None:
