@@ -139,30 +139,30 @@ class SqliteReader:
         return [r[0] for r in self._rows(f"SELECT name FROM registered_models AS rm WHERE 1=1{self._where('rm')}")]
 
     def versions(self, name: str | None = None) -> list[StoredVersion]:
-        """Every live version (of one model, or of all) with its tags; aliases are not filled in."""
-        where = f"mv.current_stage IS NOT ? {self._where('mv')}"
-        args: list[Any] = [_DELETED_STAGE]
+        """Every live version (of one model, or of all) with its tags; aliases are not filled in.
+
+        The tags are read on their own, not joined (a deleted version's are passed by): for all
+        models, one scan of the table, which is faster than its workspace index at 10,000 versions."""
+        where, tag_where, args = "mv.current_stage IS NOT ?", "1=1", [_DELETED_STAGE]
         if name is not None:
-            where += " AND mv.name = ?"
+            where, tag_where = where + " AND mv.name = ?", "t.name = ?"
             args.append(name)
         tags: dict[tuple[str, int], dict[str, str]] = {}
+        scan = "+" if name is None else ""  # a unary plus keeps SQLite off the index
         for key, value, model, number in self._rows(
-            "SELECT t.key, t.value, t.name, t.version FROM model_version_tags AS t JOIN model_versions AS mv "
-            f"ON mv.name = t.name AND mv.version = t.version{self._join_ws('t', 'mv')} WHERE {where}",
-            args,
+            f"SELECT t.key, t.value, t.name, t.version FROM model_version_tags AS t WHERE {tag_where}"
+            + self._where("t").replace(" t.", f" {scan}t."),
+            args[1:],
         ):
             tags.setdefault((model, int(number)), {})[key] = value
         return [
             StoredVersion(model, int(number), created, run_id, source, tags.get((model, int(number)), {}))
             for model, number, created, run_id, source in self._rows(
                 f"SELECT mv.name, mv.version, mv.creation_time, mv.run_id, mv.source FROM model_versions AS mv "
-                f"WHERE {where}",
+                f"WHERE {where}{self._where('mv')}",
                 args,
             )
         ]
-
-    def _join_ws(self, left: str, right: str) -> str:
-        return f" AND {left}.workspace = {right}.workspace" if self._ws else ""
 
     def version(self, name: str, number: int) -> StoredVersion | None:
         """One live version with its tags and aliases; ``None`` when there is none."""
