@@ -1,156 +1,278 @@
-"""Versions page at scale: ``Store.list_versions`` and the page's render with 1,000 versions.
+"""The app at 10,000 versions: the Versions page's first render, a filtered page, a version's detail,
+and the memory of the real app server that served them.
 
-One real build of the sample notebook, then ``--versions`` - 1 more versions of its model registered
-through MlflowClient the way ``Store.record_build`` does (a run with the record's parameters, metrics
-and tags, then a registered version with the status, metrics and digests tags), with varied
-parameters, metrics, notebooks and statuses, a champion and some archived versions; no artifacts are
-copied (listing reads none). Then the median of ``--runs`` of: the listing of every version, the
-listing of one model, and one run of the Versions page's script with AppTest (tables uncached):
-all models, one model, one model sorted by a parameter and searched. Target: each at most 1 s.
+The store is ``benchmarks/synthetic.py``'s (``--versions`` across ``--models``, made once and kept; see
+that file); this benchmark reads a copy of its database (the artifacts stay where they are), so the
+kept store is never written. Each figure is the median of ``--runs``, measured with Streamlit's
+AppTest in this process with the app's tables uncached (``st.cache_data`` cleared before each run):
 
-    python benchmarks/bench_versions_page.py [--versions 1000] [--runs 5]
+- the Versions page of all models, of one model, and of one model filtered by status and metric range;
+- the Version detail page of one of that model's versions (its summary; the heavy tabs are lazy).
 
-``HANDOFF_BENCH_STORE=DIR`` keeps the store in DIR and, on later runs, measures it again without
-recording the versions anew.
+The peer, measured in the same process and interleaved with the pages: ``MlflowClient``'s
+``search_model_versions`` of the one model and of every model (what listing cost before handoff read
+the store itself). Then ``handoff app`` is started on a free port (a real ``streamlit run`` server),
+headless Chromium (Playwright, Debian's ``chromium``) opens the Versions page, a filtered page and a
+version's detail, and the server's resident memory (``VmRSS``; ``VmHWM`` is its peak) is read from
+``/proc``. Goals (issue 15): page <= 1.5 s, detail <= 0.5 s, server <= 500 MB.
+
+    .venv/bin/python benchmarks/bench_versions_page.py [--versions 10000] [--models 20] [--runs 5]
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from _common import ROOT, arguments, median_time
+from _common import ROOT, arguments, report, row
+from synthetic import synthetic_store
+
+APP = str(ROOT / "app" / "streamlit_app.py")
+METRIC, LOW, HIGH = "accuracy", 0.9, 0.93  # the filtered page: passed versions in this range
+HEAVY = ("mlflow", "sqlalchemy", "pandas", "pyarrow", "sklearn", "torch", "altair")
 
 
-def _register_more(store, first_run_id: str, name: str, count: int) -> None:  # type: ignore[no-untyped-def]
-    """``count`` more versions of ``name`` recorded as ``Store.record_build`` records them (no artifacts)."""
-    from mlflow.entities import Metric, Param, RunTag
+def _search_all(client: Any) -> list[Any]:
+    """Every model version through MlflowClient, page by page (the peer of the all-models page)."""
+    found: list[Any] = []
+    token = None
+    while True:
+        page = client.search_model_versions("", max_results=10000, page_token=token)
+        found.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return found
 
-    from handoff.store import ARCHIVED_TAG, DIGESTS_TAG, LISTING_TAG, METRIC_ORDER_TAG, NOTEBOOK_TAG, USER_TAG
 
-    client = store.client
-    first = client.get_run(first_run_id)
-    source = client.get_model_version(name, "1").source
-    base_tags = {k: v for k, v in first.data.tags.items() if k.startswith("handoff.")}
-    for i in range(2, count + 2):
-        status = "failed" if i % 10 == 0 else "passed"
-        metrics = {"accuracy": 0.85 + (i % 17) / 200, "f1": 0.83 + (i % 13) / 200}
-        params = {"n_estimators": str(10 + i % 50), "max_depth": str(2 + i % 5), "random_state": "0"}
-        tags = {
-            **base_tags,
-            "handoff.status": status,
-            NOTEBOOK_TAG: "iris_classifier.ipynb" if i % 3 else "iris_tuned.ipynb",
-            USER_TAG: ("ana", "bo", "chen")[i % 3],
-            METRIC_ORDER_TAG: json.dumps(list(metrics)),
-            "handoff.timing.execute": f"{3 + i % 7:.3f}",
-        }
-        run = client.create_run(store.experiment_id, run_name=f"{name}-build", tags=tags)
-        now = int(time.time() * 1000)
-        client.log_batch(
-            run.info.run_id,
-            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
-            params=[Param(k, v) for k, v in params.items()],
-            tags=[RunTag(DIGESTS_TAG, "0" * 64)],
-        )
-        client.set_terminated(run.info.run_id, "FINISHED")
-        listing = {
-            "notebook": tags[NOTEBOOK_TAG],
-            "duration": 3.0 + i % 7,
-            "author": tags[USER_TAG],
-            "metric_order": list(metrics),
-            "params": params,
-        }
-        version_tags = {
-            "handoff.status": status,
-            "handoff.metrics": json.dumps(metrics, sort_keys=True),
-            LISTING_TAG: json.dumps(listing, sort_keys=True),
-        }
-        if i % 25 == 0:
-            version_tags[ARCHIVED_TAG] = "true"
-        client.create_model_version(name, source=source, run_id=run.info.run_id, tags=version_tags)
+def _widget(at: Any, kind: str, label: str) -> Any:
+    return next((w for w in getattr(at, kind) if w.label == label), None)
+
+
+def _filter(at: Any) -> bool:
+    """Status "passed" and, where the page has it, the metric range ``LOW`` <= ``METRIC`` <= ``HIGH``
+    (whether it has: the page before the range filter had none)."""
+    _widget(at, "selectbox", "Status").set_value("passed")
+    metric = _widget(at, "selectbox", "Metric")
+    if metric is None:
+        return False
+    metric.set_value(METRIC)
+    at.run()
+    _widget(at, "number_input", "Min").set_value(LOW)
+    _widget(at, "number_input", "Max").set_value(HIGH)
+    return True
+
+
+def _page(model: str | None = None, filtered: bool = False) -> float:
+    """Seconds of one uncached run of the Versions page's script (the app's first page runs before it)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/versions.py")
+    if model:
+        at.query_params["model"] = model
+    ranged = False
+    if filtered:  # the widgets exist after a first run; the measured run is the one that applies them
+        at.run()
+        ranged = _filter(at)
+    st.cache_data.clear()
+    started = time.perf_counter()
+    at.run()
+    seconds = time.perf_counter() - started
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert 0 < len(table) <= 50, len(table)
+    if filtered:
+        assert set(table["model"]) == {model}, set(table["model"])
+        assert "FAILED" not in " ".join(table["status"]), table
+        assert not ranged or table[METRIC].astype(float).between(LOW, HIGH).all(), table
+    return seconds
+
+
+def _detail(model: str, version: int) -> float:
+    """Seconds of one uncached run of the Version detail page (its first tab: the summary)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/version_detail.py")
+    at.query_params.update({"model": model, "version": str(version)})
+    st.cache_data.clear()
+    started = time.perf_counter()
+    at.run()
+    seconds = time.perf_counter() - started
+    assert not at.exception, at.exception
+    assert at.title[0].value == f"{model} · version {version}", at.title[0].value
+    return seconds
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a process, in kB."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0])
+    return found
+
+
+def _loaded(pid: int) -> list[str]:
+    """Which of the heavy libraries have native code mapped into the process (sqlalchemy stands for
+    MLflow's tracking store, which has none of its own)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return [name for name in HEAVY if re.search(rf"site-packages/{name}[/.]", maps)]
+
+
+def _server_memory(home: Path, model: str, version: int, log: Path) -> tuple[float, float, list[str]] | None:
+    """(RSS MB, peak MB, heavy libraries loaded) of ``handoff app`` after it served the Versions page,
+    a filtered page and a version's detail to headless Chromium; ``None`` without Chromium/Playwright."""
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        chromium = None
+    if chromium is None:
+        print("no chromium or playwright: the server's memory is not measured")
+        return None
+    port = _free_port()
+    command = [sys.executable, "-m", "handoff.cli", "app", "--port", str(port), "--store", str(home), "--no-token"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://localhost:{port}"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            expect.set_options(timeout=120_000)
+            deadline = time.monotonic() + 120
+            while True:  # the server answers once streamlit has started
+                try:
+                    page.goto(f"{base}/versions", wait_until="domcontentloaded")
+                    break
+                except Exception:
+                    assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.5)
+            expect(page.get_by_text(re.compile(r"^Versions 1–50 of"))).to_be_visible()
+            page.goto(f"{base}/versions?model={model}", wait_until="domcontentloaded")
+            expect(page.get_by_text(re.compile(r"^Versions 1–50 of"))).to_be_visible()
+            box = page.get_by_role("combobox", name="Status", exact=True)
+            choice = page.get_by_role("option", name="passed", exact=True)
+            for _ in range(5):  # the list closes when the page scrolls: open it again if need be
+                if box.get_attribute("aria-expanded") != "true":
+                    box.click()
+                try:
+                    expect(choice).to_be_visible(timeout=3_000)
+                    break
+                except AssertionError:
+                    pass
+            choice.click()
+            expect(page.get_by_text(re.compile(r"^Versions 1–50 of \d+ \(of"))).to_be_visible()
+            page.goto(f"{base}/version?model={model}&version={version}", wait_until="domcontentloaded")
+            expect(page.get_by_role("heading", name=f"{model} · version {version}")).to_be_visible()
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+            time.sleep(1)  # the last rerun's memory settles
+            memory = _status(proc.pid)
+            loaded = _loaded(proc.pid)
+            browser.close()
+        return memory["VmRSS"] / 1024, memory["VmHWM"] / 1024, loaded
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _interleaved(runs: int, measures: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """The median of ``runs`` of each measure, taken in turn (A B C A B C ...) so that load on the
+    machine falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(runs):
+        for name, measure in measures.items():
+            times[name].append(measure())
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _timed(action: Callable[[], Any]) -> Callable[[], float]:
+    def measure() -> float:
+        started = time.perf_counter()
+        action()
+        return time.perf_counter() - started
+
+    return measure
 
 
 def main() -> None:
-    args = arguments(__doc__, versions=1000)
+    args = arguments(__doc__, versions=10_000, models=20)
     import handoff
 
-    kept = os.environ.get("HANDOFF_BENCH_STORE")  # keep the store there, and reuse it when it is there
+    made = synthetic_store(args.versions, args.models)
+    model = made.models[min(7, len(made.models) - 1)]
+    version = made.full[model][-1]
     with tempfile.TemporaryDirectory(prefix="handoff-bench-") as tmp:
-        home = Path(kept) if kept else Path(tmp) / "store"
-        reuse = (home / "mlflow.db").exists()
-        store = handoff.open_store(home)
-        name, created = "iris_classifier", 0.0
-        if not reuse:
-            first = handoff.build(args.notebook, store=store)
-            assert first.ok and first.run_id, first.error
-            name = first.name
-            started = time.perf_counter()
-            _register_more(store, first.run_id, name, args.versions - 1)
-            created = time.perf_counter() - started
-            store.client.set_registered_model_alias(name, "champion", "5")  # promote would verify digests
-        versions = store.list_versions()
-        assert len(versions) == args.versions, len(versions)
-        assert versions[4].aliases == ("champion",) and versions[3].author in ("ana", "bo", "chen")
-
-        list_all = median_time(args.runs, store.list_versions)
-        list_one = median_time(args.runs, lambda: store.list_versions(name, include_archived=False))
-        peer = median_time(args.runs, lambda: store.client.search_model_versions(f"name = '{name}'", max_results=10000))
-
-        from streamlit.testing.v1 import AppTest
-
+        home = Path(tmp) / "store"
+        home.mkdir(mode=0o700)
+        shutil.copy2(made.home / "mlflow.db", home / "mlflow.db")  # a copy: the kept store is never written
         os.environ["HANDOFF_STORE"] = str(home)
-        app = str(ROOT / "app" / "streamlit_app.py")
-        import streamlit as st
-
-        def render(model: str | None = None, sort: str | None = None, search: str | None = None) -> float:
-            """Seconds of the Versions page's script runs (not the app's first page, run before it)."""
-            st.cache_data.clear()  # uncached: the listing is read from the store each time
-            at = AppTest.from_file(app, default_timeout=120)
-            at.run()
-            at.switch_page("app_pages/versions.py")
-            if model:
-                at.query_params["model"] = model
-            started = time.perf_counter()
-            at.run()
-            if sort:
-                next(s for s in at.selectbox if s.label == "Sort by").set_value(sort)
-            if search:
-                next(t for t in at.text_input if t.label == "Search").set_value(search)
-            if sort or search:
-                st.cache_data.clear()
-                at.run()
-            seconds = time.perf_counter() - started
-            assert not at.exception, at.exception
-            assert len(at.dataframe[0].value) == 50, len(at.dataframe[0].value)
-            return seconds
-
-        page_all = statistics.median(render() for _ in range(args.runs))
-        page_one = statistics.median(render(name) for _ in range(args.runs))
-        page_sorted = statistics.median(render(name, "n_estimators", "ana") for _ in range(args.runs)) / 2
-
-    if not reuse:
-        print(f"{args.versions} versions of {name} registered through MlflowClient in {created:.1f}s")
-    print(f"Store.list_versions() (all, with aliases)         median {list_all * 1000:8.1f} ms")
-    print(f"Store.list_versions(model, archived hidden)      median {list_one * 1000:8.1f} ms")
-    print(f"MlflowClient.search_model_versions (peer)        median {peer * 1000:8.1f} ms")
-    print(f"Versions page, all models (AppTest, uncached)    median {page_all * 1000:8.1f} ms")
-    print(f"Versions page, one model                         median {page_one * 1000:8.1f} ms")
-    print(f"Versions page, one model sorted + searched       median {page_sorted * 1000:8.1f} ms (per run)")
-    print(
-        json.dumps(
+        store = handoff.open_store(home)
+        assert len(store.list_versions(model)) == args.versions // args.models
+        client = store.client
+        figures = _interleaved(
+            args.runs,
             {
-                "list_all_ms": list_all * 1000,
-                "list_one_ms": list_one * 1000,
-                "page_all_ms": page_all * 1000,
-                "page_one_ms": page_one * 1000,
-                "page_sorted_ms": page_sorted * 1000,
-            }
+                "peer_one": _timed(lambda: client.search_model_versions(f"name = '{model}'", max_results=10000)),
+                "peer_all": _timed(lambda: _search_all(client)),
+                "page_all": _page,
+                "page_one": lambda: _page(model),
+                "page_filtered": lambda: _page(model, filtered=True),
+                "detail": lambda: _detail(model, version),
+            },
         )
-    )
+        memory = _server_memory(home, model, version, Path(tmp) / "server.log")
+
+    print(f"{args.versions} versions of {args.models} models ({made.home}); medians of {args.runs}, interleaved")
+    print(f"MlflowClient.search_model_versions, one model (peer)  {figures['peer_one'] * 1000:8.0f} ms")
+    print(f"MlflowClient.search_model_versions, all (peer)        {figures['peer_all'] * 1000:8.0f} ms")
+    print(f"Versions page, all models (AppTest, uncached)         {figures['page_all'] * 1000:8.0f} ms")
+    print(f"Versions page, one model                              {figures['page_one'] * 1000:8.0f} ms")
+    print(f"Versions page, one model, status + {METRIC} range   {figures['page_filtered'] * 1000:8.0f} ms")
+    print(f"Version detail ({model} v{version})                   {figures['detail'] * 1000:8.0f} ms")
+    rows = [
+        row("Versions page, all models (10k)", figures["page_all"], peer="search_model_versions all",
+            peer_value=figures["peer_all"], goal=1.5),
+        row("Versions page, one model (10k)", figures["page_one"], peer="search_model_versions one",
+            peer_value=figures["peer_one"], goal=1.5),
+        row("Versions page, filtered (10k)", figures["page_filtered"], peer="search_model_versions one",
+            peer_value=figures["peer_one"], goal=1.5),
+        row("Version detail (10k)", figures["detail"], peer="search_model_versions one",
+            peer_value=figures["peer_one"], goal=0.5),
+    ]  # fmt: skip
+    if memory is not None:
+        rss, peak, loaded = memory
+        print(f"app server after Versions, filtered, detail: RSS {rss:.0f} MB (peak {peak:.0f} MB)")
+        print(f"  heavy libraries with native code loaded: {', '.join(loaded) or 'none'}")
+        rows.append(row("app server memory (10k)", rss, unit="MB", goal=500))
+    report(rows)
 
 
 if __name__ == "__main__":
