@@ -32,28 +32,48 @@ def store(location: str | None = None) -> Any:
     return handoff.open_store(location if location is not None else store_location())
 
 
-@st.cache_data(max_entries=32, ttl=5, show_spinner=False)
-def version_rows(location: str | None, include_archived: bool = False) -> list[dict[str, Any]]:
-    """Every version as a plain row, newest first (cached for a few seconds); archived ones only
-    when asked (the Versions page's "Show archived"), so other pages never offer them."""
-    records = store(location).list_versions(include_archived=include_archived)
-    rows = [
-        {
-            "model": r.name,
-            "version": r.version,
-            "status": r.status,
-            "created": r.created,
-            "aliases": ", ".join(r.aliases),
-            "metrics": r.metrics,
-            "params": r.params,
-            "notebook": r.notebook,
-            "duration": r.duration,
-            "author": r.author,
-            "archived": r.archived,
-        }
-        for r in records
-    ]
-    return sorted(rows, key=lambda r: (r["created"] or "", r["version"]), reverse=True)
+def revision(location: str | None) -> tuple[int, ...] | None:
+    """What the tables below are cached under: it changes with every write to the store, so a version
+    recorded by another process (the CLI, a worker) shows on the next rerun (``None``: a server's
+    store, read every time)."""
+    from handoff.store import store_revision
+
+    return store_revision(store(location))
+
+
+def _list_models(location: str | None, revision: tuple[int, ...] | None) -> list[str]:
+    return list(store(location).list_models())
+
+
+def _list_versions(
+    location: str | None, model: str | None, include_archived: bool, revision: tuple[int, ...] | None
+) -> list[Any]:
+    return list(store(location).list_versions(model, include_archived=include_archived))
+
+
+# Keyed on the store's revision: bounded, and never older than the store.
+_cached_models = st.cache_data(max_entries=16, show_spinner=False)(_list_models)
+_cached_versions = st.cache_data(max_entries=16, show_spinner=False)(_list_versions)
+
+
+def models(location: str | None) -> list[str]:
+    """The names of the store's models, sorted."""
+    key = revision(location)
+    return (_cached_models if key is not None else _list_models)(location, key)
+
+
+def versions(location: str | None, model: str | None = None, include_archived: bool = False) -> list[Any]:
+    """The versions of one model (or of every model) as listed (``handoff.VersionRecord``: nothing read
+    but the listing, nothing verified), read again only when the store changed; archived ones only when
+    asked (the Versions page's "Show archived"), so other pages never offer them. An unknown model has
+    none."""
+    from handoff.errors import VersionNotFoundError
+
+    key = revision(location)
+    try:
+        return (_cached_versions if key is not None else _list_versions)(location, model, include_archived, key)
+    except VersionNotFoundError:
+        return []
 
 
 def human_duration(seconds: float | None) -> str:
@@ -69,9 +89,14 @@ def human_duration(seconds: float | None) -> str:
 
 
 @st.cache_data(max_entries=64, ttl=5, show_spinner=False)  # short: every read re-verifies the digests
-def version_details(location: str | None, model: str, version: int) -> Any:
-    """The version with its build record (``handoff.VersionRecord``)."""
+def _version_details(location: str | None, model: str, version: int, revision: Any) -> Any:
     return store(location).get_version(model, version)
+
+
+def version_details(location: str | None, model: str, version: int) -> Any:
+    """The version with its build record (``handoff.VersionRecord``), verified; read again when the
+    store changed (an alias moved, the version was archived) and at least every few seconds."""
+    return _version_details(location, model, version, revision(location))
 
 
 @st.cache_data(max_entries=8, show_spinner="Packing…")
@@ -292,8 +317,6 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
                     )
                 else:
                     move = handoff.rollback(model, store=store(location), reason=reason or None)
-                version_rows.clear()
-                version_details.clear()
                 entry = move.entry
                 message = f"champion of {model}: {move.move} ({entry['kind']} by {entry['by']})"
                 st.session_state[outcome] = ("success", message)

@@ -967,16 +967,50 @@ def matches(version: VersionRecord, text: str) -> bool:
     return any(needle in h.lower() for h in haystack)
 
 
+@dataclass(frozen=True)
+class MetricRange:
+    """Versions whose ``metric`` lies between ``low`` and ``high`` (both inclusive, either open when
+    ``None``): how one finds "accuracy at least 0.9" among thousands of versions. A version that did
+    not report the metric is outside every range.
+
+    Attributes:
+        metric: The metric's name, as the notebook reported it.
+        low: The smallest value kept, or ``None`` for no lower bound.
+        high: The largest value kept, or ``None`` for no upper bound.
+    """
+
+    metric: str
+    low: float | None = None
+    high: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise OptionError(f"the range of {self.metric} is empty: min {self.low:g} is above max {self.high:g}")
+
+    def holds(self, version: VersionRecord) -> bool:
+        value = version.metrics.get(self.metric)
+        if value is None or value != value:  # not reported, or NaN
+            return False
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+
 def filter_versions(
-    versions: list[VersionRecord], *, status: str | None = None, alias: str | None = None, search: str | None = None
+    versions: list[VersionRecord],
+    *,
+    status: str | None = None,
+    alias: str | None = None,
+    search: str | None = None,
+    metric_range: MetricRange | None = None,
 ) -> list[VersionRecord]:
-    """The versions with this status, holding this alias, and matching this search (each optional)."""
+    """The versions with this status, holding this alias, matching this search and with a metric in
+    this range (each optional)."""
     return [
         v
         for v in versions
         if (status is None or v.status == status)
         and (alias is None or alias in v.aliases)
         and (search is None or matches(v, search))
+        and (metric_range is None or metric_range.holds(v))
     ]
 
 
@@ -1070,6 +1104,37 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def store_revision(store: Store) -> tuple[int, ...] | None:
+    """A value that changes whenever an embedded store's database is written, so that what was read
+    from it can be cached under it and never shown once the store has moved on (a version recorded
+    by another process is in the next read); ``None`` for a server's store, which cannot tell as cheaply
+    (read it every time).
+
+    It is SQLite's file change counter (bytes 24-27 of the header, bumped by every committed write in
+    rollback-journal mode, MLflow's) with the database's and its write-ahead log's size, mtime and
+    inode (WAL mode leaves the counter alone; a file replaced by a copy has another inode). Costs two
+    ``stat`` calls and a 28-byte read.
+    """
+    db = sqlite_path(store.uri)
+    if db is None:
+        return None
+    key: list[int] = []
+    for path in (db, db.with_name(db.name + "-wal")):
+        try:
+            info = path.stat()
+        except OSError:  # not made yet (a new store), or no log (rollback-journal mode)
+            key += [-1, -1, -1]
+            continue
+        key += [info.st_mtime_ns, info.st_size, info.st_ino]
+    try:
+        with db.open("rb") as file:
+            header = file.read(28)
+    except OSError:
+        header = b""
+    key.append(int.from_bytes(header[24:28], "big") if len(header) == 28 else -1)
+    return tuple(key)
 
 
 def open_store(location: str | os.PathLike[str] | None = None) -> Store:

@@ -227,7 +227,6 @@ def ended_job(job: Job) -> None:
         if job.state not in (CANCELLED, INTERRUPTED):
             st.error(f"Cannot build: {common.say(job.error or job.message or 'it ended without a result')}")
         return
-    common.version_rows.clear()
     show_result(result, job)
     add_package_and_rebuild(job, result)
 

@@ -14,14 +14,13 @@ GOOD, BAD = "background-color: #d9f2d9", "background-color: #f8d7d7"
 
 st.title("Compare versions")
 location = common.store_location()
-rows = common.version_rows(location)
-models = sorted({r["model"] for r in rows})
+models = common.models(location)
 if not models:
     st.info("No versions yet: build a notebook on the Build page.")
     st.stop()
 asked = st.query_params.get("model")
 model = st.selectbox("Model", models, index=models.index(asked) if asked in models else 0)
-available = sorted((r["version"] for r in rows if r["model"] == model), reverse=True)
+available = sorted((v.version for v in common.versions(location, model)), reverse=True)
 wanted = [int(v) for v in (st.query_params.get("versions") or "").split(",") if v.strip().isdigit()]
 chosen = st.multiselect("Versions", available, default=[v for v in wanted if v in available] or available[:2][::-1])
 if len(chosen) < 2:

@@ -1,6 +1,12 @@
-"""Version detail: everything recorded for one version, its notebook, and its package."""
+"""Version detail: everything recorded for one version, its notebook, and its package.
+
+The summary (status, aliases, promote / roll back, metrics and the record's sections) renders first;
+the executed notebook, the package and the re-checks are read only when their tab is opened.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import nbformat
 import streamlit as st
@@ -12,17 +18,20 @@ from handoff.layout import EXECUTED_NOTEBOOK
 from handoff.record_view import checklist_section, sections
 
 location = common.store_location()
-rows = common.version_rows(location)
 model = st.query_params.get("model")
 version = st.query_params.get("version")
 if not model or not version:
     st.title("Version detail")
-    if not rows:
+    models = common.models(location)
+    if not models:
         st.info("No versions yet: build a notebook on the Build page.")
         st.stop()
-    models = sorted({r["model"] for r in rows})
     model = st.selectbox("Model", models)
-    version = str(st.selectbox("Version", sorted((r["version"] for r in rows if r["model"] == model), reverse=True)))
+    numbers = sorted((v.version for v in common.versions(location, model)), reverse=True)
+    if not numbers:
+        st.info(f"{model} has no versions that are not archived (the Versions page lists archived ones).")
+        st.stop()
+    version = str(st.selectbox("Version", numbers))
 try:
     stored = common.version_details(location, model, int(version))
 except (HandoffError, ValueError) as exc:
@@ -43,14 +52,10 @@ if status != "passed":
     )
 common.alias_controls(location, model, stored.version, status, key="detail")
 
-overview, notebook, package, recheck = st.tabs(["Overview", "Notebook", "Package", "Re-check"])
-with overview:
-    common.metrics_row(stored.metrics)
-    common.render_sections(sections(stored.build))
-with notebook:
-    raw = common.store(location).read_artifact(stored.run_id, EXECUTED_NOTEBOOK)
-    common.render_notebook(nbformat.reads(raw.decode(), as_version=4))
-with package:
+
+def package_tab(model: str, stored: Any) -> None:
+    """The version's deterministic package, to download (a failed version only when asked)."""
+    status = stored.status
     force = False
     if status != "passed":
         force = st.checkbox("I understand this version failed its checklist; package it anyway")
@@ -137,5 +142,22 @@ def recheck_form(model: str, version: int) -> None:
         st.caption("No re-checks yet: only the build's own checklist.")
 
 
-with recheck:
-    recheck_form(model, stored.version)
+# Only the open tab runs (a tab switch reruns the page): the summary comes first, and the executed
+# notebook, the package and the re-check history are read only when their tab is opened.
+overview, notebook, package, recheck = st.tabs(
+    ["Overview", "Notebook", "Package", "Re-check"], key="detail_tab", on_change="rerun"
+)
+if overview.open:
+    with overview:
+        common.metrics_row(stored.metrics)
+        common.render_sections(sections(stored.build))
+if notebook.open:
+    with notebook:
+        raw = common.store(location).read_artifact(stored.run_id, EXECUTED_NOTEBOOK)
+        common.render_notebook(nbformat.reads(raw.decode(), as_version=4))
+if package.open:
+    with package:
+        package_tab(model, stored)
+if recheck.open:
+    with recheck:
+        recheck_form(model, stored.version)

@@ -1,9 +1,17 @@
-"""Versions page: find a version among many (search, filters, sort, pages of 50), open one, compare
-several, archive one; the trend of each model's primary metric, failed versions marked."""
+"""Versions page: find a version among many (search, filters by status, alias and metric range,
+sort, pages of 50), open one, compare several, archive one; the trend of each model's primary metric,
+failed versions marked.
+
+Built for stores of thousands of versions: the listing is read once per change of the store (cached
+under its revision, never older than it), one model's versions only when a model is chosen; filtering
+and sorting work on the listed records, and only the 50 rows shown become a table. A trend draws a
+model's latest ``MAX_POINTS`` versions, not all of them.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -11,12 +19,15 @@ import streamlit as st
 
 import common
 from handoff.comparison import primary_metric
+from handoff.store import MetricRange, VersionRecord, filter_versions
 
 PAGE_SIZE = 50
 MAX_PARAMS, MAX_METRICS, MAX_TRENDS = 8, 4, 6
+MAX_POINTS = 200  # of a trend: the latest versions (a chart's points all go to the browser)
 FIXED = ("model", "version", "status", "alias", "created", "notebook", "author", "duration")
 STATUS_COLORS = {"passed": "#4c78a8", "failed": "#e4572e"}
 STATUS_SHAPES = {"passed": "circle", "failed": "cross"}
+ANY = "any"
 
 
 def _turn_to(page: int) -> None:
@@ -30,84 +41,131 @@ def _first_page() -> None:
     _turn_to(0)
 
 
-def _differing_params(rows: list[dict[str, Any]]) -> list[str]:
+def _new_metric() -> None:
+    """Another metric: the old one's bounds mean nothing for it."""
+    st.session_state.pop("versions_min", None)
+    st.session_state.pop("versions_max", None)
+    _first_page()
+
+
+def _differing_params(versions: list[VersionRecord]) -> list[str]:
     """The parameters whose value is not the same in every version of a model (a missing one counts)."""
     by_model: dict[str, list[dict[str, str]]] = {}
-    for r in rows:
-        by_model.setdefault(r["model"], []).append(r["params"])
+    for v in versions:
+        by_model.setdefault(v.name, []).append(v.params)
     names: dict[str, None] = {}
     for params in by_model.values():
         for key in dict.fromkeys(k for p in params for k in p):
-            if len({p.get(key) for p in params}) > 1:
-                names[key] = None
+            if key not in names:
+                first = params[0].get(key)
+                if any(p.get(key) != first for p in params):
+                    names[key] = None
     return list(names)
 
 
-def _matches(row: dict[str, Any], needle: str) -> bool:
-    """The search box: model, notebook, author, or a parameter's ``name=value``, case-insensitive."""
-    haystack = [row["model"], row["notebook"] or "", row["author"] or ""]
-    haystack += [f"{k}={v}" for k, v in row["params"].items()]
-    return any(needle in h.lower() for h in haystack)
+def _number(text: str | None) -> float | None:
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
 
 
-def _sortable(values: pd.Series) -> pd.Series:
-    """Parameters are stored as text: sort them as numbers when every one is a number."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    return numbers if numbers.notna().sum() == values.notna().sum() else values
+def _column(name: str, params: dict[str, str], versions: list[VersionRecord]) -> Callable[[VersionRecord], Any]:
+    """The value a version shows in column ``name`` (``None``: none), as it sorts: parameters are
+    stored as text, and sort as numbers when every one given is a number."""
+    if name in params:
+        param = params[name]
+        given = [v.params[param] for v in versions if param in v.params]
+        if all(_number(t) is not None for t in given):
+            return lambda v: _number(v.params.get(param))
+        return lambda v: v.params.get(param)
+    fixed: dict[str, Callable[[VersionRecord], Any]] = {
+        "model": lambda v: v.name,
+        "version": lambda v: v.version,
+        "status": lambda v: v.status,
+        "alias": lambda v: ", ".join(v.aliases),
+        "created": lambda v: v.created,
+        "notebook": lambda v: v.notebook,
+        "author": lambda v: v.author,
+        "duration": lambda v: v.duration,
+    }
+    return fixed.get(name) or (lambda v: v.metrics.get(name))
 
 
-def _trend(rows: list[dict[str, Any]], model: str) -> tuple[str, bool, pd.DataFrame] | None:
-    """(metric, greater is better, points) of a model's primary metric over its versions not archived."""
-    versions = sorted((r for r in rows if r["model"] == model and not r["archived"]), key=lambda r: r["version"])
-    reported = [r for r in versions if r["metrics"]]
-    primary = primary_metric(reported[-1]["metrics"]) if reported else None
+def _sorted(versions: list[VersionRecord], by: str, descending: bool, params: dict[str, str]) -> list[VersionRecord]:
+    """Sorted by one column, versions without a value last; ties stay newest first."""
+    newest = sorted(versions, key=lambda v: (v.created or "", v.version), reverse=True)
+    value = _column(by, params, versions)
+    known = [v for v in newest if value(v) is not None]
+    known.sort(key=value, reverse=descending)  # stable, reversed or not: ties keep their order
+    return known + [v for v in newest if value(v) is None]
+
+
+def _trend(versions: list[VersionRecord], model: str) -> tuple[str, bool, list[dict[str, Any]], int] | None:
+    """(metric, greater is better, points, versions in all) of a model's primary metric over its versions
+    not archived: the latest ``MAX_POINTS`` of them."""
+    kept = sorted((v for v in versions if v.name == model and not v.archived), key=lambda v: v.version)
+    reported = [v for v in kept if v.metrics]
+    primary = primary_metric(reported[-1].metrics) if reported else None
     if primary is None:
         return None
     metric, up = primary
-    points = pd.DataFrame(
-        [
-            {"version": r["version"], "value": r["metrics"][metric], "status": r["status"]}
-            for r in versions
-            if metric in r["metrics"]
-        ]
-    )
-    return metric, up, points
+    points = [
+        {"version": v.version, "value": v.metrics[metric], "status": v.status} for v in kept if metric in v.metrics
+    ]
+    return metric, up, points[-MAX_POINTS:], len(points)
 
 
-def _trend_chart(model: str, metric: str, up: bool, points: pd.DataFrame) -> None:
-    import altair as alt
-
+def _trend_chart(model: str, metric: str, up: bool, points: list[dict[str, Any]]) -> None:
+    """A line through the versions' values with a dot each, coloured and shaped by status. The Vega-Lite
+    spec is written here rather than with Altair, whose validation costs more than the page's data."""
     title = f"{metric} ({'↑' if up else '↓'} better)"
-    x = alt.X("version:O", title="version")
-    y = alt.Y("value:Q", title=title, scale=alt.Scale(zero=False))  # from 0, 0.97 → 0.95 looks flat
-    line = alt.Chart(points).mark_line(color="#9aa5b1").encode(x=x, y=y)
+    x = {"field": "version", "type": "ordinal", "title": "version"}
+    y = {"field": "value", "type": "quantitative", "title": title, "scale": {"zero": False}}  # 0.97 → 0.95 not flat
     status = list(STATUS_COLORS)
-    dots = (
-        alt.Chart(points)
-        .mark_point(filled=True, size=90)
-        .encode(
-            x=x,
-            y=y,
-            color=alt.Color(
-                "status:N",
-                scale=alt.Scale(domain=status, range=[STATUS_COLORS[s] for s in status]),
-                legend=alt.Legend(title="status"),
-            ),
-            shape=alt.Shape("status:N", scale=alt.Scale(domain=status, range=[STATUS_SHAPES[s] for s in status])),
-            tooltip=["version", alt.Tooltip("value:Q", title=metric), "status"],
-        )
-    )
-    st.altair_chart((line + dots).properties(title=f"{model}: {title}", height=240), width="stretch")
+    spec = {
+        "title": f"{model}: {title}",
+        "height": 240,
+        "datasets": {"points": points},
+        "data": {"name": "points"},
+        "layer": [
+            {"mark": {"type": "line", "color": "#9aa5b1"}, "encoding": {"x": x, "y": y}},
+            {
+                "mark": {"type": "point", "filled": True, "size": 90},
+                "encoding": {
+                    "x": x,
+                    "y": y,
+                    "color": {
+                        "field": "status",
+                        "type": "nominal",
+                        "scale": {"domain": status, "range": [STATUS_COLORS[s] for s in status]},
+                        "legend": {"title": "status"},
+                    },
+                    "shape": {
+                        "field": "status",
+                        "type": "nominal",
+                        "scale": {"domain": status, "range": [STATUS_SHAPES[s] for s in status]},
+                    },
+                    "tooltip": [
+                        {"field": "version", "type": "ordinal"},
+                        {"field": "value", "type": "quantitative", "title": metric},
+                        {"field": "status", "type": "nominal"},
+                    ],
+                },
+            },
+        ],
+    }
+    st.vega_lite_chart(spec, width="stretch")
 
 
-def _archive_controls(location: str | None, row: dict[str, Any]) -> None:
+def _archive_controls(location: str | None, picked: VersionRecord) -> None:
     """Archive / Unarchive of the one selected version, behind a confirmation; refused for the champion."""
     import handoff
     from handoff.errors import HandoffError
 
-    model, version = row["model"], row["version"]
-    verb = "Unarchive" if row["archived"] else "Archive"
-    champion = "champion" in row["aliases"].split(", ")
+    model, version = picked.name, picked.version
+    verb = "Unarchive" if picked.archived else "Archive"
+    champion = "champion" in picked.aliases
     if verb == "Archive" and champion:
         why = f"v{version} is the champion: promote another version (or roll back) before archiving it."
         st.button(f"Archive v{version}", disabled=True, help=why, key="archive_disabled")
@@ -135,8 +193,7 @@ def _archive_controls(location: str | None, row: dict[str, Any]) -> None:
             st.session_state["archive_outcome"] = ("success", f"{model} v{version} {entry['kind']}d by {entry['by']}")
         except HandoffError as exc:
             st.session_state["archive_outcome"] = ("error", str(exc))
-        common.version_rows.clear()
-        st.rerun()
+        st.rerun()  # the store changed: the listing is read again
     if cancel.button("Cancel", key="archive_cancel"):
         st.session_state.pop("archive_pending", None)
         st.rerun()
@@ -147,22 +204,22 @@ location = common.store_location()
 show_archived = st.toggle(
     "Show archived", key="versions_archived", on_change=_first_page, help="Archived versions are hidden, never deleted."
 )
-rows = common.version_rows(location, show_archived)
-if not rows:
-    st.info("No versions yet: build a notebook on the Build page.")
-    st.stop()
-
-models = sorted({r["model"] for r in rows})
+models = common.models(location)
+asked = st.query_params.get("model")
 chosen = st.selectbox(
     "Model",
     ["All models", *models],
-    index=(models.index(st.query_params["model"]) + 1) if st.query_params.get("model") in models else 0,
+    index=(models.index(asked) + 1) if asked in models else 0,
     on_change=_first_page,
 )
-in_model = [r for r in rows if chosen == "All models" or r["model"] == chosen]
+in_model = common.versions(location, None if chosen == "All models" else chosen, show_archived)
+if chosen == "All models" and not in_model:
+    st.info("No versions yet: build a notebook on the Build page.")
+    st.stop()
 params = _differing_params(in_model)[:MAX_PARAMS]
-metric_names = list(dict.fromkeys(k for r in in_model for k in r["metrics"]))[:MAX_METRICS]
-labels = {p: (f"param {p}" if p in FIXED or p in metric_names else p) for p in params}
+every_metric = list(dict.fromkeys(k for v in in_model for k in v.metrics))
+metric_names = every_metric[:MAX_METRICS]
+labels = {p: (f"param {p}" if p in FIXED or p in every_metric else p) for p in params}
 
 search_col, status_col, alias_col = st.columns([3, 1, 1])
 search = search_col.text_input(
@@ -171,65 +228,90 @@ search = search_col.text_input(
     key="versions_search",
     on_change=_first_page,
 )
-status = status_col.selectbox("Status", ["any", "passed", "failed"], key="versions_status", on_change=_first_page)
-aliases = sorted({a for r in in_model for a in r["aliases"].split(", ") if a})
-alias = alias_col.selectbox("Alias", ["any", *aliases], key="versions_alias", on_change=_first_page)
+status = status_col.selectbox("Status", [ANY, "passed", "failed"], key="versions_status", on_change=_first_page)
+aliases = sorted({a for v in in_model for a in v.aliases})
+alias = alias_col.selectbox("Alias", [ANY, *aliases], key="versions_alias", on_change=_first_page)
+metric_col, low_col, high_col = st.columns([3, 1, 1])
+metric = metric_col.selectbox(
+    "Metric",
+    [ANY, *every_metric],
+    key="versions_metric",
+    on_change=_new_metric,
+    help="Keep the versions whose value of this metric lies between Min and Max (both included).",
+)
+values = [x for v in in_model if (x := v.metrics.get(metric)) is not None] if metric != ANY else []
+low = low_col.number_input(
+    "Min",
+    value=None,
+    step=0.01,
+    format="%.4g",
+    key="versions_min",
+    on_change=_first_page,
+    disabled=metric == ANY,
+    placeholder=f"{min(values):.4g}" if values else "no bound",
+)
+high = high_col.number_input(
+    "Max",
+    value=None,
+    step=0.01,
+    format="%.4g",
+    key="versions_max",
+    on_change=_first_page,
+    disabled=metric == ANY,
+    placeholder=f"{max(values):.4g}" if values else "no bound",
+)
 sort_col, order_col = st.columns([3, 2])
+if metric != ANY and metric not in metric_names:  # the filtered metric is a column too
+    metric_names.append(metric)
 sort_options = [*FIXED, *labels.values(), *metric_names]
 sort_by = sort_col.selectbox(
     "Sort by", sort_options, index=sort_options.index("created"), key="versions_sort", on_change=_first_page
 )
 descending = order_col.toggle("Descending", value=True, key="versions_desc", on_change=_first_page)
 
-needle = search.strip().lower()
-found = [
-    r
-    for r in in_model
-    if (status == "any" or r["status"] == status)
-    and (alias == "any" or alias in r["aliases"].split(", "))
-    and (not needle or _matches(r, needle))
-]
-table = pd.DataFrame(
-    [
-        {
-            "model": r["model"],
-            "version": r["version"],
-            "status": r["status"],
-            "alias": r["aliases"],
-            "created": r["created"],
-            "notebook": r["notebook"],
-            "author": r["author"],
-            "duration": r["duration"],
-            **{labels[p]: r["params"].get(p) for p in params},
-            **{m: r["metrics"].get(m) for m in metric_names},
-            "archived": r["archived"],
-        }
-        for r in found
-    ],
-    columns=[*FIXED, *labels.values(), *metric_names, "archived"],
+ranged = None
+if metric != ANY:
+    if low is not None and high is not None and low > high:
+        st.warning(f"Min {low:g} is above Max {high:g}: no version can match, so the range is not applied.")
+    else:
+        ranged = MetricRange(metric, low, high)
+found = filter_versions(
+    in_model,
+    status=None if status == ANY else status,
+    alias=None if alias == ANY else alias,
+    search=search or None,
+    metric_range=ranged,
 )
-if sort_by in table.columns and len(table):  # stable: ties stay newest first
-    key = _sortable if sort_by in labels.values() else None
-    table = table.sort_values(sort_by, ascending=not descending, kind="stable", na_position="last", key=key)
+found = _sorted(found, sort_by, descending, {label: p for p, label in labels.items()})
 
-pages = max(1, math.ceil(len(table) / PAGE_SIZE))
+pages = max(1, math.ceil(len(found) / PAGE_SIZE))
 current = min(max(int(st.session_state.get("versions_page", 0)), 0), pages - 1)
 st.session_state["versions_page"] = current
 start = current * PAGE_SIZE
-shown = table.iloc[start : start + PAGE_SIZE]
-frame = shown.drop(columns="archived").assign(
-    status=[
-        common.STATUS_ICONS.get(s, s) + (" · archived" if a else "")
-        for s, a in zip(shown["status"], shown["archived"], strict=True)
+shown = found[start : start + PAGE_SIZE]
+frame = pd.DataFrame(
+    [
+        {
+            "model": v.name,
+            "version": v.version,
+            "status": common.STATUS_ICONS.get(v.status, v.status) + (" · archived" if v.archived else ""),
+            "alias": ", ".join(v.aliases),
+            "created": common.human_time(v.created),
+            "notebook": v.notebook,
+            "author": v.author,
+            "duration": common.human_duration(v.duration),
+            **{labels[p]: v.params.get(p) for p in params},
+            **{m: v.metrics.get(m) for m in metric_names},
+        }
+        for v in shown
     ],
-    created=[common.human_time(c) for c in shown["created"]],
-    duration=[common.human_duration(None if pd.isna(d) else float(d)) for d in shown["duration"]],
+    columns=[*FIXED, *labels.values(), *metric_names],
 )
-if not len(table):
+if not found:
     st.caption(f"No version matches (of {len(in_model)}).")
 else:
-    where = f"{start + 1}–{start + len(shown)} of {len(table)}" + (
-        f" (of {len(in_model)})" if found != in_model else ""
+    where = f"{start + 1}–{start + len(shown)} of {len(found)}" + (
+        f" (of {len(in_model)})" if len(found) != len(in_model) else ""
     )
     st.caption(f"Versions {where}. Select one row to open or archive it, or several of one model to compare them.")
 selection = st.dataframe(
@@ -247,38 +329,38 @@ if pages > 1:
     where_col.caption(f"Page {current + 1} of {pages}")
     forward.button("Next →", disabled=current >= pages - 1, key="versions_next", on_click=_turn_to, args=(current + 1,))
 
-by_key = {(r["model"], r["version"]): r for r in found}
-picked_rows = [i for i in (selection.selection.rows if selection else []) if i < len(shown)]
-picked = [by_key[(shown.iloc[i]["model"], int(shown.iloc[i]["version"]))] for i in picked_rows]
+picked = [shown[i] for i in (selection.selection.rows if selection else []) if i < len(shown)]
 if "archive_outcome" in st.session_state:
     kind, message = st.session_state.pop("archive_outcome")
     (st.success if kind == "success" else st.error)(message)
 left, right = st.columns(2)
-if len(picked) == 1 and left.button(f"Open {picked[0]['model']} v{picked[0]['version']}", type="primary"):
+if len(picked) == 1 and left.button(f"Open {picked[0].name} v{picked[0].version}", type="primary"):
     st.switch_page(
-        "app_pages/version_detail.py", query_params={"model": picked[0]["model"], "version": str(picked[0]["version"])}
+        "app_pages/version_detail.py", query_params={"model": picked[0].name, "version": str(picked[0].version)}
     )
 if len(picked) >= 2:
-    if len({p["model"] for p in picked}) == 1 and right.button(f"Compare {len(picked)} versions", type="primary"):
+    if len({p.name for p in picked}) == 1 and right.button(f"Compare {len(picked)} versions", type="primary"):
         st.switch_page(
             "app_pages/compare.py",
             query_params={
-                "model": picked[0]["model"],
-                "versions": ",".join(str(p["version"]) for p in sorted(picked, key=lambda p: p["version"])),
+                "model": picked[0].name,
+                "versions": ",".join(str(p.version) for p in sorted(picked, key=lambda p: p.version)),
             },
         )
-    elif len({p["model"] for p in picked}) > 1:
+    elif len({p.name for p in picked}) > 1:
         right.caption("Pick versions of one model to compare them.")
 if len(picked) == 1:
     _archive_controls(location, picked[0])
 
 trend_models = [chosen] if chosen != "All models" else models[:MAX_TRENDS]
-trends = [(m, t) for m in trend_models if (t := _trend(rows, m)) is not None]
+trends = [(m, t) for m in trend_models if (t := _trend(in_model, m)) is not None]
 if trends:
     st.subheader("Trend")
     st.caption("Each model's primary metric (the first its notebook reported) by version; ✗ marks a failed version.")
-    for model_name, (metric, up, points) in trends:
-        _trend_chart(model_name, metric, up, points)
+    for model_name, (trend_metric, up, points, total) in trends:
+        _trend_chart(model_name, trend_metric, up, points)
+        if total > len(points):
+            st.caption(f"{model_name}: the latest {len(points)} of its {total} versions.")
     if chosen == "All models" and len(models) > MAX_TRENDS:
         st.caption(f"Trends of the first {MAX_TRENDS} models; choose a model to see another's.")
 

@@ -20,6 +20,13 @@ def page(at: AppTest, page: str, **query: str) -> AppTest:
     return at.run()
 
 
+def open_tab(at: AppTest, label: str, key: str = "detail_tab") -> AppTest:
+    """Open a tab of a lazy ``st.tabs`` (``on_change="rerun"``, e.g. the Version detail's): only the open
+    tab's content runs, as after a click on it in the browser."""
+    at.session_state[key] = label
+    return at.run()
+
+
 def texts(at: AppTest) -> str:
     """Every text on the page, Markdown escapes removed, tables as ``cell | cell`` rows."""
     parts = [

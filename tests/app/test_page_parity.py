@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import handoff
-from apptest import APP, page, texts, wait_for_result
+from apptest import APP, open_tab, page, texts, wait_for_result
 from handoff.messages import OPTIONS, render
 from handoff.store import Store
 from helpers import SAMPLES, build, local_path
@@ -127,7 +127,6 @@ def test_recheck_failed_rows_and_hints_on_the_version_page(app: AppTest, failed_
     assert "gate off (enable with the “Gate” checkbox under Checklist and time limits on the Build page)" in text
     assert "no user tests given (the “Test files” upload" in text
     assert not re.search(r"\(--|with --", text), text
-    assert any(c.label.startswith(OPTIONS["force"].control) for c in app.checkbox)  # the force hint's control
     # FAILED rows of the checklist are highlighted, and only those
     checklist = next(t for t in app.table if "check" in t.value.columns and "status" in t.value.columns)
     failed_rows = [i for i, status in enumerate(checklist.value["status"]) if status == "FAILED"]
@@ -136,6 +135,10 @@ def test_recheck_failed_rows_and_hints_on_the_version_page(app: AppTest, failed_
     assert {int(n) for n in re.findall(r"row(\d+)_", styles)} == set(failed_rows)
     assert "background-color" in styles
 
+    open_tab(app, "Package")
+    assert any(c.label.startswith(OPTIONS["force"].control) for c in app.checkbox)  # the force hint's control
+    open_tab(app, "Re-check")
+    assert not re.search(r"\(--|with --", texts(app)), texts(app)
     app.text_area(key="recheck_thresholds").set_value("accuracy >= 0.5\nf1 >= 1.5")
     _click(app, "Re-check")
     assert not app.exception, app.exception

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apptest import APP, page, texts, wait_for_result
+from apptest import APP, open_tab, page, texts, wait_for_result
 from handoff.inspection import load_notebook
 from handoff.store import Store
 from helpers import SAMPLES, TRAIN_IRIS, build
@@ -119,8 +119,10 @@ def test_versions_table_detail_and_compare(app: AppTest, store: Store) -> None:
     assert detail.title[0].value == "iris_classifier · version 2"
     text = texts(detail)
     assert "Checklist" in text and "**fingerprint:**" in text and "notebook.executed | passed" in text
-    downloads = detail.get("download_button")
+    assert not detail.get("download_button") and not detail.code  # the other tabs run when opened
+    downloads = open_tab(detail, "Package").get("download_button")
     assert downloads and "Download package" in downloads[0].proto.label
+    open_tab(detail, "Notebook")
     assert any("n_estimators = 50" in c.value for c in detail.code)  # the executed notebook, rendered
     compare = AppTest.from_file(APP, default_timeout=60)
     page(compare, "compare", model="iris_classifier", versions="1,2")
