@@ -280,6 +280,9 @@ def _listing_arguments(listing: argparse.ArgumentParser) -> None:
         help="order by this column (default: created, with model and version)",
     )
     listing.add_argument("--desc", action="store_true", help="descending order")
+    listing.add_argument("--metric", metavar="NAME", help="only versions that reported this metric, within --min/--max")
+    listing.add_argument("--min", type=float, metavar="X", help="with --metric: its value at least X")
+    listing.add_argument("--max", type=float, metavar="X", help="with --metric: its value at most X")
 
 
 def _checklist_flags(sub: argparse.ArgumentParser) -> None:
@@ -531,18 +534,21 @@ def _print_result(result: handoff.BuildResult) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from handoff.store import filter_versions, sort_versions
+    from handoff.store import MetricRange, filter_versions, sort_versions
 
+    if args.metric is None and (args.min is not None or args.max is not None):
+        raise handoff.OptionError("--min and --max bound a metric: name it with --metric NAME")
+    ranged = MetricRange(args.metric, args.min, args.max) if args.metric else None
     store = handoff.open_store(args.store)
     versions = store.list_versions(args.model, include_archived=args.archived)
-    versions = filter_versions(versions, status=args.status, alias=args.alias, search=args.search)
+    versions = filter_versions(versions, status=args.status, alias=args.alias, search=args.search, metric_range=ranged)
     versions = sort_versions(versions, args.sort, descending=args.desc)
     if args.json:
         _emit([v.to_dict() for v in versions])
         return EXIT_OK
     if not versions:
         sys.stdout.write(
-            f"no versions{' match' if args.status or args.alias or args.search else ' yet'} in {store.uri}\n"
+            f"no versions{' match' if args.status or args.alias or args.search or ranged else ' yet'} in {store.uri}\n"
         )
         return EXIT_OK
     rows = [("MODEL", "VERSION", "STATUS", "CREATED", "ALIASES", "NOTEBOOK", "DURATION", "AUTHOR", "METRICS")]
