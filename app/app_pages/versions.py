@@ -240,25 +240,18 @@ metric = metric_col.selectbox(
     help="Keep the versions whose value of this metric lies between Min and Max (both included).",
 )
 values = [x for v in in_model if (x := v.metrics.get(metric)) is not None] if metric != ANY else []
-low = low_col.number_input(
-    "Min",
-    value=None,
-    step=0.01,
-    format="%.4g",
-    key="versions_min",
-    on_change=_first_page,
-    disabled=metric == ANY,
-    placeholder=f"{min(values):.4g}" if values else "no bound",
-)
-high = high_col.number_input(
-    "Max",
-    value=None,
-    step=0.01,
-    format="%.4g",
-    key="versions_max",
-    on_change=_first_page,
-    disabled=metric == ANY,
-    placeholder=f"{max(values):.4g}" if values else "no bound",
+low, high = (
+    column.number_input(
+        label,
+        value=None,
+        step=0.01,
+        format="%.4g",
+        key=f"versions_{label.lower()}",
+        on_change=_first_page,
+        disabled=metric == ANY,
+        placeholder=f"{extreme(values):.4g}" if values else "no bound",  # the values there are, as a hint
+    )
+    for column, label, extreme in ((low_col, "Min", min), (high_col, "Max", max))
 )
 sort_col, order_col = st.columns([3, 2])
 if metric != ANY and metric not in metric_names:  # the filtered metric is a column too
