@@ -51,9 +51,10 @@ def _list_versions(
     return list(store(location).list_versions(model, include_archived=include_archived))
 
 
-# Keyed on the store's revision: bounded, and never older than the store.
+# Keyed on the store's revision, so never older than the store; bounded, since each write leaves the
+# old revision's entries behind (10,000 listed versions pickle to about 3.5 MB).
 _cached_models = st.cache_data(max_entries=16, show_spinner=False)(_list_models)
-_cached_versions = st.cache_data(max_entries=16, show_spinner=False)(_list_versions)
+_cached_versions = st.cache_data(max_entries=8, show_spinner=False)(_list_versions)
 
 
 def models(location: str | None) -> list[str]:
