@@ -318,6 +318,7 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
                     )
                 else:
                     move = handoff.rollback(model, store=store(location), reason=reason or None)
+                _version_details.clear()  # a server's store has no revision to key it on
                 entry = move.entry
                 message = f"champion of {model}: {move.move} ({entry['kind']} by {entry['by']})"
                 st.session_state[outcome] = ("success", message)
