@@ -43,9 +43,15 @@ st.query_params.from_dict(query)
 
 @st.cache_data(max_entries=16, ttl=30, show_spinner="Comparing…")
 def comparison(
-    location: str | None, model: str, versions: tuple[int, ...], base: int | None, champion: int | None
+    location: str | None,
+    model: str,
+    versions: tuple[int, ...],
+    base: int | None,
+    champion: int | None,
+    revision: Any,
 ) -> dict[str, Any]:
-    """``champion`` is only part of the cache key: a promotion changes the default baseline."""
+    """``champion`` and ``revision`` are only the cache key: a promotion changes the default baseline,
+    an archive the versions' tags (a server's store has no revision: the ttl bounds it)."""
     import handoff
 
     return handoff.compare(model, list(versions), base, store=common.store(location)).to_dict()
@@ -59,6 +65,7 @@ try:
         tuple(chosen),
         None if isinstance(baseline, str) else baseline,
         champion.version if champion else None,
+        common.revision(location),
     )
 except HandoffError as exc:
     st.error(str(exc))
