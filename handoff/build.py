@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,7 +38,17 @@ from handoff.errors import (
     StoreError,
 )
 from handoff.events import BuildEvent, EventCallback, ignore_event
-from handoff.execution import Cancellation, ExecutionResult, execute, make_workdir
+from handoff.execution import (
+    Cancellation,
+    ExecutionResult,
+    KernelKey,
+    ReadyKernel,
+    execute,
+    kernel_key,
+    make_workdir,
+    prepare_kernel,
+    take_kernel,
+)
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
 from handoff.output_limits import OutputLimits
@@ -207,8 +218,9 @@ class BuildResult:
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """The inspect stage's verdict: a valid notebook, parameters, options and checklist, an open store,
-    and the champion the gate compares with (as it was when the build started)."""
+    """The inspect stage's verdict: a valid notebook, parameters, options and checklist, the store
+    (opened while the notebook runs, ``_StoreOpening``), and the champion the gate compares with
+    (as it was when the build started)."""
 
     source: NotebookSource
     name: str
@@ -228,6 +240,42 @@ class BuildPlan:
         """What the build's sandbox must not see: the store, and handoff's home."""
         return (*self.store.local_paths(), default_home())
 
+    def kernel_key(self) -> KernelKey:
+        """What this build's kernel is started with (a kernel started ahead must match it)."""
+        python = self.environment.python if self.environment else None
+        return kernel_key(self.source, self.options.policy(), self.hidden, python)
+
+
+class _StoreOpening:
+    """Opens the store (importing MLflow, checking its database) and reads the gate's champion on a
+    thread while the kernel starts and the notebook runs: seconds that were spent before the kernel
+    started. Nothing is written to the store before ``result`` is taken after the run; a store
+    that cannot be opened kills the run's kernel at once (``abort``) and fails the build."""
+
+    def __init__(self, plan: BuildPlan) -> None:
+        self.abort = Cancellation()
+        self.seconds = 0.0
+        self._done: Future[VersionRecord | None] = Future()
+        self._thread = threading.Thread(target=self._open, args=(plan,), name="handoff-open-store", daemon=True)
+        self._thread.start()
+
+    def _open(self, plan: BuildPlan) -> None:
+        mark = time.monotonic()
+        try:
+            plan.store.connect()
+            champion = plan.store.alias_version(plan.name, "champion") if plan.config.gate else None
+        except BaseException as exc:
+            self.seconds = time.monotonic() - mark
+            self._done.set_exception(exc)
+            self.abort.cancel("the store")  # the run is thrown away: do not let it go on
+            return
+        self.seconds = time.monotonic() - mark
+        self._done.set_result(champion)
+
+    def result(self) -> VersionRecord | None:
+        """The champion (``None`` without the gate); raises the store's error."""
+        return self._done.result()
+
 
 class _Workspace:
     """A build's scratch space: the notebook's work dir, the staging folder that becomes the run's
@@ -235,7 +283,14 @@ class _Workspace:
     notebook runs), and a thread that renders the package's HTML report. All removed on exit."""
 
     def __init__(self, plan: BuildPlan) -> None:
-        self.workdir = make_workdir(plan.source, plan.files)
+        self.key = plan.kernel_key()
+        self.kernel: ReadyKernel | None = take_kernel(self.key, plan.options.start_timeout)
+        try:
+            self.workdir = make_workdir(plan.source, plan.files, into=self.kernel.workdir if self.kernel else None)
+        except BaseException:
+            if self.kernel is not None:
+                self.kernel.discard()
+            raise
         self.staging = private_dir("stage")
         (self.staging / layout.LOGS_DIR).mkdir()
         self.checker = ArtifactChecker(
@@ -251,6 +306,8 @@ class _Workspace:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.kernel is not None:  # the run killed it; this also covers a build that never ran it
+            self.kernel.kill()
         self.checker.close()
         self.helper.shutdown(wait=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -329,6 +386,7 @@ def build(
         files,
     )
     plan = dataclasses.replace(plan, cancel=cancel)
+    opening = _StoreOpening(plan)
     _not_cancelled(plan)
     stages.announce(
         "inspect",
@@ -341,15 +399,25 @@ def build(
             plan = stages.run("environment", "preparing the build environment", _environment, plan, stages)
         except EnvironmentFailure as exc:  # nothing ran: nothing is recorded
             _not_cancelled(plan)  # uv was stopped by a cancel: cancelled, not failed
+            opening.result()  # a store that cannot be opened is the error to report
             return _not_built(plan, exc, stages)
         finally:
             if forget is not None:
                 forget()
     _not_cancelled(plan)
     with _Workspace(plan) as ws:
-        run = stages.run("execute", f"starting a kernel for {plan.source.name}", _execute, plan, ws, stages)
+        run = stages.run(
+            "execute", f"starting a kernel for {plan.source.name}", _execute, plan, ws, stages, opening.abort
+        )
+        prepare_kernel(ws.key, plan.options.start_timeout)  # the next build's, while this one finishes
+        plan = dataclasses.replace(plan, champion=opening.result())  # a store error: raised, nothing recorded
         stages.timings["execute"] -= run.capture_seconds  # the capture cell ran in the kernel: its own stage
         stages.timings["capture"] = run.capture_seconds
+        # parts of the stages above, overlapped with them: not added to the total
+        stages.timings["kernel_start"] = run.kernel_seconds
+        if run.prestarted_seconds is not None:  # started ahead, before this build: papermill's own run pays it
+            stages.timings["kernel_prestarted"] = run.prestarted_seconds
+        stages.timings["store_open"] = opening.seconds
         failure, capture, saved = run.failure, None, None
         try:
             if failure is None:
@@ -423,7 +491,8 @@ def _inspect(
     checks: CheckConfig | Mapping[str, Any] | None,
     files: Mapping[str, bytes] | None,
 ) -> BuildPlan:
-    """Validate everything before anything runs; open the store (a bad store fails now, not after the run)."""
+    """Validate everything before anything runs. The store is only located here (a bad location
+    fails now); it is opened while the notebook runs (``_StoreOpening``)."""
     source = notebook if isinstance(notebook, NotebookSource) else load_notebook(notebook)
     model_name = check_model_name(name or model_name_from(source.name))
     given = validate_params(source, params or {})
@@ -450,7 +519,6 @@ def _inspect(
             warnings=(*source.warnings, *pip_warnings),
         )
     opened = store if isinstance(store, Store) else open_store(store)
-    opened.connect()
     return BuildPlan(
         source,
         model_name,
@@ -460,7 +528,6 @@ def _inspect(
         config,
         opened,
         files or {},
-        champion=opened.alias_version(model_name, "champion") if config.gate else None,
         requirements=requirements,
     )
 
@@ -506,12 +573,20 @@ def _inputs(plan: BuildPlan, kernel: str) -> Inputs:
     )
 
 
-def _execute(plan: BuildPlan, ws: _Workspace, stages: _Stages) -> ExecutionResult:
+def _execute(plan: BuildPlan, ws: _Workspace, stages: _Stages, abort: Cancellation) -> ExecutionResult:
     """Run the notebook in the sandbox (never raises for the notebook's failures: they are in the result)."""
-    return _run_notebook(plan, ws.workdir, stages.emit, stages.started)
+    return _run_notebook(plan, ws.workdir, stages.emit, stages.started, abort=abort, kernel=ws.kernel)
 
 
-def _run_notebook(plan: BuildPlan, workdir: Path, on_event: EventCallback, started: float | None) -> ExecutionResult:
+def _run_notebook(
+    plan: BuildPlan,
+    workdir: Path,
+    on_event: EventCallback,
+    started: float | None,
+    *,
+    abort: Cancellation | None = None,
+    kernel: ReadyKernel | None = None,
+) -> ExecutionResult:
     """The notebook run with the plan's parameters, limits, sandbox and build environment."""
     options = plan.options
     return execute(
@@ -529,6 +604,8 @@ def _run_notebook(plan: BuildPlan, workdir: Path, on_event: EventCallback, start
         output_limits=options.output_limits,
         python=plan.environment.python if plan.environment else None,
         cancel=plan.cancel,
+        abort=abort,
+        kernel=kernel,
     )
 
 

@@ -8,12 +8,15 @@ handoff's two capture cells, and maps every failure back to a cell of the *sourc
 
 from __future__ import annotations
 
+import atexit
 import copy
+import os
 import re
 import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,10 @@ class ExecutionResult:
         capture_seconds: Time the capture cell took inside the kernel.
         warnings: Things the user should know (e.g. a kernel substitution).
         cells: Execution count to the cell's position in the source notebook.
+        kernel_seconds: Time from the run's start until the kernel ran its first cell (about 0 on a
+            kernel started ahead, ``ReadyKernel``).
+        prestarted_seconds: How long the ready kernel this run took had needed to start, ahead of
+            the build (``None``: the run started its own kernel).
     """
 
     notebook: nbformat.NotebookNode
@@ -76,6 +83,8 @@ class ExecutionResult:
     capture_seconds: float = 0.0
     warnings: tuple[str, ...] = field(default=())
     cells: dict[int, int] = field(default_factory=dict)
+    kernel_seconds: float = 0.0
+    prestarted_seconds: float | None = None
 
 
 class Cancellation:
@@ -120,18 +129,19 @@ class Cancellation:
         return forget
 
 
-def make_workdir(source: NotebookSource, files: Mapping[str, bytes] | None = None) -> Path:
+def make_workdir(source: NotebookSource, files: Mapping[str, bytes] | None = None, into: Path | None = None) -> Path:
     """A fresh directory for one build, in which relative paths work as they do in Jupyter.
 
     The entries beside a notebook given by path are linked in (not copied: data can be big),
     except an MLflow store (``mlruns``, ``mlflow.db``): the notebook's own tracking goes to a fresh
     build-local one, never into the user's folder. ``files`` (e.g. uploaded data) are written in.
+    ``into``: the empty work dir a ready kernel was started in (``ReadyKernel.workdir``).
     """
     for name in files or {}:
         parts = Path(name).parts
         if not parts or Path(name).is_absolute() or ".." in parts:
             raise OptionError(f"data file name {name!r} leaves the build directory")
-    workdir = private_dir("build")
+    workdir = into if into is not None else private_dir("build")
     if source.path is not None:
         for entry in sorted(source.path.resolve().parent.iterdir()):
             if entry.name.startswith(".") or entry.name in (source.path.name, *NOT_LINKED):
@@ -180,6 +190,8 @@ def execute(
     output_limits: OutputLimits | None = None,
     python: Path | None = None,
     cancel: Cancellation | None = None,
+    abort: Cancellation | None = None,
+    kernel: ReadyKernel | None = None,
 ) -> ExecutionResult:
     """Run the notebook in ``workdir`` with ``params`` injected; never raises for notebook failures.
 
@@ -187,6 +199,9 @@ def execute(
     Outputs are cut past ``output_limits`` as they arrive. ``python``: a build environment's
     interpreter the kernel runs on (default: the kernelspec's, i.e. handoff's own environment).
     ``cancel``: when it is requested, the sandbox is killed and the run fails as cancelled.
+    ``abort``: the same kill for the build's own reasons (its store failed to open: the run's
+    result is thrown away, so it is not reported as a cancel). ``kernel``: a kernel started ahead
+    for exactly this run (``take_kernel``; ``workdir`` is its work dir), used instead of a new one.
     """
     policy = policy or sandbox.Policy()
     started = started if started is not None else time.monotonic()
@@ -208,6 +223,7 @@ def execute(
         return max(0.5, min(cell_timeout, remaining))
 
     def on_cell_start(cell: nbformat.NotebookNode, cell_index: int) -> None:
+        state.setdefault("kernel_ready", time.monotonic())
         state["current"] = cell
         position = _position(cell)
         if position is None or cell.cell_type != "code":
@@ -228,6 +244,23 @@ def execute(
     on_event(
         BuildEvent("execute", f"starting kernel {kernel_name}", done=0, total=total, elapsed=time.monotonic() - started)
     )
+    if kernel is not None:  # started ahead in this work dir: watched and cancellable from now on
+        state["manager"] = kernel.watch
+        state["forget_cancel"] = cancel.on_cancel(kernel.kill) if cancel is not None else None
+        kernel_args: dict[str, Any] = {"km": kernel.manager}
+    else:
+        kernel_args = {
+            "kernel_manager_class": _sandboxed_kernel_manager(
+                capture_dir / "kernel.log",
+                workdir,
+                policy,
+                state,
+                readable=_readable(source),
+                hidden=hidden,
+                python=python,
+            )
+        }
+    forget_abort = abort.on_cancel(lambda: _kill_run(state)) if abort is not None else None
     error: BaseException | None = None
     try:
         papermill.execute_notebook(
@@ -245,23 +278,17 @@ def execute(
             timeout_func=timeout_func,
             on_cell_start=on_cell_start,
             shutdown_kernel="immediate",
-            kernel_manager_class=_sandboxed_kernel_manager(
-                capture_dir / "kernel.log",
-                workdir,
-                policy,
-                state,
-                readable=_readable(source),
-                hidden=hidden,
-                python=python,
-            ),
             engine_name=ENGINE_NAME,
             output_budget=budget,
+            **kernel_args,
         )
     except PapermillExecutionError:
         pass  # read from the cells' outputs below, like every other notebook error
     except Exception as exc:  # nbclient/jupyter_client raise many types; each becomes a BuildFailure
         error = exc
     finally:
+        if forget_abort is not None:
+            forget_abort()
         _end_sandbox(state)
     executed = nbformat.read(output_path, as_version=4) if output_path.exists() else copy.deepcopy(nb)
     failure = _classify(executed, error, state, capture_dir, kernel_name, policy.limits)
@@ -287,6 +314,8 @@ def execute(
             for c in executed.cells
             if c.cell_type == "code" and c.get("execution_count") and (position := _position(c))
         },
+        kernel_seconds=state.get("kernel_ready", time.monotonic()) - run_started,
+        prestarted_seconds=kernel.seconds if kernel is not None else None,
     )
 
 
@@ -352,6 +381,8 @@ def _sandboxed_kernel_manager(
             # `process` as None; after a launch it is the LocalProvisioner holding the Popen.
             pid = self.provisioner.process.pid  # type: ignore[union-attr]
             state["manager"] = (pid, sandbox.Watchdog(pid, workdir, policy.limits))
+            if state.get("aborted"):  # aborted while it started: it must not outlive the run
+                sandbox.kill_tree(pid)
             cancel: Cancellation | None = state.get("cancel")
             if cancel is not None:  # killed like a timeout: nbclient then sees a dead kernel
                 state["forget_cancel"] = cancel.on_cancel(lambda: sandbox.kill_tree(pid))
@@ -364,6 +395,13 @@ def _on_python(kernel_cmd: list[str], python: Path) -> list[str]:
     if "-f" in kernel_cmd[:-1]:
         return [str(python), "-m", "ipykernel_launcher", "-f", kernel_cmd[kernel_cmd.index("-f") + 1]]
     return [str(python), *kernel_cmd[1:]]
+
+
+def _kill_run(state: dict[str, Any]) -> None:
+    """Kill the run's kernel now (or as soon as it is launched)."""
+    state["aborted"] = True
+    if state["manager"] is not None:
+        sandbox.kill_tree(state["manager"][0])
 
 
 def _end_sandbox(state: dict[str, Any]) -> None:
@@ -507,3 +545,185 @@ def _cell_error(cell: nbformat.NotebookNode, output: nbformat.NotebookNode, kern
     module = missing_module(ename, evalue)
     detail = explain(module) if module else f"{ename}: {evalue}"
     return CellExecutionFailure("execute", detail, cell=_position(cell), ename=ename, traceback=tb)
+
+
+# -- a kernel started ahead of need (warm processes: the app, sweeps, scripts building in a loop) ------
+
+
+@dataclass(frozen=True)
+class KernelKey:
+    """Everything a kernel is started with: a ready kernel serves only a build with an equal key."""
+
+    kernel_name: str
+    python: Path | None
+    policy: sandbox.Policy
+    readable: tuple[Path, ...]
+    hidden: tuple[Path, ...]
+    sandbox_kind: str
+    env: tuple[tuple[str, str | None], ...]
+
+
+def kernel_key(
+    source: NotebookSource, policy: sandbox.Policy, hidden: tuple[Path, ...], python: Path | None = None
+) -> KernelKey:
+    """The key of the kernel ``execute`` would start for this notebook (the passed-in environment
+    variables' current values included: a changed value needs a new kernel)."""
+    return KernelKey(
+        kernel_name=choose_kernel(source.notebook, python)[0],
+        python=python,
+        policy=policy,
+        readable=_readable(source),
+        hidden=tuple(hidden),
+        sandbox_kind=sandbox.detect().kind,
+        env=tuple((name, os.environ.get(name)) for name in policy.env),
+    )
+
+
+@dataclass(frozen=True)
+class ReadyKernel:
+    """A fresh kernel, started in its own empty work dir before a build asked for it; it has run
+    nothing. A build takes it once (``take_kernel``): never shared, never reused."""
+
+    key: KernelKey
+    workdir: Path
+    manager: Any  # the started SandboxedKernelManager
+    watch: tuple[int, sandbox.Watchdog]
+    seconds: float
+
+    def kill(self) -> None:
+        sandbox.kill_tree(self.watch[0])
+
+    def discard(self) -> None:
+        """Kill it and remove its work dir and connection file (it was never used, or not by this key)."""
+        self.watch[1].stop()
+        self.kill()
+        try:
+            self.manager.cleanup_connection_file()
+        except OSError:
+            pass
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _start_ready(key: KernelKey, start_timeout: float) -> ReadyKernel:
+    """Start the kernel the way nbclient would (same manager class, arguments and cwd) and wait
+    until it answers, so the build that takes it runs its first cell at once."""
+    from nbclient.util import run_sync
+
+    mark = time.monotonic()
+    workdir = private_dir("build")
+    try:
+        (workdir / CAPTURE_DIR).mkdir()
+        state: dict[str, Any] = {"manager": None, "cancel": None}
+        manager_class = _sandboxed_kernel_manager(
+            workdir / CAPTURE_DIR / "kernel.log",
+            workdir,
+            key.policy,
+            state,
+            readable=key.readable,
+            hidden=key.hidden,
+            python=key.python,
+        )
+        manager = manager_class(kernel_name=key.kernel_name)
+        arguments = ["--HistoryManager.hist_file=:memory:"] if getattr(manager, "ipykernel", False) else []
+        run_sync(manager.start_kernel)(extra_arguments=arguments, cwd=str(workdir))
+    except BaseException:
+        if state.get("manager") is not None:
+            state["manager"][1].stop()
+            sandbox.kill_tree(state["manager"][0])
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    client = manager.client()
+    try:
+        client.start_channels()
+        run_sync(client.wait_for_ready)(timeout=start_timeout)
+    except BaseException:
+        ReadyKernel(key, workdir, manager, state["manager"], 0.0).discard()
+        raise
+    finally:
+        client.stop_channels()
+    return ReadyKernel(key, workdir, manager, state["manager"], time.monotonic() - mark)
+
+
+class _Standby:
+    """At most one kernel being started or ready, for the next build with the same key.
+
+    The kernels are started on one long-lived thread: bubblewrap dies with the thread that started
+    it (``--die-with-parent``), so a short-lived thread would take its kernel with it. That thread
+    ends at interpreter exit, and ``close`` (registered with ``atexit``) kills what is left.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._lock = threading.Lock()
+        self._slot: tuple[KernelKey, Future[ReadyKernel]] | None = None
+        self._starter: ThreadPoolExecutor | None = None
+
+    def take(self, key: KernelKey, timeout: float) -> ReadyKernel | None:
+        with self._lock:
+            slot, self._slot = self._slot, None
+        if slot is None:
+            return None
+        if slot[0] != key:  # started for another policy, kernel or Python: not this build's
+            _discard_when_started(slot[1])
+            return None
+        try:
+            return slot[1].result(timeout=timeout)
+        except Exception:  # it could not start (or not in time): the build starts its own
+            _discard_when_started(slot[1])
+            return None
+
+    def prepare(self, key: KernelKey, start_timeout: float) -> None:
+        with self._lock:
+            if not self.enabled or (self._slot is not None and self._slot[0] == key):
+                return
+            old = self._slot
+            if self._starter is None:
+                self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-kernel-ahead")
+            self._slot = (key, self._starter.submit(_start_ready, key, start_timeout))
+        if old is not None:
+            _discard_when_started(old[1])
+
+    def close(self) -> None:
+        with self._lock:
+            slot, self._slot = self._slot, None
+        if slot is not None:
+            _discard_when_started(slot[1])
+            try:
+                slot[1].result(timeout=5)
+            except Exception:
+                pass
+
+
+def _discard_when_started(future: Future[ReadyKernel]) -> None:
+    def discard(done: Future[ReadyKernel]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            done.result().discard()
+
+    future.add_done_callback(discard)
+
+
+_STANDBY = _Standby()
+atexit.register(_STANDBY.close)
+
+
+def keep_kernel_ready(enabled: bool = True) -> None:
+    """In a process that builds again and again (the app, a sweep), keep one kernel started ahead
+    for the next build: started after each build's run, with that build's kernel, Python, sandbox
+    policy and hidden paths, and used only by a build with the same ones (any other discards it).
+    Off by default (a one-off build, the CLI, would start a kernel for nothing); ``False`` discards
+    the one that is ready."""
+    _STANDBY.enabled = enabled
+    if not enabled:
+        _STANDBY.close()
+
+
+def take_kernel(key: KernelKey, timeout: float) -> ReadyKernel | None:
+    """The kernel started ahead for ``key`` (waiting up to ``timeout`` if it is still starting), or
+    ``None``; either way nothing stays ready: each ready kernel serves one build."""
+    return _STANDBY.take(key, timeout)
+
+
+def prepare_kernel(key: KernelKey, start_timeout: float) -> None:
+    """Start a kernel for the next build with ``key`` (in the background; a no-op unless
+    ``keep_kernel_ready`` is on, or when one for ``key`` is already there)."""
+    _STANDBY.prepare(key, start_timeout)

@@ -298,7 +298,9 @@ class CappedEngine(NBClientEngine):  # type: ignore[misc]  # papermill is untype
         nb_man.save = functools.partial(_save_unsplit, nb_man)
         key = id(nb_man.nb)
         _RUN_HERE[key] = weakref.ref(nb_man.nb, lambda _, key=key: _RUN_HERE.pop(key, None))  # type: ignore[misc]
-        return CappedNotebookClient(nb_man, output_budget=output_budget, **final_kwargs).execute()
+        client = CappedNotebookClient(nb_man, output_budget=output_budget, **final_kwargs)
+        client.owns_km = True  # a kernel started ahead (``km=``) is this run's alone: shut it down like its own
+        return client.execute()
 
 
 #: Notebooks this engine ran (by id, with a weak reference to tell a reused id apart).

@@ -326,6 +326,12 @@ class BuildError:
     traceback: str | None = None
 
 
+#: Timings that measure a part of a stage, or work done beside or ahead of the stages (the kernel's
+#: start, the store's opening while the notebook ran, a kernel started before the build): not added
+#: up into a build's duration.
+PART_TIMINGS = ("total", "kernel_start", "kernel_prestarted", "store_open")
+
+
 @dataclass(frozen=True)
 class BuildRecord:
     """Everything recorded about one build: enough to reproduce it and to judge it.
@@ -336,7 +342,7 @@ class BuildRecord:
         inputs: Notebook, parameters, options, sandbox, kernel.
         outputs: Model, metrics, checklist, data fingerprint, environment.
         lineage: The recording run and the notebook's own MLflow run.
-        timings: Seconds per stage.
+        timings: Seconds per stage (and the parts in ``PART_TIMINGS``).
         error: The failure, or ``None``.
         warnings: Things to know that did not fail the build.
         handoff_version: The handoff release that built it.

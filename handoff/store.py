@@ -1033,7 +1033,9 @@ def sort_versions(
 
 def _duration(timings: Mapping[str, float]) -> float | None:
     """The build's seconds up to recording: its stages' timings added up (``total`` is not known yet)."""
-    stages = [float(v) for k, v in timings.items() if k != "total"]
+    from handoff.record import PART_TIMINGS
+
+    stages = [float(v) for k, v in timings.items() if k not in PART_TIMINGS]
     return round(sum(stages), 3) if stages else None
 
 

@@ -12,6 +12,7 @@ Nothing of the notebook's state is here: a model that only loads where the noteb
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import os
 import sys
@@ -105,15 +106,37 @@ def run_request(request: dict[str, Any]) -> list[dict[str, Any]]:
     return results
 
 
-def main() -> int:
-    import cloudpickle  # noqa: F401  (warm-up while waiting for the request)
-    import mlflow.pyfunc
-    import mlflow.sklearn  # noqa: F401
-    import numpy  # noqa: F401
-    import pandas  # noqa: F401
-    import sklearn  # noqa: F401
-    import skops.io  # noqa: F401
+class _NoTorch(importlib.abc.MetaPathFinder):
+    """Refuses ``torch`` while skops is imported: skops lists scikit-learn's estimators with
+    ``all_estimators()``, whose package walk imports ``sklearn.externals.array_api_compat.torch`` and
+    with it PyTorch (seconds, when it is installed), for nothing a scikit-learn model needs. The walk
+    ignores a package that fails to import, and no estimator lives there: the same list, so the same
+    saved bytes. Removed right after, so a PyTorch model still imports torch when it is loaded."""
 
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"{name} is not imported while the worker warms up")
+
+
+def _warm_up() -> None:
+    """Import what serializing and checking need while the notebook still runs (the parent starts
+    this process first), without the paths that drag PyTorch in."""
+    blocker = _NoTorch()
+    sys.meta_path.insert(0, blocker)
+    try:
+        import cloudpickle  # noqa: F401
+        import mlflow.pyfunc
+        import mlflow.sklearn  # noqa: F401
+        import numpy  # noqa: F401
+        import pandas  # noqa: F401
+        import sklearn  # noqa: F401
+        import skops.io  # noqa: F401
+    finally:
+        sys.meta_path.remove(blocker)
+
+
+def main() -> int:
+    _warm_up()
     import handoff.checks
 
     handoff.checks.all_checks()
