@@ -46,8 +46,9 @@ from handoff.execution import (
     execute,
     kernel_key,
     make_workdir,
-    prepare_kernel,
-    take_kernel,
+    prepare_ready,
+    start_ready_kernel,
+    take_ready,
 )
 from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
@@ -277,30 +278,84 @@ class _StoreOpening:
         return self._done.result()
 
 
+@dataclass(frozen=True)
+class _SandboxKey:
+    """What a build's kernel and worker are started with; what is started ahead must match it."""
+
+    kernel: KernelKey
+    tests: tuple[Path, ...]
+
+
+def _sandbox_key(plan: BuildPlan) -> _SandboxKey:
+    return _SandboxKey(plan.kernel_key(), tuple(Path(t).resolve() for t in plan.config.tests))
+
+
+def _start_checker(key: _SandboxKey, workdir: Path) -> tuple[Path, ArtifactChecker]:
+    """The staging folder and the sandboxed worker that reads the notebook's work dir and writes there."""
+    staging = private_dir("stage")
+    try:
+        (staging / layout.LOGS_DIR).mkdir()
+        checker = ArtifactChecker(
+            staging / layout.CHECKS_LOG,
+            writable=(staging,),
+            hidden=key.kernel.hidden,
+            readable=(workdir, *key.tests),
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging, checker
+
+
+@dataclass(frozen=True)
+class _ReadySandbox:
+    """A kernel, its empty work dir, a staging folder and a warmed-up worker, started for the next
+    build (``handoff.execution.keep_kernel_ready``); one build takes them, or they are discarded."""
+
+    kernel: ReadyKernel
+    staging: Path
+    checker: ArtifactChecker
+
+    def discard(self) -> None:
+        self.checker.discard()
+        self.kernel.discard()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _start_ready(key: _SandboxKey, start_timeout: float) -> _ReadySandbox:
+    kernel = start_ready_kernel(key.kernel, start_timeout)
+    try:
+        return _ReadySandbox(kernel, *_start_checker(key, kernel.workdir))
+    except BaseException:
+        kernel.discard()
+        raise
+
+
 class _Workspace:
     """A build's scratch space: the notebook's work dir, the staging folder that becomes the run's
     artifacts, the sandboxed worker that loads what the notebook produced (it warms up while the
-    notebook runs), and a thread that renders the package's HTML report. All removed on exit."""
+    notebook runs), and a thread that renders the package's HTML report. All removed on exit.
+    In a warm process the kernel and the worker were started ahead, for this build alone."""
 
     def __init__(self, plan: BuildPlan) -> None:
-        self.key = plan.kernel_key()
-        self.kernel: ReadyKernel | None = take_kernel(self.key, plan.options.start_timeout)
+        self.key = _sandbox_key(plan)
+        ready: _ReadySandbox | None = take_ready(self.key, plan.options.start_timeout)
+        self.kernel = ready.kernel if ready else None
         try:
             self.workdir = make_workdir(plan.source, plan.files, into=self.kernel.workdir if self.kernel else None)
+            self.staging, self.checker = (
+                (ready.staging, ready.checker) if ready else _start_checker(self.key, self.workdir)
+            )
         except BaseException:
-            if self.kernel is not None:
-                self.kernel.discard()
+            if ready is not None:
+                ready.discard()
             raise
-        self.staging = private_dir("stage")
-        (self.staging / layout.LOGS_DIR).mkdir()
-        self.checker = ArtifactChecker(
-            self.staging / layout.CHECKS_LOG,
-            writable=(self.staging,),
-            hidden=plan.hidden,
-            readable=(self.workdir, *(Path(t).resolve() for t in plan.config.tests)),
-        )
         self.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-package")
         self.report_html: Future[str] | None = None
+
+    def prepare_next(self, start_timeout: float) -> None:
+        """Start the kernel and worker of the next build like this one (a warm process only)."""
+        prepare_ready(self.key, lambda: _start_ready(self.key, start_timeout))
 
     def __enter__(self) -> _Workspace:
         return self
@@ -409,7 +464,7 @@ def build(
         run = stages.run(
             "execute", f"starting a kernel for {plan.source.name}", _execute, plan, ws, stages, opening.abort
         )
-        prepare_kernel(ws.key, plan.options.start_timeout)  # the next build's, while this one finishes
+        ws.prepare_next(plan.options.start_timeout)  # the next build's, while this one finishes
         plan = dataclasses.replace(plan, champion=opening.result())  # a store error: raised, nothing recorded
         stages.timings["execute"] -= run.capture_seconds  # the capture cell ran in the kernel: its own stage
         stages.timings["capture"] = run.capture_seconds

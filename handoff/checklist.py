@@ -255,6 +255,12 @@ class ArtifactChecker:
     def _crashed(self, ids: list[str], message: str) -> list[CheckResult]:
         return [CheckResult.from_outcome(checks.get(i), checks.failed(message)) for i in ids]
 
+    def discard(self) -> None:
+        """Kill it unused (started ahead for a build that did not come)."""
+        sandbox.kill_tree(self._process.pid)
+        self._process.wait()
+        self.close()
+
     def close(self) -> None:
         """Stop the process (it may still be waiting, e.g. the build failed before the check stage)."""
         if self._process.poll() is None:

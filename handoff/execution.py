@@ -15,11 +15,11 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import nbformat
 import papermill
@@ -604,7 +604,7 @@ class ReadyKernel:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _start_ready(key: KernelKey, start_timeout: float) -> ReadyKernel:
+def start_ready_kernel(key: KernelKey, start_timeout: float) -> ReadyKernel:
     """Start the kernel the way nbclient would (same manager class, arguments and cwd) and wait
     until it answers, so the build that takes it runs its first cell at once."""
     from nbclient.util import run_sync
@@ -644,21 +644,28 @@ def _start_ready(key: KernelKey, start_timeout: float) -> ReadyKernel:
     return ReadyKernel(key, workdir, manager, state["manager"], time.monotonic() - mark)
 
 
-class _Standby:
-    """At most one kernel being started or ready, for the next build with the same key.
+class Discardable(Protocol):
+    """Something started ahead that must be stopped if no build takes it."""
 
-    The kernels are started on one long-lived thread: bubblewrap dies with the thread that started
-    it (``--die-with-parent``), so a short-lived thread would take its kernel with it. That thread
+    def discard(self) -> None: ...
+
+
+class _Standby:
+    """At most one thing (a ``ReadyKernel``, or the build's kernel and worker) being started or ready,
+    for the next build with the same key.
+
+    They are started on one long-lived thread: bubblewrap dies with the thread that started it
+    (``--die-with-parent``), so a short-lived thread would take its kernel with it. That thread
     ends at interpreter exit, and ``close`` (registered with ``atexit``) kills what is left.
     """
 
     def __init__(self) -> None:
         self.enabled = False
         self._lock = threading.Lock()
-        self._slot: tuple[KernelKey, Future[ReadyKernel]] | None = None
+        self._slot: tuple[Hashable, Future[Any]] | None = None
         self._starter: ThreadPoolExecutor | None = None
 
-    def take(self, key: KernelKey, timeout: float) -> ReadyKernel | None:
+    def take(self, key: Hashable, timeout: float) -> Any:
         with self._lock:
             slot, self._slot = self._slot, None
         if slot is None:
@@ -672,14 +679,14 @@ class _Standby:
             _discard_when_started(slot[1])
             return None
 
-    def prepare(self, key: KernelKey, start_timeout: float) -> None:
+    def prepare(self, key: Hashable, start: Callable[[], Discardable]) -> None:
         with self._lock:
             if not self.enabled or (self._slot is not None and self._slot[0] == key):
                 return
             old = self._slot
             if self._starter is None:
-                self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-kernel-ahead")
-            self._slot = (key, self._starter.submit(_start_ready, key, start_timeout))
+                self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-ahead")
+            self._slot = (key, self._starter.submit(start))
         if old is not None:
             _discard_when_started(old[1])
 
@@ -694,8 +701,8 @@ class _Standby:
                 pass
 
 
-def _discard_when_started(future: Future[ReadyKernel]) -> None:
-    def discard(done: Future[ReadyKernel]) -> None:
+def _discard_when_started(future: Future[Any]) -> None:
+    def discard(done: Future[Any]) -> None:
         if not done.cancelled() and done.exception() is None:
             done.result().discard()
 
@@ -717,13 +724,13 @@ def keep_kernel_ready(enabled: bool = True) -> None:
         _STANDBY.close()
 
 
-def take_kernel(key: KernelKey, timeout: float) -> ReadyKernel | None:
-    """The kernel started ahead for ``key`` (waiting up to ``timeout`` if it is still starting), or
-    ``None``; either way nothing stays ready: each ready kernel serves one build."""
+def take_ready(key: Hashable, timeout: float) -> Any:
+    """What was started ahead for ``key`` (waiting up to ``timeout`` if it is still starting), or
+    ``None``; either way nothing stays ready: each thing started ahead serves one build."""
     return _STANDBY.take(key, timeout)
 
 
-def prepare_kernel(key: KernelKey, start_timeout: float) -> None:
-    """Start a kernel for the next build with ``key`` (in the background; a no-op unless
-    ``keep_kernel_ready`` is on, or when one for ``key`` is already there)."""
-    _STANDBY.prepare(key, start_timeout)
+def prepare_ready(key: Hashable, start: Callable[[], Discardable]) -> None:
+    """Run ``start`` in the background for the next build with ``key`` (a no-op unless
+    ``keep_kernel_ready`` is on, or when one for ``key`` is there already)."""
+    _STANDBY.prepare(key, start)
