@@ -1,0 +1,165 @@
+"""Build speed (issue 15, part C): the store opened while the kernel runs, and, in a warm process, the
+next build's kernel and worker started ahead. Behaviour only (no timing assertions): a kernel started
+ahead is fresh and used once, only under its own policy, never outlives the process; a bad store
+still fails the build before anything is recorded; the record and package keep their content."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import handoff
+from handoff import sandbox
+from handoff.errors import StoreError
+from handoff.events import BuildEvent
+from handoff.execution import keep_kernel_ready
+from handoff.store import Store
+from tests.helpers import ROOT, TRAIN_IRIS, build
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from build_content import content  # benchmarks/ is not a package
+
+#: Prints what an earlier build left in the kernel (nothing, in a fresh one), then leaves something.
+LEFTOVER = "print('leftover:', globals().get('leftover', 'none'))\nleftover = 'from an earlier build'"
+STAGES = ("inspect", "execute", "capture", "serialize", "check", "record", "package", "total")
+
+
+def _alive(pids: list[int]) -> list[int]:
+    return [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+@pytest.fixture
+def warm() -> Iterator[None]:
+    """This process keeps a kernel ready for its next build (as the app or a sweep would)."""
+    keep_kernel_ready()
+    try:
+        yield
+    finally:
+        keep_kernel_ready(False)
+    assert _alive(sandbox.descendants(os.getpid())) == []  # the ready kernel and worker were discarded
+
+
+def _printed(result: handoff.BuildResult) -> str:
+    assert result.notebook is not None
+    return "".join(o.get("text", "") for c in result.notebook.cells for o in c.get("outputs", []))
+
+
+def test_a_kernel_started_ahead_is_fresh_and_serves_one_build(
+    write_notebook: Callable[..., Path], store: Store, warm: None
+) -> None:
+    path = write_notebook([LEFTOVER, TRAIN_IRIS])
+    first = build(path, store)
+    second = build(path, store)
+    third = build(path, store)
+    assert first.ok and second.ok and third.ok
+    assert "kernel_prestarted" not in first.timings  # nothing was ready for the first build
+    assert "kernel_prestarted" in second.timings and "kernel_prestarted" in third.timings
+    for result in (first, second, third):  # never the kernel of an earlier build
+        assert "leftover: none" in _printed(result)
+    assert (second.version, third.version) == (2, 3)
+
+
+def test_a_kernel_started_under_another_policy_is_not_used(
+    write_notebook: Callable[..., Path], store: Store, warm: None
+) -> None:
+    path = write_notebook([LEFTOVER, TRAIN_IRIS])
+    assert build(path, store, memory_gib=3).ok
+    other = build(path, store, memory_gib=2)  # ready under 3 GiB: discarded, a kernel of its own
+    assert other.ok and "kernel_prestarted" not in other.timings
+    assert other.record.inputs.sandbox.limits["memory_bytes"] == 2 * sandbox.GIB
+    same = build(path, store, memory_gib=2)
+    assert same.ok and "kernel_prestarted" in same.timings
+
+
+def test_nothing_is_started_ahead_unless_asked(write_notebook: Callable[..., Path], store: Store) -> None:
+    path = write_notebook([TRAIN_IRIS])
+    assert build(path, store).ok
+    assert "kernel_prestarted" not in build(path, store).timings
+    assert _alive(sandbox.descendants(os.getpid())) == []  # no kernel or worker survives a build
+
+
+def test_no_kernel_started_ahead_survives_the_interpreter(
+    write_notebook: Callable[..., Path], store: Store, tmp_path: Path
+) -> None:
+    path = write_notebook([TRAIN_IRIS])
+    script = (
+        "import os, sys, time\n"
+        "import handoff\n"
+        "from handoff import sandbox\n"
+        "from handoff.execution import keep_kernel_ready\n"
+        "keep_kernel_ready()\n"
+        "assert handoff.build(sys.argv[1], store=sys.argv[2], timeout=120).ok\n"
+        "for _ in range(600):  # until the next build's kernel and worker are up\n"
+        "    pids = sandbox.descendants(os.getpid())\n"
+        "    if len(pids) >= 2: break\n"
+        "    time.sleep(0.1)\n"
+        "print(' '.join(map(str, pids)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path), str(store.local_paths()[0])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    pids = [int(p) for p in done.stdout.split()]
+    assert len(pids) >= 2, done.stderr[-2000:]  # a kernel and a worker were waiting at exit
+    assert _alive(pids) == []
+
+
+def test_a_store_that_cannot_open_fails_the_build_kills_the_kernel_and_records_nothing(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    home = tmp_path / "broken-store"
+    home.mkdir()
+    (home / "mlflow.db").write_bytes(b"this is not a database" * 100)
+    before = (home / "mlflow.db").read_bytes()
+    path = write_notebook(["import time\ntime.sleep(60)", "after = 1", TRAIN_IRIS])
+    events: list[BuildEvent] = []
+    with pytest.raises(StoreError, match="cannot open the store"):
+        handoff.build(path, store=home, timeout=120, on_event=events.append)
+    started = {e.cell for e in events if e.stage == "execute" and e.cell is not None}
+    assert 3 not in started  # the kernel was killed in the sleeping cell: the next one never ran
+    assert _alive(sandbox.descendants(os.getpid())) == []
+    assert (home / "mlflow.db").read_bytes() == before
+    assert not (home / "artifacts").exists() or not any((home / "artifacts").iterdir())
+
+
+def test_timings_hold_every_stage_and_the_overlapped_parts(iris_notebook: Path, store: Store) -> None:
+    result = build(iris_notebook, store)
+    assert result.ok
+    for stage in (*STAGES, "kernel_start", "store_open"):
+        assert stage in result.timings, stage
+    stored = store.read_record(result.run_id or "")
+    assert set(STAGES[:-3]) <= set(stored.timings)  # the stored record: the stages before record
+    listed = next(v for v in store.list_versions(result.name) if v.version == result.version)
+    parts = sum(v for k, v in stored.timings.items() if k not in ("kernel_start", "store_open", "total"))
+    assert listed.duration == pytest.approx(parts, abs=0.01)  # overlapped parts are not added twice
+
+
+def test_a_build_with_a_kernel_started_ahead_records_the_same_content(
+    iris_notebook: Path, store: Store, warm: None, tmp_path: Path
+) -> None:
+    cold = build(iris_notebook, store)
+    ahead = build(iris_notebook, store)
+    assert cold.version is not None and ahead.version is not None
+    assert "kernel_prestarted" in ahead.timings and "kernel_prestarted" not in cold.timings
+    found = [
+        content(r.record.to_dict(), handoff.export(r.name, r.version, tmp_path / str(r.version), store=store).path)
+        for r in (cold, ahead)
+    ]
+    assert found[0]["record"]["lineage"] == {"champion": None}
+    assert "model/model.skops" in found[0]["package"]
+    assert found[0] == found[1]
