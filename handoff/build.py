@@ -362,7 +362,7 @@ class _Workspace:
 
     def __exit__(self, *exc: object) -> None:
         if self.kernel is not None:  # the run killed it; this also covers a build that never ran it
-            self.kernel.kill()
+            self.kernel.discard()
         self.checker.close()
         self.helper.shutdown(wait=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -464,8 +464,8 @@ def build(
         run = stages.run(
             "execute", f"starting a kernel for {plan.source.name}", _execute, plan, ws, stages, opening.abort
         )
-        ws.prepare_next(plan.options.start_timeout)  # the next build's, while this one finishes
         plan = dataclasses.replace(plan, champion=opening.result())  # a store error: raised, nothing recorded
+        ws.prepare_next(plan.options.start_timeout)  # the next build's, while this one finishes
         stages.timings["execute"] -= run.capture_seconds  # the capture cell ran in the kernel: its own stage
         stages.timings["capture"] = run.capture_seconds
         # parts of the stages above, overlapped with them: not added to the total
