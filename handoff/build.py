@@ -10,6 +10,7 @@ and no version is created. The stages' modules: docs/architecture.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 
 import nbformat
 
-from handoff import __version__, environments, layout, sandbox
+from handoff import __version__, checklist, environments, layout, sandbox
 from handoff.capture import Capture, read_capture
 from handoff.check_config import CheckConfig, resolve_config
 from handoff.checklist import ArtifactChecker, CheckContext, RerunResult, run_checklist, write_report
@@ -272,6 +273,8 @@ class _StoreOpening:
             return
         self.seconds = time.monotonic() - mark
         self._done.set_result(champion)
+        with contextlib.suppress(Exception):  # only a head start: the check stage does it anyway
+            checklist.warm_up()
 
     def result(self) -> VersionRecord | None:
         """The champion (``None`` without the gate); raises the store's error."""
