@@ -1,8 +1,9 @@
 """Is a build's output the same, however fast it was made? Builds one notebook with two Pythons (e.g.
 ``main``'s venv and this checkout's) and diffs what must not change: the record (without timings, run
 ids, times and the load and latency checks' measurements), the package's file list, and the model's
-files byte for byte (``model.skops`` member by member, with the ``id()``s skops names its arrays after
-blanked; ``MLmodel`` without its creation time and uuid).
+files byte for byte (a zip-format file such as ``model.skops`` or ``model.pth`` member by member,
+with the ``id()``s skops names its arrays after and PyTorch's random ``serialization_id`` left out;
+``MLmodel`` without its creation time and uuid).
 
     .venv/bin/python benchmarks/build_content.py --before /work/main/.venv/bin/python \\
         [--after .venv/bin/python] [--notebook sample_notebooks/iris_classifier.ipynb]
@@ -37,10 +38,10 @@ def _digest(data: bytes) -> str:
 
 
 def _zip_members(data: bytes) -> dict[str, Any]:
-    """A skops file's members: the arrays by content (skops names them after ``id()``s, which differ in
-    every process) and the schema with those ids blanked."""
-    with zipfile.ZipFile(io.BytesIO(data)) as inner:
-        members = {n: inner.read(n) for n in inner.namelist()}
+    """A zip-format model file's members: by content (skops names its arrays after ``id()``s, which
+    differ in every process), and skops's schema with those ids blanked."""
+    with zipfile.ZipFile(io.BytesIO(data)) as inner:  # PyTorch writes a random id in every save
+        members = {n: inner.read(n) for n in inner.namelist() if not n.endswith("serialization_id")}
     schema = OBJECT_ID.sub(b"ID", members.pop("schema.json", b""))
     return {"schema.json": _digest(schema), "arrays": sorted(_digest(d) for d in members.values())}
 
@@ -65,7 +66,7 @@ def content(record: dict[str, Any], package: Path) -> dict[str, Any]:
             data = archive.read(name)
             if not short.startswith("model/"):
                 files[short] = "present"  # manifest, README, reports: they carry times and the version
-            elif short.endswith(".skops"):
+            elif zipfile.is_zipfile(io.BytesIO(data)):  # model.skops, PyTorch's model.pth
                 files[short] = _zip_members(data)
             elif short.endswith("MLmodel"):
                 files[short] = _digest(VOLATILE_MLMODEL.sub(b"", data))
@@ -120,7 +121,16 @@ def main() -> int:
         for label, python in (("before", args.before), ("after", args.after)):
             out = Path(tmp) / f"{label}.json"
             subprocess.run(
-                [str(python), __file__, "--before", str(python), "--notebook", str(args.notebook), "--one", str(out)],
+                [
+                    str(python),
+                    __file__,
+                    "--before",
+                    str(python),
+                    "--notebook",
+                    str(args.notebook.resolve()),
+                    "--one",
+                    str(out),
+                ],
                 check=True,
                 cwd=tmp,
             )
