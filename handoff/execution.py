@@ -695,8 +695,8 @@ class _Standby:
             slot, self._slot = self._slot, None
         if slot is not None:
             _discard_when_started(slot[1])
-            try:
-                slot[1].result(timeout=5)
+            try:  # still starting: wait, so that nothing is left running when this returns
+                slot[1].result(timeout=120)
             except Exception:
                 pass
 

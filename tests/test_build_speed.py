@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,7 +31,13 @@ STAGES = ("inspect", "execute", "capture", "serialize", "check", "record", "pack
 
 
 def _alive(pids: list[int]) -> list[int]:
-    return [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+    """Those of ``pids`` still running (a killed process gets a few seconds to go)."""
+    for _ in range(100):
+        alive = [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+        if not alive:
+            break
+        time.sleep(0.1)
+    return alive
 
 
 def _state(pid: int) -> str:
