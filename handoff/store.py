@@ -1079,7 +1079,7 @@ def _run_fields(run: Any) -> dict[str, Any]:
     tags: dict[str, str] = run.data.tags
     timings = []
     for key, value in tags.items():
-        if key.startswith("handoff.timing.") and key != "handoff.timing.total":
+        if key.startswith("handoff.timing.") and key.removeprefix("handoff.timing.") not in PART_TIMINGS:
             try:
                 timings.append(float(value))
             except ValueError:
