@@ -1076,6 +1076,8 @@ def _listing_fields(mv: Any) -> dict[str, Any] | None:
 
 def _run_fields(run: Any) -> dict[str, Any]:
     """What a listing shows of a version's build run: its parameters, notebook, duration and author."""
+    from handoff.record import PART_TIMINGS
+
     tags: dict[str, str] = run.data.tags
     timings = []
     for key, value in tags.items():
