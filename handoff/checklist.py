@@ -15,6 +15,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -274,6 +275,20 @@ class ArtifactChecker:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+def _run_artifact_checks(ctx: CheckContext, ids: list[str], checker: ArtifactChecker | None) -> list[CheckResult]:
+    """The artifact checks ``ids`` in ``checker`` (a fresh worker when None, closed after)."""
+    if ctx.model_dir is None:  # only called with a saved model
+        return []
+    own = checker is None
+    readable = (ctx.model_dir, *([ctx.fidelity] if ctx.fidelity else []), *map(Path, ctx.config.tests))
+    checker = checker or ArtifactChecker(readable=tuple(Path(p).resolve() for p in readable))
+    try:
+        return checker.run(ctx.model_dir, ids, ctx.config, ctx.manifest, ctx.fidelity)
+    finally:
+        if own:
+            checker.close()
+
+
 def warm_up() -> None:
     """Pay the build-side checks' first-use costs ahead (the build calls this on a thread while the
     notebook runs): ``notebook.secrets`` imports detect-secrets and sets up its plugins on its first
@@ -293,10 +308,15 @@ def skipped_because(error: BuildError | None) -> str:
 
 
 def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> CheckReport:
-    """Run every registered check against ``ctx``; artifact checks go to ``checker`` (started if None)."""
+    """Run every registered check against ``ctx``; artifact checks go to ``checker`` (started if None).
+
+    The worker runs the artifact checks while the build-scope checks run here (``notebook.secrets``
+    scans the whole executed notebook), unless a build check needs the worker itself (``reproducible``
+    predicts there): then one after the other, as the worker takes one request at a time."""
     started = time.perf_counter()
     results: dict[str, CheckResult] = {}
-    artifact_ids = []
+    artifact_ids: list[str] = []
+    here: list[checks.Check] = []
     failed_stage = ctx.error.stage if ctx.error else None
     for check in checks.all_checks():
         if check.id in ctx.config.skip:
@@ -311,22 +331,26 @@ def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> 
             else:
                 artifact_ids.append(check.id)
         else:
+            here.append(check)
+    concurrent = ctx.rerun is None or all(c.id != "reproducible" for c in here)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-artifact-checks")
+    try:
+        in_worker = (
+            pool.submit(_run_artifact_checks, ctx, artifact_ids, checker) if artifact_ids and concurrent else None
+        )
+        for check in here:
             mark = time.perf_counter()
             try:
                 outcome = check.run(ctx)
             except Exception as exc:  # a crashing check is a failed check, not a crashed build
                 outcome = checks.failed(f"the check itself raised {type(exc).__name__}: {exc}")
             results[check.id] = CheckResult.from_outcome(check, outcome, time.perf_counter() - mark)
-    if artifact_ids and ctx.model_dir is not None:
-        own = checker is None
-        readable = (ctx.model_dir, *([ctx.fidelity] if ctx.fidelity else []), *map(Path, ctx.config.tests))
-        checker = checker or ArtifactChecker(readable=tuple(Path(p).resolve() for p in readable))
-        try:
-            for result in checker.run(ctx.model_dir, artifact_ids, ctx.config, ctx.manifest, ctx.fidelity):
-                results[result.id] = result
-        finally:
-            if own:
-                checker.close()
+        if in_worker is not None:
+            results.update((r.id, r) for r in in_worker.result())
+        elif artifact_ids:  # after ``reproducible``, which predicts in the same worker
+            results.update((r.id, r) for r in _run_artifact_checks(ctx, artifact_ids, checker))
+    finally:
+        pool.shutdown(wait=True)
     ordered = tuple(results[c.id] for c in checks.all_checks())
     return CheckReport(
         ordered,
