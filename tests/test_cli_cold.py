@@ -104,3 +104,22 @@ def test_help_imports_neither_mlflow_nor_the_build_machinery(tmp_path: Path) -> 
         assert "usage: handoff" in done.stdout
     build = _run(COLD, "mlflow", "build", "--help", cwd=tmp_path)  # build's own options come with its defaults
     assert build.returncode == 0 and "whole-run limit (default" in build.stdout
+
+
+def test_the_console_script_exits_at_once_with_everything_printed(tmp_path: Path) -> None:
+    """``handoff`` (``cli.run``) skips the interpreter's teardown: its output must still arrive whole
+    through a pipe, and its exit code must be ``main``'s."""
+    script = Path(sys.executable).with_name("handoff")
+    env = {"HANDOFF_HOME": str(tmp_path / "home"), "PATH": f"{script.parent}:/usr/bin:/bin"}
+    done = subprocess.run([str(script), "doctor"], capture_output=True, text=True, env=env)
+    reference = subprocess.run(
+        [sys.executable, "-c", "import sys; from handoff.cli import main; sys.exit(main(['doctor']))"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert (done.returncode, done.stdout) == (0, reference.stdout) and "sandbox:" in done.stdout
+    missing = subprocess.run([str(script), "show", "nosuch", "1"], capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and missing.stderr.startswith("handoff: error: no model named 'nosuch'")
+    closed = subprocess.run(f"{script} doctor | head -c 1", shell=True, capture_output=True, text=True, env=env)
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr and "Exception" not in closed.stderr
