@@ -252,9 +252,13 @@ class _StoreOpening:
     """Opens the store (importing MLflow, checking its database) and reads the gate's champion on a
     thread while the kernel starts and the notebook runs: seconds that were spent before the kernel
     started. Nothing is written to the store before ``result`` is taken after the run; a store
-    that cannot be opened kills the run's kernel at once (``abort``) and fails the build."""
+    that cannot be opened kills the run's kernel at once (``abort``) and fails the build. A new
+    store is the exception: its schema is written first (``Store.needs_setup``), so a build killed
+    mid-run cannot leave it half made."""
 
     def __init__(self, plan: BuildPlan) -> None:
+        if plan.store.needs_setup():  # a new store: its schema is made before the kernel, not beside it
+            plan.store.connect()
         self.abort = Cancellation()
         self.seconds = 0.0
         self._done: Future[VersionRecord | None] = Future()

@@ -448,6 +448,17 @@ class Store:
         recorded: str | None = self._get_run(run_id).data.tags.get(PACKAGE_TAG)
         return recorded
 
+    def needs_setup(self) -> bool:
+        """Whether opening this store writes its schema: an embedded store whose database does not exist
+        yet (or has a schema not read here). MLflow creates it in many statements, so a process killed
+        meanwhile leaves a store that no longer opens: a build does this before anything runs."""
+        if self._db is None:
+            return False
+        from handoff.sqlstore import SqliteReader
+
+        with SqliteReader.open(self._db) as reader:
+            return reader is None
+
     # -- reading -------------------------------------------------------------------------------
 
     @contextmanager

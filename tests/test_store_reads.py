@@ -229,3 +229,15 @@ def test_reads_leave_the_database_untouched(varied: Path) -> None:
     store.alias_history("iris")
     handoff.export("iris", 1, varied.parent / "again", store=store)
     assert (database.read_bytes(), database.stat().st_mtime_ns) == before
+
+
+def test_a_new_store_needs_setup_until_its_schema_is_made(tmp_path: Path) -> None:
+    """A build writes a new store's schema before its kernel starts (``Store.needs_setup``): a build
+    killed while MLflow was making it left a store that no longer opened ("table ... already exists")."""
+    new = Store(tmp_path / "new")
+    assert new.needs_setup()
+    new.connect()
+    assert not Store(tmp_path / "new").needs_setup()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "mlflow.db").write_bytes(b"not a database")
+    assert Store(tmp_path / "junk").needs_setup()
