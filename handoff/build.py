@@ -269,6 +269,7 @@ class _StoreOpening:
         mark = time.monotonic()
         try:
             plan.store.connect()
+            plan.store.require_role("builder", "build")
             champion = plan.store.alias_version(plan.name, "champion") if plan.config.gate else None
         except BaseException as exc:
             self.seconds = time.monotonic() - mark

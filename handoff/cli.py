@@ -165,7 +165,30 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     verify.add_argument("package", help="the .zip to verify")
     command("verify-store", "check every version against the digests taken when it was recorded")
+    _server_arguments(commands.add_parser("server", help="team mode: a shared MLflow tracking server on PostgreSQL"))
     return parser
+
+
+def _server_arguments(server: argparse.ArgumentParser) -> None:
+    actions = server.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for name, help_ in (
+        ("init", "create the tables, the admin account and the roles on a PostgreSQL database (idempotent)"),
+        ("start", "run `mlflow server --app-name basic-auth` on that database until SIGTERM or Ctrl-C"),
+    ):
+        sub = actions.add_parser(name, help=help_, description=help_)
+        sub.add_argument("--db", required=True, metavar="URI", help="postgresql://USER@HOST:PORT/DB")
+        sub.add_argument("--artifacts", required=True, metavar="DIR_OR_URI", help="where the artifacts are kept")
+        if name == "start":
+            sub.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+            sub.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+            sub.add_argument("--no-auth", action="store_true", help="no logins (only on a loopback address)")
+    add = actions.add_parser("add-user", help="create a user with a role (as admin: HANDOFF_USER/HANDOFF_PASSWORD)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=("viewer", "builder", "releaser"))
+    users = actions.add_parser("users", help="list the server's users and their roles")
+    for sub in (add, users):
+        sub.add_argument("--store", metavar="URI", help="the server (default: $HANDOFF_STORE)")
+        sub.add_argument("--json", action="store_true", help="print JSON on stdout")
 
 
 def _build_arguments(build: argparse.ArgumentParser) -> None:
@@ -354,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "history": _history,
             "builds": _builds,
             "cancel": _cancel,
+            "server": _server,
         }
         return commands[args.command](args)
     except HandoffError as exc:
@@ -928,6 +952,42 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(f"{args.package}: NOT intact\n" + "".join(f"  {p}\n" for p in report.problems))
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _server(args: argparse.Namespace) -> int:
+    from handoff import server
+    from handoff.credentials import Credentials
+    from handoff.store import default_location
+
+    if args.action == "init":
+        generated = server.init(args.db, args.artifacts, admin_password=os.environ.get("HANDOFF_ADMIN_PASSWORD"))
+        print(f"server database ready: {server.safe_uri(args.db)}")
+        if generated:
+            print(f"admin password (shown once, keep it): {generated}")
+        return EXIT_OK
+    if args.action == "start":
+        return server.start(args.db, args.artifacts, host=args.host, port=args.port, auth=not args.no_auth)
+    store = str(args.store or default_location())
+    admin = Credentials.from_env()
+    if admin is None:
+        raise handoff.OptionError("set HANDOFF_USER and HANDOFF_PASSWORD to the server's admin account")
+    if args.action == "add-user":
+        password = os.environ.get("HANDOFF_NEW_PASSWORD")
+        if not password:
+            import getpass
+
+            password = getpass.getpass(f"password for {args.name}: ")
+        server.add_user(store, args.name, args.role, password, admin=admin)
+        print(json.dumps({"name": args.name, "role": args.role}) if args.json else f"{args.name}: {args.role}")
+        return EXIT_OK
+    listed = server.list_users(store, admin=admin)
+    if args.json:
+        print(json.dumps(listed))
+    else:
+        width = max(len(u["name"]) for u in listed)
+        for user in listed:
+            print(f"{user['name']:<{width}}  {user['role']}")
+    return EXIT_OK
 
 
 def _verify_store(args: argparse.Namespace) -> int:

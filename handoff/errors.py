@@ -11,8 +11,10 @@ broken")::
     EXIT_OK          0    done; the build or check passed; verify found everything intact
     EXIT_FAILED      1    the build or a blocking check failed; verify / verify-store found a mismatch
     EXIT_INPUT       2    bad input or refused: usage, InputError, VersionNotFoundError,
-                          PromotionRefused, export of a failed version without --force
-    EXIT_STORE       3    the store cannot be opened or is corrupt: StoreError, TamperedError
+                          PromotionRefused, export of a failed version without --force,
+                          AccessError (a server's wrong password or missing role: nothing changed)
+    EXIT_STORE       3    the store cannot be opened or is corrupt: StoreError, TamperedError,
+                          StoreUnreachableError (a server that does not answer)
     EXIT_INTERRUPTED 130  Ctrl-C
 
 Tree::
@@ -98,6 +100,24 @@ class StoreError(HandoffError):
     """The store cannot be reached, or it refused an operation."""
 
     exit_code = EXIT_STORE
+
+
+class StoreUnreachableError(StoreError):
+    """The tracking server did not answer (stopped, wrong address, network down)."""
+
+
+class AccessError(HandoffError):
+    """The tracking server refused the caller: nothing was changed."""
+
+    exit_code = EXIT_INPUT
+
+
+class LoginError(AccessError):
+    """Wrong or missing user name or password for a tracking server (HTTP 401)."""
+
+
+class PermissionDeniedError(AccessError):
+    """The logged-in user lacks the role an operation needs (HTTP 403)."""
 
 
 class VersionNotFoundError(StoreError):

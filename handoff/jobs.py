@@ -395,13 +395,11 @@ def table_for(store: Store | str | os.PathLike[str] | None = None) -> JobTable:
 
 def _store_location(store: Store | str | os.PathLike[str] | None) -> str:
     """The store as a string a worker process opens the same way (``None``: this process's HANDOFF_HOME)."""
-    from handoff.store import Store, default_home
+    from handoff.store import Store, default_location
 
     if isinstance(store, Store):
         return store.uri
-    if store is None:
-        return str(default_home())
-    text = str(store)
+    text = str(default_location() if store is None else store)
     return text if "://" in text else str(Path(text).expanduser().resolve())
 
 

@@ -243,15 +243,11 @@ def verify_store(*, store: Store | str | Path | None = None) -> list[dict[str, A
     return results
 
 
-def _who(by: str | None) -> str:
-    if by:
-        return by
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+def _who(store: Store, by: str | None) -> str:
+    """Who an audit entry names: a server's logged-in user (never anyone else), else ``by`` or the OS user."""
+    if store.credentials is not None:
+        return store.credentials.username
+    return by or store.user
 
 
 @dataclass(frozen=True)
@@ -579,7 +575,7 @@ def promote(
             preview,
         )
     entry = store.move_alias(
-        name, alias, preview.version, kind="promote", previous=preview.current, by=_who(by), reason=reason
+        name, alias, preview.version, kind="promote", previous=preview.current, by=_who(store, by), reason=reason
     )
     return AliasMove(entry, preview.comparison, preview)
 
@@ -616,7 +612,7 @@ def rollback(
     if preview.refused is not None or preview.target is None:
         raise PromotionRefused(preview.refused or f"{name}: {alias!r} has no earlier version to roll back to")
     entry = store.move_alias(
-        name, alias, preview.target, kind="rollback", previous=preview.current, by=_who(by), reason=reason
+        name, alias, preview.target, kind="rollback", previous=preview.current, by=_who(store, by), reason=reason
     )
     return AliasMove(entry, preview.comparison, preview)
 
@@ -649,7 +645,7 @@ def archive(
             f"{name} version {record.version} is the champion and cannot be archived: "
             "promote another version (or roll back) first"
         )
-    return store.set_archived(name, record.version, True, by=_who(by), reason=reason)
+    return store.set_archived(name, record.version, True, by=_who(store, by), reason=reason)
 
 
 def unarchive(
@@ -670,7 +666,7 @@ def unarchive(
     record = store.get_version(name, version, verify=False)
     if not record.archived:
         raise PromotionRefused(f"{name} version {record.version} is not archived")
-    return store.set_archived(name, record.version, False, by=_who(by), reason=reason)
+    return store.set_archived(name, record.version, False, by=_who(store, by), reason=reason)
 
 
 def history(name: str, *, store: Store | str | Path | None = None) -> list[dict[str, Any]]:

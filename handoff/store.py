@@ -29,14 +29,24 @@ import re
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from handoff.errors import OptionError, StoreError, TamperedError, VersionNotFoundError
+from handoff.credentials import Credentials, acting_as
+from handoff.credentials import current as current_credentials
+from handoff.errors import (
+    LoginError,
+    OptionError,
+    PermissionDeniedError,
+    StoreError,
+    StoreUnreachableError,
+    TamperedError,
+    VersionNotFoundError,
+)
 from handoff.fingerprint import sha256_file
 from handoff.layout import CHECK_REPORT, DIGESTS_PATH, MODEL_DIR, PACKAGE_DIR, RECHECKS_DIR, RECORD_PATH
 from handoff.uris import file_uri, local_path, sqlite_path, sqlite_uri
@@ -48,6 +58,7 @@ if TYPE_CHECKING:
     from handoff.sqlstore import SqliteReader
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a run on a server: no "View run" lines
 
 EXPERIMENT = "handoff"
 AUDIT_EXPERIMENT = "handoff-audit"
@@ -58,12 +69,18 @@ METRIC_ORDER_TAG = "handoff.metric_order"  # the metrics in the order reported (
 LISTING_TAG = "handoff.listing"  # on a model version: what a listing shows of its run, so it needs no run
 USER_TAG = "mlflow.user"  # MLflow's own: the run's author (MlflowClient.create_run does not set it)
 PACKAGE_TAG = "handoff.package_sha256"
+ROLES = ("viewer", "builder", "releaser")  # a team server's roles, weakest first (handoff.server, docs/roles.md)
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 def default_home() -> Path:
     """``$HANDOFF_HOME``, else ``~/.handoff``."""
     return Path(os.environ.get("HANDOFF_HOME") or Path.home() / ".handoff").expanduser()
+
+
+def default_location() -> str | Path:
+    """Where ``--store`` defaults to: ``$HANDOFF_STORE`` (e.g. a team's server), else ``default_home()``."""
+    return os.environ.get("HANDOFF_STORE") or default_home()
 
 
 def model_name_from(stem: str) -> str:
@@ -218,10 +235,19 @@ class Store:
     ``direct_reads=False`` reads through the client too (what every read did before).
     """
 
-    def __init__(self, location: str | os.PathLike[str] | None = None, *, direct_reads: bool = True) -> None:
-        location = location if location is not None else default_home()
-        text = str(location)
+    def __init__(
+        self,
+        location: str | os.PathLike[str] | None = None,
+        *,
+        direct_reads: bool = True,
+        credentials: Credentials | None = None,
+    ) -> None:
+        """``credentials``: who a tracking server's calls are made as (default: ``HANDOFF_USER`` and
+        ``HANDOFF_PASSWORD``, else MLflow's own variables); unused by an embedded store."""
+        text = str(default_location() if location is None else location)
         self._db: Path | None = None  # the SQLite file of an embedded store
+        self.credentials: Credentials | None = None  # a server's user (None: embedded, or MLflow's settings)
+        self._role: str | None = None  # the user's role on a server with logins (``login``)
         self.artifact_root: str | None = None  # where new runs' artifacts go; None: the server decides
         db = sqlite_path(text)
         if db is not None:  # an SQLite file elsewhere: artifacts beside it, not in ./mlruns
@@ -230,6 +256,10 @@ class Store:
             self.artifact_root = file_uri(self._db.parent / "artifacts")
         elif "://" in text:
             self.uri = text
+            self.credentials = credentials or Credentials.from_env()
+            # a stopped server answers "unreachable" in about a second, not after MLflow's minutes of retries
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         else:
             home = Path(text).expanduser().resolve()
             try:
@@ -249,6 +279,70 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
 
+    @property
+    def is_server(self) -> bool:
+        """A tracking server (``http(s)://``) rather than a database this process opens itself."""
+        return self.uri.startswith(("http://", "https://"))
+
+    @property
+    def user(self) -> str:
+        """Who this store's writes are recorded as: a server's logged-in user, else the OS user."""
+        return self.credentials.username if self.credentials is not None else _user()
+
+    def login(self) -> str | None:
+        """Check this store's user with its server and return the user's handoff role: ``admin``,
+        ``releaser``, ``builder``, ``viewer`` or ``none``; ``None`` for a store without logins
+        (embedded, or a server without MLflow's basic-auth app). Raises ``LoginError`` on a wrong password."""
+        if not self.is_server:
+            return None
+        if self._role is None:
+            me = self._auth_get("/api/2.0/mlflow/users/current")
+            if me is None or not me.get("user"):
+                return None
+            user = me["user"]
+            if user.get("is_admin"):
+                self._role = "admin"
+            else:
+                roles = self._auth_get("/api/3.0/mlflow/users/roles/list", username=user["username"]) or {}
+                names = {r.get("name") for r in roles.get("roles", [])}
+                self._role = next((r for r in reversed(ROLES) if r in names), "none")
+        return self._role
+
+    def require_role(self, role: str, action: str, model: str | None = None) -> None:
+        """Refuse ``action`` early, before any work, when the logged-in user's role is below ``role``
+        (the server refuses it anyway; this says so in words, before a notebook runs)."""
+        have = self.login()
+        if have is None or have == "admin" or (have in ROLES and ROLES.index(have) >= ROLES.index(role)):
+            return
+        on = f" on model `{model}`" if model else ""
+        raise PermissionDeniedError(f"{self.user!r} ({have}) needs {role} rights{on} to {action} on {self.uri}")
+
+    def _auth_get(self, endpoint: str, **params: str) -> dict[str, Any] | None:
+        """A GET of MLflow's auth API as this store's user; ``None`` where the server has no such API."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import UNAUTHENTICATED
+        from mlflow.utils.credentials import get_default_host_creds
+        from mlflow.utils.rest_utils import http_request
+
+        with self.acting():
+            response = http_request(get_default_host_creds(self.uri), endpoint, "GET", params=params)
+            if response.status_code == 401:
+                raise MlflowException("401", error_code=UNAUTHENTICATED)
+        if response.status_code != 200:
+            return None
+        result: dict[str, Any] = response.json()
+        return result
+
+    @contextmanager
+    def acting(self) -> Iterator[None]:
+        """Calls to a server in this block are made as this store's user; its refusals become
+        ``LoginError``/``PermissionDeniedError``/``StoreUnreachableError`` (no-op when embedded)."""
+        if not self.is_server:
+            yield
+            return
+        with acting_as(self.credentials), translate_server_error(self.uri):
+            yield
+
     def local_paths(self) -> tuple[Path, ...]:
         """The folders this store keeps on this machine (hidden from every build's sandbox)."""
         paths = []
@@ -266,12 +360,14 @@ class Store:
                 from mlflow import MlflowClient
 
                 try:
-                    with self._first_use_lock():
+                    with self._first_use_lock(), self.acting():
                         client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
                         self._experiment_id = self._ensure_experiment(client)
                         client.search_registered_models(max_results=1)  # the registry's tables exist too
                         self._restrict_embedded()
-                    self._client = client
+                    self._client = cast("MlflowClient", _ServerClient(client, self)) if self.is_server else client
+                except (LoginError, PermissionDeniedError, StoreUnreachableError):
+                    raise
                 except Exception as exc:
                     first = (str(exc).strip().splitlines() or [""])[0]  # SQLAlchemy appends the SQL: one line
                     raise StoreError(f"cannot open the store at {self.uri}: {type(exc).__name__}: {first}") from exc
@@ -364,7 +460,7 @@ class Store:
         run = client.create_run(
             self.experiment_id,
             run_name=f"{record.name}-build",
-            tags={"handoff.model": record.name, "handoff.status": record.status, USER_TAG: _user(), **_tags(record)},
+            tags={"handoff.model": record.name, "handoff.status": record.status, USER_TAG: self.user, **_tags(record)},
         )
         run_id = run.info.run_id
         try:
@@ -392,7 +488,7 @@ class Store:
                 record.status,
                 metrics,
                 anchor,
-                listing_tag(record, {v.key: v.value for v in values}),
+                listing_tag(record, {v.key: v.value for v in values}, self.user),
             )
             return Recorded(run_id, int(version.version), run.info.artifact_uri, _iso(version.creation_timestamp))
         except Exception as exc:
@@ -762,7 +858,22 @@ class Store:
         local = self.local_artifacts(run_id)
         if local is not None:
             return local / path
-        return Path(self.client.download_artifacts(run_id, path, str(target)))
+        return self._download(run_id, path, target)
+
+    def _download(self, run_id: str, path: str, target: Path) -> Path:
+        if not self.is_server:
+            return Path(self.client.download_artifacts(run_id, path, str(target)))
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        from handoff.credentials import ContextExecutor
+
+        repo = get_artifact_repository(self._get_run(run_id).info.artifact_uri, tracking_uri=self.uri)
+        repo.thread_pool = ContextExecutor(max_workers=4)  # MLflow downloads on a pool: as this user too
+        try:
+            with self.acting():
+                return Path(repo.download_artifacts(path, str(target)))
+        finally:
+            repo.thread_pool.shutdown()
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         """The bytes of one artifact of a run (read in place for a local store)."""
@@ -773,7 +884,7 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"artifact {path} of run {run_id} is missing: {exc}") from exc
         with tempfile.TemporaryDirectory(prefix="handoff-read-") as tmp:
-            return Path(self.client.download_artifacts(run_id, path, tmp)).read_bytes()
+            return self._download(run_id, path, Path(tmp)).read_bytes()
 
     def alias_version(self, name: str, alias: str = "champion") -> VersionRecord | None:
         """The version an alias points at, or ``None`` (no such model or alias)."""
@@ -826,12 +937,14 @@ class Store:
         """
         from mlflow.exceptions import MlflowException
 
-        try:
-            self.client.set_registered_model_alias(name, alias, str(version))
-        except MlflowException as exc:  # MLflow's own rules for alias names: bad input, not a broken store
-            if exc.error_code != "INVALID_PARAMETER_VALUE":
-                raise
-            raise OptionError(exc.message) from None
+        def move() -> None:
+            try:
+                self.client.set_registered_model_alias(name, alias, str(version))
+            except MlflowException as exc:  # MLflow's own rules for alias names: bad input, not a broken store
+                if exc.error_code != "INVALID_PARAMETER_VALUE":
+                    raise
+                raise OptionError(exc.message) from None
+
         now = datetime.now(tz=UTC)
         entry = {
             "model": name,
@@ -843,7 +956,7 @@ class Store:
             "reason": reason or "",
             "time": now.isoformat(timespec="seconds"),
         }
-        return self._append_audit(entry, f"{name}:{alias}->{version}", now)
+        return self._audited(entry, f"{name}:{alias}->{version}", now, move)
 
     def set_archived(self, name: str, version: int, archived: bool, *, by: str, reason: str | None) -> dict[str, Any]:
         """Archive (tag ``handoff.archived``) or unarchive a version and append that to the audit history.
@@ -851,10 +964,13 @@ class Store:
         Only the tag changes: the version, its run and artifacts stay as recorded (the tamper check
         ignores this tag), so an archived version is still read, exported and verified as before.
         """
-        if archived:
-            self.client.set_model_version_tag(name, str(version), ARCHIVED_TAG, "true")
-        else:
-            self.client.delete_model_version_tag(name, str(version), ARCHIVED_TAG)
+
+        def change() -> None:
+            if archived:
+                self.client.set_model_version_tag(name, str(version), ARCHIVED_TAG, "true")
+            else:
+                self.client.delete_model_version_tag(name, str(version), ARCHIVED_TAG)
+
         now = datetime.now(tz=UTC)
         entry: dict[str, Any] = {
             "model": name,
@@ -866,17 +982,34 @@ class Store:
             "reason": reason or "",
             "time": now.isoformat(timespec="seconds"),
         }
-        return self._append_audit(entry, f"{name}:{entry['kind']}:{version}", now)
+        return self._audited(entry, f"{name}:{entry['kind']}:{version}", now, change)
 
-    def _append_audit(self, entry: dict[str, Any], run_name: str, now: datetime) -> dict[str, Any]:
-        """One audit-history entry as a finished run of the ``handoff-audit`` experiment (append-only)."""
-        run = self.client.create_run(
-            self._audit_experiment(),
-            run_name=run_name,
-            start_time=int(now.timestamp() * 1000),
-            tags={f"handoff.audit.{k}": "" if v is None else str(v) for k, v in entry.items()},
-        )
-        self.client.set_terminated(run.info.run_id, "FINISHED")
+    def _audited(
+        self, entry: dict[str, Any], run_name: str, now: datetime, change: Callable[[], None]
+    ) -> dict[str, Any]:
+        """Make ``change`` with its audit-history entry, a run of the ``handoff-audit`` experiment.
+
+        The entry's run is created first, untagged: a server refuses it to a user who may not write
+        the history (a builder: ``docs/roles.md``), so such a user changes nothing. Its tags, which
+        make it part of the history, follow the change; a failed change leaves a failed, untagged run.
+        """
+        from mlflow.entities import RunTag
+
+        try:
+            run = self.client.create_run(self._audit_experiment(), run_name=run_name, start_time=int(now.timestamp() * 1000))
+        except PermissionDeniedError:
+            raise PermissionDeniedError(
+                f"{self.user!r} needs releaser rights on model `{entry['model']}` to {entry['kind']} on {self.uri}"
+            ) from None
+        run_id = run.info.run_id
+        try:
+            change()
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        tags = [RunTag(f"handoff.audit.{k}", "" if v is None else str(v)) for k, v in entry.items()]
+        self.client.log_batch(run_id, tags=tags)
+        self.client.set_terminated(run_id, "FINISHED")
         return entry
 
     def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
@@ -1050,7 +1183,7 @@ def _duration(timings: Mapping[str, float]) -> float | None:
     return round(sum(stages), 3) if stages else None
 
 
-def listing_tag(record: BuildRecord, params: Mapping[str, str]) -> str:
+def listing_tag(record: BuildRecord, params: Mapping[str, str], author: str) -> str:
     """The ``handoff.listing`` tag of a new version: what a listing shows of its run (parameters,
     notebook, duration, author, metric order), so listing thousands of versions reads no run.
     Parameters that do not fit MLflow's 5,000 characters are left out (listing then reads the run)."""
@@ -1058,7 +1191,7 @@ def listing_tag(record: BuildRecord, params: Mapping[str, str]) -> str:
     fields: dict[str, Any] = {
         "notebook": Path(notebook.path).name if notebook.path else notebook.name,
         "duration": _duration(record.timings),
-        "author": _user(),
+        "author": author,
         "metric_order": list(record.metrics),
         "params": {k: v for k, v in params.items() if not k.startswith("notebook_run.")},
     }
@@ -1155,3 +1288,45 @@ def store_revision(store: Store) -> tuple[int, ...] | None:
 def open_store(location: str | os.PathLike[str] | None = None) -> Store:
     """A ``Store`` for a directory, an MLflow tracking URI, or (``None``) ``HANDOFF_HOME``."""
     return Store(location)
+
+
+_UNREACHABLE = ("Max retries exceeded", "Connection refused", "NewConnectionError", "ConnectionError", "timed out")
+
+
+@contextmanager
+def translate_server_error(uri: str) -> Iterator[None]:
+    """A tracking server's refusals as handoff errors that say who, what and where, in one sentence."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        who = current_credentials()
+        message = str(exc.message)
+        if exc.error_code == "UNAUTHENTICATED":
+            as_whom = f"user {who.username!r}" if who else "no user (set HANDOFF_USER and HANDOFF_PASSWORD)"
+            raise LoginError(f"the store at {uri} refused the login of {as_whom}: wrong user name or password") from None
+        if exc.error_code == "PERMISSION_DENIED":
+            user = repr(who.username) if who else "this user"
+            raise PermissionDeniedError(f"{user} has no permission for this on the store at {uri}") from None
+        if "failed with exception" in message and any(s in message for s in _UNREACHABLE):
+            raise StoreUnreachableError(f"store unreachable: nothing answers at {uri}") from None
+        raise
+
+
+class _ServerClient:
+    """MLflow's client for a tracking server, every call made as the store's user (``Store.acting``)."""
+
+    def __init__(self, client: MlflowClient, store: Store) -> None:
+        self._client, self._store = client, store
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._store.acting():
+                return attr(*args, **kwargs)
+
+        return call

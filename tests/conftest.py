@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import nbformat
@@ -11,6 +11,7 @@ import pytest
 
 from handoff.store import Store
 from helpers import TRAIN_IRIS, Cell, notebook
+from team import Postgres, TeamServer, postgres, team_server
 
 
 @pytest.fixture
@@ -48,3 +49,17 @@ def store(tmp_path: Path, _store_template: Path) -> Store:
 def iris_notebook(write_notebook: Callable[..., Path]) -> Path:
     """A small, valid training notebook with a parameters cell."""
     return write_notebook([("parameters", "C = 1.0\nlabel = 'iris'"), TRAIN_IRIS], name="iris.ipynb")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Postgres]:
+    """One real PostgreSQL cluster on 127.0.0.1 (tests using it are in xdist group "team")."""
+    with postgres() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def team(pg_cluster: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamServer]:
+    """One `handoff server` (MLflow with basic auth) on that cluster, with the users of ``team.USERS``."""
+    with team_server(pg_cluster, "team", tmp_path_factory.mktemp("team")) as server:
+        yield server
