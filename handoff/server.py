@@ -238,7 +238,12 @@ def _call(store: str, admin: Credentials, endpoint: str, method: str, **kwargs: 
 def _error_codes() -> dict[int, int]:
     from mlflow.protos import databricks_pb2 as pb
 
-    return {400: pb.INVALID_PARAMETER_VALUE, 401: pb.UNAUTHENTICATED, 403: pb.PERMISSION_DENIED, 404: pb.RESOURCE_DOES_NOT_EXIST}
+    return {
+        400: pb.INVALID_PARAMETER_VALUE,
+        401: pb.UNAUTHENTICATED,
+        403: pb.PERMISSION_DENIED,
+        404: pb.RESOURCE_DOES_NOT_EXIST,
+    }
 
 
 def _role_ids(store: str, admin: Credentials) -> dict[str, int]:

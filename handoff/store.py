@@ -996,7 +996,9 @@ class Store:
         from mlflow.entities import RunTag
 
         try:
-            run = self.client.create_run(self._audit_experiment(), run_name=run_name, start_time=int(now.timestamp() * 1000))
+            run = self.client.create_run(
+                self._audit_experiment(), run_name=run_name, start_time=int(now.timestamp() * 1000)
+            )
         except PermissionDeniedError:
             raise PermissionDeniedError(
                 f"{self.user!r} needs releaser rights on model `{entry['model']}` to {entry['kind']} on {self.uri}"
@@ -1305,7 +1307,9 @@ def translate_server_error(uri: str) -> Iterator[None]:
         message = str(exc.message)
         if exc.error_code == "UNAUTHENTICATED":
             as_whom = f"user {who.username!r}" if who else "no user (set HANDOFF_USER and HANDOFF_PASSWORD)"
-            raise LoginError(f"the store at {uri} refused the login of {as_whom}: wrong user name or password") from None
+            raise LoginError(
+                f"the store at {uri} refused the login of {as_whom}: wrong user name or password"
+            ) from None
         if exc.error_code == "PERMISSION_DENIED":
             user = repr(who.username) if who else "this user"
             raise PermissionDeniedError(f"{user} has no permission for this on the store at {uri}") from None

@@ -89,7 +89,9 @@ def postgres() -> Iterator[Postgres]:
     try:
         yield Postgres(port, data)
     finally:
-        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+        subprocess.run(
+            _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -122,7 +124,17 @@ class TeamServer:
         return subprocess.run([*HANDOFF, *args], env=self.env(user), capture_output=True, text=True, timeout=timeout)
 
     def start(self) -> None:
-        cmd = [*HANDOFF, "server", "start", "--db", self.db, "--artifacts", str(self.artifacts), "--port", str(self.port)]
+        cmd = [
+            *HANDOFF,
+            "server",
+            "start",
+            "--db",
+            self.db,
+            "--artifacts",
+            str(self.artifacts),
+            "--port",
+            str(self.port),
+        ]
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env())
@@ -160,7 +172,9 @@ def team_server(cluster: Postgres, db_name: str, base: Path, *, users: bool = Tr
     try:
         for name, (role, password) in server.users.items() if users else ():
             env = server.env("admin", HANDOFF_NEW_PASSWORD=password)
-            subprocess.run([*HANDOFF, "server", "add-user", name, "--role", role], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [*HANDOFF, "server", "add-user", name, "--role", role], env=env, check=True, capture_output=True
+            )
         yield server
     finally:
         server.stop()
