@@ -21,13 +21,22 @@ $(STAMPS)/system:
 		echo "note: bubblewrap is not installed (sudo apt-get install bubblewrap): builds get a partial sandbox"
 	@mkdir -p $(STAMPS) && touch $@
 
+# What only the tests need: Debian's Chromium (the end-to-end tests' browser) and PostgreSQL (team
+# mode's database; the tests start their own cluster on 127.0.0.1, as the `postgres` account when root).
+$(STAMPS)/test-system: $(STAMPS)/system
+	@{ command -v chromium >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium postgresql >/dev/null; } || \
+		echo "note: install chromium and postgresql (sudo apt-get install chromium postgresql) for the browser and team-mode tests"
+	@mkdir -p $(STAMPS) && touch $@
+
 $(STAMPS)/install: pyproject.toml $(STAMPS)/system | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (handoff)" >/dev/null
 	@mkdir -p $(STAMPS) && touch $@
 
 # `all`: every optional model flavor library (XGBoost, LightGBM, CatBoost, statsmodels, PyTorch CPU).
-$(STAMPS)/test-install: $(STAMPS)/install
+$(STAMPS)/test-install: $(STAMPS)/install $(STAMPS)/test-system
 	$(BIN)/pip install --quiet -e '.[test,all]'
 	@mkdir -p $(STAMPS) && touch $@
 
