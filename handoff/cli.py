@@ -920,12 +920,16 @@ def _doctor(args: argparse.Namespace) -> int:
 
     support = detect()
     kernels = KernelSpecManager().find_kernel_specs()
+    store = handoff.open_store(args.store)
     report = {
         "sandbox": support.kind,
         "sandbox_detail": support.detail,
         "default_kernel": kernels.get(DEFAULT_KERNEL, "not installed"),
-        "store": handoff.open_store(args.store).uri,
+        "store": store.uri,
     }
+    if store.is_server:  # who this machine's CLI acts as there: checks the login
+        report["user"] = store.user
+        report["role"] = store.login() or "no logins on this server"
     if args.json:
         _emit(report)
     else:
