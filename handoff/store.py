@@ -1306,9 +1306,10 @@ def translate_server_error(uri: str) -> Iterator[None]:
         who = current_credentials()
         message = str(exc.message)
         if exc.error_code == "UNAUTHENTICATED":
-            as_whom = f"user {who.username!r}" if who else "no user (set HANDOFF_USER and HANDOFF_PASSWORD)"
+            if who is None:
+                raise LoginError(f"the store at {uri} needs a login: set HANDOFF_USER and HANDOFF_PASSWORD") from None
             raise LoginError(
-                f"the store at {uri} refused the login of {as_whom}: wrong user name or password"
+                f"the store at {uri} refused the login of {who.username!r}: wrong user name or password"
             ) from None
         if exc.error_code == "PERMISSION_DENIED":
             user = repr(who.username) if who else "this user"
