@@ -259,6 +259,8 @@ class _StoreOpening:
     def __init__(self, plan: BuildPlan) -> None:
         if plan.store.needs_setup():  # a new store: its schema is made before the kernel, not beside it
             plan.store.connect()
+        if plan.store.is_server:  # a wrong password or a viewer's build: refused before the kernel starts
+            plan.store.require_role("builder", "build")
         self.abort = Cancellation()
         self.seconds = 0.0
         self._done: Future[VersionRecord | None] = Future()
@@ -269,7 +271,6 @@ class _StoreOpening:
         mark = time.monotonic()
         try:
             plan.store.connect()
-            plan.store.require_role("builder", "build")
             champion = plan.store.alias_version(plan.name, "champion") if plan.config.gate else None
         except BaseException as exc:
             self.seconds = time.monotonic() - mark
