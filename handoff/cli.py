@@ -978,6 +978,8 @@ def _server(args: argparse.Namespace) -> int:
     if args.action == "add-user":
         password = os.environ.get("HANDOFF_NEW_PASSWORD")
         if not password:
+            if not sys.stdin.isatty():
+                raise handoff.OptionError(f"set HANDOFF_NEW_PASSWORD to {args.name}'s password (no terminal to ask on)")
             import getpass
 
             password = getpass.getpass(f"password for {args.name}: ")

@@ -24,13 +24,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from handoff.credentials import Credentials, acting_as
-from handoff.errors import OptionError, StoreError
+from handoff.errors import OptionError, PermissionDeniedError, StoreError
 from handoff.store import AUDIT_EXPERIMENT, EXPERIMENT, ROLES
 
 ADMIN = "admin"
@@ -223,7 +224,7 @@ def _call(store: str, admin: Credentials, endpoint: str, method: str, **kwargs: 
 
     from handoff.store import translate_server_error
 
-    with acting_as(admin), translate_server_error(store):
+    with acting_as(admin), _admin_only(store, admin), translate_server_error(store):
         response = http_request(get_default_host_creds(store), endpoint, method, max_retries=0, **kwargs)
         if response.status_code >= 400:
             from mlflow.exceptions import MlflowException
@@ -233,6 +234,16 @@ def _call(store: str, admin: Credentials, endpoint: str, method: str, **kwargs: 
             raise MlflowException(f"{response.text[:300]}", error_code=code)
         result: Mapping[str, Any] = response.json() if response.content else {}
         return result
+
+
+@contextmanager
+def _admin_only(store: str, admin: Credentials) -> Iterator[None]:
+    try:
+        yield
+    except PermissionDeniedError:
+        raise PermissionDeniedError(
+            f"{admin.username!r} is not an admin of {store}: managing users needs the admin account"
+        ) from None
 
 
 def _error_codes() -> dict[int, int]:

@@ -104,6 +104,7 @@ class TeamServer:
     port: int
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    options: tuple[str, ...] = ()  # more `handoff server start` options (e.g. --no-auth)
     users: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(USERS))
 
     @property
@@ -124,17 +125,8 @@ class TeamServer:
         return subprocess.run([*HANDOFF, *args], env=self.env(user), capture_output=True, text=True, timeout=timeout)
 
     def start(self) -> None:
-        cmd = [
-            *HANDOFF,
-            "server",
-            "start",
-            "--db",
-            self.db,
-            "--artifacts",
-            str(self.artifacts),
-            "--port",
-            str(self.port),
-        ]
+        cmd = [*HANDOFF, "server", "start", "--db", self.db, "--artifacts", str(self.artifacts)]
+        cmd += ["--port", str(self.port), *self.options]
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env())
