@@ -25,11 +25,94 @@ def store_location() -> str | None:
     return os.environ.get("HANDOFF_STORE") or None
 
 
-@st.cache_resource
+def is_server(location: str | None) -> bool:
+    return bool(location) and str(location).startswith(("http://", "https://"))
+
+
 def store(location: str | None = None) -> Any:
+    """The store as this browser session sees it: a server's store carries the session's login
+    (``require_login``; never shared between sessions), an embedded one is one handle for all."""
+    location = location if location is not None else store_location()
+    if is_server(location):
+        session_store = st.session_state.get(_LOGIN)
+        if session_store is None or session_store.uri != location:
+            st.stop()  # not logged in (require_login shows the form first): nothing is read
+        return session_store
+    return _shared_store(location)
+
+
+@st.cache_resource
+def _shared_store(location: str | None) -> Any:
     import handoff
 
-    return handoff.open_store(location if location is not None else store_location())
+    return handoff.open_store(location)
+
+
+_LOGIN = "handoff_login"  # st.session_state key: this session's server Store (with its credentials)
+
+
+def require_login() -> None:
+    """With a server store, this browser session logs in before any page: the credentials are checked
+    against the server and kept in this session's state only; the sidebar shows who, with Log out."""
+    location = store_location()
+    if not is_server(location):
+        return
+    session_store = st.session_state.get(_LOGIN)
+    if session_store is not None:
+        with st.sidebar:
+            st.caption(f"Logged in as **{session_store.user}** ({st.session_state.get(_LOGIN + '_role')})")
+            if st.button("Log out", key="logout"):
+                st.session_state.pop(_LOGIN, None)
+                st.rerun()
+        return
+    from handoff.credentials import Credentials
+    from handoff.errors import HandoffError
+    from handoff.store import Store
+
+    st.title("Log in")
+    st.caption(f"to the team store at {location}")
+    with st.form("login"):
+        username = st.text_input("User name")
+        password = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Log in")
+    if submitted:
+        candidate = Store(location, credentials=Credentials(username.strip(), password))
+        try:
+            role = candidate.login()
+        except HandoffError as exc:  # wrong password, or the server does not answer
+            st.error(str(exc))
+        else:
+            st.session_state[_LOGIN] = candidate
+            st.session_state[_LOGIN + "_role"] = role or "no roles on this server"
+            st.rerun()
+    st.stop()
+
+
+def missing_role(role: str, action: str) -> str | None:
+    """Why this session's login may not ``action`` (its role is below ``role``), or ``None``: buttons
+    say so before a click instead of failing after one (the server refuses it anyway)."""
+    if not is_server(store_location()):
+        return None
+    from handoff.errors import PermissionDeniedError
+
+    try:
+        store().require_role(role, action)
+    except PermissionDeniedError as exc:
+        return str(exc)
+    return None
+
+
+def viewer() -> str | None:
+    """Part of every cache key of what a server store shows: one user's reads are never served to
+    another (``None`` for an embedded store, which has no logins)."""
+    return str(store().user) if is_server(store_location()) else None
+
+
+def current_user() -> str:
+    """Who is acting: the session's login on a server store, else the OS user running the app."""
+    from handoff.jobs import current_user as os_user
+
+    return store().user if is_server(store_location()) else os_user()
 
 
 def revision(location: str | None) -> tuple[int, ...] | None:
@@ -90,19 +173,21 @@ def human_duration(seconds: float | None) -> str:
 
 
 @st.cache_data(max_entries=64, ttl=5, show_spinner=False)  # short: every read re-verifies the digests
-def _version_details(location: str | None, model: str, version: int, revision: Any) -> Any:
+def _version_details(location: str | None, model: str, version: int, revision: Any, viewer: str | None) -> Any:
     return store(location).get_version(model, version)
 
 
 def version_details(location: str | None, model: str, version: int) -> Any:
     """The version with its build record (``handoff.VersionRecord``), verified; read again when the
     store changed (an alias moved, the version was archived) and at least every few seconds."""
-    return _version_details(location, model, version, revision(location))
+    return _version_details(location, model, version, revision(location), viewer())
 
 
 @st.cache_data(max_entries=8, show_spinner="Packing…")
-def package_bytes(location: str | None, model: str, version: int, force: bool) -> tuple[str, bytes, str]:
-    """(file name, zip bytes, sha256) of a version's deterministic package."""
+def package_bytes(
+    location: str | None, model: str, version: int, force: bool, viewer: str | None
+) -> tuple[str, bytes, str]:
+    """(file name, zip bytes, sha256) of a version's deterministic package (``viewer``: ``viewer()``)."""
     import tempfile
 
     import handoff
@@ -244,8 +329,11 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
     reason_key, worse_key = f"{key}_reason", f"{key}_worse_ok"
     champion = store(location).alias_version(model)
     back = handoff.rollback_preview(model, store=store(location), evidence=False)
-    if status != "passed":
-        blocked: str | None = "A version that failed its checklist can never be promoted."
+    blocked = missing_role("releaser", "promote")
+    if blocked:
+        pass
+    elif status != "passed":
+        blocked = "A version that failed its checklist can never be promoted."
     elif champion is not None and champion.version == version:
         blocked = f"v{version} is already the champion of {model}."
     else:
@@ -253,7 +341,9 @@ def alias_controls(location: str | None, model: str, version: int, status: str, 
     left, right = st.columns(2)
     if left.button(f"Promote v{version} to champion", key=f"{key}_promote", disabled=blocked is not None, help=blocked):
         st.session_state[pending] = ("promote", version)
-    no_rollback = None if back.allowed else _rollback_reason(model, back.current)
+    no_rollback = missing_role("releaser", "roll back") or (
+        None if back.allowed else _rollback_reason(model, back.current)
+    )
     if right.button("Roll back champion", key=f"{key}_rollback", disabled=no_rollback is not None, help=no_rollback):
         st.session_state[pending] = ("rollback", version)
     if blocked:

@@ -50,7 +50,7 @@ def rebuild(job: Any, **changes: Any) -> None:
     from handoff.errors import HandoffError
 
     try:
-        again = handoff.resubmit(job, store=common.store_location(), **changes)
+        again = handoff.resubmit(job, store=common.store(), **changes)
     except HandoffError as exc:
         st.error(f"Cannot build: {exc.render('app')}")
         return

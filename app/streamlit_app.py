@@ -5,7 +5,11 @@ A thin layer over handoff's public API: pages only lay out widgets and call the 
 
 import streamlit as st
 
+import common
+from handoff.errors import AccessError, StoreUnreachableError
+
 st.set_page_config(page_title="handoff", page_icon=":package:", layout="wide")
+common.require_login()
 
 pages = [
     st.Page("app_pages/build.py", title="Build", icon=":material/rocket_launch:", default=True),
@@ -15,4 +19,7 @@ pages = [
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("app_pages/verify.py", title="Verify", icon=":material/verified:"),
 ]
-st.navigation(pages).run()
+try:
+    st.navigation(pages).run()
+except (AccessError, StoreUnreachableError) as exc:  # refused by the team server, or it is gone
+    st.error(str(exc))

@@ -35,6 +35,7 @@ from handoff.errors import InputError, OptionError, StoreError
 
 if TYPE_CHECKING:
     from handoff.build import BuildResult
+    from handoff.credentials import Credentials
     from handoff.events import BuildEvent, EventCallback
     from handoff.execution import Cancellation
     from handoff.inspection import NotebookSource
@@ -188,8 +189,11 @@ class Job:
         return {name: getattr(self, name) for name in (*_COLUMNS, "job_dir")} | {"elapsed": round(self.elapsed, 1)}
 
 
+_CREDENTIAL_VARS = ("HANDOFF_USER", "HANDOFF_PASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
 def current_user() -> str:
-    """The OS user (the app's team-mode login comes later)."""
+    """The OS user (a server store's builds name its logged-in user instead: ``submit``)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -527,6 +531,9 @@ def submit(
     Raises:
         InputError: the notebook, a parameter, an option or a file name is invalid (no job made).
     """
+    from handoff.store import Store
+
+    credentials = store.credentials if isinstance(store, Store) else None  # a server's logged-in user
     table, job = _prepare(
         notebook,
         params,
@@ -536,22 +543,30 @@ def submit(
         files=files,
         test_files=test_files,
         source=source,
-        user=user,
+        user=user or (credentials.username if credentials else None),
         state=QUEUED,
         options=options,
     )
-    _spawn(table, job)
+    _spawn(table, job, credentials)
     return table.get(job.id, reconcile=False)
 
 
-def _spawn(table: JobTable, job: Job) -> None:
+def _spawn(table: JobTable, job: Job, credentials: Credentials | None = None) -> None:
+    """Start the job's worker; with ``credentials`` (a server store's user, e.g. an app session's
+    login) it acts as that user: they go in its own environment only, never in the job row, never in
+    this process's environment, and the notebook's sandbox does not inherit them (an allow-list)."""
     job_dir = Path(job.job_dir or table.dir / job.id)
+    env = None
+    if credentials is not None:
+        env = {k: v for k, v in os.environ.items() if k not in _CREDENTIAL_VARS}
+        env |= {"HANDOFF_USER": credentials.username, "HANDOFF_PASSWORD": credentials.password}
     with open(job_dir / "worker.log", "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "handoff.worker", str(job_dir)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
+            env=env,
             start_new_session=True,  # not in our process group: a Ctrl-C or an app restart leaves it running
             close_fds=True,
         )

@@ -26,23 +26,9 @@ def find_job(job_id: str | None) -> Job | None:
     if not job_id:
         return None
     try:
-        return handoff.get_job(job_id, store=common.store_location())
+        return handoff.get_job(job_id, store=common.store())
     except JobNotFoundError:
         return None
-
-
-def app_user() -> str:
-    """Who is using the app: the viewer's login if Streamlit knows one, else the OS user running it
-    (team-mode login comes later)."""
-    try:
-        user = st.user.get("email") or st.user.get("name")  # only set behind Streamlit's auth
-    except Exception:
-        user = None
-    if user:
-        return str(user)
-    from handoff.jobs import current_user
-
-    return current_user()
 
 
 job = find_job(st.query_params.get("job"))
@@ -126,7 +112,10 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
                 "Output kept per cell (MB)", min_value=0.1, value=limits.max_cell_output_mb, step=1.0
             )
             sandbox_limits = controls.sandbox_extras(limits)
-        submitted = st.form_submit_button("Build", type="primary")
+        refused = common.missing_role("builder", "build")
+        if refused:
+            st.warning(refused)
+        submitted = st.form_submit_button("Build", type="primary", disabled=refused is not None)
     if not submitted:
         return
     settings = {
@@ -150,11 +139,11 @@ def build_form(source: NotebookSource, files: dict[str, bytes]) -> None:
             source,
             params,
             name,
-            store=common.store_location(),
+            store=common.store(),
             checks=settings,
             files=files,
             source="app",
-            user=app_user(),
+            user=common.current_user(),
             timeout=float(timeout),
             cell_timeout=float(cell_timeout),
             allow_network=allow_network,
@@ -200,7 +189,7 @@ def live_progress(job_id: str) -> None:
 
 def cancel_job(job_id: str) -> None:
     """Before the rerun the click causes: ask the job's worker to stop (it kills the kernel)."""
-    handoff.cancel(job_id, by=app_user(), store=common.store_location())
+    handoff.cancel(job_id, by=common.current_user(), store=common.store())
 
 
 def add_package_and_rebuild(job: Job, result: Any) -> None:
@@ -222,7 +211,7 @@ def ended_job(job: Job) -> None:
         st.error(f"Build {common.say(job.message or 'interrupted')}.")
     if job.state in (CANCELLED, INTERRUPTED) and st.button("Build it again (same notebook and settings)"):
         controls.rebuild(job)
-    result = handoff.result_of(job, store=common.store_location())
+    result = handoff.result_of(job, store=common.store())
     if result is None:
         if job.state not in (CANCELLED, INTERRUPTED):
             st.error(f"Cannot build: {common.say(job.error or job.message or 'it ended without a result')}")

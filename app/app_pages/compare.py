@@ -49,8 +49,9 @@ def comparison(
     base: int | None,
     champion: int | None,
     revision: Any,
+    viewer: str | None,
 ) -> dict[str, Any]:
-    """``champion`` and ``revision`` are only the cache key: a promotion changes the default baseline,
+    """``champion``, ``revision`` and ``viewer`` are only the cache key: a promotion changes the default baseline,
     an archive the versions' tags (a server's store has no revision: the ttl bounds it)."""
     import handoff
 
@@ -66,6 +67,7 @@ try:
         None if isinstance(baseline, str) else baseline,
         champion.version if champion else None,
         common.revision(location),
+        common.viewer(),
     )
 except HandoffError as exc:
     st.error(str(exc))

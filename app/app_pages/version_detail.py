@@ -61,7 +61,7 @@ def package_tab(model: str, stored: Any) -> None:
         force = st.checkbox("I understand this version failed its checklist; package it anyway")
     if status == "passed" or force:
         try:
-            filename, data_bytes, sha256 = common.package_bytes(location, model, stored.version, force)
+            filename, data_bytes, sha256 = common.package_bytes(location, model, stored.version, force, common.viewer())
             st.download_button(
                 f"Download package ({len(data_bytes) / 1024:.0f} KiB)",
                 data_bytes,
