@@ -103,9 +103,10 @@ class UI:
 
 
 @contextmanager
-def app_server(store_dir: Path, name: str, port: int | None = None) -> Iterator[Server]:
-    """`handoff app --store store_dir` on ``port`` (default: a free one), answering its health check;
-    stopped (its whole process group) on exit. Its log: ``server-<name>.log`` (appended to)."""
+def app_server(store_dir: Path | str, name: str, port: int | None = None) -> Iterator[Server]:
+    """`handoff app --store store_dir` (a folder or a server's URL) on ``port`` (default: a free one),
+    answering its health check; stopped (its whole process group) on exit. Its log:
+    ``server-<name>.log`` (appended to)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_path = ARTIFACTS / f"server-{name}.log"
