@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import handoff
-from handoff.errors import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, HandoffError, InputError
+from handoff.errors import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_STORE, HandoffError, InputError
 from handoff.messages import render, render_data
 
 MAX_UPLOAD_MB = 50
@@ -502,7 +502,8 @@ def _build(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if not result.ok:
         sys.stderr.write(f"handoff: error: {render(result.error.message, 'cli') if result.error else 'build failed'}\n")
-        return EXIT_FAILED
+        unrecorded = result.error is not None and result.error.stage == "record"  # the store's fault, not the model's
+        return EXIT_STORE if unrecorded else EXIT_FAILED
     return EXIT_OK
 
 

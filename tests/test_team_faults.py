@@ -1,0 +1,64 @@
+"""The team server goes away: a build fails with "store unreachable", keeps its executed notebook, and
+after a restart the store holds nothing half-recorded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import TRAIN_IRIS, free_port, notebook
+from team import HANDOFF, Postgres, TeamServer, team_server
+
+pytestmark = [pytest.mark.xdist_group("team"), pytest.mark.timeout(600)]
+
+
+def test_the_server_stopped_mid_build(pg_cluster: Postgres, tmp_path: Path) -> None:
+    path = tmp_path / "slow.ipynb"
+    nbformat.write(notebook([("parameters", "seconds = 20"), "import time\ntime.sleep(seconds)", TRAIN_IRIS]), path)
+    with team_server(pg_cluster, "faults", tmp_path) as server:
+        env = server.env("bob", HANDOFF_HOME=str(tmp_path / "home"))
+        build = subprocess.Popen(
+            [*HANDOFF, "build", str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert build.stderr is not None
+        progress = []
+        for line in build.stderr:  # the notebook is in its sleeping cell: the store was opened already
+            progress.append(line)
+            if "execute 2/3" in line:
+                break
+        server.stop()
+        _, err = build.communicate(timeout=300)
+        lines = [*progress, *err.splitlines(keepends=True)]
+        assert build.returncode == 3, "".join(lines)
+        last = lines[-1]
+        assert last.startswith("handoff: error: ") and "store unreachable: nothing answers at" in last, last
+        assert "Traceback" not in "".join(lines)
+        executed = list((tmp_path / "home" / "jobs").glob("*/executed.ipynb"))  # the partial result, kept
+        assert executed, "".join(lines)
+        assert "time.sleep" in executed[0].read_text()
+
+        server.start()
+        listed = server.handoff("list", "--json", user="vera")
+        assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stdout + listed.stderr
+        verified = server.handoff("verify-store", user="vera")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        again = subprocess.run(
+            [*HANDOFF, "build", str(path), "-p", "seconds", "0", "--json"], env=env, capture_output=True, text=True
+        )
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["version"] == 1  # nothing was taken by the broken build
+
+
+def test_a_store_that_does_not_answer_fails_before_the_kernel(tmp_path: Path) -> None:
+    gone = TeamServer("", tmp_path, free_port(), tmp_path / "log")
+    path = tmp_path / "quick.ipynb"
+    nbformat.write(notebook([TRAIN_IRIS]), path)
+    env = gone.env("bob", HANDOFF_HOME=str(tmp_path / "home"))
+    result = subprocess.run([*HANDOFF, "build", str(path)], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"handoff: error: store unreachable: nothing answers at {gone.uri}"
+    assert "execute" not in result.stderr
