@@ -61,6 +61,9 @@ _LAZY = {
     "Store": "handoff.store",
     "VersionRecord": "handoff.store",
     "open_store": "handoff.store",
+    "copy_store": "handoff.store_copy",
+    "CopyReport": "handoff.store_copy",
+    "Credentials": "handoff.credentials",
     "Job": "handoff.jobs",
     "JobNotFoundError": "handoff.jobs",
     "submit": "handoff.jobs",
@@ -82,6 +85,8 @@ __all__ = [
     "CheckReport",
     "CheckResult",
     "Comparison",
+    "CopyReport",
+    "Credentials",
     "ExportResult",
     "HandoffError",
     "InputError",
@@ -107,6 +112,7 @@ __all__ = [
     "cancel",
     "check_version",
     "compare",
+    "copy_store",
     "export",
     "get_job",
     "history",
@@ -136,6 +142,7 @@ if TYPE_CHECKING:
     from handoff.checklist import CheckReport
     from handoff.checks import CheckResult
     from handoff.comparison import Comparison, compare
+    from handoff.credentials import Credentials
     from handoff.events import BuildEvent
     from handoff.inspection import NotebookParameter, load_notebook
     from handoff.jobs import Job, JobNotFoundError, cancel, get_job, list_jobs, resubmit, result_of, submit, wait
@@ -158,6 +165,7 @@ if TYPE_CHECKING:
     from handoff.package import VerifyReport, verify
     from handoff.record import BuildRecord
     from handoff.store import Store, VersionRecord, open_store
+    from handoff.store_copy import CopyReport, copy_store
 
 
 def __getattr__(name: str) -> Any:

@@ -166,6 +166,13 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     verify.add_argument("package", help="the .zip to verify")
     command("verify-store", "check every version against the digests taken when it was recorded")
     _server_arguments(commands.add_parser("server", help="team mode: a shared MLflow tracking server on PostgreSQL"))
+    store = commands.add_parser("store", help="operations on a whole store")
+    store_actions = store.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    copy_help = "copy every model, version, alias and history entry into another store (e.g. a team server)"
+    copying = store_actions.add_parser("copy", help=copy_help, description=copy_help)
+    copying.add_argument("--to", required=True, metavar="URI", help="the destination (e.g. http://host:5000)")
+    copying.add_argument("--from", dest="source", metavar="DIR_OR_URI", help="the source (default: the local store)")
+    copying.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 
 
@@ -378,6 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "builds": _builds,
             "cancel": _cancel,
             "server": _server,
+            "store": _store_copy,
         }
         return commands[args.command](args)
     except HandoffError as exc:
@@ -994,6 +1002,26 @@ def _server(args: argparse.Namespace) -> int:
         width = max(len(u["name"]) for u in listed)
         for user in listed:
             print(f"{user['name']:<{width}}  {user['role']}")
+    return EXIT_OK
+
+
+def _store_copy(args: argparse.Namespace) -> int:
+    from handoff.store import Store, default_home
+
+    source = Store(args.source or default_home())  # not HANDOFF_STORE: that is where a team's copy goes
+    destination = Store(args.to)
+    report = handoff.copy_store(
+        source, destination, on_version=None if args.json else lambda m, v, what: print(f"{m} v{v}: {what}")
+    )
+    if args.json:
+        _emit(report.to_dict())
+    else:
+        for name, done in report.models.items():
+            aliases = ", ".join(f"{a} -> v{v}" for a, v in done["aliases"].items()) or "no aliases"
+            sys.stdout.write(
+                f"{name}: {len(done['copied'])} copied, {len(done['skipped'])} already there; {aliases}; "
+                f"{done['history_added']} history entries added\n"
+            )
     return EXIT_OK
 
 

@@ -438,14 +438,23 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def record_build(self, *, staging: Path, record: BuildRecord, register: bool) -> Recorded:
+    def record_build(
+        self,
+        *,
+        staging: Path,
+        record: BuildRecord,
+        register: bool,
+        author: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Recorded:
         """Log one build as a run from the finished ``staging`` folder; register it if asked.
 
         The run holds the record (``handoff/record.json``), its parameters (and the notebook's own
         MLflow run's, prefixed ``notebook_run.``), metrics (a metric the notebook logged step by step
         keeps its steps) and tags. The run's artifacts are written first; the version is created
         last, so a version never points at a half-written run. If anything fails the run is marked
-        failed and no version exists.
+        failed and no version exists. ``author`` (default: ``self.user``) and ``tags``: for a build
+        recorded again elsewhere (``handoff store copy``).
         """
         from mlflow.entities import Metric, Param, RunTag
 
@@ -460,7 +469,13 @@ class Store:
         run = client.create_run(
             self.experiment_id,
             run_name=f"{record.name}-build",
-            tags={"handoff.model": record.name, "handoff.status": record.status, USER_TAG: self.user, **_tags(record)},
+            tags={
+                "handoff.model": record.name,
+                "handoff.status": record.status,
+                USER_TAG: author or self.user,
+                **_tags(record),
+                **(tags or {}),
+            },
         )
         run_id = run.info.run_id
         try:
@@ -488,7 +503,7 @@ class Store:
                 record.status,
                 metrics,
                 anchor,
-                listing_tag(record, {v.key: v.value for v in values}, self.user),
+                listing_tag(record, {v.key: v.value for v in values}, author or self.user),
             )
             return Recorded(run_id, int(version.version), run.info.artifact_uri, _iso(version.creation_timestamp))
         except Exception as exc:
@@ -538,6 +553,10 @@ class Store:
         self.client.log_artifact(run_id, str(digest), PACKAGE_DIR)
         self.client.set_tag(run_id, PACKAGE_TAG, sha256)
         self._restrict_run(run_id)
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        """A run's tags (e.g. ``handoff.copied_from`` on a copied version's run)."""
+        return dict(self._get_run(run_id).data.tags)
 
     def package_sha256(self, run_id: str) -> str | None:
         """The sha256 recorded when the version's package was stored (``None``: not stored yet)."""
@@ -900,9 +919,10 @@ class Store:
         except MlflowException:
             return None
 
-    def add_check_report(self, run_id: str, directory: Path) -> str:
-        """Keep a re-check's report beside the original (never replacing it); returns its artifact path."""
-        stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    def add_check_report(self, run_id: str, directory: Path, stamp: str | None = None) -> str:
+        """Keep a re-check's report beside the original (never replacing it); returns its artifact path.
+        ``stamp``: the folder's name when the report is copied from another store (default: now)."""
+        stamp = stamp or datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = f"{RECHECKS_DIR}/{stamp}"
         self.client.log_artifacts(run_id, str(directory), path)
         self._restrict_run(run_id)
@@ -983,6 +1003,11 @@ class Store:
             "time": now.isoformat(timespec="seconds"),
         }
         return self._audited(entry, f"{name}:{entry['kind']}:{version}", now, change)
+
+    def copy_history_entry(self, entry: Mapping[str, Any]) -> None:
+        """Append an audit entry as another store recorded it (``handoff store copy``): who and when
+        are kept; nothing else changes."""
+        self._audited(dict(entry), f"{entry['model']}:copied", datetime.fromisoformat(entry["time"]), lambda: None)
 
     def _audited(
         self, entry: dict[str, Any], run_name: str, now: datetime, change: Callable[[], None]
