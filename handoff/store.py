@@ -796,12 +796,18 @@ class Store:
         stored package against its recorded sha256; the metrics MLflow returns (latest values and
         full history) and the version's metrics and status tags against the recorded ones.
         """
+        run = self._get_run(mv.run_id)
+        local = local_path(run.info.artifact_uri)
+        with tempfile.TemporaryDirectory(prefix="handoff-verify-") as tmp:
+            if local is None and self.is_server:  # one download of the whole run, then checked as a local one
+                local = self._download(mv.run_id, run.info.artifact_uri, "", Path(tmp))
+            return self._problems(mv, run, local)
+
+    def _problems(self, mv: Any, run: Any, local: Path | None) -> list[str]:
         from handoff.package import package_name
 
-        run = self._get_run(mv.run_id)
         tags = dict(mv.tags or {})
         anchors = {a for a in (run.data.tags.get(DIGESTS_TAG), tags.get(DIGESTS_TAG)) if a}
-        local = local_path(run.info.artifact_uri)
         raw = self._artifact_bytes(mv.run_id, DIGESTS_PATH, local)
         if not anchors:
             return [] if raw is None else [f"the {DIGESTS_TAG} tags were removed"]
@@ -874,19 +880,20 @@ class Store:
 
     def download_artifacts(self, run_id: str, path: str, target: Path) -> Path:
         """A local copy of an artifact (file or folder) of a run; in place for a local store."""
-        local = self.local_artifacts(run_id)
+        artifact_uri = self._get_run(run_id).info.artifact_uri
+        local = local_path(artifact_uri)
         if local is not None:
             return local / path
-        return self._download(run_id, path, target)
+        return self._download(run_id, artifact_uri, path, target)
 
-    def _download(self, run_id: str, path: str, target: Path) -> Path:
+    def _download(self, run_id: str, artifact_uri: str, path: str, target: Path) -> Path:
         if not self.is_server:
             return Path(self.client.download_artifacts(run_id, path, str(target)))
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         from handoff.credentials import ContextExecutor
 
-        repo = get_artifact_repository(self._get_run(run_id).info.artifact_uri, tracking_uri=self.uri)
+        repo = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
         repo.thread_pool = ContextExecutor(max_workers=4)  # MLflow downloads on a pool: as this user too
         try:
             with self.acting():
@@ -896,14 +903,15 @@ class Store:
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         """The bytes of one artifact of a run (read in place for a local store)."""
-        local = self.local_artifacts(run_id)
+        artifact_uri = self._get_run(run_id).info.artifact_uri
+        local = local_path(artifact_uri)
         if local is not None:
             try:
                 return (local / path).read_bytes()
             except OSError as exc:
                 raise StoreError(f"artifact {path} of run {run_id} is missing: {exc}") from exc
         with tempfile.TemporaryDirectory(prefix="handoff-read-") as tmp:
-            return self._download(run_id, path, Path(tmp)).read_bytes()
+            return self._download(run_id, artifact_uri, path, Path(tmp)).read_bytes()
 
     def alias_version(self, name: str, alias: str = "champion") -> VersionRecord | None:
         """The version an alias points at, or ``None`` (no such model or alias)."""
