@@ -70,7 +70,13 @@ def synthetic_store(
 def _fill(home: Path, versions: int, names: tuple[str, ...], full: int) -> dict[str, tuple[int, ...]]:
     import handoff
 
-    store = handoff.open_store(home)
+    return fill(handoff.open_store(home), versions, names, full)
+
+
+def fill(store: Any, versions: int, names: tuple[str, ...], full: int = 5) -> dict[str, tuple[int, ...]]:
+    """Fill ``store`` (embedded, or a team server as a releaser) as the module docstring says."""
+    import handoff
+
     first = handoff.build(SAMPLE, name=names[0], store=store)
     assert first.ok and first.run_id, first.error
     per_model = [versions // len(names) + (1 if i < versions % len(names) else 0) for i in range(len(names))]
@@ -104,7 +110,6 @@ def _register_listing_only(store: Any, run_id: str, name: str, first: int, last:
 
     client = store.client
     template = client.get_run(run_id)
-    source = client.get_model_version(template.data.tags["handoff.model"], "1").source
     base_tags = {k: v for k, v in template.data.tags.items() if k.startswith("handoff.")}
     if first == 1:
         client.create_registered_model(name, tags={"handoff.model": "true"})
@@ -143,6 +148,7 @@ def _register_listing_only(store: Any, run_id: str, name: str, first: int, last:
         }
         if i % 25 == 0:
             version_tags[ARCHIVED_TAG] = "true"
+        source = f"{run.info.artifact_uri}/model"  # within its own run, as a server requires (never read)
         client.create_model_version(name, source=source, run_id=run.info.run_id, tags=version_tags)
 
 
@@ -152,7 +158,8 @@ def _record_full(store: Any, run_id: str, name: str, i: int, scratch: Path) -> N
 
     record = store.read_record(run_id)
     staging = scratch / f"staging-{name}-{i}"
-    shutil.copytree(store.local_artifacts(run_id), staging, ignore=shutil.ignore_patterns("package", "handoff"))
+    artifacts = store.download_artifacts(run_id, "", scratch / f"artifacts-{name}-{i}")  # in place when local
+    shutil.copytree(artifacts, staging, ignore=shutil.ignore_patterns("package", "handoff"))
     recorded = store.record_build(
         staging=staging,
         register=True,

@@ -887,6 +887,7 @@ class Store:
         return self._download(run_id, artifact_uri, path, target)
 
     def _download(self, run_id: str, artifact_uri: str, path: str, target: Path) -> Path:
+        target.mkdir(parents=True, exist_ok=True)
         if not self.is_server:
             return Path(self.client.download_artifacts(run_id, path, str(target)))
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
