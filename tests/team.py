@@ -33,6 +33,7 @@ USERS = {  # name: (role, password); two builders for the concurrency test
     "rita": ("releaser", "rita-password-1234"),
 }
 LOGS = ROOT / "test-artifacts" / "team"
+SERVICES: set[int] = set()  # pids of the servers started here (not a test's leftovers: test_build_speed)
 
 
 def _pg_bin(name: str) -> str:
@@ -130,6 +131,7 @@ class TeamServer:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env())
+        SERVICES.add(self.proc.pid)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

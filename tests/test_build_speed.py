@@ -20,6 +20,7 @@ from handoff.errors import StoreError
 from handoff.events import BuildEvent
 from handoff.execution import keep_kernel_ready
 from handoff.store import Store
+from team import SERVICES
 from tests.helpers import ROOT, TRAIN_IRIS, build
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -31,7 +32,10 @@ STAGES = ("inspect", "execute", "capture", "serialize", "check", "record", "pack
 
 
 def _alive(pids: list[int]) -> list[int]:
-    """Those of ``pids`` still running (a killed process gets a few seconds to go)."""
+    """Those of ``pids`` still running (a killed process gets a few seconds to go), but the team
+    servers this pytest worker may have started for other tests (``tests/team.py``)."""
+    services = {p for pid in SERVICES for p in (pid, *sandbox.descendants(pid))}
+    pids = [p for p in pids if p not in services]
     for _ in range(100):
         alive = [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
         if not alive:

@@ -120,8 +120,6 @@ def test_aliases_history_runs_and_packages_are_the_same_as_through_the_client(va
         assert direct.local_artifacts(run_id) == client.local_artifacts(run_id)
         assert direct.package_sha256(run_id) == client.package_sha256(run_id)
         assert direct.check_reports(run_id) == client.check_reports(run_id)
-    reports = direct.check_reports(direct.list_versions("iris")[0].run_id or "")
-    assert [r.get("recheck") for r in reports][-2:] == [2, 1]
     assert direct.package_sha256(direct.list_versions("iris")[0].run_id or "") is not None
     assert direct._client is None
 
@@ -216,7 +214,7 @@ def test_a_server_store_still_goes_through_the_client(monkeypatch: pytest.Monkey
     store = Store(uri)
     assert store.local_paths() == ()
     for read in (store.list_versions, store.list_models, lambda: store.get_version("iris", 1)):
-        with pytest.raises(StoreError, match=rf"^cannot open the store at {uri}: MlflowException"):
+        with pytest.raises(StoreError, match=rf"^store unreachable: nothing answers at {uri}$"):
             read()
 
 
