@@ -111,4 +111,8 @@ def test_sigterm_stops_the_server_and_everything_it_started(pg_cluster: Postgres
     _, alive = psutil.wait_procs(family, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", server.port))  # the port is free again
+        # SO_REUSEADDR lets the bind ignore the closed connections' TIME_WAIT entries but
+        # still fails while any process listens on the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", server.port))  # nothing listens on the port any more
+        sock.listen()
