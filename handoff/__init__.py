@@ -73,6 +73,12 @@ _LAZY = {
     "cancel": "handoff.jobs",
     "wait": "handoff.jobs",
     "result_of": "handoff.jobs",
+    "sweep": "handoff.sweeps",
+    "start_sweep": "handoff.sweeps",
+    "sweep_status": "handoff.sweeps",
+    "cancel_sweep": "handoff.sweeps",
+    "SweepResult": "handoff.sweeps",
+    "SweepPoint": "handoff.sweeps",
 }
 
 __all__ = [
@@ -101,6 +107,8 @@ __all__ = [
     "RollbackPreview",
     "Store",
     "StoreError",
+    "SweepPoint",
+    "SweepResult",
     "TamperedError",
     "VerifyReport",
     "VersionNotFoundError",
@@ -110,6 +118,7 @@ __all__ = [
     "archive",
     "build",
     "cancel",
+    "cancel_sweep",
     "check_version",
     "compare",
     "copy_store",
@@ -128,7 +137,10 @@ __all__ = [
     "result_of",
     "rollback",
     "rollback_preview",
+    "start_sweep",
     "submit",
+    "sweep",
+    "sweep_status",
     "unarchive",
     "verify",
     "verify_recorded",
@@ -166,6 +178,7 @@ if TYPE_CHECKING:
     from handoff.record import BuildRecord
     from handoff.store import Store, VersionRecord, open_store
     from handoff.store_copy import CopyReport, copy_store
+    from handoff.sweeps import SweepPoint, SweepResult, cancel_sweep, start_sweep, sweep, sweep_status
 
 
 def __getattr__(name: str) -> Any:

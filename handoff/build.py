@@ -97,6 +97,8 @@ class BuildOptions:
         requirements: A ``requirements.txt`` or ``pyproject.toml`` to make the build environment from
             (instead of one beside the notebook or uploaded with it).
         with_packages: More requirements for the build environment (``--with PKG``).
+        sweep: The parameter sweep this build is a point of (``handoff.sweeps``): tagged on its
+            version, so ``handoff compare MODEL --sweep ID`` finds it; ``sweep_point`` its number.
     """
 
     timeout: float = 3600.0
@@ -112,6 +114,8 @@ class BuildOptions:
     max_output_mb: float = 50.0
     requirements: str | None = None
     with_packages: tuple[str, ...] = ()
+    sweep: str | None = None
+    sweep_point: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", tuple(self.env))
@@ -129,6 +133,8 @@ class BuildOptions:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise OptionError(f"{name} must be a positive number of {unit}, got {value!r}")
         self.policy()  # invalid limits or names fail now
+        if self.sweep is not None and not (self.sweep.isalnum() and self.sweep.isascii()):
+            raise OptionError(f"sweep must be a sweep id (letters and digits), got {self.sweep!r}")
         if self.model_var is not None and not self.model_var.isidentifier():
             raise OptionError(f"model_var must be a Python variable name, got {self.model_var!r}")
         _ = self.output_limits  # raises OptionError for a limit that is not a positive number

@@ -56,6 +56,9 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     build = command("build", "run a notebook and record its model as a new version")
     if only in (None, "build"):
         _build_arguments(build)
+    sweeping = command("sweep", "build a notebook once per point of a parameter grid, in parallel")
+    if only in (None, "sweep"):
+        _build_arguments(sweeping, sweep=True)
 
     for verb in ("list", "versions"):  # `versions`: the same listing, under the name the app uses
         listing = command(verb, "list models and their versions (archived ones only with --archived)")
@@ -90,8 +93,9 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
 
     comparing = command("compare", "compare versions side by side (params, metrics, checks, data, env, code)")
     comparing.add_argument("model")
-    comparing.add_argument("versions", nargs="+", help="version numbers; MODEL:N for another model")
+    comparing.add_argument("versions", nargs="*", help="version numbers; MODEL:N for another model")
     comparing.add_argument("--baseline", help="deltas against this version (default: champion, else the first)")
+    comparing.add_argument("--sweep", metavar="ID", help="also every version the sweep ID built (handoff sweep)")
 
     for verb, help_ in (
         ("promote", "point an alias (default: champion) at a version"),
@@ -198,7 +202,9 @@ def _server_arguments(server: argparse.ArgumentParser) -> None:
         sub.add_argument("--json", action="store_true", help="print JSON on stdout")
 
 
-def _build_arguments(build: argparse.ArgumentParser) -> None:
+def _build_arguments(build: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """``build``'s arguments; with ``sweep``, ``sweep``'s: the same build options, every parameter
+    given as the values to sweep, and where the points run."""
     from handoff.build import BuildOptions  # its field defaults are the one source of the limits below
 
     limits = BuildOptions()
@@ -209,9 +215,14 @@ def _build_arguments(build: argparse.ArgumentParser) -> None:
         nargs=2,
         action="append",
         default=[],
-        metavar=("NAME", "VALUE"),
-        help="set a parameter of the notebook's parameters cell (repeatable)",
+        metavar=("NAME", "VALUES") if sweep else ("NAME", "VALUE"),
+        help="the values of a parameter to sweep: 50,100,200 or a range START:STOP:COUNT such as 0.1:1.0:4 "
+        "(repeatable; the grid is every combination)"
+        if sweep
+        else "set a parameter of the notebook's parameters cell (repeatable)",
     )
+    if sweep:
+        _sweep_arguments(build)
     build.add_argument("--name", help="model name (default: the notebook's file name)")
     build.add_argument(
         "--timeout", type=float, default=limits.timeout, metavar="S", help="whole-run limit (default %(default)g)"
@@ -293,6 +304,26 @@ def _build_arguments(build: argparse.ArgumentParser) -> None:
     )
 
 
+def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
+    points = sweep.add_argument_group("the sweep")
+    points.add_argument(
+        "--random", type=int, metavar="N", help="N points drawn at random from the values instead of the grid"
+    )
+    points.add_argument("--seed", type=int, help="with --random: the seed of the draw (default: a new one)")
+    points.add_argument("--workers", type=int, metavar="N", help="points built at once (default: the machine's cores)")
+    points.add_argument(
+        "--cluster",
+        metavar="local|tcp://HOST:PORT",
+        help="run the points on Dask: 'local' starts a LocalCluster of --workers, an address uses that "
+        "scheduler's workers (other machines need a team server store)",
+    )
+    points.add_argument(
+        "--promote-best",
+        action="store_true",
+        help="promote the best passed version to champion, through the normal gate",
+    )
+
+
 def _listing_arguments(listing: argparse.ArgumentParser) -> None:
     from handoff.store import SORT_KEYS
 
@@ -310,6 +341,7 @@ def _listing_arguments(listing: argparse.ArgumentParser) -> None:
         help="order by this column (default: created, with model and version)",
     )
     listing.add_argument("--desc", action="store_true", help="descending order")
+    listing.add_argument("--sweep", metavar="ID", help="only versions built in this sweep (handoff sweep)")
     listing.add_argument("--metric", metavar="NAME", help="only versions that reported this metric, within --min/--max")
     listing.add_argument("--min", type=float, metavar="X", help="with --metric: its value at least X")
     listing.add_argument("--max", type=float, metavar="X", help="with --metric: its value at most X")
@@ -367,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {
             "build": _build,
+            "sweep": _sweep,
             "list": _list,
             "versions": _list,
             "archive": _archive,
@@ -483,18 +516,7 @@ def _build(args: argparse.Namespace) -> int:
             on_event=progress,
             on_job=announce,
             checks=_checklist_settings(args),
-            timeout=args.timeout,
-            cell_timeout=args.cell_timeout,
-            model_var=args.model_var,
-            allow_network=args.allow_network,
-            env=tuple(args.env),
-            memory_gib=args.memory,
-            max_processes=args.max_processes,
-            max_disk_gib=args.max_disk,
-            max_cell_output_mb=args.max_cell_output,
-            max_output_mb=args.max_output,
-            requirements=args.requirements,
-            with_packages=tuple(args.with_packages),
+            **_build_options(args),
         )
     finally:
         progress.close()
@@ -513,6 +535,143 @@ def _build(args: argparse.Namespace) -> int:
         unrecorded = result.error is not None and result.error.stage == "record"  # the store's fault, not the model's
         return EXIT_STORE if unrecorded else EXIT_FAILED
     return EXIT_OK
+
+
+def _build_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``BuildOptions`` fields ``build`` and ``sweep`` take from their flags."""
+    return {
+        "timeout": args.timeout,
+        "cell_timeout": args.cell_timeout,
+        "model_var": args.model_var,
+        "allow_network": args.allow_network,
+        "env": tuple(args.env),
+        "memory_gib": args.memory,
+        "max_processes": args.max_processes,
+        "max_disk_gib": args.max_disk,
+        "max_cell_output_mb": args.max_cell_output,
+        "max_output_mb": args.max_output,
+        "requirements": args.requirements,
+        "with_packages": tuple(args.with_packages),
+    }
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from handoff.inspection import load_notebook
+
+    source = load_notebook(args.notebook)
+    grid: dict[str, str] = {}
+    for name, values in args.param:
+        if name in grid:
+            raise InputError(f"parameter {name} is given twice; give all its values at once: -p {name} A,B,C")
+        grid[name] = values
+    bar = _SweepProgress(quiet=args.json)
+    try:
+        result = handoff.sweep(
+            source,
+            grid,
+            args.name,
+            store=args.store,
+            workers=args.workers,
+            cluster=args.cluster,
+            random=args.random,
+            seed=args.seed,
+            promote_best=args.promote_best,
+            checks=_checklist_settings(args),
+            on_point=bar,
+            source="cli",
+            **_build_options(args),
+        )
+    finally:
+        bar.close()
+    if args.json:
+        _emit(result.to_dict())
+    else:
+        _print_sweep(result)
+    if result.cancelled_by:
+        sys.stderr.write(f"handoff: sweep {result.id} cancelled by {result.cancelled_by}\n")
+        return EXIT_INTERRUPTED
+    if args.promote_best and result.promoted is None:
+        sys.stderr.write(f"handoff: error: {render(result.promotion or 'nothing promoted', 'cli')}\n")
+        return EXIT_FAILED
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _point_params(point: Any) -> str:
+    return " ".join(f"{k}={v}" for k, v in point.params.items())
+
+
+class _SweepProgress:
+    """One line per finished point on stderr, and a bar of points done (with an ETA) on a terminal."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __call__(self, point: Any, result: Any) -> None:
+        if self.quiet:
+            return
+        metric = result.metric
+        value = point.metrics.get(metric[0]) if metric else None
+        shown = f"  {metric[0]}={value:.4g}" if metric and value is not None else ""
+        version = f"  v{point.version}" if point.version is not None else ""
+        why = f"  {render(point.message or '', 'cli')[:120]}" if point.state != "passed" else ""
+        line = (
+            f"[{result.done}/{len(result.points)}] point {point.index} {point.state}{version}"
+            f"  {_point_params(point)}{shown}{why}"
+        )
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            if self.bar is None:
+                self.bar = tqdm(total=len(result.points), file=sys.stderr, unit="point", leave=False)
+            self.bar.write(line, file=sys.stderr)
+            self.bar.update(result.done - self.bar.n)
+        else:
+            sys.stderr.write(line + "\n")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _print_sweep(result: Any) -> None:
+    """The points best first (by the primary metric), then the best one and what was promoted."""
+    out = sys.stdout.write
+    metric = result.metric
+    out(f"sweep {result.id}: {len(result.points)} points of {result.model} on {result.where}\n")
+    names = list(result.points[0].params) if result.points else []
+    rows = [
+        (
+            "RANK",
+            "POINT",
+            *(n.upper() for n in names),
+            "STATE",
+            "VERSION",
+            metric[0].upper() if metric else "METRIC",
+            "TIME",
+        )
+    ]
+    for rank, point in enumerate(result.ranked(), start=1):
+        value = point.metrics.get(metric[0]) if metric else None
+        rows.append(
+            (
+                str(rank),
+                str(point.index),
+                *(str(point.params.get(n)) for n in names),
+                point.state,
+                str(point.version) if point.version is not None else "-",
+                f"{value:.4g}" if value is not None else "-",
+                f"{point.seconds:.1f}s" if point.seconds else "-",
+            )
+        )
+    _table(rows)
+    best = result.best
+    if best is not None:
+        out(f"best: {result.model} version {best.version} ({_point_params(best)})\n")
+    if result.promoted is not None:
+        out(f"promoted: {result.model} version {result.promoted} is now champion\n")
+    out(f"compare them: handoff compare {result.model} --sweep {result.id}\n")
 
 
 def _ago(seconds: float) -> str:
@@ -595,14 +754,17 @@ def _list(args: argparse.Namespace) -> int:
     ranged = MetricRange(args.metric, args.min, args.max) if args.metric else None
     store = handoff.open_store(args.store)
     versions = store.list_versions(args.model, include_archived=args.archived)
-    versions = filter_versions(versions, status=args.status, alias=args.alias, search=args.search, metric_range=ranged)
+    versions = filter_versions(
+        versions, status=args.status, alias=args.alias, search=args.search, metric_range=ranged, sweep=args.sweep
+    )
     versions = sort_versions(versions, args.sort, descending=args.desc)
     if args.json:
         _emit([v.to_dict() for v in versions])
         return EXIT_OK
     if not versions:
         sys.stdout.write(
-            f"no versions{' match' if args.status or args.alias or args.search or ranged else ' yet'} in {store.uri}\n"
+            f"no versions{' match' if args.status or args.alias or args.search or ranged or args.sweep else ' yet'}"
+            f" in {store.uri}\n"
         )
         return EXIT_OK
     rows = [("MODEL", "VERSION", "STATUS", "CREATED", "ALIASES", "NOTEBOOK", "DURATION", "AUTHOR", "METRICS")]
@@ -774,7 +936,14 @@ def _print_comparison(data: dict[str, Any]) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    comparison = handoff.compare(args.model, args.versions, args.baseline, store=args.store)
+    versions = list(args.versions)
+    if args.sweep:
+        from handoff.sweeps import sweep_versions
+
+        versions += sweep_versions(args.model, args.sweep, store=args.store)
+    elif not versions:
+        raise InputError("compare needs versions to compare: give their numbers, or --sweep ID")
+    comparison = handoff.compare(args.model, versions, args.baseline, store=args.store)
     if args.json:
         _emit(comparison.to_dict())
     else:

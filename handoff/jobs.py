@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from handoff.errors import InputError, OptionError, StoreError
+from handoff.errors import HandoffError, InputError, OptionError, StoreError
 
 if TYPE_CHECKING:
     from handoff.build import BuildResult
@@ -54,7 +54,7 @@ ACTIVE = (QUEUED, RUNNING)
 SOURCES = ("app", "cli", "api")
 DB_NAME = "jobs.db"
 JOBS_DIR = "jobs"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the ``sweep`` column
 #: Seconds between a live build's heartbeats, and after which a silent one counts as gone.
 HEARTBEAT_SECONDS = 1.0
 STALE_SECONDS = 60.0
@@ -87,6 +87,7 @@ _COLUMNS = (
     "error",
     "executed_notebook",
     "cancel_requested_by",
+    "sweep",
 )
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
@@ -94,10 +95,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     source TEXT NOT NULL, user TEXT NOT NULL, state TEXT NOT NULL, stage TEXT, cell INTEGER,
     cells_done INTEGER, cells_total INTEGER, message TEXT, created REAL NOT NULL, started REAL,
     finished REAL, heartbeat REAL, pid INTEGER, request TEXT NOT NULL, run_id TEXT, version INTEGER,
-    error_stage TEXT, error_cell INTEGER, error TEXT, executed_notebook TEXT, cancel_requested_by TEXT
+    error_stage TEXT, error_cell INTEGER, error TEXT, executed_notebook TEXT, cancel_requested_by TEXT,
+    sweep TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE INDEX IF NOT EXISTS jobs_sweep ON jobs (sweep);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
@@ -131,6 +134,7 @@ class Job:
         error_stage: Where it failed; ``error_cell`` the cell; ``error`` the one-line message.
         executed_notebook: The (partly) executed notebook kept for this job.
         cancel_requested_by: Who asked to cancel it.
+        sweep: The parameter sweep it is a point of (``handoff.sweeps``), if any.
         job_dir: The job's directory (inputs, executed notebook, worker log).
     """
 
@@ -159,6 +163,7 @@ class Job:
     error: str | None = None
     executed_notebook: str | None = None
     cancel_requested_by: str | None = None
+    sweep: str | None = None
     job_dir: str | None = None
 
     @property
@@ -251,6 +256,9 @@ class JobTable:
                     raise OptionError(
                         f"the job table {self.path} is from a newer handoff (schema {version}); upgrade handoff"
                     )
+                if version == 1:  # a table from before sweeps: add their column
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process just did
+                        con.execute("ALTER TABLE jobs ADD COLUMN sweep TEXT")
                 con.executescript(_SCHEMA)
                 JobTable._ready.add(self.path)
             yield con
@@ -301,8 +309,15 @@ class JobTable:
             raise JobNotFoundError(f"no build job {job_id!r} in {self.path}")
         return self._row(row)
 
-    def select(self, *, state: str | None = None, model: str | None = None, limit: int | None = None) -> list[Job]:
-        """Jobs newest first, optionally of one state and/or model (dead workers reconciled first)."""
+    def select(
+        self,
+        *,
+        state: str | None = None,
+        model: str | None = None,
+        limit: int | None = None,
+        sweep: str | None = None,
+    ) -> list[Job]:
+        """Jobs newest first, optionally of one state, model and/or sweep (dead workers reconciled first)."""
         if state is not None and state not in STATES:
             raise OptionError(f"unknown job state {state!r}; one of {', '.join(STATES)}")
         self.reconcile()
@@ -313,6 +328,9 @@ class JobTable:
         if model is not None:
             where.append("model = ?")
             args.append(model)
+        if sweep is not None:
+            where.append("sweep = ?")
+            args.append(sweep)
         sql = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -335,11 +353,28 @@ class JobTable:
         return int(row[0])
 
     def count_older_queued(self, job: Job) -> int:
+        """Queued builds ahead of ``job`` for a build slot (a sweep's points wait for its own workers)."""
         with self._db() as con:
             row = con.execute(
-                "SELECT COUNT(*) FROM jobs WHERE state = ? AND created < ?", (QUEUED, job.created)
+                "SELECT COUNT(*) FROM jobs WHERE state = ? AND created < ? AND sweep IS NULL", (QUEUED, job.created)
             ).fetchone()
         return int(row[0])
+
+    def claim(self, sweep: str, pid: int) -> str | None:
+        """Take the sweep's next queued point for the worker ``pid`` (now ``running``); ``None``: none left."""
+        now = time.time()
+        with self._db() as con:
+            con.execute("BEGIN IMMEDIATE")
+            row = con.execute(
+                "SELECT id FROM jobs WHERE sweep = ? AND state = ? ORDER BY created, rowid LIMIT 1", (sweep, QUEUED)
+            ).fetchone()
+            if row is not None:
+                con.execute(
+                    "UPDATE jobs SET state = ?, pid = ?, started = ?, heartbeat = ?, message = NULL WHERE id = ?",
+                    (RUNNING, pid, now, now, row[0]),
+                )
+            con.execute("COMMIT")
+        return None if row is None else str(row[0])
 
     # -- liveness ---------------------------------------------------------------------------------
 
@@ -471,6 +506,7 @@ def _prepare(
         created=time.time(),
         request=json.loads(json.dumps(request, default=str)),
         message="waiting for a free build slot" if state == QUEUED else None,
+        sweep=build_options.sweep,
     )
     table.insert(job)
     return table, job
@@ -556,13 +592,19 @@ def _spawn(table: JobTable, job: Job, credentials: Credentials | None = None) ->
     login) it acts as that user: they go in its own environment only, never in the job row, never in
     this process's environment, and the notebook's sandbox does not inherit them (an allow-list)."""
     job_dir = Path(job.job_dir or table.dir / job.id)
+    process = start_worker([str(job_dir)], job_dir / "worker.log", credentials)
+    table.update(job.id, only_if=(QUEUED,), pid=process.pid)
+
+
+def start_worker(args: list[str], log_path: Path, credentials: Credentials | None = None) -> subprocess.Popen[bytes]:
+    """``python -m handoff.worker ARGS``, detached, its output in ``log_path`` (see ``_spawn``)."""
     env = None
     if credentials is not None:
         env = {k: v for k, v in os.environ.items() if k not in _CREDENTIAL_VARS}
         env |= {"HANDOFF_USER": credentials.username, "HANDOFF_PASSWORD": credentials.password}
-    with open(job_dir / "worker.log", "ab") as log:
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "handoff.worker", str(job_dir)],
+            [sys.executable, "-m", "handoff.worker", *args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -570,9 +612,9 @@ def _spawn(table: JobTable, job: Job, credentials: Credentials | None = None) ->
             start_new_session=True,  # not in our process group: a Ctrl-C or an app restart leaves it running
             close_fds=True,
         )
-    table.update(job.id, only_if=(QUEUED,), pid=process.pid)
     # reap it when it ends (while we live), so a finished worker is not left a zombie
-    threading.Thread(target=process.wait, name=f"handoff-reap-{job.id}", daemon=True).start()
+    threading.Thread(target=process.wait, name=f"handoff-reap-{process.pid}", daemon=True).start()
+    return process
 
 
 def resubmit(job: Job | str, *, store: Store | str | os.PathLike[str] | None = None, **changes: Any) -> Job:
@@ -587,7 +629,7 @@ def resubmit(job: Job | str, *, store: Store | str | os.PathLike[str] | None = N
         path if path and _same_file(path, request.get("notebook_sha256")) else (job_dir / "notebook.ipynb").read_bytes()
     )
     files = {n: (job_dir / "files" / n).read_bytes() for n in request.get("files", [])}
-    options = dict(request.get("options", {}))
+    options = {k: v for k, v in request.get("options", {}).items() if k not in ("sweep", "sweep_point")}
     top = {k: changes.pop(k) for k in ("params", "name", "checks", "files") if k in changes}
     options.update(changes)
     for key in ("env", "with_packages"):
@@ -754,26 +796,25 @@ def run_job(
     on_event: EventCallback | None = None,
     cancel: Cancellation | None = None,
     reraise: bool = False,
+    claimed: bool = False,
 ) -> BuildResult | None:
     """Run a ``queued`` job in this process (a worker, or the CLI): wait for a slot, build, write the end
     state. Returns the build's result (``None`` if it never ran or raised); ``reraise``: an input or
-    store error is raised again after the row is written (the CLI's exit codes)."""
+    store error is raised again after the row is written (the CLI's exit codes). ``claimed``: a sweep
+    worker already took it (``JobTable.claim``): it runs at once, on the sweep's own worker."""
     from handoff.build import build
-    from handoff.errors import BuildCancelled, HandoffError
     from handoff.execution import Cancellation
     from handoff.inspection import load_notebook
 
     cancel = cancel or Cancellation()
     job = table.get(job_id, reconcile=False)
-    table.update(job_id, pid=os.getpid(), heartbeat=time.time())
     slot = _Slot(table)
-    if not _wait_for_slot(table, job, slot):
-        return None
+    if not claimed:
+        table.update(job_id, pid=os.getpid(), heartbeat=time.time())
+        if not _wait_for_slot(table, job, slot):
+            return None
     job_dir = Path(job.job_dir or table.dir / job_id)
     request = job.request
-    result = None
-    raised: HandoffError | None = None
-    end: dict[str, Any]
     try:
         with _Heartbeat(table, job_id, cancel):
             path = request.get("notebook_path")
@@ -788,20 +829,20 @@ def run_job(
                 if key in options:
                     options[key] = tuple(options[key])
             try:
-                result = build(
-                    notebook,
-                    request.get("params") or {},
-                    request.get("name"),
-                    store=request.get("store"),
-                    checks=request.get("checks") or {},
-                    files={n: (job_dir / "files" / n).read_bytes() for n in request.get("files", [])},
-                    on_event=_on_event(table, job_id, on_event),
-                    cancel=cancel,
-                    **options,
+                result, end, raised = attempt(
+                    lambda: build(
+                        notebook,
+                        request.get("params") or {},
+                        request.get("name"),
+                        store=request.get("store"),
+                        checks=request.get("checks") or {},
+                        files={n: (job_dir / "files" / n).read_bytes() for n in request.get("files", [])},
+                        on_event=_on_event(table, job_id, on_event),
+                        cancel=cancel,
+                        **options,
+                    ),
+                    cancel,
                 )
-                end = _ended(result, cancel, job_dir)
-            except BuildCancelled as exc:
-                end = {"state": CANCELLED, "message": exc.raw, "error": exc.raw}
             except KeyboardInterrupt:
                 who = cancel.by or current_user()
                 end = {
@@ -811,13 +852,8 @@ def run_job(
                 }
                 table.update(job_id, finished=time.time(), **end)
                 raise
-            except HandoffError as exc:
-                stage = getattr(exc, "stage", "inspect")  # raw: each face renders the hints it names
-                end = {"state": FAILED, "message": exc.raw, "error": exc.raw, "error_stage": stage}
-                raised = exc
-            except Exception as exc:  # a bug must still end the job visibly
-                text = f"internal error: {type(exc).__name__}: {exc}"
-                end = {"state": FAILED, "message": text, "error": text}
+            if result is not None:
+                end = _kept(result, job_dir) | end
     finally:
         slot.release()
     table.update(job_id, finished=time.time(), **end)
@@ -826,16 +862,43 @@ def run_job(
     return result
 
 
-def _ended(result: BuildResult, cancel: Cancellation, job_dir: Path) -> dict[str, Any]:
-    """The row's end state from a build's result; the executed notebook kept in the job's directory."""
+def attempt(
+    run: Callable[[], BuildResult], cancel: Cancellation
+) -> tuple[BuildResult | None, dict[str, Any], HandoffError | None]:
+    """Run a build and say how it ended, as a job's row keeps it: (its result, the end state, the
+    input or store error it raised). Never raises but for ``KeyboardInterrupt``: a bug ends the job
+    visibly too. A job's worker and a sweep's point on a Dask worker (``handoff.sweeps``) share it."""
+    from handoff.errors import BuildCancelled
+
+    try:
+        result = run()
+    except BuildCancelled as exc:
+        return None, {"state": CANCELLED, "message": exc.raw, "error": exc.raw}, None
+    except HandoffError as exc:
+        stage = getattr(exc, "stage", "inspect")  # raw: each face renders the hints it names
+        return None, {"state": FAILED, "message": exc.raw, "error": exc.raw, "error_stage": stage}, exc
+    except Exception as exc:  # a bug must still end the job visibly
+        text = f"internal error: {type(exc).__name__}: {exc}"
+        return None, {"state": FAILED, "message": text, "error": text}, None
+    return result, end_state(result, cancel), None
+
+
+def _kept(result: BuildResult, job_dir: Path) -> dict[str, Any]:
+    """The build's record and executed notebook kept in the job's directory (its row's columns)."""
     import nbformat
 
-    end: dict[str, Any] = {"run_id": result.run_id, "version": result.version}
-    if result.notebook is not None:
-        path = job_dir / "executed.ipynb"
-        nbformat.write(result.notebook, path, split_lines=False)
-        end["executed_notebook"] = str(path)
     (job_dir / "record.json").write_text(json.dumps(result.record.to_dict(), default=str))
+    if result.notebook is None:
+        return {}
+    path = job_dir / "executed.ipynb"
+    nbformat.write(result.notebook, path, split_lines=False)
+    return {"executed_notebook": str(path)}
+
+
+def end_state(result: BuildResult, cancel: Cancellation) -> dict[str, Any]:
+    """State, message, version and error of a build that ran (passed, failed or cancelled), as a
+    job's row (and a sweep's point run elsewhere, ``handoff.sweeps``) keeps them."""
+    end: dict[str, Any] = {"run_id": result.run_id, "version": result.version}
     error = result.error
     if error is not None:
         end.update(error_stage=error.stage, error_cell=error.cell, error=error.message)

@@ -66,6 +66,8 @@ DIGESTS_TAG = "handoff.digests_sha256"
 ARCHIVED_TAG = "handoff.archived"  # on a model version: hidden from default lists, never deleted
 NOTEBOOK_TAG = "handoff.notebook"
 METRIC_ORDER_TAG = "handoff.metric_order"  # the metrics in the order reported (the version tag sorts them)
+SWEEP_TAG = "handoff.sweep"  # the sweep a version was built in (handoff sweep); and its point:
+SWEEP_POINT_TAG = "handoff.sweep_point"
 LISTING_TAG = "handoff.listing"  # on a model version: what a listing shows of its run, so it needs no run
 USER_TAG = "mlflow.user"  # MLflow's own: the run's author (MlflowClient.create_run does not set it)
 PACKAGE_TAG = "handoff.package_sha256"
@@ -182,6 +184,7 @@ class VersionRecord:
         duration: Seconds the build took up to recording (the sum of its stages' timings).
         author: Who built it (the MLflow run's user).
         archived: Hidden from default lists (``handoff archive``); still stored and readable.
+        sweep: The parameter sweep it was built in (``handoff sweep``), ``sweep_point`` its point.
     """
 
     name: str
@@ -198,6 +201,8 @@ class VersionRecord:
     duration: float | None = None
     author: str | None = None
     archived: bool = False
+    sweep: str | None = None
+    sweep_point: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -214,6 +219,8 @@ class VersionRecord:
             "duration": self.duration,
             "author": self.author,
             "archived": self.archived,
+            "sweep": self.sweep,
+            "sweep_point": self.sweep_point,
         }
         if self.record is not None:
             data["record"] = self.record.to_dict()
@@ -1130,6 +1137,11 @@ def _tags(record: BuildRecord) -> dict[str, str]:
     if error is not None:
         tags["handoff.error"] = error.message[:5000]
         tags["handoff.failed_stage"] = error.stage
+    sweep = _sweep_of(record.inputs.options)
+    if sweep:
+        tags[SWEEP_TAG] = sweep["sweep"]
+        if sweep["sweep_point"] is not None:
+            tags[SWEEP_POINT_TAG] = str(sweep["sweep_point"])
     return tags
 
 
@@ -1181,13 +1193,15 @@ def filter_versions(
     alias: str | None = None,
     search: str | None = None,
     metric_range: MetricRange | None = None,
+    sweep: str | None = None,
 ) -> list[VersionRecord]:
-    """The versions with this status, holding this alias, matching this search and with a metric in
-    this range (each optional)."""
+    """The versions with this status, holding this alias, matching this search, with a metric in
+    this range and built in this sweep (each optional)."""
     return [
         v
         for v in versions
         if (status is None or v.status == status)
+        and (sweep is None or v.sweep == sweep)
         and (alias is None or alias in v.aliases)
         and (search is None or matches(v, search))
         and (metric_range is None or metric_range.holds(v))
@@ -1231,6 +1245,9 @@ def listing_tag(record: BuildRecord, params: Mapping[str, str], author: str) -> 
         "metric_order": list(record.metrics),
         "params": {k: v for k, v in params.items() if not k.startswith("notebook_run.")},
     }
+    sweep = _sweep_of(record.inputs.options)
+    if sweep:
+        fields |= sweep
     text = json.dumps(fields, sort_keys=True)
     return text if len(text) <= 5000 else ""
 
@@ -1251,7 +1268,14 @@ def _listing_fields(mv: Any) -> dict[str, Any] | None:
         "notebook": data.get("notebook"),
         "duration": data.get("duration"),
         "author": author if author and author != "unknown" else None,
+        "sweep": data.get("sweep"),
+        "sweep_point": data.get("sweep_point"),
     }
+
+
+def _sweep_of(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"sweep": ID, "sweep_point": N}`` for a sweep's point (its build options), else empty."""
+    return {"sweep": options["sweep"], "sweep_point": options.get("sweep_point")} if options.get("sweep") else {}
 
 
 def _run_fields(run: Any) -> dict[str, Any]:
@@ -1277,6 +1301,8 @@ def _run_fields(run: Any) -> dict[str, Any]:
         "notebook": tags.get(NOTEBOOK_TAG),
         "duration": round(sum(timings), 3) if timings else None,
         "author": author if author and author != "unknown" else None,
+        "sweep": tags.get(SWEEP_TAG),
+        "sweep_point": int(tags[SWEEP_POINT_TAG]) if tags.get(SWEEP_POINT_TAG, "").isdigit() else None,
     }
 
 
