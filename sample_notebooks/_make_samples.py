@@ -723,6 +723,50 @@ print(f"tuned accuracy: {accuracy:.3f} (baseline {baseline_accuracy:.3f})")
 ]
 
 
+# --------------------------------------------------------------------------------------------
+# 16. ridge_sweep.ipynb: a notebook meant for a parameter sweep (typed parameters, a grid in mind).
+# --------------------------------------------------------------------------------------------
+
+RIDGE_SWEEP = [
+    md("""
+# Ridge with polynomial features: which degree and regularisation?
+
+The usual question before handing a model over: how much feature expansion, how much shrinkage?
+Rather than editing the cell below by hand, sweep it:
+
+    handoff sweep ridge_sweep.ipynb -p degree 1,2 -p alpha 0.1:10:3 --promote-best
+
+Every point is its own build and version; the table at the end ranks them by `rmse` (lower is better).
+"""),
+    params("""
+degree: int = 1  # polynomial degree of the feature expansion
+alpha: float = 1.0  # ridge regularisation strength, at least 0
+test_size: float = 0.25  # fraction of rows held out for evaluation
+"""),
+    code("""
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_squared_error, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+X, y = load_diabetes(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size, random_state=0)
+"""),
+    code("""
+model = make_pipeline(PolynomialFeatures(degree), StandardScaler(), Ridge(alpha=alpha))
+model.fit(X_train, y_train)
+"""),
+    code("""
+y_pred = model.predict(X_test)
+rmse = float(mean_squared_error(y_test, y_pred) ** 0.5)
+r2 = float(r2_score(y_test, y_pred))
+print(f"degree={degree} alpha={alpha}: rmse={rmse:.2f} r2={r2:.3f}")
+"""),
+]
+
+
 def write_diabetes_csv() -> Path:
     from sklearn.datasets import load_diabetes
 
@@ -749,6 +793,7 @@ def main() -> None:
         write_notebook("statsmodels_ols.ipynb", STATSMODELS),
         write_notebook("pytorch_mlp.ipynb", PYTORCH),
         write_notebook("two_candidate_models.ipynb", TWO_CANDIDATES),
+        write_notebook("ridge_sweep.ipynb", RIDGE_SWEEP),
     ]
     for path in written:
         print(f"wrote {path.relative_to(HERE.parent)}")

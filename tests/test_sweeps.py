@@ -1,0 +1,295 @@
+"""Parameter sweeps: typed grids, every point a tagged build on a local pool or Dask, best first, cancel."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import handoff
+from handoff import cli
+from handoff.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, OptionError, ParameterError
+from handoff.inspection import load_notebook
+from handoff.jobs import JobNotFoundError, JobTable
+from handoff.lifecycle import verify_store
+from handoff.sandbox import descendants
+from handoff.store import Store
+from handoff.sweeps import plan_points, remote_hosts, sweep_versions
+from helpers import SAMPLES, TRAIN_IRIS
+
+RIDGE = SAMPLES / "ridge_sweep.ipynb"
+LIMITS = {"timeout": 300.0, "cell_timeout": 300.0}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
+
+
+def _home(store: Store) -> str:
+    return str(store.local_paths()[0])
+
+
+# -- the points (no kernel) -----------------------------------------------------------------------
+
+
+def test_grid_values_are_typed_by_the_notebooks_parameters() -> None:
+    source = load_notebook(RIDGE)
+    points = plan_points(source, {"degree": "1,2", "alpha": "0.1:10:3"})
+    assert points == [
+        {"degree": 1, "alpha": 0.1},
+        {"degree": 1, "alpha": 5.05},
+        {"degree": 1, "alpha": 10.0},
+        {"degree": 2, "alpha": 0.1},
+        {"degree": 2, "alpha": 5.05},
+        {"degree": 2, "alpha": 10.0},
+    ]
+    assert all(type(p["degree"]) is int and type(p["alpha"]) is float for p in points)
+    assert plan_points(source, {"degree": "1:3:3"}) == [{"degree": 1}, {"degree": 2}, {"degree": 3}]
+    assert plan_points(source, {"degree": [3, 1, 3]}) == [{"degree": 3}, {"degree": 1}]  # typed, repeats dropped
+
+
+def test_random_points_are_drawn_from_the_ranges_and_lists_reproducibly() -> None:
+    source = load_notebook(RIDGE)
+    grid = {"degree": "1,2,3", "alpha": "0.01:100:2"}
+    drawn = plan_points(source, grid, random=20, seed=7)
+    assert len(drawn) == 20 and drawn == plan_points(source, grid, random=20, seed=7)
+    assert {p["degree"] for p in drawn} <= {1, 2, 3}
+    assert all(0.01 <= p["alpha"] <= 100 for p in drawn)
+    assert len({p["alpha"] for p in drawn}) == 20  # drawn from the range, not only its two ends
+
+
+@pytest.mark.parametrize(
+    ("grid", "error", "words"),
+    [
+        ({"depth": "1,2"}, ParameterError, "unknown parameter depth"),
+        ({"degree": "1,two"}, ParameterError, "parameter degree expects int, got 'two'"),
+        ({"alpha": "1:2:0"}, ParameterError, "needs a whole number of points"),
+        ({"degree": "1:1000:1000", "alpha": "1,2"}, OptionError, "2000 points"),
+        ({}, ParameterError, "at least one parameter"),
+    ],
+)
+def test_bad_grids_are_refused_before_anything_runs(grid: dict[str, str], error: type[Exception], words: str) -> None:
+    with pytest.raises(error, match=words):
+        plan_points(load_notebook(RIDGE), grid)
+
+
+def test_only_workers_on_other_machines_count_as_remote() -> None:
+    here = ["tcp://127.0.0.1:40001", f"tcp://{socket.gethostname()}:40002", "tcp://localhost:40003"]
+    assert remote_hosts(here) == []
+    assert remote_hosts([*here, "tcp://10.254.254.254:40004"]) == ["10.254.254.254"]
+
+
+def test_a_job_table_from_before_sweeps_gains_the_sweep_column(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "jobs.db") as con:  # the schema 1 table, as handoff 0.1 wrote it
+        con.executescript(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, model TEXT NOT NULL, label TEXT NOT NULL, notebook TEXT NOT NULL,"
+            " source TEXT NOT NULL, user TEXT NOT NULL, state TEXT NOT NULL, stage TEXT, cell INTEGER,"
+            " cells_done INTEGER, cells_total INTEGER, message TEXT, created REAL NOT NULL, started REAL,"
+            " finished REAL, heartbeat REAL, pid INTEGER, request TEXT NOT NULL, run_id TEXT, version INTEGER,"
+            " error_stage TEXT, error_cell INTEGER, error TEXT, executed_notebook TEXT, cancel_requested_by TEXT);"
+            "INSERT INTO jobs (id, model, label, notebook, source, user, state, created, request)"
+            " VALUES ('old', 'm', 'm', 'nb.ipynb', 'cli', 'me', 'passed', 1.0, '{}');"
+            "PRAGMA user_version = 1;"
+        )
+    (job,) = JobTable(tmp_path).select()
+    assert (job.id, job.state, job.sweep) == ("old", "passed", None)
+    assert JobTable(tmp_path).select(sweep="x") == []
+
+
+# -- the local pool -------------------------------------------------------------------------------
+
+
+def test_a_2x2_sweep_records_four_tagged_versions_best_first_and_promotes_the_best(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(
+        [
+            "sweep", str(RIDGE), "-p", "degree", "1,2", "-p", "alpha", "0.1,10", "--workers", "2",
+            "--promote-best", "--store", _home(store), "--json", "--timeout", "300",
+        ]
+    )  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK, out
+    assert out["metric"] == {"name": "rmse", "greater_is_better": False}
+    points = out["points"]
+    assert len(points) == 4 and {p["state"] for p in points} == {"passed"}
+    rmse = [p["metrics"]["rmse"] for p in points]
+    assert rmse == sorted(rmse), "the table is best (lowest rmse) first"
+    assert sorted(p["version"] for p in points) == [1, 2, 3, 4]
+    assert sorted((p["params"]["degree"], p["params"]["alpha"]) for p in points) == [
+        (1, 0.1), (1, 10.0), (2, 0.1), (2, 10.0)
+    ]  # fmt: skip
+    assert out["best"]["version"] == points[0]["version"] == out["promoted"]
+    assert store.alias_version("ridge_sweep", "champion").version == out["promoted"]
+    versions = {v.version: v for v in store.list_versions("ridge_sweep")}
+    for point in points:
+        listed = versions[point["version"]]
+        assert (listed.sweep, listed.sweep_point) == (out["id"], point["index"])
+        assert store.run_tags(listed.run_id or "")["handoff.sweep"] == out["id"]
+    assert sweep_versions("ridge_sweep", out["id"], store=store) == [1, 2, 3, 4]
+    assert cli.main(["compare", "ridge_sweep", "--sweep", out["id"], "--store", _home(store), "--json"]) == EXIT_OK
+    compared = json.loads(capsys.readouterr().out)
+    assert sorted(compared["labels"]) == ["v1", "v2", "v3", "v4"]
+    jobs = handoff.list_jobs(store)
+    assert len(jobs) == 4 and {j.sweep for j in jobs} == {out["id"]} and {j.source for j in jobs} == {"cli"}
+
+
+def test_a_failing_point_is_recorded_failed_and_does_not_stop_the_others(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["sweep", str(RIDGE), "-p", "alpha", "0.5,-1,5", "--workers", "2", "--store", _home(store)]
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    assert code == EXIT_FAILED
+    lines = captured.out.splitlines()
+    table = lines[1 : lines.index(next(x for x in lines if x.startswith("best:")))]
+    assert table[0].split() == ["RANK", "POINT", "ALPHA", "STATE", "VERSION", "RMSE", "TIME"]
+    assert [row.split()[3] for row in table[1:]] == ["passed", "passed", "failed"]  # the failed point last
+    assert "point 2 failed" in captured.err and "alpha=-1.0" in captured.err and "cell 4" in captured.err
+    result = handoff.sweep_status(handoff.list_jobs(store)[0].sweep or "", store=store)
+    failed = next(p for p in result.points if p.state == "failed")
+    assert (failed.params, failed.error_stage, failed.error_cell, failed.version) == (
+        {"alpha": -1.0},
+        "execute",
+        4,
+        None,
+    )
+    assert "alpha" in (failed.message or "")
+    assert [v.version for v in store.list_versions("ridge_sweep")] == [1, 2]
+    assert all(v["ok"] for v in verify_store(store=store))
+
+
+def test_sixteen_points_on_two_workers_get_unique_versions_that_all_verify(
+    store: Store, write_notebook: Callable[..., Path]
+) -> None:
+    path = write_notebook([("parameters", "point = 0"), TRAIN_IRIS], name="tiny.ipynb")
+    seen: list[int] = []
+    result = handoff.sweep(
+        path, {"point": "1:16:16"}, store=store, workers=2, on_point=lambda p, r: seen.append(p.index), **LIMITS
+    )
+    assert result.ok and len(result.points) == 16 and sorted(seen) == list(range(1, 17))
+    assert sorted(p.version for p in result.points if p.version) == list(range(1, 17))
+    listed = store.list_versions("tiny")
+    assert sorted(v.version for v in listed) == list(range(1, 17))
+    assert sorted(v.sweep_point or 0 for v in listed) == list(range(1, 17))
+    assert {int(v.params["point"]) for v in listed} == set(range(1, 17))
+    assert len({j.pid for j in handoff.list_jobs(store)}) == 2, "two workers took turns at the 16 points"
+    assert all(v["ok"] for v in verify_store(store=store))
+
+
+def test_ctrl_c_cancels_the_sweep_and_leaves_no_kernel_or_worker(
+    store: Store, write_notebook: Callable[..., Path]
+) -> None:
+    path = write_notebook([("parameters", "seconds = 300"), "import time\ntime.sleep(seconds)", TRAIN_IRIS])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "handoff.cli", "sweep", str(path), "-p", "seconds", "300,301,302,303,304",
+         "--workers", "2", "--store", _home(store), "--timeout", "600", "--cell-timeout", "600"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        running: list[handoff.Job] = []
+        while time.monotonic() < deadline and len(running) < 2:
+            running = [j for j in handoff.list_jobs(store) if (j.cells_done or 0) >= 2]
+            time.sleep(0.3)
+        assert len(running) == 2, handoff.list_jobs(store)
+        processes = [p for j in running for p in (j.pid or 0, *descendants(j.pid or 0))]
+        assert len(processes) > 2  # two sweep workers and the sandboxed kernels below them
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "cancelled by" in err and "(Ctrl-C)" in err
+    assert out.count(" cancelled ") == 5, out  # the table of what the sweep did still prints
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in processes if _alive(p)]
+    jobs = handoff.list_jobs(store)
+    assert len(jobs) == 5 and {j.state for j in jobs} == {"cancelled"}
+    assert sorted(j.message or "" for j in jobs if j.started is None)[0].endswith("before it started")
+    assert {j.message for j in jobs if j.id in {r.id for r in running}} == {
+        f"cancelled by {jobs[0].cancel_requested_by} at cell 2"
+    }
+    assert store.list_versions() == [] and all(v["ok"] for v in verify_store(store=store))
+    with pytest.raises(JobNotFoundError):
+        handoff.cancel_sweep("nosuchsweep", store=store)
+
+
+# -- Dask -----------------------------------------------------------------------------------------
+
+
+def test_a_sweep_on_a_dask_local_cluster(store: Store) -> None:
+    result = handoff.sweep(RIDGE, {"degree": [1, 2]}, store=store, cluster="local", workers=2, **LIMITS)
+    assert result.where == "Dask LocalCluster (2 workers)"
+    assert result.ok and sorted(p.version or 0 for p in result.points) == [1, 2]
+    assert {(v.sweep, v.sweep_point) for v in store.list_versions("ridge_sweep")} == {(result.id, 1), (result.id, 2)}
+    assert all(v["ok"] for v in verify_store(store=store))
+
+
+@pytest.fixture
+def dask_scheduler(tmp_path: Path) -> Iterator[str]:
+    """Real ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1 (every worker on this machine:
+    the embedded store is theirs too)."""
+    dask = shutil.which("dask", path=str(Path(sys.executable).parent))
+    assert dask, "dask's command line is installed with handoff[dask]"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    log = open(tmp_path / "dask.log", "wb")  # noqa: SIM115 - closed below
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0", "--no-show"],
+        stdout=log,
+        stderr=log,
+    )
+    worker = subprocess.Popen(
+        [dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+def test_a_sweep_through_a_dask_scheduler_address(
+    store: Store, dask_scheduler: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(
+        ["sweep", str(RIDGE), "-p", "alpha", "0.5,5", "--cluster", dask_scheduler, "--store", _home(store), "--json"]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK, out
+    assert out["where"] == f"Dask cluster {dask_scheduler}"
+    assert sorted(p["version"] for p in out["points"]) == [1, 2]
+    assert [v.sweep for v in store.list_versions("ridge_sweep")] == [out["id"], out["id"]]
