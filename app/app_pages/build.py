@@ -2,6 +2,7 @@
 
 A build is a job (``handoff.submit``): its row in the job table is what this page reads, so a second
 tab, a page refresh or an app restart finds it again by ``?job=ID`` (the Builds page lists them all).
+Sweep mode builds the notebook once per point of a parameter grid (``sweep_view``, ``?sweep=ID``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import streamlit as st
 import common
 import controls
 import handoff
+import sweep_view
 from handoff.errors import HandoffError
 from handoff.inspection import NotebookParameter, NotebookSource, load_notebook, parse_params
 from handoff.jobs import CANCELLED, INTERRUPTED, QUEUED, Job, JobNotFoundError
@@ -250,7 +252,13 @@ def show_result(result: Any, job: Any = None) -> None:
     common.render_sections(sections(result.record))
 
 
-if job is not None:
+sweep_id = st.query_params.get("sweep")
+if sweep_id and job is None:
+    sweep_view.sweep_page(sweep_id)
+    if st.button("Start another build or sweep"):
+        del st.query_params["sweep"]
+        st.rerun()
+elif job is not None:
     st.markdown(f"**{job.label}** · job `{job.id}`")
     if job.active:
         live_progress(job.id)
@@ -271,6 +279,10 @@ else:
             st.caption(f"{len(notebook.notebook.cells)} cells · sha256 {notebook.sha256[:16]}…")
             for warning in notebook.warnings:
                 st.warning(warning)
-            build_form(notebook, data_files)
+            mode = st.radio("Mode", ["Single build", "Sweep"], horizontal=True, key="build_mode")
+            if mode == "Sweep":
+                sweep_view.sweep_form(notebook, data_files)
+            else:
+                build_form(notebook, data_files)
     except HandoffError as exc:
         st.error(f"Cannot use this file: {exc.render('app')}")
