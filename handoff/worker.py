@@ -7,7 +7,8 @@ heartbeat and the end state to the job's row. SIGTERM cancels the build like the
 
 A sweep's workers (``handoff.sweeps``) take the sweep's queued points one after another until none
 is left: N of them are the sweep's parallelism, and each later point runs in an already warm
-process. SIGTERM cancels the point running and takes no more.
+process, on a kernel started while the point before it finished. SIGTERM cancels the point running
+and takes no more.
 """
 
 from __future__ import annotations
@@ -44,15 +45,21 @@ def main(argv: list[str] | None = None) -> int:
         job_dir = Path(args[0]).resolve()
         run_job(JobTable(job_dir.parent.parent), job_dir.name, cancel=cancel)
         return 0
+    from handoff.execution import keep_kernel_ready
+
     table = JobTable(args[2])
-    while not stopping.is_set():
-        job_id = table.claim(args[1], os.getpid())
-        if job_id is None:
-            return 0
-        run_job(table, job_id, cancel=cancel, claimed=True)
-        if not stopping.is_set():
-            cancel = Cancellation()  # a point's cancel ends that point only
-    return 0
+    keep_kernel_ready()  # the next point's kernel starts while this one is checked and recorded
+    try:
+        while not stopping.is_set():
+            job_id = table.claim(args[1], os.getpid())
+            if job_id is None:
+                return 0
+            run_job(table, job_id, cancel=cancel, claimed=True)
+            if not stopping.is_set():
+                cancel = Cancellation()  # a point's cancel ends that point only
+        return 0
+    finally:
+        keep_kernel_ready(False)  # the kernel started for a point that never came
 
 
 if __name__ == "__main__":

@@ -1,0 +1,165 @@
+"""How much faster is a sweep on 2 workers than building its points one after another?
+
+One run, three ways of building the same 8 points of ``sample_notebooks/ridge_sweep.ipynb``
+(``degree`` 1,2 x ``alpha`` 0.1,1,10,100), each into a fresh store:
+
+* by hand: ``handoff build -p ...`` from the CLI, once per point, one after another (what a sweep
+  replaces);
+* sequential: ``handoff.sweep(workers=1)``, one sweep worker taking the points in turn;
+* local pool: ``handoff.sweep(workers=2)``;
+* Dask: ``handoff.sweep(cluster="local", workers=2)``, a ``LocalCluster`` of 2 single-thread workers
+  (its start-up included).
+
+Printed: wall time, the speed-up over sequential (goal: at least 1.7x on 2 cores), the peak memory
+of one worker (its process and the kernel below it, sampled every 0.2 s), and how many of the
+machine's cores were busy on average (``/proc/stat``). The last one bounds the speed-up: a
+sequential sweep that already keeps C of N cores busy can get at most N / C faster on N cores (a
+build's sandboxed checker and the next kernel run beside the notebook, see docs/architecture.md).
+
+    .venv/bin/python benchmarks/bench_sweep.py [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+import handoff
+from _common import ROOT, arguments, report, row
+
+NOTEBOOK = ROOT / "sample_notebooks" / "ridge_sweep.ipynb"
+GRID = {"degree": "1,2", "alpha": "0.1,1,10,100"}
+SPEED_UP_GOAL = 1.7
+
+
+class PeakMemory:
+    """The largest resident memory of any one worker tree (a direct child process of this one and all
+    its descendants), sampled in the background while a sweep runs."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.2):
+            for child in me.children():
+                try:
+                    tree = [child, *child.children(recursive=True)]
+                    total = sum(p.memory_info().rss for p in tree)
+                except psutil.Error:
+                    continue
+                self.peak = max(self.peak, total)
+
+
+def busy_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot, from ``/proc/stat``."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def timed_sweep(**how: Any) -> tuple[float, float, float]:
+    """(seconds, peak MB of one worker, average busy cores) of the 8-point sweep into a fresh store."""
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as home:
+        store = handoff.open_store(Path(home))
+        store.list_models()  # the store's tables made before the clock starts, as in daily use
+        with PeakMemory() as memory:
+            busy, total = busy_ticks()
+            started = time.perf_counter()
+            result = handoff.sweep(NOTEBOOK, GRID, store=store, **how)
+            seconds = time.perf_counter() - started
+            busy_after, total_after = busy_ticks()
+    assert result.ok, [p.message for p in result.points if p.state != "passed"]
+    cores = (os.cpu_count() or 1) * (busy_after - busy) / max(1, total_after - total)
+    return seconds, memory.peak / 2**20, cores
+
+
+def by_hand() -> tuple[float, float, float]:
+    """(seconds, peak MB, average busy cores) of one ``handoff build`` CLI run per point, in turn."""
+    import itertools
+    import subprocess
+    import sys
+
+    points = list(itertools.product(GRID["degree"].split(","), GRID["alpha"].split(",")))
+    cli = [sys.executable, "-m", "handoff.cli", "build", str(NOTEBOOK)]
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as home:
+        handoff.open_store(Path(home)).list_models()
+        with PeakMemory() as memory:
+            busy, total = busy_ticks()
+            started = time.perf_counter()
+            for degree, alpha in points:
+                done = subprocess.run(
+                    [*cli, "-p", "degree", degree, "-p", "alpha", alpha, "--store", home], capture_output=True
+                )
+                assert done.returncode == 0, done.stderr.decode()
+            seconds = time.perf_counter() - started
+            busy_after, total_after = busy_ticks()
+    return seconds, memory.peak / 2**20, (os.cpu_count() or 1) * (busy_after - busy) / max(1, total_after - total)
+
+
+def main() -> None:
+    args = arguments(__doc__, repeat=1)  # each way takes about a minute: one run by default
+    ways: list[tuple[str, Callable[[], tuple[float, float, float]]]] = [
+        ("by hand (8 CLI builds)", by_hand),
+        ("sequential (workers=1)", lambda: timed_sweep(workers=1)),
+        ("local pool (workers=2)", lambda: timed_sweep(workers=2)),
+        ("Dask LocalCluster(2)", lambda: timed_sweep(cluster="local", workers=2)),
+    ]
+    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in ways}
+    for _ in range(max(1, args.repeat)):
+        for name, run in ways:
+            figures[name].append(run())
+    cores = os.cpu_count() or 1
+    print(f"8 points of {NOTEBOOK.name} ({cores} cores)")
+    print(f"{'how':26} {'wall':>8} {'per point':>10} {'speed-up':>9} {'peak MB / worker':>17} {'busy cores':>11}")
+    best = {name: min(values) for name, values in figures.items()}
+    hand = best["by hand (8 CLI builds)"][0]
+    sequential, _, sequential_busy = best["sequential (workers=1)"]
+    rows = []
+    print(f"{'':26} {'':>8} {'':>10} {'vs seq.':>9} {'':>17} {'':>11} {'vs by hand':>11}")
+    for name, (seconds, peak, busy) in best.items():
+        print(
+            f"{name:26} {seconds:7.1f}s {seconds / 8:9.2f}s {sequential / seconds:8.2f}x {peak:16.0f} "
+            f"{busy:6.2f} of {cores} {hand / seconds:10.2f}x"
+        )
+        rows.append(row(f"8 points, {name}", seconds))
+        if name.endswith("(2)") or "workers=2" in name:
+            for peer, value in (("sequential (workers=1)", sequential), ("by hand (8 CLI builds)", hand)):
+                rows.append(
+                    row(
+                        f"8 points, {name} vs {peer}",
+                        seconds,
+                        peer=peer,
+                        peer_value=value,
+                        ratio_goal=round(1 / SPEED_UP_GOAL, 3),
+                    )
+                )
+        rows.append(row(f"8 points, {name}: peak memory of one worker", peak, unit="MB"))
+    print(f"goal: a speed-up of at least {SPEED_UP_GOAL}x (a wall-time ratio of at most {1 / SPEED_UP_GOAL:.3f})")
+    print(
+        f"bound: the sequential sweep kept {sequential_busy:.2f} of {cores} cores busy, so no pool on this "
+        f"machine can be more than {cores / sequential_busy:.2f}x faster"
+    )
+    rows.append(row("8 points, sequential: average busy cores", sequential_busy, unit="cores"))
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()
