@@ -382,10 +382,11 @@ def start_sweep(
     count = _workers(workers, len(points))
     sweep_id = uuid.uuid4().hex[:10]
     credentials = store.credentials if isinstance(store, Store) else None
+    table = table_for(store)
     jobs: list[Job] = []
     try:
         for index, params in enumerate(points, start=1):
-            table, job = _prepare(
+            _, job = _prepare(
                 loaded,
                 params,
                 name,
@@ -456,12 +457,13 @@ def sweep_status(
 def _point_of(job: Job) -> SweepPoint:
     import json
 
+    from handoff.record import BuildRecord
+
     metrics: dict[str, float] = {}
     kept = Path(job.job_dir) / "record.json" if job.job_dir else None
     if not job.active and kept is not None and kept.exists():
-        with contextlib.suppress(OSError, ValueError):
-            record = json.loads(kept.read_text())
-            metrics = {m["name"]: m["value"] for m in record.get("outputs", {}).get("metrics", [])}
+        with contextlib.suppress(OSError, ValueError):  # pydantic's ValidationError is a ValueError
+            metrics = BuildRecord.from_dict(json.loads(kept.read_text())).metrics
     return SweepPoint(
         index=int(job.request.get("options", {}).get("sweep_point") or 0),
         params=dict(job.request.get("params") or {}),

@@ -26,6 +26,7 @@ TESTED_ELSEWHERE = {
     "statsmodels_ols": "test_flavors.py",
     "pytorch_mlp": "test_flavors.py",
     "two_candidate_models": "app/test_page_parity.py",
+    "ridge_sweep": "test_sweeps.py",
 }
 
 

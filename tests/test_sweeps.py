@@ -238,11 +238,32 @@ def test_ctrl_c_cancels_the_sweep_and_leaves_no_kernel_or_worker(
 
 
 def test_a_sweep_on_a_dask_local_cluster(store: Store) -> None:
-    result = handoff.sweep(RIDGE, {"degree": [1, 2]}, store=store, cluster="local", workers=2, **LIMITS)
-    assert result.where == "Dask LocalCluster (2 workers)"
-    assert result.ok and sorted(p.version or 0 for p in result.points) == [1, 2]
-    assert {(v.sweep, v.sweep_point) for v in store.list_versions("ridge_sweep")} == {(result.id, 1), (result.id, 2)}
+    # the CLI in a process of its own: a LocalCluster's worker processes re-import their parent's
+    # __main__, which in a pytest worker that ran the app's AppTest is the Streamlit script
+    done = subprocess.run(
+        [sys.executable, "-m", "handoff.cli", "sweep", str(RIDGE), "-p", "degree", "1,2", "--cluster", "local",
+         "--workers", "2", "--store", _home(store), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == EXIT_OK, done.stderr
+    result = json.loads(done.stdout)
+    assert result["where"] == "Dask LocalCluster (2 workers)"
+    assert sorted(p["version"] for p in result["points"]) == [1, 2]
+    listed = {(v.sweep, v.sweep_point) for v in store.list_versions("ridge_sweep")}
+    assert listed == {(result["id"], 1), (result["id"], 2)}
     assert all(v["ok"] for v in verify_store(store=store))
+
+
+def test_an_embedded_store_is_refused_for_dask_workers_on_other_machines(
+    store: Store, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No second machine here: the cluster's worker list is the real one, the verdict on it is forced."""
+    monkeypatch.setattr("handoff.sweeps.remote_hosts", lambda addresses: ["10.254.254.254"])
+    with pytest.raises(OptionError, match=r"workers on other machines \(10\.254\.254\.254\).*team server store"):
+        handoff.sweep(RIDGE, {"degree": [1, 2]}, store=store, cluster=dask_scheduler)
+    assert store.list_versions() == [] and handoff.list_jobs(store) == []
 
 
 @pytest.fixture
