@@ -56,7 +56,7 @@ lint: test-setup
 	exit $$status
 
 test: test-setup lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=25
 
 # Known vulnerabilities in the installed packages. Needs pip-audit's vulnerability service (network):
 # where it is unreachable this says NOT AUDITED and fails, so it is not part of `make test`.
