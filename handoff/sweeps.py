@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -233,18 +233,7 @@ class SweepPoint:
         return self.state not in ACTIVE
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "params": self.params,
-            "state": self.state,
-            "version": self.version,
-            "metrics": self.metrics,
-            "message": self.message,
-            "error_stage": self.error_stage,
-            "error_cell": self.error_cell,
-            "job_id": self.job_id,
-            "seconds": None if self.seconds is None else round(self.seconds, 2),
-        }
+        return asdict(self) | {"seconds": None if self.seconds is None else round(self.seconds, 2)}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from handoff.jobs import Job, JobNotFoundError, JobTable
 from handoff.lifecycle import verify_store
 from handoff.sandbox import descendants, detect
 from handoff.store import Store
-from helpers import TRAIN_IRIS
+from helpers import TRAIN_IRIS, survivors
 
 SLEEPY = [("parameters", "seconds = 300"), "import time\ntime.sleep(seconds)", TRAIN_IRIS]
 LIMITS = {"timeout": 300.0, "cell_timeout": 300.0}
@@ -35,15 +35,6 @@ def _wait_until(store: Store, job_id: str, ok: Callable[[Job], bool], seconds: f
         job = handoff.get_job(job_id, store=store)
     assert ok(job), f"job never got there: {job}"
     return job
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
 
 
 def _row(job_id: str, state: str, model: str = "m", created: float | None = None, **values: object) -> Job:
@@ -163,10 +154,7 @@ def test_a_killed_worker_is_marked_interrupted(store: Store, write_notebook: Cal
     ended = _wait_until(store, job.id, lambda j: not j.active, seconds=30)
     assert ended.state == "interrupted" and f"pid {running.pid}" in (ended.message or "")
     if detect().kind == "bubblewrap":  # the sandbox dies with its parent: no kernel is left behind
-        deadline = time.monotonic() + 10
-        while any(_alive(p) for p in kernel) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [p for p in kernel if _alive(p)]
+        assert not survivors(kernel, seconds=10)
 
 
 def test_cancel_a_running_build_kills_every_process_of_it(store: Store, write_notebook: Callable[..., Path]) -> None:
@@ -183,10 +171,7 @@ def test_cancel_a_running_build_kills_every_process_of_it(store: Store, write_no
     assert (ended.error_stage, ended.error_cell) == ("execute", 2)
     assert ended.run_id is not None and ended.version is None  # recorded as a failed build, like a timeout
     assert Path(ended.executed_notebook or "").exists()
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in processes) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in processes if _alive(p)]
+    assert not survivors(processes, seconds=10)
     assert all(v["ok"] for v in verify_store(store=store))
     result = handoff.result_of(ended, store=store)
     assert result is not None and result.error is not None and "cancelled by alice" in result.error.message
@@ -239,10 +224,7 @@ def test_ctrl_c_on_a_cli_build_marks_its_job_cancelled(store: Store, write_noteb
     ended = handoff.get_job(job.id, store=store)
     assert ended.state == "cancelled" and "(Ctrl-C)" in (ended.message or "")
     assert ended.cancel_requested_by and ended.finished is not None
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in kernel) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in kernel if _alive(p)]
+    assert not survivors(kernel, seconds=10)
 
 
 def test_bad_input_makes_no_job(store: Store, iris_notebook: Path) -> None:

@@ -24,19 +24,10 @@ from handoff.lifecycle import verify_store
 from handoff.sandbox import descendants
 from handoff.store import Store
 from handoff.sweeps import plan_points, remote_hosts, sweep_versions
-from helpers import SAMPLES, TRAIN_IRIS
+from helpers import SAMPLES, TRAIN_IRIS, survivors
 
 RIDGE = SAMPLES / "ridge_sweep.ipynb"
 LIMITS = {"timeout": 300.0, "cell_timeout": 300.0}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
 
 
 def _home(store: Store) -> str:
@@ -219,10 +210,7 @@ def test_ctrl_c_cancels_the_sweep_and_leaves_no_kernel_or_worker(
     assert proc.returncode == EXIT_INTERRUPTED, err
     assert "cancelled by" in err and "(Ctrl-C)" in err
     assert out.count(" cancelled ") == 5, out  # the table of what the sweep did still prints
-    deadline = time.monotonic() + 15
-    while any(_alive(p) for p in processes) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in processes if _alive(p)]
+    assert not survivors(processes, seconds=15)
     jobs = handoff.list_jobs(store)
     assert len(jobs) == 5 and {j.state for j in jobs} == {"cancelled"}
     assert sorted(j.message or "" for j in jobs if j.started is None)[0].endswith("before it started")
