@@ -121,6 +121,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
 
         builds.add_argument("--state", choices=STATES, help="only jobs in this state")
         builds.add_argument("--model", help="only jobs of this model")
+        builds.add_argument("--sweep", metavar="ID", help="only the points of this sweep (handoff sweep)")
         builds.add_argument("--limit", type=int, default=None, help="at most this many (default: all)")
 
     cancelling = command("cancel", "cancel a queued or running build job (its kernel and children are killed)")
@@ -685,7 +686,7 @@ def _ago(seconds: float) -> str:
 def _builds(args: argparse.Namespace) -> int:
     import time
 
-    jobs = handoff.list_jobs(args.store, state=args.state, model=args.model, limit=args.limit)
+    jobs = handoff.list_jobs(args.store, state=args.state, model=args.model, limit=args.limit, sweep=args.sweep)
     if args.json:
         _emit([j.to_dict() for j in jobs])
         return EXIT_OK

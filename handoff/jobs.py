@@ -986,9 +986,10 @@ def list_jobs(
     state: str | None = None,
     model: str | None = None,
     limit: int | None = None,
+    sweep: str | None = None,
 ) -> list[Job]:
-    """Every build job of the store, newest first (``state``/``model`` filter)."""
-    return table_for(store).select(state=state, model=model, limit=limit)
+    """Every build job of the store, newest first (``state``/``model``/``sweep`` filter)."""
+    return table_for(store).select(state=state, model=model, limit=limit, sweep=sweep)
 
 
 def get_job(job_id: str, store: Store | str | os.PathLike[str] | None = None) -> Job:

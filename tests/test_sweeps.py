@@ -137,6 +137,9 @@ def test_a_2x2_sweep_records_four_tagged_versions_best_first_and_promotes_the_be
     assert sorted(compared["labels"]) == ["v1", "v2", "v3", "v4"]
     jobs = handoff.list_jobs(store)
     assert len(jobs) == 4 and {j.sweep for j in jobs} == {out["id"]} and {j.source for j in jobs} == {"cli"}
+    assert cli.main(["builds", "--sweep", out["id"], "--store", _home(store), "--json"]) == EXIT_OK
+    assert len(json.loads(capsys.readouterr().out)) == 4
+    assert handoff.list_jobs(store, sweep="other") == []
 
 
 def test_a_failing_point_is_recorded_failed_and_does_not_stop_the_others(
