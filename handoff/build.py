@@ -27,7 +27,7 @@ import nbformat
 from handoff import __version__, checklist, environments, layout, sandbox
 from handoff.capture import Capture, read_capture
 from handoff.check_config import CheckConfig, resolve_config
-from handoff.checklist import ArtifactChecker, CheckContext, RerunResult, run_checklist, write_report
+from handoff.checklist import ArtifactChecker, CheckContext, RerunResult, run_checklist, start_early, write_report
 from handoff.environments import EnvironmentFailure, EnvironmentSpec, ReadyEnvironment
 from handoff.errors import (
     BuildCancelled,
@@ -479,6 +479,7 @@ def build(
         run = stages.run(
             "execute", f"starting a kernel for {plan.source.name}", _execute, plan, ws, stages, opening.abort
         )
+        early = start_early(run.notebook, plan.config.skip)  # beside capture and serialize
         plan = dataclasses.replace(plan, champion=opening.result())  # a store error: raised, nothing recorded
         ws.prepare_next(plan.options.start_timeout)  # the next build's, while this one finishes
         stages.timings["execute"] -= run.capture_seconds  # the capture cell ran in the kernel: its own stage
@@ -500,7 +501,7 @@ def build(
             failure = exc
         _keep_notebooks(plan, ws, run, rendered=saved is not None)
         record = _make_record(plan, run, capture, saved, failure)
-        report = stages.run("check", "running the checklist", _check, plan, ws, run, record, saved)
+        report = stages.run("check", "running the checklist", _check, plan, ws, run, record, saved, early)
         recorded = stages.run(
             "record",
             "recording the version" if saved else "recording the failed build",
@@ -750,7 +751,12 @@ def _error(failure: BuildFailure | None) -> BuildError | None:
 
 
 def _check(
-    plan: BuildPlan, ws: _Workspace, run: ExecutionResult, record: BuildRecord, saved: SavedModel | None
+    plan: BuildPlan,
+    ws: _Workspace,
+    run: ExecutionResult,
+    record: BuildRecord,
+    saved: SavedModel | None,
+    early: Mapping[str, Future[Any]],
 ) -> CheckReport:
     """Run the checklist: build checks here, artifact checks in the worker; write its reports to staging."""
     fidelity = ws.staging / layout.FIDELITY_PATH
@@ -764,6 +770,7 @@ def _check(
         rerun=(lambda: _rerun(plan, ws, run.capture_dir)) if saved else None,
         fidelity=fidelity if fidelity.exists() else None,
         hidden=plan.hidden,
+        early=early,
     )
     report = run_checklist(context, ws.checker)
     write_report(report, ws.staging / layout.CHECKS_DIR)

@@ -14,12 +14,12 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import nbformat
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from handoff.store import VersionRecord
 
 ARTIFACT_TIMEOUT = 600.0
+T = TypeVar("T")
 
 __all__ = [
     "ArtifactChecker",
@@ -72,6 +73,7 @@ class CheckContext:
         rerun: Runs the notebook again (``reproducible``), when that is possible.
         fidelity: The rows and in-kernel predictions ``model.fidelity`` compares the artifact against.
         hidden: Paths a sandboxed check must not see (the store, handoff's home).
+        early: The checks' early work (``start_early``), started when the run ended.
     """
 
     record: BuildRecord
@@ -84,6 +86,12 @@ class CheckContext:
     rerun: Callable[[], RerunResult] | None = None
     fidelity: Path | None = None
     hidden: tuple[Path, ...] = ()
+    early: Mapping[str, Future[Any]] = field(default_factory=dict)
+
+    def early_result(self, check_id: str, work: Callable[[nbformat.NotebookNode], T]) -> T:
+        """``work`` on the executed notebook: the result started early, or computed now."""
+        pending = self.early.get(check_id)
+        return cast(T, pending.result()) if pending is not None else work(self.executed_notebook)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -287,6 +295,16 @@ def _run_artifact_checks(ctx: CheckContext, ids: list[str], checker: ArtifactChe
     finally:
         if own:
             checker.close()
+
+
+def start_early(notebook: nbformat.NotebookNode, skip: tuple[str, ...] = ()) -> dict[str, Future[Any]]:
+    """Start the checks' early work on the executed notebook (one thread, while the build captures
+    and serializes): ``notebook.secrets`` scans it then, not in the check stage."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-early-checks")
+    try:
+        return {c.id: pool.submit(c.early, notebook) for c in checks.all_checks() if c.early and c.id not in skip}
+    finally:
+        pool.shutdown(wait=False)  # the futures run on; nothing else is queued
 
 
 def warm_up() -> None:

@@ -636,6 +636,15 @@ def start_ready_kernel(key: KernelKey, start_timeout: float) -> ReadyKernel:
     try:
         client.start_channels()
         run_sync(client.wait_for_ready)(timeout=start_timeout)
+        # while it waits for its build: import the capture code and scan the installed packages
+        # (silent: no execution count, no history, no name bound in the notebook's namespace)
+        run_sync(client.execute_interactive)(
+            "__import__('handoff.kernel_capture', fromlist=['prepare']).prepare()",
+            silent=True,
+            store_history=False,
+            timeout=start_timeout,
+            output_hook=lambda message: None,
+        )
     except BaseException:
         ReadyKernel(key, workdir, manager, state["manager"], 0.0).discard()
         raise

@@ -82,7 +82,63 @@ _state: dict[str, Any] = {
     "fitted": {},
     "workdir": None,
     "last_count": None,
+    "installed": None,  # a thread's scan of the installed distributions (``_Installed``)
 }
+
+
+class _Installed:
+    """The installed distributions (name to version) and which distribution provides each top-level
+    module, scanned on a thread of its own: the scan reads every distribution's metadata (about half
+    a second here), and the result holds while no distribution was added, removed or replaced,
+    which ``_metadata_state`` tells. ``read`` scans again if that changed since."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._result: tuple[Any, dict[str, str], Mapping[str, list[str]]] | None = None
+        self._thread = threading.Thread(target=self._scan, name="handoff-installed", daemon=True)
+        self._thread.start()
+
+    def _scan(self) -> None:
+        state = _metadata_state()
+        installed = {d.metadata["Name"]: d.version for d in importlib.metadata.distributions() if d.metadata["Name"]}
+        self._result = (state, installed, importlib.metadata.packages_distributions())
+
+    def is_scanning(self) -> bool:
+        import threading
+
+        return threading.current_thread() is self._thread
+
+    def read(self) -> tuple[dict[str, str], Mapping[str, list[str]]]:
+        self._thread.join()
+        if self._result is None or self._result[0] != _metadata_state():
+            self._scan()
+        assert self._result is not None
+        return self._result[1], self._result[2]
+
+
+def _metadata_state() -> tuple[Any, ...]:
+    """What the installed distributions' metadata depends on: each import path and, in it, the
+    name and modification time of every ``.dist-info``/``.egg-info`` entry (an install, removal or
+    upgrade adds, removes or replaces one). Other files, such as the notebook's own outputs, do not count."""
+    state: list[Any] = []
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as found:
+                names = sorted(
+                    (e.name, e.stat().st_mtime_ns) for e in found if e.name.endswith((".dist-info", ".egg-info"))
+                )
+        except OSError:
+            names = []
+        state.append((entry, names))
+    return tuple(state)
+
+
+def prepare() -> None:
+    """Scan the installed distributions ahead (a kernel started ahead of its build runs this while
+    it waits; ``finish`` uses the scan if nothing was installed since)."""
+    if _state["installed"] is None:
+        _state["installed"] = _Installed()
 
 
 def start() -> None:
@@ -91,6 +147,7 @@ def start() -> None:
     if _state["started"]:
         return
     _state.update(started=True, recording=True, modules=set(sys.modules), workdir=Path.cwd())
+    prepare()
     kernel_mlflow.point_tracking_at(_state["workdir"])
     sys.addaudithook(_audit)
     shell = _shell()
@@ -186,7 +243,7 @@ def _user_namespace() -> dict[str, Any]:
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event != "open" or not _state["recording"]:
+    if event != "open" or not _state["recording"] or _state["installed"].is_scanning():
         return
     path, mode, flags = args
     if not isinstance(path, (str, bytes)):
@@ -577,8 +634,7 @@ def _direct_imports() -> set[str]:
 
 def _environment(loaded_modules: set[str], model_modules: set[str]) -> dict[str, Any]:
     """Python version and exact package versions, from one pass over the installed distributions."""
-    installed = {d.metadata["Name"]: d.version for d in importlib.metadata.distributions() if d.metadata["Name"]}
-    owners = importlib.metadata.packages_distributions()
+    installed, owners = _state["installed"].read()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),

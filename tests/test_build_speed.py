@@ -82,6 +82,50 @@ def test_a_kernel_started_ahead_is_fresh_and_serves_one_build(
     assert (second.version, third.version) == (2, 3)
 
 
+#: Installs a distribution mid-run, as ``pip install --target`` would: a ``.dist-info`` folder in the
+#: work dir, put on the import path.
+INSTALL_FAKE = (
+    "import os, sys\n"
+    "sys.path.insert(0, os.getcwd())\n"
+    "folder = 'handofffake-1.2.3.dist-info'\n"
+    "os.makedirs(folder)\n"
+    "open(os.path.join(folder, 'METADATA'), 'w').write('Metadata-Version: 2.1\\nName: handofffake\\nVersion: 1.2.3\\n')"
+)
+
+
+def test_packages_scanned_ahead_are_scanned_again_when_the_notebook_installs_one(
+    write_notebook: Callable[..., Path], store: Store, warm: None
+) -> None:
+    plain = write_notebook(["x = 1", TRAIN_IRIS], name="plain.ipynb")
+    installs = write_notebook(["x = 1", INSTALL_FAKE, TRAIN_IRIS], name="installs.ipynb")
+    first, second, third = build(plain, store), build(plain, store), build(installs, store)
+    assert first.ok and second.ok and third.ok, (first.error, second.error, third.error)
+    assert "kernel_prestarted" in second.timings and "kernel_prestarted" in third.timings
+    installed = [
+        store.get_version(r.name, r.version).build.outputs.environment.installed for r in (first, second, third)
+    ]
+    assert installed[0] == installed[1] and installed[0]["scikit-learn"] and "handofffake" not in installed[1]
+    assert installed[2] == {**installed[1], "handofffake": "1.2.3"}
+    counts = [[c.execution_count for c in r.notebook.cells if c.cell_type == "code"] for r in (first, second)]
+    assert counts[0] == counts[1]  # the kernel's own scan ahead ran silently: no cell numbers taken
+
+
+def test_the_scan_of_installed_packages_is_redone_only_when_a_distribution_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handoff.kernel_capture import _metadata_state
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = _metadata_state()
+    (tmp_path / "data.csv").write_text("a,b\n")  # the notebook's own files do not count
+    assert _metadata_state() == before
+    (tmp_path / "extra-1.0.dist-info").mkdir()  # an install
+    installed = _metadata_state()
+    assert installed != before
+    (tmp_path / "extra-1.0.dist-info").rename(tmp_path / "extra-1.1.dist-info")  # an upgrade
+    assert _metadata_state() not in (before, installed)
+
+
 def test_a_kernel_started_under_another_policy_is_not_used(
     write_notebook: Callable[..., Path], store: Store, warm: None
 ) -> None:

@@ -321,3 +321,29 @@ def test_model_predicts_checks_length_and_signature_dtype() -> None:
     assert _run("model.predicts", ctx).message == "2 predictions for 3 input rows"
     ctx.input_example = None
     assert "no input example" in _run("model.predicts", ctx).message
+
+
+def test_a_secret_repeated_in_several_cells_is_reported_in_each() -> None:
+    line = f"aws_secret_access_key = '{AWS_SECRET}'"
+    nb = notebook(["x = 1", line, "y = 2", f"z = 3\n{line}"])
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{line}\n")]
+    result = _run("notebook.secrets", _ctx(executed_notebook=nb))
+    assert {(f["cell"], f["in"]) for f in result.details["findings"]} == {(2, "source"), (3, "output"), (4, "source")}
+
+
+def test_an_allowlist_pragma_still_covers_only_the_line_after_it() -> None:
+    line = f"aws_secret_access_key = '{AWS_SECRET}'"
+    nb = notebook([f"# pragma: allowlist nextline secret\n{line}", f"x = 1\n{line}"])
+    result = _run("notebook.secrets", _ctx(executed_notebook=nb))
+    assert {(f["cell"], f["in"]) for f in result.details["findings"]} == {(2, "source")}
+
+
+def test_the_secrets_scan_started_early_is_the_one_the_check_reports() -> None:
+    from handoff.checklist import start_early
+
+    nb = notebook(["x = 1", f"password = '{AWS_SECRET}'"])
+    early = start_early(nb)
+    assert set(early) == {"notebook.secrets"} and start_early(nb, ("notebook.secrets",)) == {}
+    found = early["notebook.secrets"].result()
+    result = _run("notebook.secrets", _ctx(executed_notebook=notebook(["x = 1"]), early=early))
+    assert result.status == "failed" and result.details["findings"] == found  # not a scan of the clean one

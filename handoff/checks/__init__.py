@@ -60,6 +60,8 @@ class Check:
             Empty: ``serialize`` for artifact checks, ``capture`` for build checks.
         reports: The stage whose failure this check is the root cause of (``notebook.executed``
             for ``execute``): it keeps the build's error when that stage failed.
+        early: Work on the executed notebook alone that a build starts as soon as the run ends,
+            beside capture and serialize; ``run`` takes its result with ``CheckContext.early_result``.
     """
 
     id: str
@@ -71,6 +73,7 @@ class Check:
     optional: bool = False
     needs: str = ""
     reports: str = ""
+    early: Callable[[Any], Any] | None = None
 
     @property
     def needed_stage(self) -> str:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 from handoff.workdirs import private_dir
 
 SKIP_TAGS = {"handoff-injected", "injected-parameters"}  # handoff's and papermill's own cells
+_PRAGMA = "pragma: allowlist"  # detect-secrets' comment that exempts a line, or the next one
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 #: handoff's own random work-dir names (they show up in printed paths, e.g. an MLflow experiment's
 #: artifact location) are not the notebook's secrets: their random suffix looks like one.
@@ -51,23 +52,30 @@ def _texts(cell: Any) -> list[tuple[str, str]]:
 
 
 def scan(notebook: Any) -> list[dict[str, Any]]:
-    """Every likely secret as ``{"cell", "in", "type"}`` (cells numbered as in the source notebook)."""
+    """Every likely secret as ``{"cell", "in", "type"}`` (cells numbered as in the source notebook).
+
+    Each distinct line is scanned once: an estimator's HTML output repeats hundreds of its style
+    lines, and detect-secrets judges a line alone, except that an allowlist pragma covers the line
+    after it; so a notebook with a pragma is scanned line by line as it is."""
     from detect_secrets.core.scan import scan_file
     from detect_secrets.settings import default_settings
 
-    lines: list[str] = []
-    origin: list[tuple[int, str]] = []  # per line: cell number, where
+    numbered: list[tuple[str, tuple[int, str]]] = []  # each line with its (cell number, where)
     position = 0
     for cell in notebook.cells:
         if SKIP_TAGS & set(cell.get("metadata", {}).get("tags", [])):
             continue
         position += 1
-        for where, text in _texts(cell):
-            for line in text.splitlines():
-                lines.append(line)
-                origin.append((position, where))
-    if not lines:
+        numbered += [(line, (position, where)) for where, text in _texts(cell) for line in text.splitlines()]
+    if not numbered:
         return []
+    pragma = any(_PRAGMA in line for line, _ in numbered)
+    origins: dict[str, list[tuple[int, str]]] = {}  # line -> every place it is in
+    lines: list[str] = []
+    for line, origin in numbered:
+        if pragma or line not in origins:
+            lines.append(line)
+        origins.setdefault(line, []).append(origin)
     scratch = private_dir("check")  # detect-secrets scans files; owner-only, swept if we are killed
     try:
         path = scratch / "cells.txt"
@@ -76,12 +84,13 @@ def scan(notebook: Any) -> list[dict[str, Any]]:
             secrets = list(scan_file(str(path)))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    findings = {(*origin[s.line_number - 1], s.type) for s in secrets}
+    places = (lambda number: [numbered[number - 1][1]]) if pragma else (lambda number: origins[lines[number - 1]])
+    findings = {(*origin, s.type) for s in secrets for origin in places(s.line_number)}
     return [{"cell": cell, "in": where, "type": kind} for cell, where, kind in sorted(findings)]
 
 
 def run(ctx: CheckContext) -> Outcome:
-    findings = scan(ctx.executed_notebook)
+    findings = ctx.early_result("notebook.secrets", scan)
     allowed = getattr(ctx.config, "allow_secrets", None)
     if not findings:
         return passed("no likely secrets in cell sources or outputs")
@@ -97,5 +106,14 @@ def run(ctx: CheckContext) -> Outcome:
 
 
 register(
-    Check("notebook.secrets", "No secrets in the executed notebook", BLOCKING, "build", run, order=90, needs="inspect")
+    Check(
+        "notebook.secrets",
+        "No secrets in the executed notebook",
+        BLOCKING,
+        "build",
+        run,
+        order=90,
+        needs="inspect",
+        early=scan,
+    )
 )
