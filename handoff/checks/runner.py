@@ -12,6 +12,7 @@ Nothing of the notebook's state is here: a model that only loads where the noteb
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import json
 import os
@@ -120,7 +121,11 @@ class _NoTorch(importlib.abc.MetaPathFinder):
 
 def _warm_up() -> None:
     """Import what serializing and checking need while the notebook still runs (the parent starts
-    this process first), without the paths that drag PyTorch in."""
+    this process first), without the paths that drag PyTorch in, and with skops's trust lists
+    from the file the parent left here (``handoff.skops_lists``) when there is one."""
+    from handoff import skops_lists
+
+    kept = skops_lists.read(Path(skops_lists.FILE_NAME))
     blocker = _NoTorch()
     sys.meta_path.insert(0, blocker)
     try:
@@ -130,10 +135,24 @@ def _warm_up() -> None:
         import numpy  # noqa: F401
         import pandas  # noqa: F401
         import sklearn  # noqa: F401
-        import skops.io  # noqa: F401
+
+        with skops_lists.answering(kept) if kept else contextlib.nullcontext():
+            import skops.io  # noqa: F401
     finally:
         sys.meta_path.remove(blocker)
     _rehearse()
+
+
+def _write_skops_lists(path: Path) -> None:
+    """``--skops-lists PATH``: skops's trust lists worked out in full, kept for later workers."""
+    from handoff import skops_lists
+
+    blocker = _NoTorch()
+    sys.meta_path.insert(0, blocker)
+    try:
+        skops_lists.write(path)
+    finally:
+        sys.meta_path.remove(blocker)
 
 
 def _rehearse() -> None:
@@ -168,6 +187,9 @@ def _rehearse() -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--skops-lists"]:
+        _write_skops_lists(Path(sys.argv[2]))
+        return 0
     _warm_up()
     import handoff.checks
 
