@@ -92,12 +92,13 @@ class _Installed:
     a second here), and the result holds while no distribution was added, removed or replaced,
     which ``_metadata_state`` tells. ``read`` scans again if that changed since."""
 
-    def __init__(self) -> None:
+    def __init__(self, thread: bool = True) -> None:
         import threading
 
         self._result: tuple[Any, dict[str, str], Mapping[str, list[str]]] | None = None
         self._thread = threading.Thread(target=self._scan, name="handoff-installed", daemon=True)
-        self._thread.start()
+        if thread:
+            self._thread.start()
 
     def _scan(self) -> None:
         state = _metadata_state()
@@ -110,7 +111,8 @@ class _Installed:
         return threading.current_thread() is self._thread
 
     def read(self) -> tuple[dict[str, str], Mapping[str, list[str]]]:
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
         if self._result is None or self._result[0] != _metadata_state():
             self._scan()
         assert self._result is not None
@@ -135,8 +137,9 @@ def _metadata_state() -> tuple[Any, ...]:
 
 
 def prepare() -> None:
-    """Scan the installed distributions ahead (a kernel started ahead of its build runs this while
-    it waits; ``finish`` uses the scan if nothing was installed since)."""
+    """Scan the installed distributions ahead, on a thread: a kernel started ahead of its build runs
+    this while it waits, and ``finish`` uses the scan if nothing was installed since. (A kernel
+    started for its build scans in ``finish``: a thread beside the notebook would slow its imports.)"""
     if _state["installed"] is None:
         _state["installed"] = _Installed()
 
@@ -147,7 +150,6 @@ def start() -> None:
     if _state["started"]:
         return
     _state.update(started=True, recording=True, modules=set(sys.modules), workdir=Path.cwd())
-    prepare()
     kernel_mlflow.point_tracking_at(_state["workdir"])
     sys.addaudithook(_audit)
     shell = _shell()
@@ -243,7 +245,9 @@ def _user_namespace() -> dict[str, Any]:
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event != "open" or not _state["recording"] or _state["installed"].is_scanning():
+    if event != "open" or not _state["recording"]:
+        return
+    if _state["installed"] is not None and _state["installed"].is_scanning():
         return
     path, mode, flags = args
     if not isinstance(path, (str, bytes)):
@@ -634,7 +638,7 @@ def _direct_imports() -> set[str]:
 
 def _environment(loaded_modules: set[str], model_modules: set[str]) -> dict[str, Any]:
     """Python version and exact package versions, from one pass over the installed distributions."""
-    installed, owners = _state["installed"].read()
+    installed, owners = (_state["installed"] or _Installed(thread=False)).read()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
