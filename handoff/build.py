@@ -276,7 +276,7 @@ class _StoreOpening:
     def _open(self, plan: BuildPlan) -> None:
         mark = time.monotonic()
         try:
-            plan.store.connect()
+            plan.store.prepare_writes()
             champion = plan.store.alias_version(plan.name, "champion") if plan.config.gate else None
         except BaseException as exc:
             self.seconds = time.monotonic() - mark

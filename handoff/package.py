@@ -142,16 +142,19 @@ In Python: `mlflow.pyfunc.load_model("model").predict(data)`.
 
 
 def _schema(model_dir: Path) -> tuple[list[str], str | None]:
-    """Input schema lines and the serving example from the MLmodel file."""
-    from mlflow.models import Model
+    """Input schema lines and the serving example from the MLmodel file, read as the YAML it is (its
+    signature's inputs are MLflow's JSON schema): no MLflow import in the building process."""
+    import yaml
 
-    meta = Model.load(str(model_dir))
+    meta = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
+    inputs = (meta.get("signature") or {}).get("inputs")
     lines = []
-    if meta.signature is not None:
-        for spec in meta.signature.inputs.to_dict():
+    if inputs:
+        for spec in json.loads(inputs):
             if spec.get("type") == "tensor":
                 tensor = spec.get("tensor-spec", {})
-                lines.append(f"| (tensor) | {tensor.get('dtype')} | shape {tensor.get('shape')} |")
+                shape = tensor.get("shape")  # a tuple in MLflow's schema object, as the card always showed it
+                lines.append(f"| (tensor) | {tensor.get('dtype')} | shape {tuple(shape) if shape else shape} |")
             else:
                 lines.append(
                     f"| {spec.get('name', '(unnamed)')} | {spec.get('type')} | "

@@ -29,7 +29,7 @@ import re
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +49,7 @@ from handoff.errors import (
 )
 from handoff.fingerprint import sha256_file
 from handoff.layout import CHECK_REPORT, DIGESTS_PATH, MODEL_DIR, PACKAGE_DIR, RECHECKS_DIR, RECORD_PATH
+from handoff.sqlwrite import MetricPoint, SqliteWriter
 from handoff.uris import file_uri, local_path, sqlite_path, sqlite_uri
 
 if TYPE_CHECKING:
@@ -463,9 +464,7 @@ class Store:
         failed and no version exists. ``author`` (default: ``self.user``) and ``tags``: for a build
         recorded again elsewhere (``handoff store copy``).
         """
-        from mlflow.entities import Metric, Param, RunTag
-
-        client = self.client
+        writes = self._writes()
         notebook_run = record.lineage.notebook_run
         metrics = record.metrics
         params = {
@@ -473,10 +472,9 @@ class Store:
             **{f"notebook_run.{k}": v for k, v in (notebook_run.params if notebook_run else {}).items()},
         }
         history = {k: v for k, v in (notebook_run.metric_history if notebook_run else {}).items() if k in metrics}
-        run = client.create_run(
-            self.experiment_id,
-            run_name=f"{record.name}-build",
-            tags={
+        run_id, artifact_uri = writes.create_run(
+            f"{record.name}-build",
+            {
                 "handoff.model": record.name,
                 "handoff.status": record.status,
                 USER_TAG: author or self.user,
@@ -484,81 +482,72 @@ class Store:
                 **(tags or {}),
             },
         )
-        run_id = run.info.run_id
         try:
             (staging / Path(RECORD_PATH).parent).mkdir(parents=True, exist_ok=True)
             (staging / RECORD_PATH).write_text(record.with_run(run_id).to_json())
             anchor = _write_digests(staging, record.status, metrics, history)
             now = int(datetime.now(tz=UTC).timestamp() * 1000)
-            points = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items()) if k not in history]
+            points = [MetricPoint(k, float(v), now, 0) for k, v in sorted(metrics.items()) if k not in history]
             points += [
-                Metric(k, float(v), int(ts), int(step)) for k, steps in sorted(history.items()) for step, v, ts in steps
+                MetricPoint(k, float(v), int(ts), int(step))
+                for k, steps in sorted(history.items())
+                for step, v, ts in steps
             ]
-            values = [Param(k, (v if isinstance(v, str) else json.dumps(v))[:6000]) for k, v in sorted(params.items())]
-            client.log_batch(run_id, tags=[RunTag(DIGESTS_TAG, anchor)])
-            for start in range(0, max(len(points), len(values)), 100):  # MLflow's per-batch limits
-                client.log_batch(run_id, metrics=points[start : start + 100], params=values[start : start + 100])
-            client.log_artifacts(run_id, str(staging))
+            values = {k: (v if isinstance(v, str) else json.dumps(v))[:6000] for k, v in sorted(params.items())}
+            writes.log(run_id, tags={DIGESTS_TAG: anchor}, params=values, metrics=points)
+            writes.log_artifacts(run_id, staging)
             self._restrict_run(run_id)
-            client.set_terminated(run_id, "FINISHED" if register else "FAILED")
+            writes.terminate(run_id, "FINISHED" if register else "FAILED")
             if not register:
-                return Recorded(run_id, None, run.info.artifact_uri, None)
-            version = self._register(
+                return Recorded(run_id, None, artifact_uri, None)
+            version, created = writes.register(
                 record.name,
-                run_id,
-                f"{run.info.artifact_uri}/{MODEL_DIR}",
-                record.status,
-                metrics,
-                anchor,
-                listing_tag(record, {v.key: v.value for v in values}, author or self.user),
+                source=f"{artifact_uri}/{MODEL_DIR}",
+                run_id=run_id,
+                tags={
+                    "handoff.status": record.status,
+                    "handoff.metrics": json.dumps(dict(metrics), sort_keys=True)[:5000],
+                    DIGESTS_TAG: anchor,
+                    LISTING_TAG: listing_tag(record, values, author or self.user),
+                },
+                model_tags={"handoff.model": "true"},
             )
-            return Recorded(run_id, int(version.version), run.info.artifact_uri, _iso(version.creation_timestamp))
+            return Recorded(run_id, version, artifact_uri, _iso(created))
         except Exception as exc:
             try:
-                client.set_tag(run_id, "handoff.status", "failed")
-                client.set_tag(run_id, "handoff.error", f"record failed: {type(exc).__name__}: {exc}"[:5000])
-                client.set_terminated(run_id, "FAILED")
+                writes.log(
+                    run_id,
+                    tags={
+                        "handoff.status": "failed",
+                        "handoff.error": f"record failed: {type(exc).__name__}: {exc}"[:5000],
+                    },
+                )
+                writes.terminate(run_id, "FAILED")
             finally:
                 raise StoreError(f"recording the build failed: {type(exc).__name__}: {exc}") from exc
 
-    def _register(
-        self,
-        name: str,
-        run_id: str,
-        source: str,
-        status: str,
-        metrics: Mapping[str, float],
-        digests: str,
-        listing: str | None = None,
-    ) -> Any:
-        from mlflow.exceptions import MlflowException
+    def _writes(self) -> SqliteWriter | _ClientWrites:
+        """How a build is written: straight into an embedded store's database (``handoff.sqlwrite``,
+        no MLflow import) when its schema is the one known there, else through MLflow's client."""
+        if self._db is not None and self._direct:
+            writer = SqliteWriter.open(self._db, EXPERIMENT)
+            if writer is not None:
+                return writer
+        return _ClientWrites(self.client, self.experiment_id)
 
-        client = self.client
-        try:
-            client.create_registered_model(name, tags={"handoff.model": "true"})
-        except MlflowException as exc:
-            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
-                raise
-        version = client.create_model_version(
-            name,
-            source=source,
-            run_id=run_id,
-            tags={
-                "handoff.status": status,
-                "handoff.metrics": json.dumps(dict(metrics), sort_keys=True)[:5000],
-                DIGESTS_TAG: digests,
-                **({LISTING_TAG: listing} if listing else {}),
-            },
-        )
-        return version
+    def prepare_writes(self) -> None:
+        """Make sure a build can be recorded (a bad location fails here, with a ``StoreError``): a
+        store written directly needs nothing more; any other opens MLflow's client."""
+        self._writes()
 
     def log_package(self, run_id: str, zip_path: Path, sha256: str) -> None:
         """Keep a version's package (and its digest, as a file and a run tag) with its run, so export is a copy."""
-        self.client.log_artifact(run_id, str(zip_path), PACKAGE_DIR)
+        writes = self._writes()
+        writes.log_artifacts(run_id, zip_path, PACKAGE_DIR)
         digest = zip_path.with_name(zip_path.name + ".sha256")
         digest.write_text(f"{sha256}  {zip_path.name}\n")
-        self.client.log_artifact(run_id, str(digest), PACKAGE_DIR)
-        self.client.set_tag(run_id, PACKAGE_TAG, sha256)
+        writes.log_artifacts(run_id, digest, PACKAGE_DIR)
+        writes.log(run_id, tags={PACKAGE_TAG: sha256})
         self._restrict_run(run_id)
 
     def run_tags(self, run_id: str) -> dict[str, str]:
@@ -1395,3 +1384,58 @@ class _ServerClient:
                 return attr(*args, **kwargs)
 
         return call
+
+
+class _ClientWrites:
+    """A build's writes through MLflow's client (a server store, or a schema ``SqliteWriter`` does
+    not know): the same calls as ``handoff.sqlwrite.SqliteWriter``."""
+
+    def __init__(self, client: MlflowClient, experiment_id: str) -> None:
+        self.client, self.experiment_id = client, experiment_id
+
+    def create_run(self, run_name: str, tags: Mapping[str, str]) -> tuple[str, str]:
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
+        return run.info.run_id, run.info.artifact_uri
+
+    def log(
+        self,
+        run_id: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        metrics: Sequence[MetricPoint] = (),
+    ) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        tagged = [RunTag(k, v) for k, v in (tags or {}).items()]
+        values = [Param(k, v) for k, v in (params or {}).items()]
+        points = [Metric(p.key, p.value, p.timestamp, p.step) for p in metrics]
+        for start in range(0, max(len(tagged), len(values), len(points), 1), 100):  # MLflow's per-batch limits
+            self.client.log_batch(
+                run_id,
+                metrics=points[start : start + 100],
+                params=values[start : start + 100],
+                tags=tagged[start : start + 100],
+            )
+
+    def log_artifacts(self, run_id: str, source: Path, path: str | None = None) -> None:
+        if source.is_file():
+            self.client.log_artifact(run_id, str(source), path)
+        else:
+            self.client.log_artifacts(run_id, str(source), path)
+
+    def terminate(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status)
+
+    def register(
+        self, name: str, *, source: str, run_id: str, tags: Mapping[str, str], model_tags: Mapping[str, str]
+    ) -> tuple[int, int]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name, tags=dict(model_tags))
+        except MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
+                raise
+        version = self.client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags))
+        return int(version.version), int(version.creation_timestamp)
