@@ -106,7 +106,9 @@ def _files(home: Path) -> dict[str, bytes]:
     return found
 
 
-def test_direct_writes_leave_what_mlflows_client_leaves(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_direct_writes_leave_what_mlflows_client_leaves(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     source = Store(versions_template(tmp_path_factory.getbasetemp()))
     direct, client = Store(tmp_path / "direct"), Store(tmp_path / "client", direct_reads=False)
     for target in (direct, client):
