@@ -255,9 +255,9 @@ class BuildPlan:
 
 
 class _StoreOpening:
-    """Opens the store (importing MLflow, checking its database) and reads the gate's champion on a
-    thread while the kernel starts and the notebook runs: seconds that were spent before the kernel
-    started. Nothing is written to the store before ``result`` is taken after the run; a store
+    """Makes the store ready to record the build (an embedded store written directly: a look at its
+    database; otherwise MLflow's client: importing MLflow, checking its database) and reads the
+    gate's champion on a thread while the kernel starts and the notebook runs. Nothing is written to the store before ``result`` is taken after the run; a store
     that cannot be opened kills the run's kernel at once (``abort``) and fails the build. A new
     store is the exception: its schema is written first (``Store.needs_setup``), so a build killed
     mid-run cannot leave it half made."""
