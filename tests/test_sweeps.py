@@ -167,21 +167,21 @@ def test_a_failing_point_is_recorded_failed_and_does_not_stop_the_others(
     assert all(v["ok"] for v in verify_store(store=store))
 
 
-def test_sixteen_points_on_two_workers_get_unique_versions_that_all_verify(
+def test_eight_points_on_two_workers_get_unique_versions_that_all_verify(
     store: Store, write_notebook: Callable[..., Path]
 ) -> None:
     path = write_notebook([("parameters", "point = 0"), TRAIN_IRIS], name="tiny.ipynb")
     seen: list[int] = []
     result = handoff.sweep(
-        path, {"point": "1:16:16"}, store=store, workers=2, on_point=lambda p, r: seen.append(p.index), **LIMITS
+        path, {"point": "1:8:8"}, store=store, workers=2, on_point=lambda p, r: seen.append(p.index), **LIMITS
     )
-    assert result.ok and len(result.points) == 16 and sorted(seen) == list(range(1, 17))
-    assert sorted(p.version for p in result.points if p.version) == list(range(1, 17))
+    assert result.ok and len(result.points) == 8 and sorted(seen) == list(range(1, 9))
+    assert sorted(p.version for p in result.points if p.version) == list(range(1, 9))
     listed = store.list_versions("tiny")
-    assert sorted(v.version for v in listed) == list(range(1, 17))
-    assert sorted(v.sweep_point or 0 for v in listed) == list(range(1, 17))
-    assert {int(v.params["point"]) for v in listed} == set(range(1, 17))
-    assert len({j.pid for j in handoff.list_jobs(store)}) == 2, "two workers took turns at the 16 points"
+    assert sorted(v.version for v in listed) == list(range(1, 9))
+    assert sorted(v.sweep_point or 0 for v in listed) == list(range(1, 9))
+    assert {int(v.params["point"]) for v in listed} == set(range(1, 9))
+    assert len({j.pid for j in handoff.list_jobs(store)}) == 2, "two workers took turns at the 8 points"
     assert all(v["ok"] for v in verify_store(store=store))
 
 
