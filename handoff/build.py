@@ -55,6 +55,7 @@ from handoff.flavors import SavedModel
 from handoff.inspection import NotebookSource, load_notebook, validate_params
 from handoff.output_limits import OutputLimits
 from handoff.package import build_package, package_name, render_report_html
+from handoff.package import warm_up as warm_up_report
 from handoff.record import (
     FAILED_STATUS,
     PASSED_STATUS,
@@ -257,10 +258,11 @@ class BuildPlan:
 class _StoreOpening:
     """Makes the store ready to record the build (an embedded store written directly: a look at its
     database; otherwise MLflow's client: importing MLflow, checking its database) and reads the
-    gate's champion on a thread while the kernel starts and the notebook runs. Nothing is written to the store before ``result`` is taken after the run; a store
-    that cannot be opened kills the run's kernel at once (``abort``) and fails the build. A new
-    store is the exception: its schema is written first (``Store.needs_setup``), so a build killed
-    mid-run cannot leave it half made."""
+    gate's champion on a thread while the kernel starts and the notebook runs, then warms up the
+    checks and the report. Nothing is written to the store before ``result`` is taken after the
+    run; a store that cannot be opened kills the run's kernel at once (``abort``) and fails the
+    build. A new store is the exception: its schema is written first (``Store.needs_setup``), so a
+    build killed mid-run cannot leave it half made."""
 
     def __init__(self, plan: BuildPlan) -> None:
         if plan.store.needs_setup():  # a new store: its schema is made before the kernel, not beside it
@@ -285,8 +287,9 @@ class _StoreOpening:
             return
         self.seconds = time.monotonic() - mark
         self._done.set_result(champion)
-        with contextlib.suppress(Exception):  # only a head start: the check stage does it anyway
+        with contextlib.suppress(Exception):  # only a head start: the check and package stages do it anyway
             checklist.warm_up()
+            warm_up_report()
 
     def result(self) -> VersionRecord | None:
         """The champion (``None`` without the gate); raises the store's error."""

@@ -93,6 +93,15 @@ def render_report_html(executed_notebook: Path | bytes) -> str:
     return _SCRIPT.sub("", body)
 
 
+def warm_up() -> None:
+    """Pay the report's first-render costs (nbconvert's imports, templates, filters: about a second of
+    CPU) ahead; a build calls this on a thread while its notebook runs."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.v4.new_output("stream", text="1\n")])
+    render_report_html(nbformat.writes(nbformat.v4.new_notebook(cells=[cell])).encode())
+
+
 def strip_outputs(notebook: bytes) -> bytes:
     """The notebook without its cells' outputs (execution counts kept: they show the order it ran in)."""
     import nbformat
