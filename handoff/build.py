@@ -288,6 +288,7 @@ class _StoreOpening:
         self.seconds = time.monotonic() - mark
         self._done.set_result(champion)
         with contextlib.suppress(Exception):  # only a head start: the check and package stages do it anyway
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # this thread: behind the kernel
             checklist.warm_up()
             warm_up_report()
 

@@ -86,37 +86,53 @@ _state: dict[str, Any] = {
 }
 
 
+#: The scan of the installed distributions, run by a child process of the kernel on the kernel's
+#: import path (argv[1]): the same calls ``finish`` would make, printed as JSON.
+_SCAN = (
+    "import importlib.metadata as m, json, os, sys\n"
+    "os.nice(10)\n"  # behind the notebook it runs beside
+    "sys.path[:] = json.loads(sys.argv[1])\n"
+    "installed = {d.metadata['Name']: d.version for d in m.distributions() if d.metadata['Name']}\n"
+    "json.dump({'installed': installed, 'owners': m.packages_distributions()}, sys.stdout)\n"
+)
+
+
 class _Installed:
     """The installed distributions (name to version) and which distribution provides each top-level
-    module, scanned on a thread of its own: the scan reads every distribution's metadata (about half
-    a second here), and the result holds while no distribution was added, removed or replaced,
-    which ``_metadata_state`` tells. ``read`` scans again if that changed since."""
+    module. Reading every distribution's metadata costs about half a second of CPU, so a child
+    process does it beside the notebook (a thread would slow the notebook's own imports): its
+    answer holds while no distribution was added, removed or replaced since it started, which
+    ``_metadata_state`` tells; otherwise, or if the child failed, ``read`` scans here."""
 
-    def __init__(self, thread: bool = True) -> None:
-        import threading
+    def __init__(self) -> None:
+        import subprocess
 
-        self._result: tuple[Any, dict[str, str], Mapping[str, list[str]]] | None = None
-        self._thread = threading.Thread(target=self._scan, name="handoff-installed", daemon=True)
-        if thread:
-            self._thread.start()
-
-    def _scan(self) -> None:
-        state = _metadata_state()
-        installed = {d.metadata["Name"]: d.version for d in importlib.metadata.distributions() if d.metadata["Name"]}
-        self._result = (state, installed, importlib.metadata.packages_distributions())
-
-    def is_scanning(self) -> bool:
-        import threading
-
-        return threading.current_thread() is self._thread
+        self._state = _metadata_state()
+        self._child: subprocess.Popen[str] | None = subprocess.Popen(
+            [sys.executable, "-c", _SCAN, json.dumps(sys.path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
 
     def read(self) -> tuple[dict[str, str], Mapping[str, list[str]]]:
-        if self._thread.is_alive():
-            self._thread.join()
-        if self._result is None or self._result[0] != _metadata_state():
-            self._scan()
-        assert self._result is not None
-        return self._result[1], self._result[2]
+        import subprocess
+
+        found: dict[str, Any] | None = None
+        if self._child is not None:
+            try:
+                out, _ = self._child.communicate(timeout=120)
+                found = json.loads(out) if self._child.returncode == 0 else None
+            except (subprocess.TimeoutExpired, ValueError):
+                self._child.kill()
+            self._child = None
+        if found is None or self._state != _metadata_state():
+            installed = {
+                d.metadata["Name"]: d.version for d in importlib.metadata.distributions() if d.metadata["Name"]
+            }
+            return installed, importlib.metadata.packages_distributions()
+        return found["installed"], found["owners"]
 
 
 def _metadata_state() -> tuple[Any, ...]:
@@ -137,9 +153,9 @@ def _metadata_state() -> tuple[Any, ...]:
 
 
 def prepare() -> None:
-    """Scan the installed distributions ahead, on a thread: a kernel started ahead of its build runs
-    this while it waits, and ``finish`` uses the scan if nothing was installed since. (A kernel
-    started for its build scans in ``finish``: a thread beside the notebook would slow its imports.)"""
+    """Start scanning the installed distributions (``_Installed``): a kernel started ahead of its
+    build calls this while it waits. (A kernel started for its build scans in ``finish``: beside
+    the notebook, even in a child process, the scan took CPU from the notebook's run.)"""
     if _state["installed"] is None:
         _state["installed"] = _Installed()
 
@@ -246,8 +262,6 @@ def _user_namespace() -> dict[str, Any]:
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     if event != "open" or not _state["recording"]:
-        return
-    if _state["installed"] is not None and _state["installed"].is_scanning():
         return
     path, mode, flags = args
     if not isinstance(path, (str, bytes)):
@@ -638,7 +652,7 @@ def _direct_imports() -> set[str]:
 
 def _environment(loaded_modules: set[str], model_modules: set[str]) -> dict[str, Any]:
     """Python version and exact package versions, from one pass over the installed distributions."""
-    installed, owners = (_state["installed"] or _Installed(thread=False)).read()
+    installed, owners = (_state["installed"] or _Installed()).read()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -190,6 +190,7 @@ def main() -> int:
     if sys.argv[1:2] == ["--skops-lists"]:
         _write_skops_lists(Path(sys.argv[2]))
         return 0
+    os.nice(5)  # behind the notebook's kernel while both run: the kernel's run is the build's critical path
     _warm_up()
     import handoff.checks
 
