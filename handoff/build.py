@@ -485,7 +485,6 @@ def build(
         )
         early = start_early(run.notebook, plan.config.skip)  # beside capture and serialize
         plan = dataclasses.replace(plan, champion=opening.result())  # a store error: raised, nothing recorded
-        ws.prepare_next(plan.options.start_timeout)  # the next build's, while this one finishes
         stages.timings["execute"] -= run.capture_seconds  # the capture cell ran in the kernel: its own stage
         stages.timings["capture"] = run.capture_seconds
         # parts of the stages above, overlapped with them: not added to the total
@@ -519,6 +518,7 @@ def build(
             if recorded.version is not None
             else ()
         )
+        ws.prepare_next(plan.options.start_timeout)  # the next build's, once this one no longer needs the CPU
     stages.timings["total"] = time.monotonic() - stages.started
     record = dataclasses.replace(
         recorded.record,
