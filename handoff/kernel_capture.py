@@ -82,27 +82,35 @@ _state: dict[str, Any] = {
     "fitted": {},
     "workdir": None,
     "last_count": None,
-    "installed": None,  # a thread's scan of the installed distributions (``_Installed``)
+    "installed": None,  # the installed distributions, being scanned ahead (``_Installed``)
 }
 
 
-#: The scan of the installed distributions, run by a child process of the kernel on the kernel's
-#: import path (argv[1]): the same calls ``finish`` would make, printed as JSON.
+#: ``_scan_installed`` in a child process of the kernel, on the kernel's import path (argv[1]), as JSON.
 _SCAN = (
-    "import importlib.metadata as m, json, os, sys\n"
-    "os.nice(10)\n"  # behind the notebook it runs beside
+    "import json, os, sys\n"
+    "os.nice(10)\n"  # behind the notebook, should its build start before this ends
     "sys.path[:] = json.loads(sys.argv[1])\n"
-    "installed = {d.metadata['Name']: d.version for d in m.distributions() if d.metadata['Name']}\n"
-    "json.dump({'installed': installed, 'owners': m.packages_distributions()}, sys.stdout)\n"
+    "from handoff.kernel_capture import _scan_installed\n"
+    "installed, owners = _scan_installed()\n"
+    "json.dump({'installed': installed, 'owners': owners}, sys.stdout)\n"
 )
 
 
-class _Installed:
+def _scan_installed() -> tuple[dict[str, str], Mapping[str, list[str]]]:
     """The installed distributions (name to version) and which distribution provides each top-level
-    module. Reading every distribution's metadata costs about half a second of CPU, so a child
-    process does it beside the notebook (a thread would slow the notebook's own imports): its
-    answer holds while no distribution was added, removed or replaced since it started, which
-    ``_metadata_state`` tells; otherwise, or if the child failed, ``read`` scans here."""
+    module: every distribution's metadata read, about half a second of CPU."""
+    dists = importlib.metadata.distributions()
+    return {
+        d.metadata["Name"]: d.version for d in dists if d.metadata["Name"]
+    }, importlib.metadata.packages_distributions()
+
+
+class _Installed:
+    """``_scan_installed`` done ahead by a child process (a kernel started ahead of its build, while
+    it waits; a thread would take the notebook's GIL if its build starts at once). Its answer holds
+    while no distribution was added, removed or replaced since it started, which ``_metadata_state``
+    tells; otherwise, or if the child failed, ``read`` scans here."""
 
     def __init__(self) -> None:
         import subprocess
@@ -128,10 +136,7 @@ class _Installed:
                 self._child.kill()
             self._child = None
         if found is None or self._state != _metadata_state():
-            installed = {
-                d.metadata["Name"]: d.version for d in importlib.metadata.distributions() if d.metadata["Name"]
-            }
-            return installed, importlib.metadata.packages_distributions()
+            return _scan_installed()
         return found["installed"], found["owners"]
 
 
@@ -652,7 +657,7 @@ def _direct_imports() -> set[str]:
 
 def _environment(loaded_modules: set[str], model_modules: set[str]) -> dict[str, Any]:
     """Python version and exact package versions, from one pass over the installed distributions."""
-    installed, owners = (_state["installed"] or _Installed()).read()
+    installed, owners = _state["installed"].read() if _state["installed"] else _scan_installed()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),

