@@ -500,6 +500,7 @@ class Store:
             writes.terminate(run_id, "FINISHED" if register else "FAILED")
             if not register:
                 return Recorded(run_id, None, artifact_uri, None)
+            listing = listing_tag(record, values, author or self.user)
             version, created = writes.register(
                 record.name,
                 source=f"{artifact_uri}/{MODEL_DIR}",
@@ -508,7 +509,7 @@ class Store:
                     "handoff.status": record.status,
                     "handoff.metrics": json.dumps(dict(metrics), sort_keys=True)[:5000],
                     DIGESTS_TAG: anchor,
-                    LISTING_TAG: listing_tag(record, values, author or self.user),
+                    **({LISTING_TAG: listing} if listing else {}),  # too long: none (a listing reads the run)
                 },
                 model_tags={"handoff.model": "true"},
             )

@@ -187,3 +187,17 @@ def test_a_build_recorded_directly_never_imports_mlflow_in_the_building_process(
     ).stdout.split()
     assert out == ["True", "1", "False"]
     assert store.get_version("nb", 1).status == "passed"  # verified: its digests check out
+
+
+def test_a_version_whose_listing_does_not_fit_has_no_listing_tag_and_lists_from_its_run(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    store.connect()
+    record = _a_record(tmp_path)
+    record = replace(record, inputs=replace(record.inputs, parameters={"big": "x" * 5500}))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    assert store.record_build(staging=staging, record=record, register=True).version == 1
+    with sqlite3.connect(tmp_path / "store" / "mlflow.db") as sql:
+        keys = {k for (k,) in sql.execute("SELECT key FROM model_version_tags")}
+    assert "handoff.listing" not in keys and "handoff.metrics" in keys
+    assert store.list_versions("fresh")[0].params == {"big": "x" * 5500}
