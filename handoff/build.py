@@ -34,6 +34,7 @@ from handoff.errors import (
     BuildFailure,
     CancelledFailure,
     ChecklistFailure,
+    HandoffError,
     OptionError,
     RecordFailure,
     StoreError,
@@ -484,7 +485,11 @@ def build(
             "execute", f"starting a kernel for {plan.source.name}", _execute, plan, ws, stages, opening.abort
         )
         early = start_early(run.notebook, plan.config.skip)  # beside capture and serialize
-        plan = dataclasses.replace(plan, champion=opening.result())  # a store error: raised, nothing recorded
+        try:
+            plan = dataclasses.replace(plan, champion=opening.result())
+        except HandoffError as exc:  # the store failed as the notebook ran: nothing recorded, the run kept
+            exc.notebook = run.notebook
+            raise
         stages.timings["execute"] -= run.capture_seconds  # the capture cell ran in the kernel: its own stage
         stages.timings["capture"] = run.capture_seconds
         # parts of the stages above, overlapped with them: not added to the total

@@ -62,6 +62,9 @@ class HandoffError(Exception):
     """Root of every error handoff raises; ``exit_code`` is what the CLI exits with for it."""
 
     exit_code: int = EXIT_FAILED
+    # a build that failed after its notebook ran (its store gave out mid-run): the run as far as it
+    # got, which the build's job keeps beside its error; nothing was recorded
+    notebook: Any = None
 
     def __str__(self) -> str:
         """The message with its option hints as CLI flags (``handoff.messages``); faces that name

@@ -854,6 +854,8 @@ def run_job(
                 raise
             if result is not None:
                 end = _kept(result, job_dir) | end
+            elif raised is not None and raised.notebook is not None:
+                end = _kept_notebook(raised.notebook, job_dir) | end
     finally:
         slot.release()
     table.update(job_id, finished=time.time(), **end)
@@ -885,13 +887,16 @@ def attempt(
 
 def _kept(result: BuildResult, job_dir: Path) -> dict[str, Any]:
     """The build's record and executed notebook kept in the job's directory (its row's columns)."""
+    (job_dir / "record.json").write_text(json.dumps(result.record.to_dict(), default=str))
+    return _kept_notebook(result.notebook, job_dir) if result.notebook is not None else {}
+
+
+def _kept_notebook(notebook: Any, job_dir: Path) -> dict[str, Any]:
+    """The executed notebook (whole, or as far as the run got) in the job's directory."""
     import nbformat
 
-    (job_dir / "record.json").write_text(json.dumps(result.record.to_dict(), default=str))
-    if result.notebook is None:
-        return {}
     path = job_dir / "executed.ipynb"
-    nbformat.write(result.notebook, path, split_lines=False)
+    nbformat.write(notebook, path, split_lines=False)
     return {"executed_notebook": str(path)}
 
 

@@ -8,15 +8,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import nbformat
 import pytest
 
 import handoff
 from handoff import cli, jobs
-from handoff.errors import EXIT_INPUT, InputError
+from handoff.errors import EXIT_INPUT, InputError, StoreUnreachableError
+from handoff.events import BuildEvent
 from handoff.jobs import Job, JobNotFoundError, JobTable
 from handoff.lifecycle import verify_store
 from handoff.sandbox import descendants, detect
@@ -155,6 +158,38 @@ def test_a_killed_worker_is_marked_interrupted(store: Store, write_notebook: Cal
     assert ended.state == "interrupted" and f"pid {running.pid}" in (ended.message or "")
     if detect().kind == "bubblewrap":  # the sandbox dies with its parent: no kernel is left behind
         assert not survivors(kernel, seconds=10)
+
+
+def test_a_store_lost_while_the_notebook_runs_kills_it_and_keeps_the_run(
+    store: Store, write_notebook: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store gives out before it was opened (a team server stopped as the notebook runs): the
+    kernel is killed at once, the build fails with the store's error, and its job keeps the run."""
+    path = write_notebook(["import time\ntime.sleep(60)", TRAIN_IRIS], name="slow.ipynb")
+    sleeping = threading.Event()
+
+    def lost(self: Store) -> None:
+        assert sleeping.wait(120), "the notebook never reached its sleeping cell"
+        raise StoreUnreachableError("store unreachable: nothing answers at http://127.0.0.1:9")
+
+    monkeypatch.setattr(Store, "prepare_writes", lost)
+    cells: list[int | None] = []
+
+    def on_event(event: BuildEvent) -> None:
+        cells.append(event.cell)
+        if event.cell == 1:
+            sleeping.set()
+
+    started = time.monotonic()
+    with pytest.raises(StoreUnreachableError, match="nothing answers"):
+        jobs.run_here(path, store=store, on_event=on_event, **LIMITS)
+    assert time.monotonic() - started < 50  # killed, not waited for
+    assert 2 not in cells  # the model's cell never ran
+    (job,) = handoff.list_jobs(store)
+    assert job.state == "failed" and "nothing answers" in (job.error or "") and job.version is None
+    kept = nbformat.read(job.executed_notebook or "", as_version=4)
+    assert "time.sleep(60)" in kept.cells[0].source
+    assert store.list_versions() == [] and all(v["ok"] for v in verify_store(store=store))  # nothing recorded
 
 
 def test_cancel_a_running_build_kills_every_process_of_it(store: Store, write_notebook: Callable[..., Path]) -> None:

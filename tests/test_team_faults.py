@@ -26,7 +26,7 @@ def test_the_server_stopped_mid_build(pg_cluster: Postgres, tmp_path: Path) -> N
         )
         assert build.stderr is not None
         progress = []
-        for line in build.stderr:  # the notebook is in its sleeping cell: the store was opened already
+        for line in build.stderr:  # in its sleeping cell; whether the store was opened yet or not, the same end
             progress.append(line)
             if "execute 2/3" in line:
                 break
