@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import nbformat
 
-from handoff import checks, sandbox, skops_lists
+from handoff import checks, sandbox, worker_answers
 from handoff.check_config import CheckConfig
 from handoff.checks import FAILED, SKIPPED, WARNED, CheckResult
 from handoff.errors import SerializationFailure
@@ -173,7 +173,7 @@ class ArtifactChecker:
         self.log_path = log_path or self._dir / "checks.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 -- the worker's stdout for its whole life; closed in close()
         self._requests = 0
-        skops_lists.provide(self._dir)  # skops's trust lists, when known: not worked out again in the worker
+        worker_answers.provide(self._dir)  # when known: not worked out again in the worker
         policy = sandbox.Policy()
         env = sandbox.environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, self._dir, policy)
         command = sandbox.command(

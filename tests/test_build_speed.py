@@ -20,8 +20,8 @@ from handoff.errors import StoreError
 from handoff.events import BuildEvent
 from handoff.execution import keep_kernel_ready
 from handoff.store import Store
+from helpers import ROOT, TRAIN_IRIS, build
 from team import SERVICES
-from tests.helpers import ROOT, TRAIN_IRIS, build
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from build_content import content  # benchmarks/ is not a package

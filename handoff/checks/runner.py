@@ -121,43 +121,44 @@ class _NoTorch(importlib.abc.MetaPathFinder):
 
 def _warm_up() -> None:
     """Import what serializing and checking need while the notebook still runs (the parent starts
-    this process first), without the paths that drag PyTorch in, and with skops's trust lists
-    from the file the parent left here (``handoff.skops_lists``) when there is one."""
-    from handoff import skops_lists
+    this process first), without the paths that drag PyTorch in, and with what the installed
+    packages answer taken from the file the parent left here (``handoff.worker_answers``) when
+    there is one."""
+    from handoff import worker_answers
 
-    kept = skops_lists.read(Path(skops_lists.FILE_NAME))
-    blocker = _NoTorch()
-    sys.meta_path.insert(0, blocker)
-    try:
-        import cloudpickle  # noqa: F401
-        import mlflow.pyfunc
-        import mlflow.sklearn  # noqa: F401
-        import numpy  # noqa: F401
-        import pandas  # noqa: F401
-        import sklearn  # noqa: F401
-
-        with skops_lists.answering(kept) if kept else contextlib.nullcontext():
+    kept = worker_answers.read(Path(worker_answers.FILE_NAME))
+    with worker_answers.answering(kept) if kept else contextlib.nullcontext():
+        blocker = _NoTorch()
+        sys.meta_path.insert(0, blocker)
+        try:
+            import cloudpickle  # noqa: F401
+            import mlflow.pyfunc
+            import mlflow.sklearn  # noqa: F401
+            import numpy  # noqa: F401
+            import pandas  # noqa: F401
+            import sklearn  # noqa: F401
             import skops.io  # noqa: F401
-    finally:
-        sys.meta_path.remove(blocker)
-    _rehearse()
+        finally:
+            sys.meta_path.remove(blocker)
+        _rehearse()  # MLflow's module map is made here, at its first save
 
 
-def _write_skops_lists(path: Path) -> None:
-    """``--skops-lists PATH``: skops's trust lists worked out in full, kept for later workers."""
-    from handoff import skops_lists
+def _write_answers(path: Path) -> None:
+    """``--worker-answers PATH``: what the installed packages answer, worked out in full for later workers."""
+    from handoff import worker_answers
 
     blocker = _NoTorch()
     sys.meta_path.insert(0, blocker)
     try:
-        skops_lists.write(path)
+        worker_answers.write(path)
     finally:
         sys.meta_path.remove(blocker)
 
 
 def _rehearse() -> None:
-    """Save, load and predict with a tiny model once: MLflow's first ``save_model`` spends about 0.4 s
-    setting itself up (not imports), which the build's own serialize would otherwise wait for. A
+    """Save, load and predict with a tiny model once: MLflow's first ``save_model`` sets itself up
+    (its module map, when not answered from the kept file: over a second), which the build's own
+    serialize would otherwise wait for. A
     throwaway directory; nothing of it reaches the build (a failure here only skips the rehearsal)."""
     import tempfile
     import warnings
@@ -187,8 +188,8 @@ def _rehearse() -> None:
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["--skops-lists"]:
-        _write_skops_lists(Path(sys.argv[2]))
+    if sys.argv[1:2] == ["--worker-answers"]:
+        _write_answers(Path(sys.argv[2]))
         return 0
     os.nice(5)  # behind the notebook's kernel while both run: the kernel's run is the build's critical path
     _warm_up()
