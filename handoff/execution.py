@@ -13,6 +13,7 @@ import copy
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
@@ -27,7 +28,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-from handoff import kernel_mlflow, sandbox
+from handoff import kernel_mlflow, sandbox, worker_answers
 from handoff.errors import (
     BuildFailure,
     BuildTimeoutFailure,
@@ -210,6 +211,8 @@ def execute(
     kernel_name, kernel_warning = choose_kernel(source.notebook, python)
     capture_dir = workdir / CAPTURE_DIR
     capture_dir.mkdir(exist_ok=True)
+    if kernel is None:  # a kernel started ahead has them already
+        _provide_answers(capture_dir, python)
     nb = _with_capture_cells(source.notebook, capture_dir, model_var)
     input_path, output_path = capture_dir / "input.ipynb", capture_dir / "executed.ipynb"
     nbformat.write(nb, input_path)
@@ -415,6 +418,13 @@ def _end_sandbox(state: dict[str, Any]) -> None:
         sandbox.kill_tree(pid)
 
 
+def _provide_answers(capture_dir: Path, python: Path | None) -> None:
+    """The environment's kept answers for the kernel's capture (``handoff.worker_answers``: the
+    installed distributions, not scanned again), when the kernel runs on handoff's own Python."""
+    if python is None or Path(python).resolve() == Path(sys.executable).resolve():
+        worker_answers.provide(capture_dir)
+
+
 def _with_capture_cells(
     notebook: nbformat.NotebookNode, capture_dir: Path, model_var: str | None
 ) -> nbformat.NotebookNode:
@@ -613,6 +623,7 @@ def start_ready_kernel(key: KernelKey, start_timeout: float) -> ReadyKernel:
     workdir = private_dir("build")
     try:
         (workdir / CAPTURE_DIR).mkdir()
+        _provide_answers(workdir / CAPTURE_DIR, key.python)
         state: dict[str, Any] = {"manager": None, "cancel": None}
         manager_class = _sandboxed_kernel_manager(
             workdir / CAPTURE_DIR / "kernel.log",
@@ -639,7 +650,7 @@ def start_ready_kernel(key: KernelKey, start_timeout: float) -> ReadyKernel:
         # while it waits for its build: import the capture code and scan the installed packages
         # (silent: no execution count, no history, no name bound in the notebook's namespace)
         run_sync(client.execute_interactive)(
-            "__import__('handoff.kernel_capture', fromlist=['prepare']).prepare()",
+            f"__import__('handoff.kernel_capture', fromlist=['prepare']).prepare({str(workdir / CAPTURE_DIR)!r})",
             silent=True,
             store_history=False,
             timeout=start_timeout,

@@ -13,7 +13,6 @@ library: whatever the notebook imports later must show up as *the notebook's* im
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import math
 import os
@@ -86,83 +85,67 @@ _state: dict[str, Any] = {
 }
 
 
-#: ``_scan_installed`` in a child process of the kernel, on the kernel's import path (argv[1]), as JSON.
+#: ``scan_installed`` in a child process of the kernel, on the kernel's import path (argv[1]), as JSON.
 _SCAN = (
     "import json, os, sys\n"
     "os.nice(10)\n"  # behind the notebook, should its build start before this ends
     "sys.path[:] = json.loads(sys.argv[1])\n"
-    "from handoff.kernel_capture import _scan_installed\n"
-    "installed, owners = _scan_installed()\n"
+    "from handoff.worker_answers import scan_installed\n"
+    "installed, owners = scan_installed()\n"
     "json.dump({'installed': installed, 'owners': owners}, sys.stdout)\n"
 )
 
 
-def _scan_installed() -> tuple[dict[str, str], Mapping[str, list[str]]]:
-    """The installed distributions (name to version) and which distribution provides each top-level
-    module: every distribution's metadata read, about half a second of CPU."""
-    dists = importlib.metadata.distributions()
-    return {
-        d.metadata["Name"]: d.version for d in dists if d.metadata["Name"]
-    }, importlib.metadata.packages_distributions()
-
-
 class _Installed:
-    """``_scan_installed`` done ahead by a child process (a kernel started ahead of its build, while
-    it waits; a thread would take the notebook's GIL if its build starts at once). Its answer holds
-    while no distribution was added, removed or replaced since it started, which ``_metadata_state``
-    tells; otherwise, or if the child failed, ``read`` scans here."""
+    """The installed distributions (``worker_answers.scan_installed``) without scanning beside the
+    notebook: taken from the environment's kept answers the build left in the capture folder when
+    they hold for this kernel's import path, else (a kernel started ahead of its build, while it
+    waits) scanned by a child process (a thread would take the notebook's GIL if its build starts
+    at once). The answer holds while no distribution was added, removed or replaced since, which
+    ``installed_state`` tells; otherwise, or if the child failed, ``read`` scans here."""
 
-    def __init__(self) -> None:
+    def __init__(self, kept: Path, ahead: bool) -> None:
         import subprocess
 
-        self._state = _metadata_state()
-        self._child: subprocess.Popen[str] | None = subprocess.Popen(
-            [sys.executable, "-c", _SCAN, json.dumps(sys.path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        from handoff import worker_answers
+
+        self._state = worker_answers.installed_state(sys.path)
+        self._found = worker_answers.read(kept, here=True)
+        self._child: subprocess.Popen[str] | None = None
+        if self._found is None and ahead:
+            self._child = subprocess.Popen(
+                [sys.executable, "-c", _SCAN, json.dumps(sys.path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
 
     def read(self) -> tuple[dict[str, str], Mapping[str, list[str]]]:
         import subprocess
 
-        found: dict[str, Any] | None = None
+        from handoff import worker_answers
+
         if self._child is not None:
             try:
                 out, _ = self._child.communicate(timeout=120)
-                found = json.loads(out) if self._child.returncode == 0 else None
+                self._found = json.loads(out) if self._child.returncode == 0 else None
             except (subprocess.TimeoutExpired, ValueError):
                 self._child.kill()
             self._child = None
-        if found is None or self._state != _metadata_state():
-            return _scan_installed()
-        return found["installed"], found["owners"]
+        if self._found is None or self._state != worker_answers.installed_state(sys.path):
+            return worker_answers.scan_installed()
+        return self._found["installed"], self._found["owners"]
 
 
-def _metadata_state() -> tuple[Any, ...]:
-    """What the installed distributions' metadata depends on: each import path and, in it, the
-    name and modification time of every ``.dist-info``/``.egg-info`` entry (an install, removal or
-    upgrade adds, removes or replaces one). Other files, such as the notebook's own outputs, do not count."""
-    state: list[Any] = []
-    for entry in sys.path:
-        try:
-            with os.scandir(entry or ".") as found:
-                names = sorted(
-                    (e.name, e.stat().st_mtime_ns) for e in found if e.name.endswith((".dist-info", ".egg-info"))
-                )
-        except OSError:
-            names = []
-        state.append((entry, names))
-    return tuple(state)
+def prepare(capture_dir: str) -> None:
+    """Have the installed distributions ready (``_Installed``): a kernel started ahead of its build
+    calls this while it waits. (A kernel started for its build reads them in ``finish``: beside
+    the notebook, even in a child process, a scan took CPU from the notebook's run.)"""
+    from handoff.worker_answers import FILE_NAME
 
-
-def prepare() -> None:
-    """Start scanning the installed distributions (``_Installed``): a kernel started ahead of its
-    build calls this while it waits. (A kernel started for its build scans in ``finish``: beside
-    the notebook, even in a child process, the scan took CPU from the notebook's run.)"""
     if _state["installed"] is None:
-        _state["installed"] = _Installed()
+        _state["installed"] = _Installed(Path(capture_dir) / FILE_NAME, ahead=True)
 
 
 def start() -> None:
@@ -220,7 +203,7 @@ def finish(out_dir: str, model_var: str | None = None) -> None:
         report["metrics"], report["metric_sources"], report["metrics_source"] = _metrics(
             namespace, run, computed, report["evaluation"]
         )
-        report["environment"] = _environment(imported_modules, modules)
+        report["environment"] = _environment(imported_modules, modules, out)
         report["data_files"] = _data_files(str(workdir))
         report["ok"] = True
     except CaptureProblem as problem:
@@ -655,9 +638,12 @@ def _direct_imports() -> set[str]:
     return names
 
 
-def _environment(loaded_modules: set[str], model_modules: set[str]) -> dict[str, Any]:
-    """Python version and exact package versions, from one pass over the installed distributions."""
-    installed, owners = _state["installed"].read() if _state["installed"] else _scan_installed()
+def _environment(loaded_modules: set[str], model_modules: set[str], out: Path) -> dict[str, Any]:
+    """Python version and exact package versions, from one pass over the installed distributions
+    (or the environment's kept answers in ``out``, while they hold)."""
+    from handoff.worker_answers import FILE_NAME
+
+    installed, owners = (_state["installed"] or _Installed(out / FILE_NAME, ahead=False)).read()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -7,11 +7,14 @@ per environment.
 * MLflow's map from importable modules to their distributions, built at the first ``save_model``
   or ``load_model`` (``importlib_metadata.packages_distributions()`` reads the file list of every
   installed distribution, about 1.3 s of CPU) to warn when a model's requirements do not match.
+* The installed distributions a kernel's capture pins (``scan_installed``: every distribution's
+  metadata, about 0.5 s of CPU); a kernel uses them only while its own import path holds exactly
+  the distributions they were read from (a notebook that installs a package gets a scan of its own).
 
 They depend only on the installed packages, so they are kept in a file (``$XDG_CACHE_HOME/handoff``,
 outside every sandbox) named after the Python it came from, checked against the installed
 scikit-learn, skops, NumPy and SciPy and against the modification times of the import path's
-folders (installing or removing a package changes its folder's). A worker given the file runs
+entries' distributions (``installed_state``: the name and time of each ``.dist-info``). A worker given the file runs
 with those functions answering from it: the same answers, so the same trust lists, warnings and
 saved bytes (a call the file does not hold goes to the real function). Without the file the worker
 works them out as before, and a detached process (``python -m handoff.checks.runner
@@ -31,7 +34,7 @@ import subprocess
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from typing import Any
 FILE_NAME = "worker-answers.json"  # in the worker's own folder
 PACKAGES = ("scikit-learn", "skops", "numpy", "scipy")
 STALE_MARK = 120.0  # a writer that has not finished in this long is taken for dead
+METADATA_SUFFIXES = (".dist-info", ".egg-info", "EGG-INFO")
 
 
 def versions() -> dict[str, str] | None:
@@ -59,29 +63,60 @@ def cache_file(python: str = sys.executable) -> Path | None:
     return root / f"worker-answers-{key[:16]}.json"
 
 
-def site(paths: list[str]) -> dict[str, int]:
-    """The import path's folders with their modification times (what a change of packages moves)."""
-    return {p: os.stat(p).st_mtime_ns for p in paths if os.path.isdir(p)}
+def installed_state(paths: Iterable[str]) -> list[list[Any]]:
+    """What the installed distributions' metadata depends on: each import path entry that holds
+    any, with the name and modification time of every ``.dist-info``/``.egg-info`` entry in it (an
+    install, removal or upgrade adds, removes or replaces one). Other files, such as a notebook's
+    own outputs, do not count. JSON-shaped, so that a kept state compares equal."""
+    state: list[list[Any]] = []
+    for entry in paths:
+        try:
+            with os.scandir(entry or ".") as found:
+                names = sorted([e.name, e.stat().st_mtime_ns] for e in found if e.name.endswith(METADATA_SUFFIXES))
+        except OSError:
+            continue
+        if names:
+            state.append([entry, names])
+    return state
 
 
-def read(path: Path) -> dict[str, Any] | None:
-    """The answers kept at ``path`` if they are whole and for the installed packages."""
+def scan_installed() -> tuple[dict[str, str], Mapping[str, list[str]]]:
+    """The installed distributions (name to version) and which distribution provides each top-level
+    module, as the standard library reads them (the environment a kernel's capture pins): every
+    distribution's metadata read, about half a second of CPU."""
+    dists = importlib.metadata.distributions()
+    return {
+        d.metadata["Name"]: d.version for d in dists if d.metadata["Name"]
+    }, importlib.metadata.packages_distributions()
+
+
+def read(path: Path, *, here: bool = False) -> dict[str, Any] | None:
+    """The answers kept at ``path`` if they are whole and for the installed packages: the import
+    path entries they were worked out on still hold the same distributions and, with ``here``,
+    this process's import path holds no others (and it is the same Python)."""
     try:
         kept = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(kept, dict) or kept.get("versions") != versions():
         return None
-    if not all(isinstance(kept.get(k), t) for k, t in (("estimators", list), ("public", dict), ("site", dict))):
+    shapes = (("estimators", list), ("public", dict), ("site", list), ("distributions", dict), ("installed", dict))
+    if not all(isinstance(kept.get(k), t) for k, t in shapes) or not isinstance(kept.get("owners"), dict):
         return None
-    if site(list(kept["site"])) != kept["site"] or not isinstance(kept.get("distributions"), dict):
+    if here and (kept.get("python") != _python() or installed_state(sys.path) != kept["site"]):
+        return None
+    if installed_state(entry for entry, _ in kept["site"]) != kept["site"]:
         return None
     return kept
 
 
+def _python() -> str:
+    return str(Path(sys.executable).resolve())
+
+
 def provide(folder: Path) -> bool:
-    """Put the kept answers in a worker's ``folder``; without them, start writing them for the next
-    worker (unless another process is at it). Whether the worker gets them."""
+    """Put the kept answers in a worker's (or a kernel's capture) ``folder``; without them, start
+    writing them for the next build (unless another process is at it). Whether they were put there."""
     path = cache_file()
     if path is None:
         return False
@@ -137,11 +172,15 @@ def write(path: Path) -> None:
         import skops.io  # noqa: F401
     finally:
         sys.meta_path.remove(noting)
+    installed, owners = scan_installed()
     answers = {
         "versions": versions(),
-        "site": site(sys.path[1:]),
+        "python": _python(),
+        "site": installed_state(sys.path[1:]),
         **noting.noted,
         "distributions": importlib_metadata.packages_distributions(),
+        "installed": installed,
+        "owners": owners,
     }
     partial = path.with_name(f"{path.name}.{os.getpid()}.part")
     partial.write_text(json.dumps(answers))

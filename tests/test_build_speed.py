@@ -5,6 +5,7 @@ still fails the build before anything is recorded; the record and package keep t
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import handoff
-from handoff import sandbox
+from handoff import sandbox, worker_answers
 from handoff.errors import StoreError
 from handoff.events import BuildEvent
 from handoff.execution import keep_kernel_ready
@@ -110,20 +111,48 @@ def test_packages_scanned_ahead_are_scanned_again_when_the_notebook_installs_one
     assert counts[0] == counts[1]  # the kernel's own scan ahead ran silently: no cell numbers taken
 
 
+def test_a_kernel_pins_the_installed_packages_from_the_kept_answers_while_they_hold(
+    write_notebook: Callable[..., Path], store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel started for its build takes the installed distributions from the environment's kept
+    answers (a probe only the kept file holds is pinned) instead of scanning them, and scans when
+    the notebook installs one."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = worker_answers.cache_file()
+    assert cache is not None
+    assert not worker_answers.provide(tmp_path)  # none yet: written by a detached process
+    deadline = time.monotonic() + 120
+    while worker_answers.read(cache) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    kept = json.loads(cache.read_text())
+    cache.write_text(json.dumps({**kept, "installed": {**kept["installed"], "handoff-probe": "0.1"}}))
+    plain = write_notebook(["x = 1", TRAIN_IRIS], name="plain.ipynb")
+    installs = write_notebook(["x = 1", INSTALL_FAKE, TRAIN_IRIS], name="installs.ipynb")
+    results = [build(plain, store), build(installs, store)]
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert all("kernel_prestarted" not in r.timings for r in results)  # kernels of their own
+    answered, scanned = (store.get_version(r.name, r.version).build.outputs.environment.installed for r in results)
+    assert answered["handoff-probe"] == "0.1" and answered["scikit-learn"]
+    assert "handoff-probe" not in scanned and scanned["handofffake"] == "1.2.3"
+    assert {k: v for k, v in answered.items() if k != "handoff-probe"} == {
+        k: v for k, v in scanned.items() if k != "handofffake"
+    }
+
+
 def test_the_scan_of_installed_packages_is_redone_only_when_a_distribution_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handoff.kernel_capture import _metadata_state
+    from handoff.worker_answers import installed_state
 
     monkeypatch.syspath_prepend(str(tmp_path))
-    before = _metadata_state()
+    before = installed_state(sys.path)
     (tmp_path / "data.csv").write_text("a,b\n")  # the notebook's own files do not count
-    assert _metadata_state() == before
+    assert installed_state(sys.path) == before
     (tmp_path / "extra-1.0.dist-info").mkdir()  # an install
-    installed = _metadata_state()
+    installed = installed_state(sys.path)
     assert installed != before
     (tmp_path / "extra-1.0.dist-info").rename(tmp_path / "extra-1.1.dist-info")  # an upgrade
-    assert _metadata_state() not in (before, installed)
+    assert installed_state(sys.path) not in (before, installed)
 
 
 def test_a_kernel_started_under_another_policy_is_not_used(

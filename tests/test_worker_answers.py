@@ -39,6 +39,19 @@ print(json.dumps(requirements_utils._MODULES_TO_PACKAGES, sort_keys=True))
 """
 
 
+#: Answers of the right shape, for this environment's versions, holding nothing.
+BLANK = {
+    "versions": worker_answers.versions(),
+    "python": str(Path(sys.executable).resolve()),
+    "site": [],
+    "estimators": [],
+    "public": {},
+    "distributions": {},
+    "installed": {},
+    "owners": {},
+}
+
+
 def _answers(folder: Path, *args: str) -> tuple[dict[str, list[str]], list[str], dict[str, list[str]]]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONNOUSERSITE": "1"}
     script = folder / "print_answers.py"
@@ -62,7 +75,8 @@ def test_the_kept_answers_are_what_skops_and_mlflow_work_out(tmp_path: Path) -> 
     noted = json.loads(kept.read_text())
     assert noted["versions"] == worker_answers.versions() and len(noted["estimators"]) > 100
     assert "sklearn.ensemble._forest.RandomForestClassifier" in noted["estimators"] and noted["public"]
-    assert noted["distributions"]["sklearn"] == ["scikit-learn"] and str(Path(sys.prefix)) in "".join(noted["site"])
+    assert noted["distributions"]["sklearn"] == ["scikit-learn"] and noted["installed"]["scikit-learn"]
+    assert str(Path(sys.prefix)) in "".join(entry for entry, _ in noted["site"]) and noted["owners"]["sklearn"]
     probe = {**noted, "distributions": {**noted["distributions"], "handoff_probe": ["handoff-probe"]}}
     kept.write_text(json.dumps(probe))  # an answer only the file holds: seen only if the file is used
     (worked_out, walked, mapped), (answered, imported, replayed) = _answers(tmp_path), _answers(tmp_path, str(kept))
@@ -71,31 +85,27 @@ def test_the_kept_answers_are_what_skops_and_mlflow_work_out(tmp_path: Path) -> 
     assert mapped["skops"] == ["skops"] and replayed == {**mapped, "handoff_probe": ["handoff-probe"]}
 
 
-def test_a_change_of_installed_packages_makes_the_kept_answers_stale(tmp_path: Path) -> None:
-    site_dir = tmp_path / "site-packages"
-    site_dir.mkdir()
-    answers = {"versions": worker_answers.versions(), "estimators": [], "public": {}, "distributions": {}}
+def test_a_change_of_installed_packages_makes_the_kept_answers_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site_dir, other = tmp_path / "site-packages", tmp_path / "other"
+    (site_dir / "a-1.0.dist-info").mkdir(parents=True)
+    (other / "b-1.0.dist-info").mkdir(parents=True)
+    answers = {**BLANK, "site": worker_answers.installed_state([str(site_dir)])}
     path = tmp_path / "answers.json"
-    path.write_text(json.dumps(answers | {"site": worker_answers.site([str(site_dir)])}))
+    path.write_text(json.dumps(answers))
+    assert worker_answers.read(path) is not None
+    monkeypatch.syspath_prepend(str(other))  # this process sees another distribution: not here
+    assert worker_answers.read(path, here=True) is None
+    (site_dir / "data.txt").write_text("")  # not a distribution
     assert worker_answers.read(path) is not None
     (site_dir / "newpkg-1.0.dist-info").mkdir()  # what an install leaves
-    os.utime(site_dir, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # past a coarse clock's tick too
     assert worker_answers.read(path) is None
 
 
 def test_answers_for_other_versions_or_half_written_are_not_used(tmp_path: Path) -> None:
     path = tmp_path / "answers.json"
-    path.write_text(
-        json.dumps(
-            {
-                "versions": {**worker_answers.versions(), "skops": "0.0.1"},
-                "estimators": [],
-                "public": {},
-                "site": {},
-                "distributions": {},
-            }
-        )
-    )
+    path.write_text(json.dumps({**BLANK, "versions": {**worker_answers.versions(), "skops": "0.0.1"}}))
     assert worker_answers.read(path) is None
     path.write_text('{"versions": ')
     assert worker_answers.read(path) is None and worker_answers.read(tmp_path / "missing.json") is None

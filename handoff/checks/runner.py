@@ -126,7 +126,7 @@ def _warm_up() -> None:
     there is one."""
     from handoff import worker_answers
 
-    kept = worker_answers.read(Path(worker_answers.FILE_NAME))
+    kept = worker_answers.read(Path(worker_answers.FILE_NAME), here=True)
     with worker_answers.answering(kept) if kept else contextlib.nullcontext():
         blocker = _NoTorch()
         sys.meta_path.insert(0, blocker)
