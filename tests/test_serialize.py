@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
 from handoff import flavors
 from handoff.errors import OptionError
+from handoff.flavors import sklearn as sklearn_flavor
 from handoff.flavors.sklearn import trusted_types_for
 from handoff.store import Store
 from helpers import build, local_path, predict_in_fresh_process
@@ -67,6 +70,33 @@ def test_trust_list_refuses_code_it_has_not_audited() -> None:
     assert types is None and reason
     types, reason = trusted_types_for(FunctionTransformer().fit([[1.0]]))
     assert types is not None and "trust list" in reason
+
+
+def test_a_skops_model_is_serialized_once_and_saved_as_skops_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit's skops bytes are what MLflow's save writes (the model is serialized once), and they
+    load back to the same predictions."""
+    import skops.io
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+    from skops.io import _persist
+
+    X, y = load_iris(return_X_y=True)
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    passes, audits, real_dump = [], [], skops.io.dump
+    real_state, real_audit = _persist.get_state, sklearn_flavor.audit
+    monkeypatch.setattr(_persist, "get_state", lambda *a, **k: passes.append(1) or real_state(*a, **k))
+    monkeypatch.setattr(sklearn_flavor, "audit", lambda m: audits.append(real_audit(m)) or audits[-1])
+    serialization, _, _ = flavors.get("sklearn").save(
+        model, tmp_path / "model", input_example=X[:3], pin=lambda names: names
+    )
+    assert serialization == "skops" and len(passes) == 1
+    saved = tmp_path / "model" / "model.skops"
+    assert saved.read_bytes() == audits[0].data
+    loaded = skops.io.load(saved, trusted=skops.io.get_untrusted_types(file=saved))
+    assert (loaded.predict(X) == model.predict(X)).all()
+    assert skops.io.dump is real_dump  # put back after the save
 
 
 def test_flavor_registry_lists_what_is_available() -> None:

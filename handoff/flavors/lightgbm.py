@@ -31,13 +31,15 @@ class LightGBMFlavor:
     ) -> tuple[str, str, list[str]]:
         import mlflow.lightgbm
 
-        from handoff.flavors.sklearn import TRUSTED_TYPE_PREFIXES, untrusted_types
+        from handoff.flavors.sklearn import TRUSTED_TYPE_PREFIXES, SkopsAudit, audit, dumped_once
 
+        audited = SkopsAudit(None)
         if "lightgbm.basic.Booster" in class_paths(model):
             serialization, reason, trusted = "lightgbm-text", "LightGBM's own text model format", None
             names = ["mlflow", "lightgbm", "numpy", "pandas"]
         else:
-            found, why = untrusted_types(model)
+            audited = audit(model)
+            found = audited.untrusted
             outside = sorted(
                 t for t in found or () if not t.startswith((*TRUSTED_TYPE_PREFIXES, *TRUSTED_LIGHTGBM_PREFIXES))
             )
@@ -47,11 +49,13 @@ class LightGBMFlavor:
             else:
                 serialization, trusted = "cloudpickle", None
                 reason = (
-                    why if found is None else f"types outside the audited skops trust list: {', '.join(outside[:5])}"
+                    audited.why
+                    if found is None
+                    else f"types outside the audited skops trust list: {', '.join(outside[:5])}"
                 )
             names = ["mlflow", "lightgbm", "scikit-learn", "numpy", "pandas", serialization]
         requirements = pin(names)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), dumped_once(model, audited):
             warnings.simplefilter("ignore")
             mlflow.lightgbm.save_model(
                 model,

@@ -8,7 +8,9 @@ defined inside the notebook by value so the model loads where the notebook never
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,26 +28,61 @@ TRUSTED_TYPE_PREFIXES = (
 )
 
 
-def untrusted_types(model: Any) -> tuple[list[str] | None, str]:
-    """The types skops would have to be told to trust to load ``model``, or ``None`` with the reason
-    skops cannot serialize it."""
+@dataclass(frozen=True)
+class SkopsAudit:
+    """What skops makes of a model: the types it would have to be told to trust to load it (``None``
+    with the reason when skops cannot serialize it), and the bytes it serialized it to."""
+
+    untrusted: list[str] | None
+    why: str = ""
+    data: bytes = b""
+
+
+def audit(model: Any) -> SkopsAudit:
+    """Serialize ``model`` with skops and list the types loading it needs trusted."""
     import skops.io
 
     try:
-        return list(skops.io.get_untrusted_types(data=skops.io.dumps(model))), ""
+        data = skops.io.dumps(model)
+        return SkopsAudit(list(skops.io.get_untrusted_types(data=data)), data=data)
     except Exception as exc:  # skops refuses many objects (lambdas, some C types): use cloudpickle
-        return None, f"skops cannot serialize it ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+        return SkopsAudit(None, f"skops cannot serialize it ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
 
 
-def trusted_types_for(model: Any) -> tuple[list[str] | None, str]:
+@contextmanager
+def dumped_once(model: Any, audited: SkopsAudit) -> Iterator[None]:
+    """While inside, skops's ``dump`` of this very model (MLflow's save calls it) writes the bytes
+    the audit serialized instead of serializing the model again: the same bytes, but for the zip's
+    timestamps, without the second pass (skops writes its schema with the pure-Python JSON
+    encoder: about as long as the rest of the save)."""
+    import skops.io
+
+    real = skops.io.dump
+
+    def dump(obj: Any, file: Any, **options: Any) -> None:
+        if obj is not model or options or not audited.data:
+            real(obj, file, **options)
+        elif hasattr(file, "write"):
+            file.write(audited.data)
+        else:
+            Path(file).write_bytes(audited.data)
+
+    skops.io.dump = dump
+    try:
+        yield
+    finally:
+        skops.io.dump = real
+
+
+def trusted_types_for(model: Any, audited: SkopsAudit | None = None) -> tuple[list[str] | None, str]:
     """The skops trusted-type list for ``model``, or ``None`` with the reason skops cannot be used."""
-    untrusted, why = untrusted_types(model)
-    if untrusted is None:
-        return None, why
-    outside = sorted(t for t in untrusted if not t.startswith(TRUSTED_TYPE_PREFIXES))
+    found = audited or audit(model)
+    if found.untrusted is None:
+        return None, found.why
+    outside = sorted(t for t in found.untrusted if not t.startswith(TRUSTED_TYPE_PREFIXES))
     if outside:
         return None, f"types outside the audited skops trust list: {', '.join(outside[:5])}"
-    return sorted(untrusted), "every type is on the audited scikit-learn/NumPy/SciPy trust list"
+    return sorted(found.untrusted), "every type is on the audited scikit-learn/NumPy/SciPy trust list"
 
 
 class SklearnFlavor:
@@ -60,10 +97,11 @@ class SklearnFlavor:
     ) -> tuple[str, str, list[str]]:
         import mlflow.sklearn
 
-        trusted, reason = trusted_types_for(model)
+        audited = audit(model)
+        trusted, reason = trusted_types_for(model, audited)
         serialization = "skops" if trusted is not None else "cloudpickle"
         requirements = pin(["mlflow", "scikit-learn", "numpy", "pandas", serialization])
-        with warnings.catch_warnings():  # MLflow's schema hints are for its own users, not ours
+        with warnings.catch_warnings(), dumped_once(model, audited):  # MLflow's schema hints: for its users
             warnings.simplefilter("ignore")
             mlflow.sklearn.save_model(
                 model,
