@@ -33,6 +33,9 @@ import sys
 import handoff.store
 handoff.store.Store.__init__.__kwdefaults__["direct_reads"] = False
 from handoff.cli import main
+
+# one worker builds the module's shared fixture (not one per xdist worker)
+pytestmark = pytest.mark.xdist_group("cli_cold")
 sys.exit(main(sys.argv[1:]))
 """
 NO_MLFLOW = ("mlflow", "sqlalchemy", "pandas")

@@ -23,6 +23,9 @@ from handoff.environments import EnvironmentFailure, EnvironmentSpec, find_spec,
 from handoff.store import Store
 from helpers import build, local_path, notebook
 
+# one worker builds the module's shared fixture (not one per xdist worker)
+pytestmark = pytest.mark.xdist_group("environments")
+
 #: A model made without scikit-learn (the build env holds only what the notebook asks for, plus
 #: what handoff's capture needs: numpy, cloudpickle, ipykernel).
 NUMPY_MODEL = (

@@ -26,6 +26,9 @@ from handoff.errors import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, E
 from handoff.store import Store
 from helpers import notebook
 
+# one worker builds the module's shared fixture (not one per xdist worker)
+pytestmark = pytest.mark.xdist_group("exit_codes")
+
 SCORED = (
     "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
     "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier(random_state=0).fit(X, y)\n"

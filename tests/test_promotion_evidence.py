@@ -20,7 +20,8 @@ from handoff.store import Store
 from handoff.timefmt import human_time
 from helpers import build, local_path, notebook
 
-pytestmark = pytest.mark.kernel
+# one worker builds the module's shared fixture (not one per xdist worker)
+pytestmark = [pytest.mark.kernel, pytest.mark.xdist_group("promotion_evidence")]
 
 # The model's metrics are its parameters, so every version's numbers are known in advance; the first
 # metric logged is the primary one.

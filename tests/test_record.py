@@ -23,6 +23,9 @@ from handoff.record_view import render_markdown, render_text, sections
 from handoff.store import Store
 from helpers import ROOT, SAMPLES, build
 
+# one worker builds the module's shared fixture (not one per xdist worker)
+pytestmark = pytest.mark.xdist_group("record")
+
 FIXTURE = ROOT / "tests" / "fixtures" / "store_v1.tgz"
 SCHEMA = ROOT / "docs" / "record.schema.json"
 APP = str(ROOT / "app" / "streamlit_app.py")

@@ -19,7 +19,8 @@ from apptest import APP, page, texts
 from handoff.store import Store
 from helpers import build, notebook
 
-pytestmark = pytest.mark.kernel
+# one worker builds the module's shared fixture (not one per xdist worker)
+pytestmark = [pytest.mark.kernel, pytest.mark.xdist_group("page_promote")]
 
 ACCURACY = (
     "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\nimport handoff\n"

@@ -25,6 +25,9 @@ from helpers import ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from synthetic import SyntheticStore, synthetic_store
 
+# one worker builds the module's shared fixture (not one per xdist worker)
+pytestmark = pytest.mark.xdist_group("page_versions_scale")
+
 PER_MODEL = 210
 TESTS = Path(__file__).resolve().parents[1]
 
