@@ -647,7 +647,7 @@ def start_ready_kernel(key: KernelKey, start_timeout: float) -> ReadyKernel:
     try:
         client.start_channels()
         run_sync(client.wait_for_ready)(timeout=start_timeout)
-        # while it waits for its build: import the capture code and scan the installed packages
+        # while it waits for its build: import the capture code, have the installed packages ready
         # (silent: no execution count, no history, no name bound in the notebook's namespace)
         run_sync(client.execute_interactive)(
             f"__import__('handoff.kernel_capture', fromlist=['prepare']).prepare({str(workdir / CAPTURE_DIR)!r})",

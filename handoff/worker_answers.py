@@ -13,9 +13,9 @@ per environment.
 
 They depend only on the installed packages, so they are kept in a file (``$XDG_CACHE_HOME/handoff``,
 outside every sandbox) named after the Python it came from, checked against the installed
-scikit-learn, skops, NumPy and SciPy and against the modification times of the import path's
-entries' distributions (``installed_state``: the name and time of each ``.dist-info``). A worker given the file runs
-with those functions answering from it: the same answers, so the same trust lists, warnings and
+scikit-learn, skops, NumPy and SciPy and against the distributions on the import path
+(``installed_state``: the name and modification time of each ``.dist-info``). A worker given the
+file runs with those functions answering from it: the same answers, so the same trust lists, warnings and
 saved bytes (a call the file does not hold goes to the real function). Without the file the worker
 works them out as before, and a detached process (``python -m handoff.checks.runner
 --worker-answers FILE``: handoff's own code, no notebook data, started with the worker's

@@ -12,6 +12,9 @@ import pytest
 
 from test_store_reads import varied_store
 
+# one worker builds the module's shared fixture (not one per xdist worker)
+pytestmark = pytest.mark.xdist_group("cli_cold")
+
 #: Runs the CLI like the console script, then fails (exit 99) if a module it must not need was imported.
 COLD = """
 import sys
@@ -33,9 +36,6 @@ import sys
 import handoff.store
 handoff.store.Store.__init__.__kwdefaults__["direct_reads"] = False
 from handoff.cli import main
-
-# one worker builds the module's shared fixture (not one per xdist worker)
-pytestmark = pytest.mark.xdist_group("cli_cold")
 sys.exit(main(sys.argv[1:]))
 """
 NO_MLFLOW = ("mlflow", "sqlalchemy", "pandas")

@@ -158,8 +158,8 @@ def _write_answers(path: Path) -> None:
 def _rehearse() -> None:
     """Save, load and predict with a tiny model once: MLflow's first ``save_model`` sets itself up
     (its module map, when not answered from the kept file: over a second), which the build's own
-    serialize would otherwise wait for. A
-    throwaway directory; nothing of it reaches the build (a failure here only skips the rehearsal)."""
+    serialize would otherwise wait for. A throwaway directory; nothing of it reaches the build (a
+    failure here only skips the rehearsal)."""
     import tempfile
     import warnings
 

@@ -52,9 +52,9 @@ def audit(model: Any) -> SkopsAudit:
 @contextmanager
 def dumped_once(model: Any, audited: SkopsAudit) -> Iterator[None]:
     """While inside, skops's ``dump`` of this very model (MLflow's save calls it) writes the bytes
-    the audit serialized instead of serializing the model again: the same bytes, but for the zip's
-    timestamps, without the second pass (skops writes its schema with the pure-Python JSON
-    encoder: about as long as the rest of the save)."""
+    the audit serialized instead of serializing the model again (skops writes its schema with the
+    pure-Python JSON encoder: about as long as the rest of the save). Two dumps of one model differ
+    only in the zip's timestamps and member names, so the file is what the second pass would be."""
     import skops.io
 
     real = skops.io.dump
