@@ -507,7 +507,7 @@ def build(
                 _cancelled_after_run(plan)
         except BuildFailure as exc:
             failure = exc
-        _keep_notebooks(plan, ws, run, rendered=saved is not None)
+        _keep_notebooks(plan, ws, run)
         record = _make_record(plan, run, capture, saved, failure)
         report = stages.run("check", "running the checklist", _check, plan, ws, run, record, saved, early)
         recorded = stages.run(
@@ -705,16 +705,19 @@ def _serialize(ws: _Workspace, run: ExecutionResult) -> SavedModel:
     return ws.checker.serialize(run.capture_dir, ws.staging / layout.MODEL_DIR)
 
 
-def _keep_notebooks(plan: BuildPlan, ws: _Workspace, run: ExecutionResult, rendered: bool) -> None:
-    """The source and executed notebooks into staging; the package's HTML report starts rendering."""
+def _keep_notebooks(plan: BuildPlan, ws: _Workspace, run: ExecutionResult) -> None:
+    """The source and executed notebooks into staging."""
     (ws.staging / layout.SOURCE_NOTEBOOK).parent.mkdir(parents=True, exist_ok=True)
     (ws.staging / layout.SOURCE_NOTEBOOK).write_bytes(plan.source.raw)
     # unsplit text: one JSON string per line made short-line output 2.5x bigger on disk
     nbformat.write(run.notebook, ws.staging / layout.EXECUTED_NOTEBOOK, split_lines=False)
-    if rendered:
-        ws.report_html = ws.helper.submit(render_report_html, ws.staging / layout.EXECUTED_NOTEBOOK)
     if (run.capture_dir / "kernel.log").exists():
         shutil.copy2(run.capture_dir / "kernel.log", ws.staging / layout.KERNEL_LOG)
+
+
+def _start_report(ws: _Workspace) -> None:
+    """The package's HTML report starts rendering (beside the checks; the package stage takes it)."""
+    ws.report_html = ws.helper.submit(render_report_html, ws.staging / layout.EXECUTED_NOTEBOOK)
 
 
 def _make_record(
@@ -781,7 +784,7 @@ def _check(
         hidden=plan.hidden,
         early=early,
     )
-    report = run_checklist(context, ws.checker)
+    report = run_checklist(context, ws.checker, then=(lambda: _start_report(ws)) if saved else None)
     write_report(report, ws.staging / layout.CHECKS_DIR)
     return report
 

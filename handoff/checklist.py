@@ -197,8 +197,12 @@ class ArtifactChecker:
             raise RuntimeError("the check process has no stdin")
         self._stdin = self._process.stdin
 
-    def request(self, payload: dict[str, Any], timeout: float = ARTIFACT_TIMEOUT, last: bool = False) -> Any:
+    def request(self, payload: dict[str, Any], timeout: float = ARTIFACT_TIMEOUT) -> Any:
         """Send one request and wait for its answer; raises ``RuntimeError`` saying why there is none."""
+        return self._send(payload, timeout)()
+
+    def _send(self, payload: dict[str, Any], timeout: float, last: bool = False) -> Callable[[], Any]:
+        """Send one request now; the returned call waits for its answer (``timeout`` counts from now)."""
         self._requests += 1
         output = self._dir / f"answer-{self._requests}.json"
         deadline = time.monotonic() + timeout
@@ -209,15 +213,19 @@ class ArtifactChecker:
                 self._stdin.close()
         except (BrokenPipeError, OSError) as exc:
             raise RuntimeError(f"the check process exited early ({exc})") from exc
-        while not output.exists():
-            if self._process.poll() is not None and not output.exists():  # answered, then exited at EOF
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-                raise RuntimeError(f"the check process failed (exit {self._process.returncode}): {tail[0][:300]}")
-            if time.monotonic() > deadline:
-                sandbox.kill_tree(self._process.pid)
-                raise RuntimeError(f"the check process did not answer within {timeout:g}s")
-            time.sleep(0.01)
-        return json.loads(output.read_text())
+
+        def answer() -> Any:
+            while not output.exists():
+                if self._process.poll() is not None and not output.exists():  # answered, then exited at EOF
+                    tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+                    raise RuntimeError(f"the check process failed (exit {self._process.returncode}): {tail[0][:300]}")
+                if time.monotonic() > deadline:
+                    sandbox.kill_tree(self._process.pid)
+                    raise RuntimeError(f"the check process did not answer within {timeout:g}s")
+                time.sleep(0.01)
+            return json.loads(output.read_text())
+
+        return answer
 
     def serialize(self, capture_dir: Path, target: Path) -> SavedModel:
         """The captured model saved as an MLflow model directory at ``target`` (in the worker)."""
@@ -241,7 +249,7 @@ class ArtifactChecker:
         answer: list[Any] | None = self.request({"predict": [str(d) for d in capture_dirs]})
         return answer
 
-    def run(
+    def start_run(
         self,
         model_dir: Path,
         ids: list[str],
@@ -249,7 +257,9 @@ class ArtifactChecker:
         manifest: dict[str, Any],
         fidelity: Path | None = None,
         timeout: float = ARTIFACT_TIMEOUT,
-    ) -> list[CheckResult]:
+    ) -> Callable[[], list[CheckResult]]:
+        """Send the artifact checks ``ids`` now (the worker's last request); the returned call waits
+        for their results. A worker that fails or does not answer fails every one of them."""
         request = {
             "model_dir": str(model_dir),
             "checks": ids,
@@ -258,9 +268,18 @@ class ArtifactChecker:
             "fidelity": str(fidelity) if fidelity else None,
         }
         try:
-            return [CheckResult.from_dict(r) for r in self.request(request, timeout, last=True)]
+            answer = self._send(request, timeout, last=True)
         except RuntimeError as exc:
-            return self._crashed(ids, str(exc))
+            crashed = self._crashed(ids, str(exc))
+            return lambda: crashed
+
+        def results() -> list[CheckResult]:
+            try:
+                return [CheckResult.from_dict(r) for r in answer()]
+            except RuntimeError as exc:
+                return self._crashed(ids, str(exc))
+
+        return results
 
     def _crashed(self, ids: list[str], message: str) -> list[CheckResult]:
         return [CheckResult.from_outcome(checks.get(i), checks.failed(message)) for i in ids]
@@ -284,18 +303,30 @@ class ArtifactChecker:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _run_artifact_checks(ctx: CheckContext, ids: list[str], checker: ArtifactChecker | None) -> list[CheckResult]:
-    """The artifact checks ``ids`` in ``checker`` (a fresh worker when None, closed after)."""
+def _start_artifact_checks(
+    ctx: CheckContext, ids: list[str], checker: ArtifactChecker | None
+) -> Callable[[], list[CheckResult]]:
+    """Send the artifact checks ``ids`` to ``checker`` (a fresh worker when None, closed after) at
+    once; the returned call waits for their results."""
     if ctx.model_dir is None:  # only called with a saved model
-        return []
-    own = checker is None
+        return lambda: []
+    if checker is not None:
+        return checker.start_run(ctx.model_dir, ids, ctx.config, ctx.manifest, ctx.fidelity)
     readable = (ctx.model_dir, *([ctx.fidelity] if ctx.fidelity else []), *map(Path, ctx.config.tests))
-    checker = checker or ArtifactChecker(readable=tuple(Path(p).resolve() for p in readable))
+    own = ArtifactChecker(readable=tuple(Path(p).resolve() for p in readable))
     try:
-        return checker.run(ctx.model_dir, ids, ctx.config, ctx.manifest, ctx.fidelity)
-    finally:
-        if own:
-            checker.close()
+        waiting = own.start_run(ctx.model_dir, ids, ctx.config, ctx.manifest, ctx.fidelity)
+    except BaseException:
+        own.close()
+        raise
+
+    def results() -> list[CheckResult]:
+        try:
+            return waiting()
+        finally:
+            own.close()
+
+    return results
 
 
 def start_early(notebook: nbformat.NotebookNode, skip: tuple[str, ...] = ()) -> dict[str, Future[Any]]:
@@ -326,8 +357,13 @@ def skipped_because(error: BuildError | None) -> str:
     return f"skipped: build failed in stage {error.stage}"
 
 
-def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> CheckReport:
+def run_checklist(
+    ctx: CheckContext, checker: ArtifactChecker | None = None, then: Callable[[], object] | None = None
+) -> CheckReport:
     """Run every registered check against ``ctx``; artifact checks go to ``checker`` (started if None).
+    ``then`` is called once the worker has its request: other work of this process started earlier
+    would hold the request back (threads share one interpreter lock), and the worker's answer is
+    what the build waits for.
 
     The worker runs the artifact checks while the build-scope checks run here (``notebook.secrets``
     scans the whole executed notebook), unless a build check needs the worker itself (``reproducible``
@@ -351,25 +387,22 @@ def run_checklist(ctx: CheckContext, checker: ArtifactChecker | None = None) -> 
                 artifact_ids.append(check.id)
         else:
             here.append(check)
-    concurrent = ctx.rerun is None or all(c.id != "reproducible" for c in here)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-artifact-checks")
-    try:
-        in_worker = (
-            pool.submit(_run_artifact_checks, ctx, artifact_ids, checker) if artifact_ids and concurrent else None
-        )
-        for check in here:
-            mark = time.perf_counter()
-            try:
-                outcome = check.run(ctx)
-            except Exception as exc:  # a crashing check is a failed check, not a crashed build
-                outcome = checks.failed(f"the check itself raised {type(exc).__name__}: {exc}")
-            results[check.id] = CheckResult.from_outcome(check, outcome, time.perf_counter() - mark)
-        if in_worker is not None:
-            results.update((r.id, r) for r in in_worker.result())
-        elif artifact_ids:  # after ``reproducible``, which predicts in the same worker
-            results.update((r.id, r) for r in _run_artifact_checks(ctx, artifact_ids, checker))
-    finally:
-        pool.shutdown(wait=True)
+    reruns = ctx.rerun is not None and ctx.config.reproduce and any(c.id == "reproducible" for c in here)
+    concurrent = not reruns
+    in_worker = _start_artifact_checks(ctx, artifact_ids, checker) if artifact_ids and concurrent else None
+    if then is not None:
+        then()
+    for check in here:
+        mark = time.perf_counter()
+        try:
+            outcome = check.run(ctx)
+        except Exception as exc:  # a crashing check is a failed check, not a crashed build
+            outcome = checks.failed(f"the check itself raised {type(exc).__name__}: {exc}")
+        results[check.id] = CheckResult.from_outcome(check, outcome, time.perf_counter() - mark)
+    if in_worker is None and artifact_ids:  # after ``reproducible``, which predicts in the same worker
+        in_worker = _start_artifact_checks(ctx, artifact_ids, checker)
+    if in_worker is not None:
+        results.update((r.id, r) for r in in_worker())
     ordered = tuple(results[c.id] for c in checks.all_checks())
     return CheckReport(
         ordered,

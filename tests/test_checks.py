@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
@@ -9,11 +10,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
+import psutil
 import pytest
 
 from handoff import checks
 from handoff.check_config import resolve_config
-from handoff.checklist import CheckContext, CheckReport, junit_xml, run_checklist
+from handoff.checklist import ArtifactChecker, CheckContext, CheckReport, junit_xml, run_checklist
+from handoff.errors import SerializationFailure
 from handoff.messages import render
 from handoff.record import BuildError, BuildRecord, Environment, Inputs, Metric, NotebookRef, Outputs
 from helpers import notebook
@@ -347,3 +350,54 @@ def test_the_secrets_scan_started_early_is_the_one_the_check_reports() -> None:
     found = early["notebook.secrets"].result()
     result = _run("notebook.secrets", _ctx(executed_notebook=notebook(["x = 1"]), early=early))
     assert result.status == "failed" and result.details["findings"] == found  # not a scan of the clean one
+
+
+def _saved_iris_model(tmp_path: Path) -> Path:
+    import mlflow.sklearn
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    model_dir = tmp_path / "model"
+    mlflow.sklearn.save_model(
+        LogisticRegression(max_iter=300).fit(X, y),
+        str(model_dir),
+        serialization_format="pickle",
+        input_example=X[:3],
+        pip_requirements=["scikit-learn"],
+    )
+    return model_dir
+
+
+@pytest.mark.parametrize("reproduce", [False, True])
+def test_the_worker_has_the_artifact_checks_before_the_checks_here_run(tmp_path: Path, reproduce: bool) -> None:
+    """The build waits for the worker's answer: it must not wait behind ``notebook.secrets`` and the
+    other checks of the build's own process. Only ``reproducible`` (on request) needs the worker first."""
+    model_dir = _saved_iris_model(tmp_path)
+    config = resolve_config(cli={"reproduce": reproduce})
+    again = SimpleNamespace(error="not run in this test", metrics={}, predictions=None, baseline_predictions=None)
+    ctx = _ctx(model_dir=model_dir, config=config, rerun=lambda: again)
+    checker = ArtifactChecker(readable=(model_dir.resolve(),))
+    sent_first = []
+    try:
+        report = run_checklist(ctx, checker, then=lambda: sent_first.append(checker._stdin.closed))
+    finally:
+        checker.close()
+    assert sent_first == [not reproduce]  # the worker's last request is written before any check here runs
+    by_id = {r.id: r for r in report.results}
+    assert by_id["model.loads"].status == "passed" and by_id["model.predicts"].status == "passed"
+    assert by_id["reproducible"].status == ("failed" if reproduce else "skipped")
+
+
+def test_the_worker_serves_requests_at_normal_priority(tmp_path: Path) -> None:
+    """It warms up behind the notebook's kernel (a lower-priority thread), then answers the build at
+    normal priority: after the notebook has run, the worker is what the build waits for."""
+    checker = ArtifactChecker()
+    try:
+        with pytest.raises(SerializationFailure):  # answered (after the warm-up): the worker waits for more
+            checker.serialize(tmp_path / "no-capture", tmp_path / "model")
+        family = psutil.Process(checker._process.pid).children(recursive=True)
+        (worker,) = [p for p in family if p.cmdline()[1:] == ["-m", "handoff.checks.runner"]]
+        assert worker.nice() == 0 == os.getpriority(os.PRIO_PROCESS, os.getpid())
+    finally:
+        checker.close()

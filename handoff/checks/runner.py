@@ -17,6 +17,7 @@ import importlib.abc
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -143,6 +144,16 @@ def _warm_up() -> None:
         _rehearse()  # MLflow's module map is made here, at its first save
 
 
+def _warm_up_behind() -> None:
+    """``_warm_up`` on a thread of its own at a lower priority (on Linux a thread's nice value is its
+    own): it runs beside the notebook's kernel, whose run is the build's critical path. The requests
+    come after the run, when this worker is the critical path: the main thread serves them at normal
+    priority, which a process that lowered its own priority could not take back."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
+    _warm_up()
+
+
 def _write_answers(path: Path) -> None:
     """``--worker-answers PATH``: what the installed packages answer, worked out in full for later workers."""
     from handoff import worker_answers
@@ -191,8 +202,9 @@ def main() -> int:
     if sys.argv[1:2] == ["--worker-answers"]:
         _write_answers(Path(sys.argv[2]))
         return 0
-    os.nice(5)  # behind the notebook's kernel while both run: the kernel's run is the build's critical path
-    _warm_up()
+    warming = threading.Thread(target=_warm_up_behind, name="handoff-warm-up")
+    warming.start()
+    warming.join()
     import handoff.checks
 
     handoff.checks.all_checks()
