@@ -47,9 +47,12 @@ Tree::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handoff.messages import Face, render
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -64,7 +67,7 @@ class HandoffError(Exception):
     exit_code: int = EXIT_FAILED
     # a build that failed after its notebook ran (its store gave out mid-run): the run as far as it
     # got, which the build's job keeps beside its error; nothing was recorded
-    notebook: Any = None
+    notebook: NotebookNode | None = None
 
     def __str__(self) -> str:
         """The message with its option hints as CLI flags (``handoff.messages``); faces that name

@@ -103,11 +103,11 @@ def read(path: Path, *, here: bool = False) -> dict[str, Any] | None:
     shapes = (("estimators", list), ("public", dict), ("site", list), ("distributions", dict), ("installed", dict))
     if not all(isinstance(kept.get(k), t) for k, t in shapes) or not isinstance(kept.get("owners"), dict):
         return None
-    if here and (kept.get("python") != _python() or installed_state(sys.path) != kept["site"]):
-        return None
-    if installed_state(entry for entry, _ in kept["site"]) != kept["site"]:
-        return None
-    return kept
+    if here:  # this import path's state; it holds the recorded entries' state too
+        same = kept.get("python") == _python() and installed_state(sys.path) == kept["site"]
+    else:
+        same = installed_state(entry for entry, _ in kept["site"]) == kept["site"]
+    return kept if same else None
 
 
 def _python() -> str:
