@@ -8,6 +8,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import nbformat
 import psutil
@@ -251,11 +252,26 @@ def test_env_pinned_fails_on_loose_or_missing_requirements(tmp_path: Path) -> No
     assert result.details["missing"] == ["numpy", "scikit-learn"]
 
 
-def test_pickle_referencing_a_missing_class_fails_model_loads_in_a_fresh_process(tmp_path: Path) -> None:
-    """A model pickled *by reference* to a class that only exists where it was trained."""
+def _saved_iris_model(tmp_path: Path, estimator: Any = None) -> Path:
+    """``estimator`` (a logistic regression by default) fitted on iris, saved as a pickled MLflow model."""
     import mlflow.sklearn
     from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
 
+    X, y = load_iris(return_X_y=True)
+    model_dir = tmp_path / "model"
+    mlflow.sklearn.save_model(
+        (estimator or LogisticRegression(max_iter=300)).fit(X, y),
+        str(model_dir),
+        serialization_format="pickle",
+        input_example=X[:3],
+        pip_requirements=["scikit-learn"],
+    )
+    return model_dir
+
+
+def test_pickle_referencing_a_missing_class_fails_model_loads_in_a_fresh_process(tmp_path: Path) -> None:
+    """A model pickled *by reference* to a class that only exists where it was trained."""
     module_dir = tmp_path / "only_here"
     module_dir.mkdir()
     (module_dir / "notebook_classes.py").write_text(
@@ -269,15 +285,7 @@ def test_pickle_referencing_a_missing_class_fails_model_loads_in_a_fresh_process
     try:
         from notebook_classes import MyModel
 
-        X, y = load_iris(return_X_y=True)
-        model_dir = tmp_path / "model"
-        mlflow.sklearn.save_model(
-            MyModel(max_iter=300).fit(X, y),
-            str(model_dir),
-            serialization_format="pickle",
-            input_example=X[:3],
-            pip_requirements=["scikit-learn"],
-        )
+        model_dir = _saved_iris_model(tmp_path, MyModel(max_iter=300))
     finally:
         sys.path.remove(str(module_dir))
         sys.modules.pop("notebook_classes", None)
@@ -350,23 +358,6 @@ def test_the_secrets_scan_started_early_is_the_one_the_check_reports() -> None:
     found = early["notebook.secrets"].result()
     result = _run("notebook.secrets", _ctx(executed_notebook=notebook(["x = 1"]), early=early))
     assert result.status == "failed" and result.details["findings"] == found  # not a scan of the clean one
-
-
-def _saved_iris_model(tmp_path: Path) -> Path:
-    import mlflow.sklearn
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    X, y = load_iris(return_X_y=True)
-    model_dir = tmp_path / "model"
-    mlflow.sklearn.save_model(
-        LogisticRegression(max_iter=300).fit(X, y),
-        str(model_dir),
-        serialization_format="pickle",
-        input_example=X[:3],
-        pip_requirements=["scikit-learn"],
-    )
-    return model_dir
 
 
 @pytest.mark.parametrize("reproduce", [False, True])
