@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -392,3 +393,44 @@ def test_the_worker_serves_requests_at_normal_priority(tmp_path: Path) -> None:
         assert worker.nice() == 0 == os.getpriority(os.PRIO_PROCESS, os.getpid())
     finally:
         checker.close()
+
+
+SECRET_LINES = [  # one line for each kind of detect-secrets plugin this corpus can reach
+    f"aws_secret_access_key = '{AWS_SECRET}'",
+    "key_id = AKIAIOSFODNN7EXAMPLE",
+    "token ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5",
+    "slack = xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "db = https://admin:hunter2pass@db.example.com/prod",
+    "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "stripe sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
+    'hex = "a3f5c2e1b4d6978812fe4c3b2a1d0e9f8c7b6a59"',
+    "twilio SK" + "0123456789abcdef0123456789abcdef",
+]
+
+
+def test_the_scan_finds_what_detect_secrets_finds_line_by_line_in_a_long_log() -> None:
+    """The scan leaves out lines no plugin finds a candidate in (a training log's thousands): the
+    findings must be exactly those of detect-secrets scanning every cell's text as it is."""
+    from detect_secrets.core.scan import scan_file
+    from detect_secrets.settings import default_settings
+
+    from handoff.checks.notebook_secrets import scan
+
+    log = [f"epoch {i} step {i * 7} loss {1 / (i + 1):.5f} lr 0.001 acc {i % 97 / 97:.4f}" for i in range(3000)]
+    sources = []
+    for i, secret in enumerate(SECRET_LINES):
+        sources.append("\n".join([*log[i * 300 : i * 300 + 150], secret, *log[i * 300 + 150 : (i + 1) * 300]]))
+    nb = notebook(["x = 1"] * len(sources))
+    for cell, text in zip(nb.cells, sources, strict=True):
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text + "\n")]
+    expected = set()
+    with default_settings():
+        for number, text in enumerate(sources, start=1):
+            path = Path(tempfile.mkdtemp()) / "cells.txt"
+            path.write_text(text + "\n")
+            expected |= {(number, s.type) for s in scan_file(str(path))}
+    found = {(f["cell"], f["type"]) for f in scan(nb)}
+    assert found == expected
+    assert len({kind for _, kind in expected}) >= 8  # the corpus reaches most of the plugins
+    assert {cell for cell, _ in expected} == set(range(1, len(SECRET_LINES) + 1))  # every secret line found
