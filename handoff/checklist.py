@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import nbformat
 
-from handoff import checks, sandbox, worker_answers
+from handoff import check_server, checks, sandbox, worker_answers
 from handoff.check_config import CheckConfig
 from handoff.checks import FAILED, SKIPPED, WARNED, CheckResult
 from handoff.errors import SerializationFailure
@@ -173,6 +173,11 @@ class ArtifactChecker:
         self.log_path = log_path or self._dir / "checks.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 -- the worker's stdout for its whole life; closed in close()
         self._requests = 0
+        server = check_server.server_for((self._dir, *writable), readable, hidden)
+        if server is not None:  # a sweep's point: forked from the sweep's warm server
+            self._process: subprocess.Popen[bytes] | check_server.ForkedWorker = server.spawn(self._dir, self._log)
+            self._stdin = self._process.stdin
+            return
         worker_answers.provide(self._dir)  # when known: not worked out again in the worker
         policy = sandbox.Policy()
         env = sandbox.environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, self._dir, policy)
@@ -220,7 +225,7 @@ class ArtifactChecker:
                     tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
                     raise RuntimeError(f"the check process failed (exit {self._process.returncode}): {tail[0][:300]}")
                 if time.monotonic() > deadline:
-                    sandbox.kill_tree(self._process.pid)
+                    self._kill()
                     raise RuntimeError(f"the check process did not answer within {timeout:g}s")
                 time.sleep(0.01)
             return json.loads(output.read_text())
@@ -281,12 +286,18 @@ class ArtifactChecker:
 
         return results
 
+    def _kill(self) -> None:
+        if isinstance(self._process, check_server.ForkedWorker):
+            self._process.kill()
+        else:
+            sandbox.kill_tree(self._process.pid)
+
     def _crashed(self, ids: list[str], message: str) -> list[CheckResult]:
         return [CheckResult.from_outcome(checks.get(i), checks.failed(message)) for i in ids]
 
     def discard(self) -> None:
         """Kill it unused (started ahead for a build that did not come)."""
-        sandbox.kill_tree(self._process.pid)
+        self._kill()
         self._process.wait()
         self.close()
 
@@ -297,7 +308,8 @@ class ArtifactChecker:
                 self._stdin.close()
                 self._process.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
-                sandbox.kill_tree(self._process.pid)
+                self._kill()
+                self._process.wait()
         if not self._log.closed:
             self._log.close()
         shutil.rmtree(self._dir, ignore_errors=True)

@@ -733,14 +733,14 @@ _STANDBY = _Standby()
 atexit.register(_STANDBY.close)
 
 
-def keep_kernel_ready(enabled: bool = True) -> None:
+def keep_kernel_ready(enabled: bool = True, *, discard: bool = True) -> None:
     """In a process that builds again and again (the app, a sweep), keep one kernel started ahead
     for the next build: started after each build's run, with that build's kernel, Python, sandbox
     policy and hidden paths, and used only by a build with the same ones (any other discards it).
     Off by default (a one-off build, the CLI, would start a kernel for nothing); ``False`` discards
-    the one that is ready."""
+    the one that is ready, or with ``discard=False`` leaves it for the next build (a sweep's last)."""
     _STANDBY.enabled = enabled
-    if not enabled:
+    if not enabled and discard:
         _STANDBY.close()
 
 

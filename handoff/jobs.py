@@ -360,21 +360,23 @@ class JobTable:
             ).fetchone()
         return int(row[0])
 
-    def claim(self, sweep: str, pid: int) -> str | None:
-        """Take the sweep's next queued point for the worker ``pid`` (now ``running``); ``None``: none left."""
+    def claim(self, sweep: str, pid: int) -> tuple[str | None, int]:
+        """Take the sweep's next queued point for the worker ``pid`` (now ``running``; ``None``: none
+        left), and how many stay queued after it."""
         now = time.time()
         with self._db() as con:
             con.execute("BEGIN IMMEDIATE")
-            row = con.execute(
-                "SELECT id FROM jobs WHERE sweep = ? AND state = ? ORDER BY created, rowid LIMIT 1", (sweep, QUEUED)
-            ).fetchone()
-            if row is not None:
+            rows = con.execute(
+                "SELECT id FROM jobs WHERE sweep = ? AND state = ? ORDER BY created, rowid LIMIT 2", (sweep, QUEUED)
+            ).fetchall()
+            if rows:
                 con.execute(
                     "UPDATE jobs SET state = ?, pid = ?, started = ?, heartbeat = ?, message = NULL WHERE id = ?",
-                    (RUNNING, pid, now, now, row[0]),
+                    (RUNNING, pid, now, now, rows[0][0]),
                 )
+            left = con.execute("SELECT count(*) FROM jobs WHERE sweep = ? AND state = ?", (sweep, QUEUED)).fetchone()[0]
             con.execute("COMMIT")
-        return None if row is None else str(row[0])
+        return (str(rows[0][0]) if rows else None), int(left)
 
     # -- liveness ---------------------------------------------------------------------------------
 

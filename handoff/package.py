@@ -17,19 +17,21 @@ file renamed into place, so an interrupted export never leaves a partial file un
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 import stat
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handoff.fingerprint import sha256_file
 from handoff.layout import (
@@ -44,6 +46,9 @@ from handoff.layout import (
 )
 from handoff.record import BuildRecord
 from handoff.record_view import render_markdown, sections
+
+if TYPE_CHECKING:
+    from nbconvert import HTMLExporter
 
 FORMAT_VERSION = 1
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -67,6 +72,7 @@ REQUIRED_FILES = (
 MAX_TOTAL_BYTES = 20 * 1024**3
 MAX_RATIO = 200
 MAX_COMPRESSIBLE_BYTES = 1024**3
+_EXPORTER_LOCK = threading.Lock()
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.IGNORECASE | re.DOTALL)
 
 
@@ -81,7 +87,6 @@ def _sha256(data: bytes) -> str:
 def render_report_html(executed_notebook: Path | bytes) -> str:
     """The executed notebook (a path or its bytes) as static HTML: outputs' HTML sanitized, no <script> at all."""
     import nbformat
-    from nbconvert import HTMLExporter
 
     raw = executed_notebook if isinstance(executed_notebook, bytes) else Path(executed_notebook).read_bytes()
     nb = nbformat.reads(raw.decode(), as_version=4)
@@ -89,8 +94,16 @@ def render_report_html(executed_notebook: Path | bytes) -> str:
         for output in cell.get("outputs", []):
             for mime in [m for m in output.get("data", {}) if "javascript" in m or "widget" in m]:
                 del output["data"][mime]
-    body, _ = HTMLExporter(template_name="lab", embed_images=True, sanitize_html=True).from_notebook_node(nb)
+    with _EXPORTER_LOCK:  # one exporter, its templates compiled once per process (not thread-safe)
+        body, _ = _html_exporter().from_notebook_node(nb)
     return _SCRIPT.sub("", body)
+
+
+@functools.cache
+def _html_exporter() -> HTMLExporter:
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(template_name="lab", embed_images=True, sanitize_html=True)
 
 
 def warm_up() -> None:

@@ -541,6 +541,7 @@ def _dask_point(payload: dict[str, Any]) -> dict[str, Any]:
     stop_event = Event(payload["event"])
     if stop_event.is_set():
         return {"state": CANCELLED, "message": "cancelled before it started"}
+    _warm_for(payload["sweep"])
     cancel_build = Cancellation()
     finished = threading.Event()
 
@@ -572,6 +573,38 @@ def _dask_point(payload: dict[str, Any]) -> dict[str, Any]:
         finished.set()
     metrics = result.metrics if result is not None else {}
     return end | {"metrics": dict(metrics), "seconds": time.monotonic() - started}
+
+
+_warm: tuple[str, contextlib.ExitStack] | None = None  # the sweep this Dask worker process is warm for
+
+
+def _warm_for(sweep_id: str) -> None:
+    """On a Dask worker that runs one task at a time, the sweep's points run warm as on a local
+    sweep worker (``handoff.worker``): the next point's kernel started ahead, check workers forked
+    from one server. A point of another sweep ends the warm state of the last one first; with more
+    than one thread, two sweeps could meet in one process, so every point builds cold there."""
+    global _warm
+    from distributed import get_worker
+
+    from handoff.check_server import serve_checkers
+    from handoff.execution import keep_kernel_ready
+
+    if get_worker().state.nthreads != 1 or (_warm is not None and _warm[0] == sweep_id):
+        return
+    _end_warm()
+    stack = contextlib.ExitStack()
+    stack.enter_context(serve_checkers())
+    keep_kernel_ready()
+    stack.callback(keep_kernel_ready, False)
+    _warm = (sweep_id, stack)
+
+
+def _end_warm(sweep_id: str | None = None) -> None:
+    """Stop the warm state of ``sweep_id`` (any sweep's when None) in this Dask worker process."""
+    global _warm
+    if _warm is not None and sweep_id in (None, _warm[0]):
+        stack, _warm = _warm[1], None
+        stack.close()
 
 
 def _client(cluster: str, workers: int) -> tuple[Any, Any, str]:
@@ -650,6 +683,7 @@ def _run_on_dask(
             "checks": dict(checks or {}),
             "files": dict(files or {}),
             "event": event_name,
+            "sweep": sweep_id,
             "user": user,
             "credentials": (credentials.username, credentials.password) if credentials else None,
         }
@@ -684,6 +718,8 @@ def _run_on_dask(
                 stop.set()  # the running builds see it within a second; the rest never start
         return result()
     finally:
+        with contextlib.suppress(Exception):  # the workers' warm kernels and check servers, stopped
+            client.run(_end_warm, sweep_id)
         client.close()
         if local is not None:
             local.close()

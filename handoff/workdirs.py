@@ -17,19 +17,31 @@ import tempfile
 import time
 from pathlib import Path
 
-KINDS = ("build", "stage", "check", "tests")
+KINDS = ("build", "stage", "check", "tests", "pool")
 STALE_AFTER = 24 * 3600.0  # seconds; no build runs this long (the default whole-run limit is 1 h)
 _NAME = re.compile(rf"^handoff-(?:{'|'.join(KINDS)})-(\d+)-")
 
 
+_root: Path | None = None  # where this process's dirs are made, when not the system's temp dir
+
+
 def private_dir(kind: str) -> Path:
-    """A new owner-only temp dir ``handoff-<kind>-<pid>-…``, after sweeping stale ones."""
+    """A new owner-only temp dir ``handoff-<kind>-<pid>-…``, after sweeping stale ones (inside the
+    folder ``keep_inside`` set, when one is)."""
     if kind not in KINDS:
         raise ValueError(f"unknown temp dir kind {kind!r}; one of {', '.join(KINDS)}")
     sweep_stale()
-    path = Path(tempfile.mkdtemp(prefix=f"handoff-{kind}-{os.getpid()}-"))
+    path = Path(tempfile.mkdtemp(prefix=f"handoff-{kind}-{os.getpid()}-", dir=_root))
     os.chmod(path, 0o700)  # mkdtemp's mode already; stated here because the safety depends on it
     return path
+
+
+def keep_inside(root: Path | None) -> None:
+    """Make this process's later temp dirs inside ``root`` (``None``: the system's temp dir again).
+    A sweep worker keeps its points' dirs in one folder, which the sweep's warm check server
+    (``handoff.check_server``) can see whole."""
+    global _root
+    _root = root
 
 
 def sweep_stale(root: Path | None = None, max_age: float = STALE_AFTER) -> list[Path]:

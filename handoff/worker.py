@@ -45,21 +45,23 @@ def main(argv: list[str] | None = None) -> int:
         job_dir = Path(args[0]).resolve()
         run_job(JobTable(job_dir.parent.parent), job_dir.name, cancel=cancel)
         return 0
+    from handoff.check_server import serve_checkers
     from handoff.execution import keep_kernel_ready
 
     table = JobTable(args[2])
-    keep_kernel_ready()  # the next point's kernel starts while this one is checked and recorded
-    try:
-        while not stopping.is_set():
-            job_id = table.claim(args[1], os.getpid())
-            if job_id is None:
-                return 0
-            run_job(table, job_id, cancel=cancel, claimed=True)
-            if not stopping.is_set():
-                cancel = Cancellation()  # a point's cancel ends that point only
-        return 0
-    finally:
-        keep_kernel_ready(False)  # the kernel started for a point that never came
+    with serve_checkers():  # each point's check worker is forked from one warm server
+        try:  # the next point's kernel starts while this one is checked and recorded
+            while not stopping.is_set():
+                job_id, left = table.claim(args[1], os.getpid())
+                if job_id is None:
+                    return 0
+                keep_kernel_ready(left > 0, discard=False)  # none started for a point that will not come
+                run_job(table, job_id, cancel=cancel, claimed=True)
+                if not stopping.is_set():
+                    cancel = Cancellation()  # a point's cancel ends that point only
+            return 0
+        finally:
+            keep_kernel_ready(False)  # the kernel started for a point that never came
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 import handoff
@@ -305,3 +307,12 @@ def test_a_sweep_through_a_dask_scheduler_address(
     assert out["where"] == f"Dask cluster {dask_scheduler}"
     assert sorted(p["version"] for p in out["points"]) == [1, 2]
     assert [v.sweep for v in store.list_versions("ridge_sweep")] == [out["id"], out["id"]]
+    # the workers stay up for the next sweep; the kernel each started ahead and its check server do not
+    workers = next(
+        p for p in psutil.process_iter(["cmdline"]) if {"worker", dask_scheduler} <= set(p.info["cmdline"] or [])
+    )
+    below = []
+    for process in workers.children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # a zombie has no command line
+            below.append(" ".join(process.cmdline()))
+    assert len(below) >= 2 and not [c for c in below if "ipykernel" in c or "handoff.checks.runner" in c], below

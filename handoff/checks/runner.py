@@ -16,6 +16,9 @@ import contextlib
 import importlib.abc
 import json
 import os
+import selectors
+import signal
+import socket
 import sys
 import threading
 import time
@@ -202,13 +205,20 @@ def main() -> int:
     if sys.argv[1:2] == ["--worker-answers"]:
         _write_answers(Path(sys.argv[2]))
         return 0
+    if sys.argv[1:2] == ["--serve"]:
+        return _serve(int(sys.argv[2]))
     warming = threading.Thread(target=_warm_up_behind, name="handoff-warm-up")
     warming.start()
     warming.join()
     import handoff.checks
 
     handoff.checks.all_checks()
-    for line in sys.stdin:  # ends when the build closes our stdin (it may need nothing at all)
+    return _answer_requests()
+
+
+def _answer_requests() -> int:
+    """Answer the build's requests until it closes our stdin (it may need nothing at all)."""
+    for line in sys.stdin:
         if not line.strip():
             continue
         request = json.loads(line)
@@ -223,6 +233,108 @@ def main() -> int:
         partial.write_text(json.dumps(answer, default=str))
         partial.rename(output)  # the build polls for the name: never let it read half an answer
     return 0
+
+
+def _serve(listener_fd: int) -> int:
+    """``--serve FD``: a sweep's warm check server (``handoff.check_server``). It warms up once,
+    then forks a worker for each connection on the listening socket ``FD``: the connection brings
+    the worker's stdin and log (as file descriptors) and its folder; the worker is this process as
+    it was before any build's request, like a fresh worker after its warm-up. The server writes each
+    worker's exit code back on its connection, kills it (its process group) when the connection
+    says ``kill``, and ends, killing its workers, when its own stdin closes (its parent is gone)."""
+    listener = socket.socket(fileno=listener_fd)
+    home = os.getcwd()  # on the import path (``-m``): each worker puts its own folder there instead
+    _warm_up()
+    import handoff.checks
+
+    handoff.checks.all_checks()
+    workers: dict[int, socket.socket] = {}
+    events = selectors.DefaultSelector()
+    events.register(listener, selectors.EVENT_READ, "connection")
+    events.register(sys.stdin.fileno(), selectors.EVENT_READ, "parent")
+    try:
+        while True:
+            for key, _ in events.select(timeout=0.05):
+                if key.data == "connection":
+                    _fork_worker(listener, events, workers, home)
+                elif key.data == "parent":
+                    if not os.read(sys.stdin.fileno(), 4096):
+                        return 0
+                else:
+                    connection = key.fileobj
+                    assert isinstance(connection, socket.socket)
+                    with contextlib.suppress(OSError):
+                        said = connection.recv(64)
+                        if said.startswith(b"kill"):
+                            os.killpg(key.data, signal.SIGKILL)
+                        elif not said:  # the build went away; its worker ends at its stdin's end
+                            events.unregister(connection)
+            while workers:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+                if pid == 0:
+                    break
+                connection = workers.pop(pid)
+                with contextlib.suppress(KeyError, ValueError):
+                    events.unregister(connection)
+                with contextlib.suppress(OSError):
+                    connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+                connection.close()
+    finally:
+        for pid in workers:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _fork_worker(
+    listener: socket.socket, events: selectors.BaseSelector, workers: dict[int, socket.socket], home: str
+) -> None:
+    """Accept one connection and fork its worker (see ``_serve``)."""
+    connection, _ = listener.accept()
+    message, fds, _, _ = socket.recv_fds(connection, 65536, 2)
+    if len(fds) != 2:  # not a build's request: nothing to start
+        for fd in fds:
+            os.close(fd)
+        connection.close()
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 70
+        try:
+            listener.close()
+            events.close()
+            for other in (connection, *workers.values()):
+                other.close()
+            code = _become_worker(json.loads(message), home, *fds)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    for fd in fds:
+        os.close(fd)
+    workers[pid] = connection
+    events.register(connection, selectors.EVENT_READ, pid)
+
+
+def _become_worker(request: dict[str, str], home: str, stdin_fd: int, log_fd: int) -> int:
+    """In the forked child: take the build's stdin and log, its folder as cwd, home and first
+    import path entry (as a fresh worker has), a process group of its own (a kill takes what it
+    starts too) and a fresh NumPy seed, then answer."""
+    os.setpgid(0, 0)
+    sys.path[:] = [request["cwd"] if entry == home else entry for entry in sys.path]
+    os.dup2(stdin_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(stdin_fd)
+    os.close(log_fd)
+    os.chdir(request["cwd"])
+    os.environ["HOME"] = request["cwd"]
+    if "numpy" in sys.modules:  # a fresh process draws its global seed anew; a fork would share one
+        sys.modules["numpy"].random.seed()
+    return _answer_requests()
 
 
 def serialize_request(request: dict[str, str]) -> dict[str, Any]:

@@ -1,0 +1,192 @@
+"""A sweep's warm check server: the build's sandboxed worker (``handoff.checks.runner``) started
+once per sweep worker, and forked for each point's build.
+
+A fresh worker imports MLflow and the scientific stack before it can serialize or check anything:
+about 2.5 CPU-seconds a build. A single build hides them behind its notebook's run, but a sweep's
+parallel points share the machine's cores and pay them in full. A worker forked from a server that
+warmed up once starts as a fresh worker is after its warm-up: it holds nothing of an earlier point
+(each is forked from the server, never from a worker), so a model that only loads where the
+notebook ran still fails ``model.loads``.
+
+The server runs in one sandbox for the whole sweep. Its points' temp dirs live in one folder
+(``workdirs.keep_inside``) that this sandbox sees whole: points of one sweep share it as they
+share the notebook and the user, and nothing outside the sweep is in it. Only a sweep worker turns
+it on (``serve_checkers``): a process that builds other notebooks, or for other users, never forks
+their workers from one parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO
+
+from handoff import sandbox, worker_answers
+from handoff.workdirs import keep_inside, private_dir
+
+_numbers = itertools.count(1)
+
+
+class ForkedWorker:
+    """A worker the server forked, as the build sees it: ``poll`` and ``wait`` like a
+    ``subprocess.Popen``, and ``kill`` (its process group, by the server)."""
+
+    def __init__(self, connection: socket.socket, stdin: IO[bytes]) -> None:
+        self._connection = connection
+        self.stdin = stdin
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self._connection], [], [], 0)[0]:
+            try:
+                said = self._connection.recv(64)
+            except OSError:
+                said = b""
+            # no exit code: the server is gone, and its sandbox took its workers with it
+            self.returncode = int(said) if said.strip() else -signal.SIGKILL
+            self._connection.close()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired("the check worker", timeout or 0.0)
+            select.select([self._connection], [], [], left)
+        return code
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(OSError):
+                self._connection.sendall(b"kill\n")
+
+
+class CheckServer:
+    """The sandboxed server (``python -m handoff.checks.runner --serve FD``) for workers that read
+    ``readable`` and must not see ``hidden``, its home and every worker's folder inside ``root``."""
+
+    def __init__(self, root: Path, readable: tuple[Path, ...], hidden: tuple[Path, ...]) -> None:
+        self.root = root
+        name = f"check-server-{next(_numbers)}"
+        self._log = open(root / f"{name}.log", "ab")  # noqa: SIM115 -- the server's output; closed in close()
+        self._socket = root / f"{name}.sock"  # in the owner-only folder: no other user can connect
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(self._socket))
+        self._listener.listen(64)  # a connection made while the server still warms up waits here
+        worker_answers.provide(root)
+        policy = sandbox.Policy()
+        env = sandbox.environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, root, policy)
+        fd = self._listener.fileno()
+        command = sandbox.command(
+            [sys.executable, "-m", "handoff.checks.runner", "--serve", str(fd)],
+            root,
+            policy,
+            readable=readable,
+            hidden=hidden,
+        )
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,  # its end tells the server that this process is gone
+            stdout=self._log,
+            stderr=self._log,
+            cwd=root,
+            env=env,
+            start_new_session=True,
+            pass_fds=(fd,),
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
+
+    def spawn(self, folder: Path, log: IO[bytes]) -> ForkedWorker:
+        """A worker forked for one build: its cwd and home ``folder``, its output to ``log``, its
+        requests on the returned worker's ``stdin``."""
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        read, write = os.pipe()
+        try:
+            connection.connect(str(self._socket))
+            socket.send_fds(connection, [json.dumps({"cwd": str(folder)}).encode()], [read, log.fileno()])
+        except OSError:
+            connection.close()
+            os.close(write)
+            raise
+        finally:
+            os.close(read)
+        return ForkedWorker(connection, os.fdopen(write, "wb"))
+
+    def close(self) -> None:
+        """Stop the server; the workers it forked end with it."""
+        if self._process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sandbox.kill_tree(self._process.pid)
+            self._process.wait()
+        self._listener.close()
+        self._log.close()
+
+
+_lock = threading.Lock()
+_starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-check-server")
+_servers: dict[tuple[tuple[Path, ...], tuple[Path, ...]], CheckServer] = {}
+_root: Path | None = None
+
+
+@contextlib.contextmanager
+def serve_checkers() -> Iterator[Path]:
+    """In this process (a sweep worker): make every temp dir in one folder (yielded), and fork each
+    build's check worker from one warm server per kind of sandbox. Everything is stopped and removed
+    on exit."""
+    global _root
+    root = private_dir("pool")
+    keep_inside(root)
+    with _lock:
+        _root = root
+    try:
+        yield root
+    finally:
+        keep_inside(None)
+        with _lock:
+            servers = list(_servers.values())
+            _servers.clear()
+            _root = None
+        for server in servers:
+            server.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def server_for(writable: Iterable[Path], readable: Iterable[Path], hidden: Iterable[Path]) -> CheckServer | None:
+    """The warm server for a worker that writes ``writable`` and reads ``readable``, hidden from
+    ``hidden``: started on first use, and again if it died. ``None`` outside ``serve_checkers`` or
+    when the worker writes outside the sweep's folder (what it reads there needs no key)."""
+    with _lock:
+        if _root is None:
+            return None
+        root = _root.resolve()
+        if not all(Path(p).resolve().is_relative_to(root) for p in writable):
+            return None
+        key = (tuple(p for p in readable if not Path(p).resolve().is_relative_to(root)), tuple(hidden))
+        server = _servers.get(key)
+        if server is None or not server.running:
+            if server is not None:
+                server.close()
+            # on a thread that lives as long as this process: bubblewrap dies with the thread that started it
+            server = _servers[key] = _starter.submit(CheckServer, _root, *key).result()
+        return server
