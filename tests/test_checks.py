@@ -214,7 +214,10 @@ def test_secrets_check_passes_a_clean_notebook() -> None:
     assert _run("notebook.secrets", _ctx(executed_notebook=nb)).status == "passed"
 
 
-def test_handoffs_own_random_work_dir_in_an_output_is_not_a_secret() -> None:
+@pytest.mark.parametrize(
+    "workdir", ["/tmp/handoff-build-63903-xzhx0_v7", "/tmp/handoff-pool-63901-q8r_kz3w/handoff-build-63903-xzhx0_v7"]
+)  # a build's own, a sweep worker's point's
+def test_handoffs_own_random_work_dir_in_an_output_is_not_a_secret(workdir: str) -> None:
     # MLflow's Experiment repr shows its artifact location in the build's work dir: the random
     # suffix of that name made detect-secrets report a "Base64 High Entropy String"
     nb = notebook(["import mlflow\nmlflow.set_experiment('diabetes-ridge')"])
@@ -224,7 +227,7 @@ def test_handoffs_own_random_work_dir_in_an_output_is_not_a_secret() -> None:
             execution_count=1,
             data={
                 "text/plain": (
-                    "<Experiment: artifact_location='/tmp/handoff-build-63903-xzhx0_v7/mlruns/1', "
+                    f"<Experiment: artifact_location='{workdir}/mlruns/1', "
                     "creation_time=1795433582376, experiment_id='1', name='diabetes-ridge', tags={}>"
                 )
             },

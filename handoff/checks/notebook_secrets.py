@@ -12,20 +12,22 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from handoff.checks import BLOCKING, Check, Outcome, failed, passed, register
 
 if TYPE_CHECKING:
     from handoff.checklist import CheckContext
-from handoff.workdirs import private_dir
+from handoff.workdirs import KINDS, private_dir
 
 SKIP_TAGS = {"handoff-injected", "injected-parameters"}  # handoff's and papermill's own cells
 _PRAGMA = "pragma: allowlist"  # detect-secrets' comment that exempts a line, or the next one
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 #: handoff's own random work-dir names (they show up in printed paths, e.g. an MLflow experiment's
 #: artifact location) are not the notebook's secrets: their random suffix looks like one.
-_WORKDIR = re.compile(r"handoff-(?:build|stage|check)-[0-9]+-[A-Za-z0-9_]+")
+_WORKDIR = re.compile(rf"handoff-(?:{'|'.join(KINDS)})-[0-9]+-[A-Za-z0-9_]+")
+_FILE_NAME = "cells.txt"  # what scan_file reads; its extension picks the plugins' rules
 
 
 def _texts(cell: Any) -> list[tuple[str, str]]:
@@ -59,7 +61,7 @@ def scan(notebook: Any) -> list[dict[str, Any]]:
     lines with nothing in them, and detect-secrets judges a line alone, except that an allowlist
     pragma covers the line after it; so a notebook with a pragma is scanned line by line as it is."""
     from detect_secrets.core.scan import scan_file
-    from detect_secrets.settings import default_settings
+    from detect_secrets.settings import default_settings, get_plugins
 
     numbered: list[tuple[str, tuple[int, str]]] = []  # each line with its (cell number, where)
     position = 0
@@ -77,30 +79,31 @@ def scan(notebook: Any) -> list[dict[str, Any]]:
         if pragma or line not in origins:
             lines.append(line)
         origins.setdefault(line, []).append(origin)
-    scratch = private_dir("check")  # detect-secrets scans files; owner-only, swept if we are killed
-    try:
-        path = scratch / "cells.txt"
-        with default_settings():
-            if not pragma:  # each line alone: only a line some plugin finds a candidate in can hold a finding
-                lines = [line for line in lines if _has_candidate(line, str(path))]
+    with default_settings():
+        if not pragma:  # each line alone: only a line some plugin finds a candidate in can hold a finding
+            plugins = get_plugins()
+            lines = [line for line in lines if _has_candidate(line, plugins)]
+        if not lines:
+            return []
+        scratch = private_dir("check")  # detect-secrets scans files; owner-only, swept if we are killed
+        try:
+            path = scratch / _FILE_NAME
             path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            secrets = list(scan_file(str(path))) if lines else []
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+            secrets = list(scan_file(str(path)))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     places = (lambda number: [numbered[number - 1][1]]) if pragma else (lambda number: origins[lines[number - 1]])
     findings = {(*origin, s.type) for s in secrets for origin in places(s.line_number)}
     return [{"cell": cell, "in": where, "type": kind} for cell, where, kind in sorted(findings)]
 
 
-def _has_candidate(line: str, filename: str) -> bool:
-    """Whether one of detect-secrets' plugins finds a candidate secret in ``line``, before any filter,
-    as ``scan_file`` asks each of them. A line none does cannot hold a finding (the filters only
-    take candidates away), so it is left out of ``scan_file``, whose per-plugin argument injection
-    is most of its time: about a third of the time on a long training log, the same findings."""
-    from detect_secrets.settings import get_plugins
-
+def _has_candidate(line: str, plugins: Iterable[Any]) -> bool:
+    """Whether one of detect-secrets' ``plugins`` finds a candidate secret in ``line``, before any
+    filter, as ``scan_file`` asks each of them. A line none does cannot hold a finding (the filters
+    only take candidates away), so it is left out of ``scan_file``, whose per-plugin argument
+    injection is most of its time: about a quarter of the time on a long training log, the same findings."""
     stripped = line.rstrip()
-    return any(plugin.analyze_line(filename=filename, line=stripped, line_number=0) for plugin in get_plugins())
+    return any(plugin.analyze_line(filename=_FILE_NAME, line=stripped, line_number=0) for plugin in plugins)
 
 
 def run(ctx: CheckContext) -> Outcome:
