@@ -55,8 +55,10 @@ class ForkedWorker:
                 said = self._connection.recv(64)
             except OSError:
                 said = b""
-            # no exit code: the server is gone, and its sandbox took its workers with it
-            self.returncode = int(said) if said.strip() else -signal.SIGKILL
+            try:
+                self.returncode = int(said)
+            except ValueError:  # no exit code: the server is gone, and its sandbox took its workers with it
+                self.returncode = -signal.SIGKILL
             self._connection.close()
         return self.returncode
 
@@ -84,13 +86,13 @@ class CheckServer:
         name = f"check-server-{next(_numbers)}"
         self._log = open(root / f"{name}.log", "ab")  # noqa: SIM115 -- the server's output; closed in close()
         self._socket = root / f"{name}.sock"  # in the owner-only folder: no other user can connect
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(str(self._socket))
-        self._listener.listen(64)  # a connection made while the server still warms up waits here
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self._socket))
+        listener.listen(64)  # a connection made while the server still warms up waits here
         worker_answers.provide(root)
         policy = sandbox.Policy()
         env = sandbox.environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, root, policy)
-        fd = self._listener.fileno()
+        fd = listener.fileno()
         command = sandbox.command(
             [sys.executable, "-m", "handoff.checks.runner", "--serve", str(fd)],
             root,
@@ -108,6 +110,8 @@ class CheckServer:
             start_new_session=True,
             pass_fds=(fd,),
         )
+        # the server's copy is the only one: if it dies, a connection fails instead of waiting for it
+        listener.close()
 
     @property
     def running(self) -> bool:
@@ -139,7 +143,6 @@ class CheckServer:
         except subprocess.TimeoutExpired:
             sandbox.kill_tree(self._process.pid)
             self._process.wait()
-        self._listener.close()
         self._log.close()
 
 

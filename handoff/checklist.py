@@ -7,6 +7,7 @@ so loading MLflow and scikit-learn there costs the build almost nothing extra.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -175,9 +176,10 @@ class ArtifactChecker:
         self._requests = 0
         server = check_server.server_for((self._dir, *writable), readable, hidden)
         if server is not None:  # a sweep's point: forked from the sweep's warm server
-            self._process: subprocess.Popen[bytes] | check_server.ForkedWorker = server.spawn(self._dir, self._log)
-            self._stdin = self._process.stdin
-            return
+            with contextlib.suppress(OSError):  # the server just died: a fresh worker below
+                self._process: subprocess.Popen[bytes] | check_server.ForkedWorker = server.spawn(self._dir, self._log)
+                self._stdin = self._process.stdin
+                return
         worker_answers.provide(self._dir)  # when known: not worked out again in the worker
         policy = sandbox.Policy()
         env = sandbox.environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, self._dir, policy)

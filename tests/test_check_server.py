@@ -52,12 +52,14 @@ def _hang(self: object, rows: list) -> list:
 
 
 def _servers() -> list[psutil.Process]:
-    """This process's check servers (the Python inside the sandbox, not bubblewrap or prlimit)."""
-    return [
+    """This process's check servers (the Python inside the sandbox, not bubblewrap or prlimit, nor
+    the workers it forked, whose command line is the server's)."""
+    serving = [
         p
         for p in psutil.Process().children(recursive=True)
         if p.cmdline()[1:4] == ["-m", "handoff.checks.runner", "--serve"]
     ]
+    return [p for p in serving if p.ppid() not in {s.pid for s in serving}]
 
 
 def test_every_worker_is_forked_fresh_from_one_warm_server() -> None:
@@ -131,6 +133,30 @@ def test_a_worker_that_does_not_answer_is_killed_and_the_server_serves_on() -> N
         finally:
             again.close()
         assert [p.pid for p in _servers()] == [server.pid]
+
+
+def test_a_dead_servers_workers_fail_at_once_and_the_next_worker_gets_a_new_server() -> None:
+    with serve_checkers():
+        probe = _capture("probe", _leaked)
+        checker = ArtifactChecker()
+        try:
+            assert checker.predict([probe]) == [[False]]  # the server is up
+            (server,) = _servers()
+            orphan = ArtifactChecker()
+            server.kill()
+            started = time.monotonic()
+            with pytest.raises(RuntimeError, match=r"the check process failed \(exit -9\)"):
+                orphan.predict([probe])
+            assert time.monotonic() - started < 30  # told, not left waiting for the answer's timeout
+            orphan.close()
+        finally:
+            checker.close()
+        again = ArtifactChecker()
+        try:
+            assert again.predict([probe]) == [[False]]
+        finally:
+            again.close()
+        assert [p.pid for p in _servers()] not in ([], [server.pid])
 
 
 def test_nothing_outlives_a_sweep_worker_killed_with_sigkill(tmp_path: Path) -> None:

@@ -313,6 +313,8 @@ def _fork_worker(
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+    with contextlib.suppress(OSError):  # as the worker does: a kill that comes at once finds its group
+        os.setpgid(pid, pid)
     for fd in fds:
         os.close(fd)
     workers[pid] = connection
