@@ -1,7 +1,7 @@
 """How much faster is a sweep on 2 workers than building its points one after another?
 
-One run, three ways of building the same 8 points of ``sample_notebooks/ridge_sweep.ipynb``
-(``degree`` 1,2 x ``alpha`` 0.1,1,10,100), each into a fresh store:
+One run, four ways of building the same 8 points of ``sample_notebooks/ridge_sweep.ipynb``
+(``degree`` 1,2 x ``alpha`` 0.1,1,10,100; ``--points 16`` adds four alphas), each into a fresh store:
 
 * by hand: ``handoff build -p ...`` from the CLI, once per point, one after another (what a sweep
   replaces);
@@ -16,7 +16,10 @@ machine's cores were busy on average (``/proc/stat``). The last one bounds the s
 sequential sweep that already keeps C of N cores busy can get at most N / C faster on N cores (a
 build's sandboxed checker and the next kernel run beside the notebook, see docs/architecture.md).
 
-    .venv/bin/python benchmarks/bench_sweep.py [--repeat 1]
+    .venv/bin/python benchmarks/bench_sweep.py [--repeat 1] [--points 8]
+
+Run with ``--points 16`` too: the difference between the two runs is what one more point costs,
+which shows how much of the gap to 2x is each worker process's start-up.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import handoff
 from _common import ROOT, arguments, report, row
 
 NOTEBOOK = ROOT / "sample_notebooks" / "ridge_sweep.ipynb"
-GRID = {"degree": "1,2", "alpha": "0.1,1,10,100"}
+ALPHAS = ("0.1", "1", "10", "100", "1000", "0.5", "5", "50")
 SPEED_UP_GOAL = 1.7
 
 
@@ -75,15 +78,22 @@ def busy_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def timed_sweep(**how: Any) -> tuple[float, float, float]:
-    """(seconds, peak MB of one worker, average busy cores) of the 8-point sweep into a fresh store."""
+def grid(points: int) -> dict[str, str]:
+    """``points`` points (8 or 16): degree 1,2 x as many alphas."""
+    if points not in (8, 16):
+        raise SystemExit("--points is 8 or 16")
+    return {"degree": "1,2", "alpha": ",".join(ALPHAS[: points // 2])}
+
+
+def timed_sweep(points: int, **how: Any) -> tuple[float, float, float]:
+    """(seconds, peak MB of one worker, average busy cores) of the sweep into a fresh store."""
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as home:
         store = handoff.open_store(Path(home))
         store.list_models()  # the store's tables made before the clock starts, as in daily use
         with PeakMemory() as memory:
             busy, total = busy_ticks()
             started = time.perf_counter()
-            result = handoff.sweep(NOTEBOOK, GRID, store=store, **how)
+            result = handoff.sweep(NOTEBOOK, grid(points), store=store, **how)
             seconds = time.perf_counter() - started
             busy_after, total_after = busy_ticks()
     assert result.ok, [p.message for p in result.points if p.state != "passed"]
@@ -91,20 +101,21 @@ def timed_sweep(**how: Any) -> tuple[float, float, float]:
     return seconds, memory.peak / 2**20, cores
 
 
-def by_hand() -> tuple[float, float, float]:
+def by_hand(points: int) -> tuple[float, float, float]:
     """(seconds, peak MB, average busy cores) of one ``handoff build`` CLI run per point, in turn."""
     import itertools
     import subprocess
     import sys
 
-    points = list(itertools.product(GRID["degree"].split(","), GRID["alpha"].split(",")))
+    axes = grid(points)
+    pairs = list(itertools.product(axes["degree"].split(","), axes["alpha"].split(",")))
     cli = [sys.executable, "-m", "handoff.cli", "build", str(NOTEBOOK)]
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as home:
         handoff.open_store(Path(home)).list_models()
         with PeakMemory() as memory:
             busy, total = busy_ticks()
             started = time.perf_counter()
-            for degree, alpha in points:
+            for degree, alpha in pairs:
                 done = subprocess.run(
                     [*cli, "-p", "degree", degree, "-p", "alpha", alpha, "--store", home], capture_output=True
                 )
@@ -115,49 +126,51 @@ def by_hand() -> tuple[float, float, float]:
 
 
 def main() -> None:
-    args = arguments(__doc__, repeat=1)  # each way takes about a minute: one run by default
+    args = arguments(__doc__, repeat=1, points=8)  # each way takes about a minute: one run by default
+    n = args.points
+    hand_name = f"by hand ({n} CLI builds)"
     ways: list[tuple[str, Callable[[], tuple[float, float, float]]]] = [
-        ("by hand (8 CLI builds)", by_hand),
-        ("sequential (workers=1)", lambda: timed_sweep(workers=1)),
-        ("local pool (workers=2)", lambda: timed_sweep(workers=2)),
-        ("Dask LocalCluster(2)", lambda: timed_sweep(cluster="local", workers=2)),
+        (hand_name, lambda: by_hand(n)),
+        ("sequential (workers=1)", lambda: timed_sweep(n, workers=1)),
+        ("local pool (workers=2)", lambda: timed_sweep(n, workers=2)),
+        ("Dask LocalCluster(2)", lambda: timed_sweep(n, cluster="local", workers=2)),
     ]
     figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in ways}
     for _ in range(max(1, args.repeat)):
         for name, run in ways:
             figures[name].append(run())
     cores = os.cpu_count() or 1
-    print(f"8 points of {NOTEBOOK.name} ({cores} cores)")
+    print(f"{n} points of {NOTEBOOK.name} ({cores} cores)")
     print(f"{'how':26} {'wall':>8} {'per point':>10} {'speed-up':>9} {'peak MB / worker':>17} {'busy cores':>11}")
     best = {name: min(values) for name, values in figures.items()}
-    hand = best["by hand (8 CLI builds)"][0]
+    hand = best[hand_name][0]
     sequential, _, sequential_busy = best["sequential (workers=1)"]
     rows = []
     print(f"{'':26} {'':>8} {'':>10} {'vs seq.':>9} {'':>17} {'':>11} {'vs by hand':>11}")
     for name, (seconds, peak, busy) in best.items():
         print(
-            f"{name:26} {seconds:7.1f}s {seconds / 8:9.2f}s {sequential / seconds:8.2f}x {peak:16.0f} "
+            f"{name:26} {seconds:7.1f}s {seconds / n:9.2f}s {sequential / seconds:8.2f}x {peak:16.0f} "
             f"{busy:6.2f} of {cores} {hand / seconds:10.2f}x"
         )
-        rows.append(row(f"8 points, {name}", seconds))
+        rows.append(row(f"{n} points, {name}", seconds))
         if name.endswith("(2)") or "workers=2" in name:
-            for peer, value in (("sequential (workers=1)", sequential), ("by hand (8 CLI builds)", hand)):
+            for peer, value in (("sequential (workers=1)", sequential), (hand_name, hand)):
                 rows.append(
                     row(
-                        f"8 points, {name} vs {peer}",
+                        f"{n} points, {name} vs {peer}",
                         seconds,
                         peer=peer,
                         peer_value=value,
                         ratio_goal=round(1 / SPEED_UP_GOAL, 3),
                     )
                 )
-        rows.append(row(f"8 points, {name}: peak memory of one worker", peak, unit="MB"))
+        rows.append(row(f"{n} points, {name}: peak memory of one worker", peak, unit="MB"))
     print(f"goal: a speed-up of at least {SPEED_UP_GOAL}x (a wall-time ratio of at most {1 / SPEED_UP_GOAL:.3f})")
     print(
         f"bound: the sequential sweep kept {sequential_busy:.2f} of {cores} cores busy, so no pool on this "
         f"machine can be more than {cores / sequential_busy:.2f}x faster"
     )
-    rows.append(row("8 points, sequential: average busy cores", sequential_busy, unit="cores"))
+    rows.append(row(f"{n} points, sequential: average busy cores", sequential_busy, unit="cores"))
     report(rows)
 
 
