@@ -51,13 +51,21 @@ def _hang(self: object, rows: list) -> list:
     return []
 
 
+def _command_line(process: psutil.Process) -> list[str]:
+    """Its command line; empty for a process that is gone or a zombie (another test's, not reaped yet)."""
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
 def _servers() -> list[psutil.Process]:
     """This process's check servers (the Python inside the sandbox, not bubblewrap or prlimit, nor
     the workers it forked, whose command line is the server's)."""
     serving = [
         p
         for p in psutil.Process().children(recursive=True)
-        if p.cmdline()[1:4] == ["-m", "handoff.checks.runner", "--serve"]
+        if _command_line(p)[1:4] == ["-m", "handoff.checks.runner", "--serve"]
     ]
     return [p for p in serving if p.ppid() not in {s.pid for s in serving}]
 
@@ -183,7 +191,7 @@ def test_nothing_outlives_a_sweep_worker_killed_with_sigkill(tmp_path: Path) -> 
         while time.monotonic() < deadline:  # the server warms up, then forks the checker's worker
             below = psutil.Process(parent.pid).children(recursive=True)
             tree = [p.pid for p in below]
-            if sum(p.cmdline()[1:4] == ["-m", "handoff.checks.runner", "--serve"] for p in below) == 2:
+            if sum(_command_line(p)[1:4] == ["-m", "handoff.checks.runner", "--serve"] for p in below) == 2:
                 break  # the server and the worker it forked
             time.sleep(0.2)
         else:
