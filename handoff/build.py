@@ -310,6 +310,23 @@ def _sandbox_key(plan: BuildPlan) -> _SandboxKey:
     return _SandboxKey(plan.kernel_key(), tuple(Path(t).resolve() for t in plan.config.tests))
 
 
+def check_sandbox(
+    notebook: str | Path | bytes | NotebookSource,
+    params: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    *,
+    store: Store | str | Path | None = None,
+    checks: CheckConfig | Mapping[str, Any] | None = None,
+    files: Mapping[str, bytes] | None = None,
+    **options: Any,
+) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """What the check worker of a build with these inputs may read besides its own folders (the
+    test files) and must not see (the store): a sweep starts its points' check server with them
+    before the first point runs (``handoff.check_server.start_early``)."""
+    key = _sandbox_key(_inspect(notebook, params, name, store, BuildOptions(**options), checks, files))
+    return key.tests, key.kernel.hidden
+
+
 def _start_checker(key: _SandboxKey, workdir: Path) -> tuple[Path, ArtifactChecker]:
     """The staging folder and the sandboxed worker that reads the notebook's work dir and writes there."""
     staging = private_dir("stage")

@@ -12,7 +12,9 @@ The server runs in one sandbox for the whole sweep. Its points' temp dirs live i
 (``workdirs.keep_inside``) that this sandbox sees whole: points of one sweep share it as they
 share the notebook and the user, and nothing outside the sweep is in it. Only a sweep worker turns
 it on (``serve_checkers``): a process that builds other notebooks, or for other users, never forks
-their workers from one parent.
+their workers from one parent. The other processes of the same sweep on this machine (the sweep
+worker's forks, a Dask worker) ask it for its servers over a socket in that folder
+(``use_checkers``) instead of warming up their own.
 """
 
 from __future__ import annotations
@@ -117,21 +119,10 @@ class CheckServer:
     def running(self) -> bool:
         return self._process.poll() is None
 
-    def spawn(self, folder: Path, log: IO[bytes]) -> ForkedWorker:
-        """A worker forked for one build: its cwd and home ``folder``, its output to ``log``, its
-        requests on the returned worker's ``stdin``."""
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        read, write = os.pipe()
-        try:
-            connection.connect(str(self._socket))
-            socket.send_fds(connection, [json.dumps({"cwd": str(folder)}).encode()], [read, log.fileno()])
-        except OSError:
-            connection.close()
-            os.close(write)
-            raise
-        finally:
-            os.close(read)
-        return ForkedWorker(connection, os.fdopen(write, "wb"))
+    @property
+    def address(self) -> Path:
+        """Where ``spawn`` connects to ask it for a worker."""
+        return self._socket
 
     def close(self) -> None:
         """Stop the server; the workers it forked end with it."""
@@ -146,19 +137,46 @@ class CheckServer:
         self._log.close()
 
 
+def spawn(server: Path, folder: Path, log: IO[bytes]) -> ForkedWorker:
+    """A worker forked by the server at ``server`` for one build: its cwd and home ``folder``, its
+    output to ``log``, its requests on the returned worker's ``stdin``. Raises ``OSError`` when the
+    server is gone."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    read, write = os.pipe()
+    try:
+        connection.connect(str(server))
+        socket.send_fds(connection, [json.dumps({"cwd": str(folder)}).encode()], [read, log.fileno()])
+    except OSError:
+        connection.close()
+        os.close(write)
+        raise
+    finally:
+        os.close(read)
+    return ForkedWorker(connection, os.fdopen(write, "wb"))
+
+
+_Key = tuple[tuple[Path, ...], tuple[Path, ...]]
+_BROKER = "servers.sock"  # in the sweep's folder: where its other processes ask for a server
 _lock = threading.Lock()
 _starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-check-server")
-_servers: dict[tuple[tuple[Path, ...], tuple[Path, ...]], CheckServer] = {}
+_servers: dict[_Key, CheckServer] = {}
 _root: Path | None = None
+_shared = False  # this process asks another one's broker for its servers (use_checkers)
 
 
 @contextlib.contextmanager
-def serve_checkers() -> Iterator[Path]:
-    """In this process (a sweep worker): make every temp dir in one folder (yielded), and fork each
-    build's check worker from one warm server per kind of sandbox. Everything is stopped and removed
-    on exit."""
+def serve_checkers(root: Path | None = None) -> Iterator[Path]:
+    """In this process (a sweep worker): make every temp dir in one folder (``root``, a new one by
+    default; yielded), fork each build's check worker from one warm server per kind of sandbox, and
+    serve those servers to the sweep's other processes (``use_checkers``). Everything is stopped
+    and removed on exit."""
     global _root
-    root = private_dir("pool")
+    root = root or private_dir("pool")
+    broker = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    broker.bind(str(root / _BROKER))
+    broker.listen(64)
+    answering = threading.Thread(target=_answer, args=(broker,), name="handoff-check-broker", daemon=True)
+    answering.start()
     keep_inside(root)
     with _lock:
         _root = root
@@ -166,6 +184,10 @@ def serve_checkers() -> Iterator[Path]:
         yield root
     finally:
         keep_inside(None)
+        with contextlib.suppress(OSError):
+            broker.shutdown(socket.SHUT_RDWR)  # wakes the thread's accept
+        answering.join(timeout=10)
+        broker.close()
         with _lock:
             servers = list(_servers.values())
             _servers.clear()
@@ -175,21 +197,84 @@ def serve_checkers() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def server_for(writable: Iterable[Path], readable: Iterable[Path], hidden: Iterable[Path]) -> CheckServer | None:
-    """The warm server for a worker that writes ``writable`` and reads ``readable``, hidden from
-    ``hidden``: started on first use, and again if it died. ``None`` outside ``serve_checkers`` or
-    when the worker writes outside the sweep's folder (what it reads there needs no key)."""
+@contextlib.contextmanager
+def use_checkers(root: Path) -> Iterator[None]:
+    """In another process of the same sweep on this machine (a fork of the sweep worker, a Dask
+    worker): temp dirs in the sweep's folder ``root``, check workers forked from the servers of the
+    process that serves it (``serve_checkers``), which owns, restarts and stops them."""
+    global _root, _shared
+    keep_inside(root)
+    with _lock:
+        _root, _shared = root, True
+    try:
+        yield
+    finally:
+        keep_inside(None)
+        with _lock:
+            _root, _shared = None, False
+
+
+def start_early(root: Path, readable: Iterable[Path], hidden: Iterable[Path]) -> None:
+    """Start the server for workers that read ``readable`` and must not see ``hidden`` now, from this
+    thread (which must live as long as the sweep), before ``serve_checkers(root)``: it warms up in
+    its own process while this one does, instead of beside the first points' kernels."""
+    key = _key(root.resolve(), readable, hidden)
+    with _lock:
+        _servers[key] = CheckServer(root, *key)
+
+
+def server_for(writable: Iterable[Path], readable: Iterable[Path], hidden: Iterable[Path]) -> Path | None:
+    """The address of the warm server for a worker that writes ``writable`` and reads ``readable``,
+    hidden from ``hidden``: started on first use, and again if it died. ``None`` outside
+    ``serve_checkers``/``use_checkers``, when the worker writes outside the sweep's folder (what it
+    reads there needs no key), or when the serving process does not answer."""
+    with _lock:
+        root, shared = _root, _shared
+    if root is None:
+        return None
+    inside = root.resolve()
+    if not all(Path(p).resolve().is_relative_to(inside) for p in writable):
+        return None
+    key = _key(inside, readable, hidden)
+    return _ask(root / _BROKER, key) if shared else _server(key)
+
+
+def _key(inside: Path, readable: Iterable[Path], hidden: Iterable[Path]) -> _Key:
+    """One server per kind of sandbox: what it reads outside the sweep's folder, and what it hides."""
+    return tuple(Path(p) for p in readable if not Path(p).resolve().is_relative_to(inside)), tuple(map(Path, hidden))
+
+
+def _server(key: _Key) -> Path | None:
     with _lock:
         if _root is None:
             return None
-        root = _root.resolve()
-        if not all(Path(p).resolve().is_relative_to(root) for p in writable):
-            return None
-        key = (tuple(p for p in readable if not Path(p).resolve().is_relative_to(root)), tuple(hidden))
         server = _servers.get(key)
         if server is None or not server.running:
             if server is not None:
                 server.close()
             # on a thread that lives as long as this process: bubblewrap dies with the thread that started it
             server = _servers[key] = _starter.submit(CheckServer, _root, *key).result()
-        return server
+        return server.address
+
+
+def _answer(broker: socket.socket) -> None:
+    """The serving process's side of ``use_checkers``: a key in, the address of its server out."""
+    while True:
+        try:
+            connection, _ = broker.accept()
+        except OSError:  # shut down: the sweep is over
+            return
+        with connection, contextlib.suppress(Exception):  # a bad request: the asker builds with a fresh worker
+            readable, hidden = json.loads(connection.makefile("rb").readline())
+            address = _server((tuple(map(Path, readable)), tuple(map(Path, hidden))))
+            connection.sendall(json.dumps(address and str(address)).encode() + b"\n")
+
+
+def _ask(broker: Path, key: _Key) -> Path | None:
+    with contextlib.suppress(OSError, ValueError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(30)
+        connection.connect(str(broker))
+        connection.sendall(json.dumps([[str(p) for p in part] for part in key]).encode() + b"\n")
+        address = json.loads(connection.makefile("rb").readline())
+        return Path(address) if address else None
+    return None

@@ -177,7 +177,9 @@ class ArtifactChecker:
         server = check_server.server_for((self._dir, *writable), readable, hidden)
         if server is not None:  # a sweep's point: forked from the sweep's warm server
             with contextlib.suppress(OSError):  # the server just died: a fresh worker below
-                self._process: subprocess.Popen[bytes] | check_server.ForkedWorker = server.spawn(self._dir, self._log)
+                self._process: subprocess.Popen[bytes] | check_server.ForkedWorker = check_server.spawn(
+                    server, self._dir, self._log
+                )
                 self._stdin = self._process.stdin
                 return
         worker_answers.provide(self._dir)  # when known: not worked out again in the worker

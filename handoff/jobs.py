@@ -806,7 +806,6 @@ def run_job(
     worker already took it (``JobTable.claim``): it runs at once, on the sweep's own worker."""
     from handoff.build import build
     from handoff.execution import Cancellation
-    from handoff.inspection import load_notebook
 
     cancel = cancel or Cancellation()
     job = table.get(job_id, reconcile=False)
@@ -816,33 +815,12 @@ def run_job(
         if not _wait_for_slot(table, job, slot):
             return None
     job_dir = Path(job.job_dir or table.dir / job_id)
-    request = job.request
     try:
         with _Heartbeat(table, job_id, cancel):
-            path = request.get("notebook_path")
-            raw = (job_dir / "notebook.ipynb").read_bytes()
-            notebook = (
-                load_notebook(path)
-                if path and _same_file(path, request.get("notebook_sha256"))
-                else load_notebook(raw, name=request.get("notebook_name") or "notebook")
-            )
-            options = dict(request.get("options", {}))
-            for key in ("env", "with_packages"):
-                if key in options:
-                    options[key] = tuple(options[key])
+            notebook, inputs = _build_inputs(job, job_dir)
             try:
                 result, end, raised = attempt(
-                    lambda: build(
-                        notebook,
-                        request.get("params") or {},
-                        request.get("name"),
-                        store=request.get("store"),
-                        checks=request.get("checks") or {},
-                        files={n: (job_dir / "files" / n).read_bytes() for n in request.get("files", [])},
-                        on_event=_on_event(table, job_id, on_event),
-                        cancel=cancel,
-                        **options,
-                    ),
+                    lambda: build(notebook, **inputs, on_event=_on_event(table, job_id, on_event), cancel=cancel),
                     cancel,
                 )
             except KeyboardInterrupt:
@@ -864,6 +842,40 @@ def run_job(
     if reraise and raised is not None:
         raise raised
     return result
+
+
+def _build_inputs(job: Job, job_dir: Path) -> tuple[NotebookSource, dict[str, Any]]:
+    """The notebook and the other arguments of ``handoff.build`` the job's request holds."""
+    from handoff.inspection import load_notebook
+
+    request = job.request
+    path = request.get("notebook_path")
+    notebook = (
+        load_notebook(path)
+        if path and _same_file(path, request.get("notebook_sha256"))
+        else load_notebook((job_dir / "notebook.ipynb").read_bytes(), name=request.get("notebook_name") or "notebook")
+    )
+    options = dict(request.get("options", {}))
+    for key in ("env", "with_packages"):
+        if key in options:
+            options[key] = tuple(options[key])
+    return notebook, {
+        "params": request.get("params") or {},
+        "name": request.get("name"),
+        "store": request.get("store"),
+        "checks": request.get("checks") or {},
+        "files": {n: (job_dir / "files" / n).read_bytes() for n in request.get("files", [])},
+        **options,
+    }
+
+
+def check_sandbox(table: JobTable, job_id: str) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """What the job's build will let its check worker read and hide from it (``build.check_sandbox``)."""
+    from handoff.build import check_sandbox as of_build
+
+    job = table.get(job_id, reconcile=False)
+    notebook, inputs = _build_inputs(job, Path(job.job_dir or table.dir / job_id))
+    return of_build(notebook, **inputs)
 
 
 def attempt(

@@ -8,8 +8,9 @@ sweep's results are the store's versions (``handoff compare MODEL --sweep ID``).
 Where the points run:
 
 - **Local pool** (the default): every point is a job row (``handoff.jobs``, source of the Builds
-  page, ``handoff builds`` and ``handoff cancel``), and ``workers`` detached sweep workers
-  (``python -m handoff.worker --sweep ID HOME``) take the queued points one after another. The
+  page, ``handoff builds`` and ``handoff cancel``), and ``workers`` sweep workers (one detached
+  ``python -m handoff.worker --sweep ID HOME WORKERS`` that warms up, then forks the others) take
+  the queued points one after another. The
   workers outlive the process that started them (the app's page), a cancel reaches a point
   through its row like any build's Cancel, and version numbers stay unique because the store
   records one version at a time.
@@ -329,17 +330,16 @@ class SweepHandle:
     id: str
     model: str
     table: JobTable
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker: subprocess.Popen[bytes]  # the first worker; the others are its forks
+    workers: int
     started: float = field(default_factory=time.monotonic)
 
     def status(self) -> SweepResult:
         return sweep_status(self.id, table=self.table)
 
     def wait_for_workers(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        for process in self.workers:
-            with contextlib.suppress(Exception):
-                process.wait(max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(Exception):
+            self.worker.wait(timeout)
 
 
 def start_sweep(
@@ -394,13 +394,11 @@ def start_sweep(
             table.update(job.id, state=CANCELLED, finished=time.time(), message="the sweep could not be queued")
         raise
     log = table.dir / f"sweep-{sweep_id}.log"
-    handle = SweepHandle(sweep_id, jobs[0].model, table)
-    for _ in range(count):
-        handle.workers.append(start_worker(["--sweep", sweep_id, str(table.home)], log, credentials))
-    # a queued point is "alive" while a worker of its sweep is: the liveness check reads this pid
-    for i, job in enumerate(jobs):
-        table.update(job.id, only_if=(QUEUED,), pid=handle.workers[i % count].pid, message="waiting for a sweep worker")
-    return handle
+    worker = start_worker(["--sweep", sweep_id, str(table.home), str(count)], log, credentials)
+    # a queued point is "alive" while the sweep's first worker is (its forks end with it)
+    for job in jobs:
+        table.update(job.id, only_if=(QUEUED,), pid=worker.pid, message="waiting for a sweep worker")
+    return SweepHandle(sweep_id, jobs[0].model, table, worker, count)
 
 
 def _load(notebook: str | os.PathLike[str] | bytes | NotebookSource) -> NotebookSource:
@@ -795,7 +793,7 @@ def sweep(
             **options,
         )
         result = _watch(handle, on_point, poll, user)
-        result = replace(result, where=f"local pool ({len(handle.workers)} workers)")
+        result = replace(result, where=f"local pool ({handle.workers} workers)")
     else:
         points = plan_points(loaded, grid, random=random, seed=seed)
         result = _run_on_dask(

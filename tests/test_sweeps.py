@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -174,17 +175,50 @@ def test_eight_points_on_two_workers_get_unique_versions_that_all_verify(
 ) -> None:
     path = write_notebook([("parameters", "point = 0"), TRAIN_IRIS], name="tiny.ipynb")
     seen: list[int] = []
-    result = handoff.sweep(
-        path, {"point": "1:8:8"}, store=store, workers=2, on_point=lambda p, r: seen.append(p.index), **LIMITS
-    )
+    with _ProcessWatch() as watch:
+        result = handoff.sweep(
+            path, {"point": "1:8:8"}, store=store, workers=2, on_point=lambda p, r: seen.append(p.index), **LIMITS
+        )
     assert result.ok and len(result.points) == 8 and sorted(seen) == list(range(1, 9))
     assert sorted(p.version for p in result.points if p.version) == list(range(1, 9))
     listed = store.list_versions("tiny")
     assert sorted(v.version for v in listed) == list(range(1, 9))
     assert sorted(v.sweep_point or 0 for v in listed) == list(range(1, 9))
     assert {int(v.params["point"]) for v in listed} == set(range(1, 9))
-    assert len({j.pid for j in handoff.list_jobs(store)}) == 2, "two workers took turns at the 8 points"
+    pids = {j.pid for j in handoff.list_jobs(store)}
+    assert len(pids) == 2, "two workers took turns at the 8 points"
+    first, fork = sorted(pids, key=lambda pid: watch.parents.get(pid or 0) in pids)
+    assert watch.parents[fork] == first, "the second worker is a fork of the first (its imports done once)"
+    servers = {pid for pid, parent in watch.servers.items() if parent not in watch.servers}  # not their forks
+    assert len(servers) == 1, f"both workers' points used one warm check server: {watch.servers}"
     assert all(v["ok"] for v in verify_store(store=store))
+
+
+class _ProcessWatch:
+    """While in use: the parent of every sweep worker and of every check server (and fork of one) seen."""
+
+    def __init__(self) -> None:
+        self.parents: dict[int, int] = {}
+        self.servers: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _ProcessWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            for process in psutil.process_iter(["cmdline", "ppid"]):
+                line = process.info["cmdline"] or []
+                if line[1:4] == ["-m", "handoff.worker", "--sweep"]:
+                    self.parents[process.pid] = process.info["ppid"]
+                elif line[1:4] == ["-m", "handoff.checks.runner", "--serve"]:  # not bubblewrap's line
+                    self.servers[process.pid] = process.info["ppid"]
 
 
 def test_ctrl_c_cancels_the_sweep_and_leaves_no_kernel_or_worker(
