@@ -64,11 +64,23 @@ class PeakMemory:
         while not self._stop.wait(0.2):
             for child in me.children():
                 try:
-                    tree = [child, *child.children(recursive=True)]
-                    total = sum(p.memory_info().rss for p in tree)
+                    for tree in worker_trees(child):
+                        self.peak = max(self.peak, sum(p.memory_info().rss for p in tree))
                 except psutil.Error:
                     continue
-                self.peak = max(self.peak, total)
+
+
+def worker_trees(root: psutil.Process) -> list[list[psutil.Process]]:
+    """The processes of each worker under ``root``: a sweep worker and what runs below it, without
+    the sweep workers forked from it (each has its own tree); ``root``'s whole tree otherwise."""
+    everything = [root, *root.children(recursive=True)]
+    workers = [p for p in everything if "handoff.worker" in " ".join(p.cmdline())] or [root]
+    trees = []
+    for worker in workers:
+        below = worker.children(recursive=True)
+        forks = {q.pid for f in below if f in workers for q in (f, *f.children(recursive=True))}
+        trees.append([worker, *(p for p in below if p.pid not in forks)])
+    return trees
 
 
 def busy_ticks() -> tuple[int, int]:
@@ -89,7 +101,7 @@ def timed_sweep(points: int, **how: Any) -> tuple[float, float, float]:
     """(seconds, peak MB of one worker, average busy cores) of the sweep into a fresh store."""
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as home:
         store = handoff.open_store(Path(home))
-        store.list_models()  # the store's tables made before the clock starts, as in daily use
+        store.connect()  # the store's tables made before the clock starts, as in daily use
         with PeakMemory() as memory:
             busy, total = busy_ticks()
             started = time.perf_counter()
@@ -111,7 +123,7 @@ def by_hand(points: int) -> tuple[float, float, float]:
     pairs = list(itertools.product(axes["degree"].split(","), axes["alpha"].split(",")))
     cli = [sys.executable, "-m", "handoff.cli", "build", str(NOTEBOOK)]
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as home:
-        handoff.open_store(Path(home)).list_models()
+        handoff.open_store(Path(home)).connect()
         with PeakMemory() as memory:
             busy, total = busy_ticks()
             started = time.perf_counter()

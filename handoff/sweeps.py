@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -539,7 +539,7 @@ def _dask_point(payload: dict[str, Any]) -> dict[str, Any]:
     stop_event = Event(payload["event"])
     if stop_event.is_set():
         return {"state": CANCELLED, "message": "cancelled before it started"}
-    _warm_for(payload["sweep"])
+    _warm_for(payload["sweep"], payload.get("checkers"))
     cancel_build = Cancellation()
     finished = threading.Event()
 
@@ -576,22 +576,25 @@ def _dask_point(payload: dict[str, Any]) -> dict[str, Any]:
 _warm: tuple[str, contextlib.ExitStack] | None = None  # the sweep this Dask worker process is warm for
 
 
-def _warm_for(sweep_id: str) -> None:
+def _warm_for(sweep_id: str, checkers: str | None) -> None:
     """On a Dask worker that runs one task at a time, the sweep's points run warm as on a local
     sweep worker (``handoff.worker``): the next point's kernel started ahead, check workers forked
-    from one server. A point of another sweep ends the warm state of the last one first; with more
-    than one thread, two sweeps could meet in one process, so every point builds cold there."""
+    from one server: the sweep's process's (``checkers``, its folder) when this worker can reach
+    it (it runs on the same machine, as the same user), else one of its own. A point of another
+    sweep ends the warm state of the last one first; with more than one thread, two sweeps could
+    meet in one process, so every point builds cold there."""
     global _warm
     from distributed import get_worker
 
-    from handoff.check_server import serve_checkers
+    from handoff.check_server import serve_checkers, use_checkers
     from handoff.execution import keep_kernel_ready
 
     if get_worker().state.nthreads != 1 or (_warm is not None and _warm[0] == sweep_id):
         return
     _end_warm()
     stack = contextlib.ExitStack()
-    stack.enter_context(serve_checkers())
+    shared = checkers is not None and os.access(checkers, os.R_OK | os.W_OK | os.X_OK)
+    stack.enter_context(use_checkers(Path(checkers)) if checkers and shared else serve_checkers())
     keep_kernel_ready()
     stack.callback(keep_kernel_ready, False)
     _warm = (sweep_id, stack)
@@ -661,66 +664,90 @@ def _run_on_dask(
     BuildOptions(**options)  # bad options fail here, not on every worker
     started = time.monotonic()
     sweep_id = uuid.uuid4().hex[:10]
-    client, local, where = _client(cluster, workers)
-    try:
-        if not store.is_server:
-            far = remote_hosts(client.scheduler_info().get("workers", {}))
-            if far:
-                raise OptionError(
-                    f"the Dask cluster at {cluster} has workers on other machines ({', '.join(far)}), which "
-                    f"cannot reach the embedded store at {store.uri}: use a team server store (--store "
-                    "http://HOST:5000, see 'Team mode' in the README)"
+    # the check server warms up while the cluster starts
+    with _serve_checkers(loaded, points[0], model, store, checks, files, options) as root:
+        client, local, where = _client(cluster, workers)
+        try:
+            if not store.is_server:
+                far = remote_hosts(client.scheduler_info().get("workers", {}))
+                if far:
+                    raise OptionError(
+                        f"the Dask cluster at {cluster} has workers on other machines ({', '.join(far)}), which "
+                        f"cannot reach the embedded store at {store.uri}: use a team server store (--store "
+                        "http://HOST:5000, see 'Team mode' in the README)"
+                    )
+            event_name = f"handoff-sweep-{sweep_id}-cancel"
+            stop = Event(event_name, client=client)
+            base = {
+                "notebook": loaded.raw,
+                "notebook_name": loaded.name,
+                "name": model,
+                "store": store.uri,
+                "checks": dict(checks or {}),
+                "files": dict(files or {}),
+                "event": event_name,
+                "sweep": sweep_id,
+                "checkers": str(root),
+                "user": user,
+                "credentials": (credentials.username, credentials.password) if credentials else None,
+            }
+            futures = {
+                client.submit(
+                    _dask_point,
+                    base | {"params": params, "options": {**options, "sweep": sweep_id, "sweep_point": index}},
+                    key=f"handoff-sweep-{sweep_id}-{index}",
+                    pure=False,
+                ): index
+                for index, params in enumerate(points, start=1)
+            }
+            current = {i: SweepPoint(i, p) for i, p in enumerate(points, start=1)}
+            cancelled_by = None
+
+            def result() -> SweepResult:
+                return SweepResult(
+                    sweep_id, model, tuple(current.values()), where, cancelled_by, seconds=time.monotonic() - started
                 )
-        event_name = f"handoff-sweep-{sweep_id}-cancel"
-        stop = Event(event_name, client=client)
-        base = {
-            "notebook": loaded.raw,
-            "notebook_name": loaded.name,
-            "name": model,
-            "store": store.uri,
-            "checks": dict(checks or {}),
-            "files": dict(files or {}),
-            "event": event_name,
-            "sweep": sweep_id,
-            "user": user,
-            "credentials": (credentials.username, credentials.password) if credentials else None,
-        }
-        futures = {
-            client.submit(
-                _dask_point,
-                base | {"params": params, "options": {**options, "sweep": sweep_id, "sweep_point": index}},
-                key=f"handoff-sweep-{sweep_id}-{index}",
-                pure=False,
-            ): index
-            for index, params in enumerate(points, start=1)
-        }
-        current = {i: SweepPoint(i, p) for i, p in enumerate(points, start=1)}
-        cancelled_by = None
 
-        def result() -> SweepResult:
-            return SweepResult(
-                sweep_id, model, tuple(current.values()), where, cancelled_by, seconds=time.monotonic() - started
-            )
+            pending = as_completed(futures)
+            while True:
+                try:
+                    for future in pending:
+                        index = futures[future]
+                        current[index] = _dask_outcome(current[index], future)
+                        if on_point is not None:
+                            on_point(current[index], result())
+                    break
+                except KeyboardInterrupt:
+                    cancelled_by = f"{user} (Ctrl-C)"
+                    stop.set()  # the running builds see it within a second; the rest never start
+            return result()
+        finally:
+            with contextlib.suppress(Exception):  # the workers' warm kernels and check servers, stopped
+                client.run(_end_warm, sweep_id)
+            client.close()
+            if local is not None:
+                local.close()
 
-        pending = as_completed(futures)
-        while True:
-            try:
-                for future in pending:
-                    index = futures[future]
-                    current[index] = _dask_outcome(current[index], future)
-                    if on_point is not None:
-                        on_point(current[index], result())
-                break
-            except KeyboardInterrupt:
-                cancelled_by = f"{user} (Ctrl-C)"
-                stop.set()  # the running builds see it within a second; the rest never start
-        return result()
-    finally:
-        with contextlib.suppress(Exception):  # the workers' warm kernels and check servers, stopped
-            client.run(_end_warm, sweep_id)
-        client.close()
-        if local is not None:
-            local.close()
+
+@contextlib.contextmanager
+def _serve_checkers(
+    loaded: NotebookSource,
+    params: dict[str, Any],
+    model: str,
+    store: Store,
+    checks: Mapping[str, Any] | None,
+    files: Mapping[str, bytes] | None,
+    options: Mapping[str, Any],
+) -> Iterator[Path]:
+    """This process serves the sweep's check server to the Dask workers on this machine (see
+    ``_warm_for``), started now: it warms up once, while the cluster's workers do."""
+    from handoff.build import check_sandbox
+    from handoff.check_server import serve_checkers, start_early
+
+    with serve_checkers() as root:
+        with contextlib.suppress(Exception):  # a point that cannot be planned fails in its own build
+            start_early(root, *check_sandbox(loaded, params, model, store=store, checks=checks, files=files, **options))
+        yield root
 
 
 def _dask_outcome(point: SweepPoint, future: Any) -> SweepPoint:

@@ -189,13 +189,13 @@ def test_eight_points_on_two_workers_get_unique_versions_that_all_verify(
     assert len(pids) == 2, "two workers took turns at the 8 points"
     first, fork = sorted(pids, key=lambda pid: watch.parents.get(pid or 0) in pids)
     assert watch.parents[fork] == first, "the second worker is a fork of the first (its imports done once)"
-    servers = {pid for pid, parent in watch.servers.items() if parent not in watch.servers}  # not their forks
-    assert len(servers) == 1, f"both workers' points used one warm check server: {watch.servers}"
+    assert len(watch.started_servers()) == 1, f"both workers' points used one warm check server: {watch.servers}"
     assert all(v["ok"] for v in verify_store(store=store))
 
 
 class _ProcessWatch:
-    """While in use: the parent of every sweep worker and of every check server (and fork of one) seen."""
+    """While in use: the parent of every sweep worker and of every check server (and fork of one)
+    seen among this process's descendants."""
 
     def __init__(self) -> None:
         self.parents: dict[int, int] = {}
@@ -211,14 +211,21 @@ class _ProcessWatch:
         self._stop.set()
         self._thread.join()
 
+    def started_servers(self) -> set[int]:
+        return {pid for pid, parent in self.servers.items() if parent not in self.servers}  # not their forks
+
     def _watch(self) -> None:
+        me = psutil.Process()
         while not self._stop.wait(0.1):
-            for process in psutil.process_iter(["cmdline", "ppid"]):
-                line = process.info["cmdline"] or []
+            for process in me.children(recursive=True):  # not another test's
+                try:
+                    line, parent = process.cmdline(), process.ppid()
+                except psutil.Error:
+                    continue
                 if line[1:4] == ["-m", "handoff.worker", "--sweep"]:
-                    self.parents[process.pid] = process.info["ppid"]
+                    self.parents[process.pid] = parent
                 elif line[1:4] == ["-m", "handoff.checks.runner", "--serve"]:  # not bubblewrap's line
-                    self.servers[process.pid] = process.info["ppid"]
+                    self.servers[process.pid] = parent
 
 
 def test_ctrl_c_cancels_the_sweep_and_leaves_no_kernel_or_worker(
@@ -267,14 +274,16 @@ def test_ctrl_c_cancels_the_sweep_and_leaves_no_kernel_or_worker(
 def test_a_sweep_on_a_dask_local_cluster(store: Store) -> None:
     # the CLI in a process of its own: a LocalCluster's worker processes re-import their parent's
     # __main__, which in a pytest worker that ran the app's AppTest is the Streamlit script
-    done = subprocess.run(
-        [sys.executable, "-m", "handoff.cli", "sweep", str(RIDGE), "-p", "degree", "1,2", "--cluster", "local",
-         "--workers", "2", "--store", _home(store), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )  # fmt: skip
+    with _ProcessWatch() as watch:
+        done = subprocess.run(
+            [sys.executable, "-m", "handoff.cli", "sweep", str(RIDGE), "-p", "degree", "1,2", "--cluster", "local",
+             "--workers", "2", "--store", _home(store), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )  # fmt: skip
     assert done.returncode == EXIT_OK, done.stderr
+    assert len(watch.started_servers()) == 1, f"the Dask workers shared the sweep's check server: {watch.servers}"
     result = json.loads(done.stdout)
     assert result["where"] == "Dask LocalCluster (2 workers)"
     assert sorted(p["version"] for p in result["points"]) == [1, 2]
