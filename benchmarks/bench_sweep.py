@@ -1,7 +1,8 @@
 """How much faster is a sweep on 2 workers than building its points one after another?
 
 One run, four ways of building the same 8 points of ``sample_notebooks/ridge_sweep.ipynb``
-(``degree`` 1,2 x ``alpha`` 0.1,1,10,100; ``--points 16`` adds four alphas), each into a fresh store:
+(``degree`` 1,2 x ``alpha`` 0.1,1,10,100; ``--points 16`` adds four alphas), each into a fresh store
+whose tables are made before the clock starts (a store's one-time set-up is not a sweep's work):
 
 * by hand: ``handoff build -p ...`` from the CLI, once per point, one after another (what a sweep
   replaces);
@@ -11,9 +12,9 @@ One run, four ways of building the same 8 points of ``sample_notebooks/ridge_swe
   (its start-up included).
 
 Printed: wall time, the speed-up over sequential (goal: at least 1.7x on 2 cores), the peak memory
-of one worker (its process and the kernel below it, sampled every 0.2 s), and how many of the
-machine's cores were busy on average (``/proc/stat``). The last one bounds the speed-up: a
-sequential sweep that already keeps C of N cores busy can get at most N / C faster on N cores (a
+of one worker (its process and what runs below it, without the sweep workers forked from it,
+sampled every 0.2 s), and how many of the machine's cores were busy on average (``/proc/stat``).
+The last one bounds the speed-up: a sequential sweep that already keeps C of N cores busy can get at most N / C faster on N cores (a
 build's sandboxed checker and the next kernel run beside the notebook, see docs/architecture.md).
 
     .venv/bin/python benchmarks/bench_sweep.py [--repeat 1] [--points 8]

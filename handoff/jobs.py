@@ -366,17 +366,17 @@ class JobTable:
         now = time.time()
         with self._db() as con:
             con.execute("BEGIN IMMEDIATE")
-            rows = con.execute(
-                "SELECT id FROM jobs WHERE sweep = ? AND state = ? ORDER BY created, rowid LIMIT 2", (sweep, QUEUED)
-            ).fetchall()
-            if rows:
+            row = con.execute(
+                "SELECT id FROM jobs WHERE sweep = ? AND state = ? ORDER BY created, rowid LIMIT 1", (sweep, QUEUED)
+            ).fetchone()
+            if row:
                 con.execute(
                     "UPDATE jobs SET state = ?, pid = ?, started = ?, heartbeat = ?, message = NULL WHERE id = ?",
-                    (RUNNING, pid, now, now, rows[0][0]),
+                    (RUNNING, pid, now, now, row[0]),
                 )
             left = con.execute("SELECT count(*) FROM jobs WHERE sweep = ? AND state = ?", (sweep, QUEUED)).fetchone()[0]
             con.execute("COMMIT")
-        return (str(rows[0][0]) if rows else None), int(left)
+        return (str(row[0]) if row else None), int(left)
 
     # -- liveness ---------------------------------------------------------------------------------
 

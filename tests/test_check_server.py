@@ -4,6 +4,7 @@ it, as fresh as a new worker; a hung worker is killed; nothing outlives the swee
 from __future__ import annotations
 
 import json
+import multiprocessing
 import pickle
 import signal
 import subprocess
@@ -213,3 +214,32 @@ def test_the_server_is_only_used_for_folders_inside_the_sweep() -> None:
         assert check_server.server_for([Path("/")], (), ()) is None
         assert check_server.server_for([root / "x"], (root / "y",), ()) is not None
     assert check_server.server_for([Path("/tmp")], (), ()) is None  # outside serve_checkers
+
+
+def _ask_as_another_process(root: Path, readable: tuple[Path, ...]) -> str | None:
+    """``server_for`` in a forked process that uses ``root``'s servers (as a sweep worker's fork does)."""
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+
+    def ask() -> None:
+        with check_server.use_checkers(root):
+            answer = check_server.server_for([root / "x"], readable, ())
+        answers.put(answer and str(answer))
+
+    process = context.Process(target=ask)
+    process.start()
+    process.join(60)
+    return answers.get(timeout=5)
+
+
+def test_the_sweeps_other_processes_are_served_the_same_server_or_none() -> None:
+    with serve_checkers() as root:
+        mine = check_server.server_for([root / "x"], (), ())
+        assert mine is not None and _ask_as_another_process(root, ()) == str(mine)
+        other = _ask_as_another_process(root, (Path("/etc"),))  # another kind of sandbox: another server
+        assert other is not None and other != str(mine)
+        deadline = time.monotonic() + 30
+        while len(_servers()) < 2 and time.monotonic() < deadline:  # the new one may still be starting
+            time.sleep(0.1)
+        assert len(_servers()) == 2
+    assert _ask_as_another_process(root, ()) is None  # nobody serves it: the build starts a fresh worker
