@@ -14,8 +14,9 @@ whose tables are made before the clock starts (a store's one-time set-up is not 
 Printed: wall time, the speed-up over sequential (goal: at least 1.7x on 2 cores), the peak memory
 of one worker (its process and what runs below it, without the sweep workers forked from it,
 sampled every 0.2 s), and how many of the machine's cores were busy on average (``/proc/stat``).
-The last one bounds the speed-up: a sequential sweep that already keeps C of N cores busy can get at most N / C faster on N cores (a
-build's sandboxed checker and the next kernel run beside the notebook, see docs/architecture.md).
+The last one bounds the speed-up: a sequential sweep that already keeps C of N cores busy can get
+at most N / C faster on N cores (a build's sandboxed checker and the next kernel run beside the
+notebook, see docs/architecture.md).
 
     .venv/bin/python benchmarks/bench_sweep.py [--repeat 1] [--points 8]
 
