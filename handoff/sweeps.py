@@ -593,8 +593,10 @@ def _warm_for(sweep_id: str, checkers: str | None) -> None:
         return
     _end_warm()
     stack = contextlib.ExitStack()
-    shared = checkers is not None and os.access(checkers, os.R_OK | os.W_OK | os.X_OK)
-    stack.enter_context(use_checkers(Path(checkers)) if checkers and shared else serve_checkers())
+    if checkers is not None and os.access(checkers, os.R_OK | os.W_OK | os.X_OK):
+        stack.enter_context(use_checkers(Path(checkers)))
+    else:
+        stack.enter_context(serve_checkers())
     keep_kernel_ready()
     stack.callback(keep_kernel_ready, False)
     _warm = (sweep_id, stack)

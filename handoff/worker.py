@@ -21,11 +21,11 @@ import os
 import signal
 import sys
 import threading
-import traceback
 from pathlib import Path
 from types import FrameType
 
 from handoff.execution import Cancellation
+from handoff.forks import fork
 from handoff.jobs import QUEUED, JobTable, check_sandbox, run_job
 
 USAGE = "usage: python -m handoff.worker JOB_DIR | python -m handoff.worker --sweep SWEEP_ID HOME [WORKERS]\n"
@@ -77,24 +77,19 @@ def _sweep(table: JobTable, sweep_id: str, workers: int, signals: _Signals) -> i
         with contextlib.suppress(Exception):  # a point that cannot be planned fails in its own build
             check_server.start_early(root, *check_sandbox(table, queued[0].id))
         _warm_up()
+
+    first = os.getpid()
+
+    def forked() -> int:  # another worker: its points, then out
+        signals.forks = []
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != first:  # the first worker died before prctl
+            signals.stopping.set()
+        with check_server.use_checkers(root):
+            return _take_points(table, sweep_id, signals)
+
     for _ in range(workers - 1):
-        pid = os.fork()
-        if pid == 0:  # the fork: its points, then out, never back into the caller
-            code = 1
-            try:
-                signals.forks = []
-                ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-                if os.getppid() == 1:  # the first worker died before prctl
-                    signals.stopping.set()
-                with check_server.use_checkers(root):
-                    code = _take_points(table, sweep_id, signals)
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        signals.forks.append(pid)
+        signals.forks.append(fork(forked))
     with check_server.serve_checkers(root):  # each point's check worker is forked from one warm server
         try:
             return _take_points(table, sweep_id, signals)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from handoff.forks import fork
+
 
 @dataclass
 class ArtifactContext:
@@ -296,23 +298,15 @@ def _fork_worker(
             os.close(fd)
         connection.close()
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        code = 70
-        try:
-            listener.close()
-            events.close()
-            for other in (connection, *workers.values()):
-                other.close()
-            code = _become_worker(json.loads(message), home, *fds)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+
+    def worker() -> int:
+        listener.close()
+        events.close()
+        for other in (connection, *workers.values()):
+            other.close()
+        return _become_worker(json.loads(message), home, *fds)
+
+    pid = fork(worker, failed=70)
     with contextlib.suppress(OSError):  # as the worker does: a kill that comes at once finds its group
         os.setpgid(pid, pid)
     for fd in fds:
