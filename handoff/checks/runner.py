@@ -251,17 +251,24 @@ def _serve(listener_fd: int) -> int:
 
     handoff.checks.all_checks()
     workers: dict[int, socket.socket] = {}
+    ended, wakeup = os.pipe()  # a worker's end (SIGCHLD) wakes the loop: its exit code goes back at once
+    os.set_blocking(wakeup, False)
+    signal.set_wakeup_fd(wakeup)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     events = selectors.DefaultSelector()
     events.register(listener, selectors.EVENT_READ, "connection")
     events.register(sys.stdin.fileno(), selectors.EVENT_READ, "parent")
+    events.register(ended, selectors.EVENT_READ, "ended")
     try:
         while True:
-            for key, _ in events.select(timeout=0.05):
+            for key, _ in events.select():
                 if key.data == "connection":
-                    _fork_worker(listener, events, workers, home)
+                    _fork_worker(listener, events, workers, home, (ended, wakeup))
                 elif key.data == "parent":
                     if not os.read(sys.stdin.fileno(), 4096):
                         return 0
+                elif key.data == "ended":
+                    os.read(ended, 4096)
                 else:
                     connection = key.fileobj
                     assert isinstance(connection, socket.socket)
@@ -288,9 +295,13 @@ def _serve(listener_fd: int) -> int:
 
 
 def _fork_worker(
-    listener: socket.socket, events: selectors.BaseSelector, workers: dict[int, socket.socket], home: str
+    listener: socket.socket,
+    events: selectors.BaseSelector,
+    workers: dict[int, socket.socket],
+    home: str,
+    pipe: tuple[int, int],
 ) -> None:
-    """Accept one connection and fork its worker (see ``_serve``)."""
+    """Accept one connection and fork its worker (see ``_serve``; ``pipe``: the server's own, closed in the worker)."""
     connection, _ = listener.accept()
     message, fds, _, _ = socket.recv_fds(connection, 65536, 2)
     if len(fds) != 2:  # not a build's request: nothing to start
@@ -300,6 +311,10 @@ def _fork_worker(
         return
 
     def worker() -> int:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in pipe:
+            os.close(fd)
         listener.close()
         events.close()
         for other in (connection, *workers.values()):
