@@ -16,8 +16,9 @@ of one worker (its process and what runs below it, without the sweep workers for
 sampled every 0.2 s), and how many of the machine's cores were busy on average (``/proc/stat``).
 The last one bounds the speed-up: a sequential sweep that already keeps C of N cores busy can get
 at most N / C faster on N cores (a build's sandboxed checker and the next kernel run beside the
-notebook, see docs/architecture.md). So does the machine: first, as its peer, the bench times N
-processes of plain CPU work (a Python loop) started at once against the same N one after another;
+notebook, see docs/architecture.md). So does the machine: as its peer, the bench times N
+processes of plain CPU work (a Python loop) started at once against the same N one after another,
+before each way (the shared cores' speed changes over minutes: the median is printed);
 on a virtual machine whose cores are shared that ratio is below N, and a sweep, whose sequential
 run already keeps C cores busy, can get at most that ratio / C faster.
 
@@ -176,10 +177,12 @@ def main() -> None:
         ("Dask LocalCluster(2)", lambda: timed_sweep(n, cluster="local", workers=2)),
     ]
     figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in ways}
-    ceiling = statistics.median(machine_ceiling() for _ in range(3))  # a neighbour's load skews one run
+    ceilings = []  # sampled before each way: what the shared cores give changes over minutes
     for _ in range(max(1, args.repeat)):
         for name, run in ways:
+            ceilings.append(machine_ceiling())
             figures[name].append(run())
+    ceiling = statistics.median(ceilings)
     cores = os.cpu_count() or 1
     print(f"{n} points of {NOTEBOOK.name} ({cores} cores)")
     print(f"{'how':26} {'wall':>8} {'per point':>10} {'speed-up':>9} {'peak MB / worker':>17} {'busy cores':>11}")
@@ -209,8 +212,9 @@ def main() -> None:
     print(f"goal: a speed-up of at least {SPEED_UP_GOAL}x (a wall-time ratio of at most {1 / SPEED_UP_GOAL:.3f})")
     print(
         f"bound: {cores} processes of plain CPU work ran {ceiling:.2f}x faster at once than in turn on this "
-        f"machine, and the sequential sweep kept {sequential_busy:.2f} cores busy, so no pool here can be "
-        f"more than {ceiling / sequential_busy:.2f}x faster"
+        f"machine (median of {len(ceilings)}: {', '.join(f'{c:.2f}' for c in ceilings)}), and the sequential "
+        f"sweep kept {sequential_busy:.2f} cores busy, so a pool here can be about {ceiling / sequential_busy:.2f}x "
+        "faster at most"
     )
     rows.append(row(f"{n} points, sequential: average busy cores", sequential_busy, unit="cores"))
     rows.append(row(f"{cores} processes of plain CPU work: at once vs in turn", ceiling, unit="x"))
