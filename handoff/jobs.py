@@ -250,7 +250,7 @@ class JobTable:
         try:
             con.execute("PRAGMA busy_timeout = 30000")
             if self.path not in JobTable._ready:
-                con.execute("PRAGMA journal_mode = WAL")
+                _switch_to_wal(con)
                 version = con.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
                     raise OptionError(
@@ -394,6 +394,21 @@ class JobTable:
             ):
                 marked += 1
         return marked
+
+
+def _switch_to_wal(con: sqlite3.Connection, seconds: float = 30) -> None:
+    """Put the table in WAL mode, waiting for other processes as the busy timeout would: SQLite
+    answers a switch that meets another writer with "database is locked" at once (builds that
+    start together on a new home met it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:

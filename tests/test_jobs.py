@@ -82,6 +82,19 @@ def test_job_table_lists_newest_first_filters_and_reconciles_dead_workers(tmp_pa
     assert caught.value.exit_code == EXIT_INPUT
 
 
+def test_a_new_job_table_waits_for_another_process_that_holds_it(tmp_path: Path) -> None:
+    # SQLite answers a switch to WAL that meets another writer with "database is locked" at once,
+    # without its busy timeout: six CLI builds starting together on a fresh home failed on it
+    (tmp_path / jobs.DB_NAME).touch()
+    other = sqlite3.connect(tmp_path / jobs.DB_NAME, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.5, other.execute, ("COMMIT",)).start()
+    try:
+        assert JobTable(tmp_path).select() == []
+    finally:
+        other.close()
+
+
 def test_progress_line_says_starting_the_kernel_until_a_cell_runs() -> None:
     starting = _row("a", "running", stage="execute", cells_done=0, cells_total=4, cell=None)
     running = _row("b", "running", stage="execute", cells_done=2, cells_total=4, cell=3)
