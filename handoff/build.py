@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import nbformat
 
-from handoff import __version__, checklist, environments, layout, sandbox
+from handoff import __version__, checklist, environments, layout, sandbox, warm_servers
 from handoff.capture import Capture, read_capture
 from handoff.check_config import CheckConfig, resolve_config
 from handoff.checklist import ArtifactChecker, CheckContext, RerunResult, run_checklist, start_early, write_report
@@ -76,6 +76,7 @@ from handoff.record import (
 )
 from handoff.sandbox import GIB, Limits, Policy
 from handoff.store import Store, VersionRecord, check_model_name, default_home, model_name_from, open_store
+from handoff.warm_servers import ServerKey
 from handoff.workdirs import private_dir
 
 
@@ -310,7 +311,8 @@ def _sandbox_key(plan: BuildPlan) -> _SandboxKey:
     return _SandboxKey(plan.kernel_key(), tuple(Path(t).resolve() for t in plan.config.tests))
 
 
-def check_sandbox(
+def warm_server_keys(
+    root: Path,
     notebook: str | Path | bytes | NotebookSource,
     params: Mapping[str, Any] | None = None,
     name: str | None = None,
@@ -319,12 +321,17 @@ def check_sandbox(
     checks: CheckConfig | Mapping[str, Any] | None = None,
     files: Mapping[str, bytes] | None = None,
     **options: Any,
-) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
-    """What the check worker of a build with these inputs may read besides its own folders (the
-    test files) and must not see (the store): a sweep starts its points' check server with them
-    before the first point runs (``handoff.check_server.start_early``)."""
+) -> list[ServerKey]:
+    """The warm servers a sweep in the folder ``root`` starts before its first point runs
+    (``handoff.warm_servers.start_early``) for builds with these inputs: the check server (its
+    workers read the test files and must not see the store) and, for a kernel on handoff's own
+    Python, the kernel server (the kernel's sandbox, and the notebook's imports)."""
     key = _sandbox_key(_inspect(notebook, params, name, store, BuildOptions(**options), checks, files))
-    return key.tests, key.kernel.hidden
+    kernel = key.kernel
+    keys = [warm_servers.key_for(root, "checks", key.tests, kernel.hidden)]
+    if kernel.python is None:
+        keys.append(warm_servers.key_for(root, "kernel", kernel.readable, kernel.hidden, kernel.policy, kernel.imports))
+    return keys
 
 
 def _start_checker(key: _SandboxKey, workdir: Path) -> tuple[Path, ArtifactChecker]:

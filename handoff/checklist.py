@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import nbformat
 
-from handoff import check_server, checks, sandbox, worker_answers
+from handoff import checks, sandbox, warm_servers, worker_answers
 from handoff.check_config import CheckConfig
 from handoff.checks import FAILED, SKIPPED, WARNED, CheckResult
 from handoff.errors import SerializationFailure
 from handoff.flavors import SavedModel
+from handoff.forkserver import ForkedProcess
 from handoff.record import BuildError, BuildRecord, CheckReport
 from handoff.workdirs import private_dir
 
@@ -174,13 +175,11 @@ class ArtifactChecker:
         self.log_path = log_path or self._dir / "checks.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 -- the worker's stdout for its whole life; closed in close()
         self._requests = 0
-        server = check_server.server_for((self._dir, *writable), readable, hidden)
+        server = warm_servers.server_for("checks", (self._dir, *writable), readable, hidden)
         if server is not None:  # a sweep's point: forked from the sweep's warm server
             with contextlib.suppress(OSError):  # the server just died: a fresh worker below
-                self._process: subprocess.Popen[bytes] | check_server.ForkedWorker = check_server.spawn(
-                    server, self._dir, self._log
-                )
-                self._stdin = self._process.stdin
+                forked, self._stdin = warm_servers.spawn(server, self._dir, self._log)
+                self._process: subprocess.Popen[bytes] | ForkedProcess = forked
                 return
         worker_answers.provide(self._dir)  # when known: not worked out again in the worker
         policy = sandbox.Policy()
@@ -291,7 +290,7 @@ class ArtifactChecker:
         return results
 
     def _kill(self) -> None:
-        if isinstance(self._process, check_server.ForkedWorker):
+        if isinstance(self._process, ForkedProcess):
             self._process.kill()
         else:
             sandbox.kill_tree(self._process.pid)

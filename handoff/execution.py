@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import json
 import os
 import re
 import shutil
@@ -28,7 +29,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-from handoff import kernel_mlflow, sandbox, worker_answers
+from handoff import forkserver, kernel_mlflow, sandbox, warm_servers, worker_answers
 from handoff.errors import (
     BuildFailure,
     BuildTimeoutFailure,
@@ -42,6 +43,7 @@ from handoff.errors import (
     OptionError,
 )
 from handoff.events import BuildEvent, EventCallback
+from handoff.forkserver import ForkedProcess
 from handoff.inspection import NotebookSource
 from handoff.missing_modules import explain, missing_module
 from handoff.output_limits import ENGINE_NAME, OutputBudget, OutputLimits
@@ -261,6 +263,7 @@ def execute(
                 readable=_readable(source),
                 hidden=hidden,
                 python=python,
+                imports=_imports(source),
             )
         }
     forget_abort = abort.on_cancel(lambda: _kill_run(state)) if abort is not None else None
@@ -337,6 +340,13 @@ def _readable(source: NotebookSource) -> tuple[Path, ...]:
     return (source.path.resolve().parent,) if source.path is not None else ()
 
 
+def _imports(source: NotebookSource) -> tuple[str, ...]:
+    """What a sweep's kernel server imports for this notebook before it forks its kernels."""
+    from handoff.kernel_server import notebook_imports
+
+    return notebook_imports(source.notebook, source.path.resolve().parent if source.path is not None else None)
+
+
 def _sandboxed_kernel_manager(
     log_path: Path,
     workdir: Path,
@@ -346,9 +356,12 @@ def _sandboxed_kernel_manager(
     readable: tuple[Path, ...],
     hidden: tuple[Path, ...],
     python: Path | None = None,
+    imports: tuple[str, ...] = (),
 ) -> type:
     """A kernel manager over IPC sockets that starts the kernel in the sandbox, with a watchdog on
-    its limits, its stdout/stderr going to ``log_path`` (on ``python``, a build env's, if given)."""
+    its limits, its stdout/stderr going to ``log_path`` (on ``python``, a build env's, if given).
+    In a sweep, a kernel on handoff's own Python is forked from the sweep's kernel server, which
+    has ``imports`` done (``handoff.kernel_server``)."""
     if python is not None:
         env_dir = python.parent.parent
         readable = (*readable, env_dir)
@@ -373,22 +386,56 @@ def _sandboxed_kernel_manager(
                 kernel_cmd = _on_python(kernel_cmd, python)
                 kw["env"].pop("PYTHONPATH", None)
                 kw["env"].update(VIRTUAL_ENV=str(env_dir), PATH=f"{env_dir / 'bin'}:{kw['env'].get('PATH', '')}")
-            wrapped = sandbox.command(
-                kernel_cmd, workdir, policy, hidden=hidden, readable=(*readable, Path(self.connection_file))
-            )
-            with open(log_path, "ab") as handle:
-                kw.setdefault("stdout", handle)
-                kw.setdefault("stderr", handle)
-                await super()._async_launch_kernel(wrapped, **kw)
-            # jupyter_client types `provisioner` as the optional base class and LocalProvisioner's
-            # `process` as None; after a launch it is the LocalProvisioner holding the Popen.
-            pid = self.provisioner.process.pid  # type: ignore[union-attr]
+            forked = None if python is not None else self._forked(kernel_cmd, kw["env"])
+            if forked is not None:
+                pid = forked.pid
+            else:
+                wrapped = sandbox.command(
+                    kernel_cmd, workdir, policy, hidden=hidden, readable=(*readable, Path(self.connection_file))
+                )
+                with open(log_path, "ab") as handle:
+                    kw.setdefault("stdout", handle)
+                    kw.setdefault("stderr", handle)
+                    await super()._async_launch_kernel(wrapped, **kw)
+                # jupyter_client types `provisioner` as the optional base class and LocalProvisioner's
+                # `process` as None; after a launch it is the LocalProvisioner holding the Popen.
+                pid = self.provisioner.process.pid  # type: ignore[union-attr]
             state["manager"] = (pid, sandbox.Watchdog(pid, workdir, policy.limits))
             if state.get("aborted"):  # aborted while it started: it must not outlive the run
                 sandbox.kill_tree(pid)
             cancel: Cancellation | None = state.get("cancel")
             if cancel is not None:  # killed like a timeout: nbclient then sees a dead kernel
                 state["forget_cancel"] = cancel.on_cancel(lambda: sandbox.kill_tree(pid))
+
+        def _forked(self, kernel_cmd: list[str], env: dict[str, str]) -> ForkedProcess | None:
+            """The kernel forked by the sweep's kernel server, when there is one and the command is
+            the default kernel on this Python (``None``: start it as usual)."""
+            if "ipykernel_launcher" not in kernel_cmd[1:4] or "-f" not in kernel_cmd:  # [-Xfrozen_modules=off] -m
+                return None
+            found = shutil.which(kernel_cmd[0])
+            if found is None or Path(found).resolve() != Path(sys.executable).resolve():
+                return None
+            server = warm_servers.server_for("kernel", (workdir,), readable, hidden, policy, imports)
+            if server is None:
+                return None
+            arguments = kernel_cmd[kernel_cmd.index("-f") + 2 :]
+            request = {
+                "cwd": str(workdir),
+                "env": {k: v for k, v in env.items() if k != "JPY_PARENT_PID"},
+                "connection_file": str(log_path.parent / "connection.json"),
+                "connection": json.loads(Path(self.connection_file).read_text()),
+                "arguments": arguments,
+            }
+            with open(log_path, "ab") as handle:
+                try:
+                    process = forkserver.spawn(server, request, [handle.fileno()])
+                    pid = process.pid
+                except OSError:  # the server just died: a fresh kernel
+                    return None
+            provisioner = self.provisioner
+            provisioner.process, provisioner.pid, provisioner.pgid = process, pid, pid  # type: ignore[union-attr]
+            self._reconcile_connection_info(provisioner.connection_info)  # type: ignore[union-attr]
+            return process
 
     return SandboxedKernelManager
 
@@ -571,6 +618,7 @@ class KernelKey:
     hidden: tuple[Path, ...]
     sandbox_kind: str
     env: tuple[tuple[str, str | None], ...]
+    imports: tuple[str, ...] = ()
 
 
 def kernel_key(
@@ -586,6 +634,7 @@ def kernel_key(
         hidden=tuple(hidden),
         sandbox_kind=sandbox.detect().kind,
         env=tuple((name, os.environ.get(name)) for name in policy.env),
+        imports=_imports(source),
     )
 
 
@@ -633,6 +682,7 @@ def start_ready_kernel(key: KernelKey, start_timeout: float) -> ReadyKernel:
             readable=key.readable,
             hidden=key.hidden,
             python=key.python,
+            imports=key.imports,
         )
         manager = manager_class(kernel_name=key.kernel_name)
         arguments = ["--HistoryManager.hist_file=:memory:"] if getattr(manager, "ipykernel", False) else []

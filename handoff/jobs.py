@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from handoff.execution import Cancellation
     from handoff.inspection import NotebookSource
     from handoff.store import Store
+    from handoff.warm_servers import ServerKey
 
 QUEUED, RUNNING, PASSED, FAILED, CANCELLED, INTERRUPTED = (
     "queued",
@@ -884,13 +885,13 @@ def _build_inputs(job: Job, job_dir: Path) -> tuple[NotebookSource, dict[str, An
     }
 
 
-def check_sandbox(table: JobTable, job_id: str) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
-    """What the job's build will let its check worker read and hide from it (``build.check_sandbox``)."""
-    from handoff.build import check_sandbox as of_build
+def warm_server_keys(table: JobTable, job_id: str, root: Path) -> list[ServerKey]:
+    """The warm servers a sweep in ``root`` starts for the job's build (``build.warm_server_keys``)."""
+    from handoff.build import warm_server_keys as of_build
 
     job = table.get(job_id, reconcile=False)
     notebook, inputs = _build_inputs(job, Path(job.job_dir or table.dir / job_id))
-    return of_build(notebook, **inputs)
+    return of_build(root, notebook, **inputs)
 
 
 def attempt(

@@ -82,6 +82,7 @@ _state: dict[str, Any] = {
     "workdir": None,
     "last_count": None,
     "installed": None,  # the installed distributions, being scanned ahead (``_Installed``)
+    "ahead": set(),  # the notebook's modules a kernel server imported before forking this kernel
 }
 
 
@@ -148,12 +149,18 @@ def prepare(capture_dir: str) -> None:
         _state["installed"] = _Installed(Path(capture_dir) / FILE_NAME, ahead=True)
 
 
+def imported_ahead(modules: set[str]) -> None:
+    """The kernel server (``handoff.kernel_server``) imported these for the notebook before it forked
+    this kernel: loaded by the notebook, as in a fresh kernel, not before it ran."""
+    _state["ahead"] = set(modules)
+
+
 def start() -> None:
     """Begin recording (loaded modules, file reads and writes, when each fitted model appeared) and
     send the notebook's own MLflow tracking to the build-local store."""
     if _state["started"]:
         return
-    _state.update(started=True, recording=True, modules=set(sys.modules), workdir=Path.cwd())
+    _state.update(started=True, recording=True, modules=set(sys.modules) - _state["ahead"], workdir=Path.cwd())
     kernel_mlflow.point_tracking_at(_state["workdir"])
     sys.addaudithook(_audit)
     shell = _shell()

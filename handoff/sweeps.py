@@ -586,17 +586,17 @@ def _warm_for(sweep_id: str, checkers: str | None) -> None:
     global _warm
     from distributed import get_worker
 
-    from handoff.check_server import serve_checkers, use_checkers
     from handoff.execution import keep_kernel_ready
+    from handoff.warm_servers import join_sweep, serve_sweep
 
     if get_worker().state.nthreads != 1 or (_warm is not None and _warm[0] == sweep_id):
         return
     _end_warm()
     stack = contextlib.ExitStack()
     if checkers is not None and os.access(checkers, os.R_OK | os.W_OK | os.X_OK):
-        stack.enter_context(use_checkers(Path(checkers)))
+        stack.enter_context(join_sweep(Path(checkers)))
     else:
-        stack.enter_context(serve_checkers())
+        stack.enter_context(serve_sweep())
     keep_kernel_ready()
     stack.callback(keep_kernel_ready, False)
     _warm = (sweep_id, stack)
@@ -667,7 +667,7 @@ def _run_on_dask(
     started = time.monotonic()
     sweep_id = uuid.uuid4().hex[:10]
     # the check server warms up while the cluster starts
-    with _serve_checkers(loaded, points[0], model, store, checks, files, options) as root:
+    with _serve_sweep(loaded, points[0], model, store, checks, files, options) as root:
         client, local, where = _client(cluster, workers)
         try:
             if not store.is_server:
@@ -732,7 +732,7 @@ def _run_on_dask(
 
 
 @contextlib.contextmanager
-def _serve_checkers(
+def _serve_sweep(
     loaded: NotebookSource,
     params: dict[str, Any],
     model: str,
@@ -741,14 +741,16 @@ def _serve_checkers(
     files: Mapping[str, bytes] | None,
     options: Mapping[str, Any],
 ) -> Iterator[Path]:
-    """This process serves the sweep's check server to the Dask workers on this machine (see
-    ``_warm_for``), started now: it warms up once, while the cluster's workers do."""
-    from handoff.build import check_sandbox
-    from handoff.check_server import serve_checkers, start_early
+    """This process serves the sweep's warm servers to the Dask workers on this machine (see
+    ``_warm_for``), started now: they warm up once, while the cluster's workers do."""
+    from handoff.build import warm_server_keys
+    from handoff.warm_servers import serve_sweep, start_early
 
-    with serve_checkers() as root:
+    with serve_sweep() as root:
         with contextlib.suppress(Exception):  # a point that cannot be planned fails in its own build
-            start_early(root, *check_sandbox(loaded, params, model, store=store, checks=checks, files=files, **options))
+            keys = warm_server_keys(root, loaded, params, model, store=store, checks=checks, files=files, **options)
+            for key in keys:
+                start_early(root, key)
         yield root
 
 

@@ -8,7 +8,7 @@ heartbeat and the end state to the job's row. SIGTERM cancels the build like the
 A sweep's worker takes the sweep's queued points one after another until none is left, each later
 point in an already warm process, on a kernel started while the point before it finished. For
 ``WORKERS`` > 1 it pays the imports and first-use costs every point has once, then forks the other
-workers from itself, and serves them its warm check server (``handoff.check_server``): a sweep on
+workers from itself, and serves them its warm servers (``handoff.warm_servers``): a sweep on
 N cores pays one process's start-up, not N. SIGTERM cancels the point running and takes no more
 (the first worker passes it on to the others; a fork whose first worker dies gets it too).
 """
@@ -26,7 +26,7 @@ from types import FrameType
 
 from handoff.execution import Cancellation
 from handoff.forks import fork
-from handoff.jobs import QUEUED, JobTable, check_sandbox, run_job
+from handoff.jobs import QUEUED, JobTable, run_job, warm_server_keys
 
 USAGE = "usage: python -m handoff.worker JOB_DIR | python -m handoff.worker --sweep SWEEP_ID HOME [WORKERS]\n"
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when the thread that forked it ends
@@ -68,14 +68,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _sweep(table: JobTable, sweep_id: str, workers: int, signals: _Signals) -> int:
     """Run the sweep's points on ``workers`` processes: this one and ``workers - 1`` forks of it."""
-    from handoff import check_server
+    from handoff import warm_servers
     from handoff.workdirs import private_dir
 
     root = private_dir("pool")
     if workers > 1:  # once, before forking: each fork starts with it done
         queued = table.select(sweep=sweep_id, state=QUEUED)
         with contextlib.suppress(Exception):  # a point that cannot be planned fails in its own build
-            check_server.start_early(root, *check_sandbox(table, queued[0].id))
+            for key in warm_server_keys(table, queued[0].id, root):
+                warm_servers.start_early(root, key)
         _warm_up()
 
     first = os.getpid()
@@ -85,12 +86,12 @@ def _sweep(table: JobTable, sweep_id: str, workers: int, signals: _Signals) -> i
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != first:  # the first worker died before prctl
             signals.stopping.set()
-        with check_server.use_checkers(root):
+        with warm_servers.join_sweep(root):
             return _take_points(table, sweep_id, signals)
 
     for _ in range(workers - 1):
         signals.forks.append(fork(forked))
-    with check_server.serve_checkers(root):  # each point's check worker is forked from one warm server
+    with warm_servers.serve_sweep(root):  # each point's kernel and check worker are forked from warm servers
         try:
             return _take_points(table, sweep_id, signals)
         finally:

@@ -16,9 +16,6 @@ import contextlib
 import importlib.abc
 import json
 import os
-import selectors
-import signal
-import socket
 import sys
 import threading
 import time
@@ -27,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from handoff.forks import fork
+from handoff import forkserver
 
 
 @dataclass
@@ -238,103 +235,22 @@ def _answer_requests() -> int:
 
 
 def _serve(listener_fd: int) -> int:
-    """``--serve FD``: a sweep's warm check server (``handoff.check_server``). It warms up once,
-    then forks a worker for each connection on the listening socket ``FD``: the connection brings
-    the worker's stdin and log (as file descriptors) and its folder; the worker is this process as
-    it was before any build's request, like a fresh worker after its warm-up. The server writes each
-    worker's exit code back on its connection, kills it (its process group) when the connection
-    says ``kill``, and ends, killing its workers, when its own stdin closes (its parent is gone)."""
-    listener = socket.socket(fileno=listener_fd)
+    """``--serve FD``: a sweep's warm check server (``handoff.warm_servers``). It warms up once, then
+    forks a worker for each connection on the listening socket ``FD`` (``handoff.forkserver``): the
+    connection brings the worker's stdin and log and its folder; the worker is this process as it
+    was before any build's request, like a fresh worker after its warm-up."""
     home = os.getcwd()  # on the import path (``-m``): each worker puts its own folder there instead
     _warm_up()
     import handoff.checks
 
     handoff.checks.all_checks()
-    workers: dict[int, socket.socket] = {}
-    ended, wakeup = os.pipe()  # a worker's end (SIGCHLD) wakes the loop: its exit code goes back at once
-    os.set_blocking(wakeup, False)
-    signal.set_wakeup_fd(wakeup)
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-    events = selectors.DefaultSelector()
-    events.register(listener, selectors.EVENT_READ, "connection")
-    events.register(sys.stdin.fileno(), selectors.EVENT_READ, "parent")
-    events.register(ended, selectors.EVENT_READ, "ended")
-    try:
-        while True:
-            for key, _ in events.select():
-                if key.data == "connection":
-                    _fork_worker(listener, events, workers, home, (ended, wakeup))
-                elif key.data == "parent":
-                    if not os.read(sys.stdin.fileno(), 4096):
-                        return 0
-                elif key.data == "ended":
-                    os.read(ended, 4096)
-                else:
-                    connection = key.fileobj
-                    assert isinstance(connection, socket.socket)
-                    with contextlib.suppress(OSError):
-                        said = connection.recv(64)
-                        if said.startswith(b"kill"):
-                            os.killpg(key.data, signal.SIGKILL)
-                        elif not said:  # the build went away; its worker ends at its stdin's end
-                            events.unregister(connection)
-            while workers:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-                if pid == 0:
-                    break
-                connection = workers.pop(pid)
-                with contextlib.suppress(KeyError, ValueError):
-                    events.unregister(connection)
-                with contextlib.suppress(OSError):
-                    connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
-                connection.close()
-    finally:
-        for pid in workers:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-
-
-def _fork_worker(
-    listener: socket.socket,
-    events: selectors.BaseSelector,
-    workers: dict[int, socket.socket],
-    home: str,
-    pipe: tuple[int, int],
-) -> None:
-    """Accept one connection and fork its worker (see ``_serve``; ``pipe``: the server's own, closed in the worker)."""
-    connection, _ = listener.accept()
-    message, fds, _, _ = socket.recv_fds(connection, 65536, 2)
-    if len(fds) != 2:  # not a build's request: nothing to start
-        for fd in fds:
-            os.close(fd)
-        connection.close()
-        return
-
-    def worker() -> int:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        for fd in pipe:
-            os.close(fd)
-        listener.close()
-        events.close()
-        for other in (connection, *workers.values()):
-            other.close()
-        return _become_worker(json.loads(message), home, *fds)
-
-    pid = fork(worker, failed=70)
-    with contextlib.suppress(OSError):  # as the worker does: a kill that comes at once finds its group
-        os.setpgid(pid, pid)
-    for fd in fds:
-        os.close(fd)
-    workers[pid] = connection
-    events.register(connection, selectors.EVENT_READ, pid)
+    return forkserver.serve(listener_fd, 2, lambda request, fds: _become_worker(request, home, *fds))
 
 
 def _become_worker(request: dict[str, str], home: str, stdin_fd: int, log_fd: int) -> int:
-    """In the forked child: take the build's stdin and log, its folder as cwd, home and first
-    import path entry (as a fresh worker has), a process group of its own (a kill takes what it
-    starts too) and a fresh NumPy seed, then answer."""
-    os.setpgid(0, 0)
+    """In the forked child (in a process group of its own, with a fresh NumPy seed): take the
+    build's stdin and log, its folder as cwd, home and first import path entry (as a fresh worker
+    has), then answer."""
     sys.path[:] = [request["cwd"] if entry == home else entry for entry in sys.path]
     os.dup2(stdin_fd, 0)
     os.dup2(log_fd, 1)
@@ -343,8 +259,6 @@ def _become_worker(request: dict[str, str], home: str, stdin_fd: int, log_fd: in
     os.close(log_fd)
     os.chdir(request["cwd"])
     os.environ["HOME"] = request["cwd"]
-    if "numpy" in sys.modules:  # a fresh process draws its global seed anew; a fork would share one
-        sys.modules["numpy"].random.seed()
     return _answer_requests()
 
 

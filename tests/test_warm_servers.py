@@ -1,4 +1,4 @@
-"""A sweep's warm check server (``handoff.check_server``): each build's check worker is forked from
+"""A sweep's warm check server (``handoff.warm_servers``): each build's check worker is forked from
 it, as fresh as a new worker; a hung worker is killed; nothing outlives the sweep worker."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import cloudpickle
 import psutil
 import pytest
 
-from handoff import check_server
+from handoff import warm_servers
 from handoff.check_config import resolve_config
-from handoff.check_server import serve_checkers
+from handoff.warm_servers import serve_sweep
 from handoff.checklist import ArtifactChecker
 from handoff.workdirs import private_dir
 from helpers import survivors
@@ -72,7 +72,7 @@ def _servers() -> list[psutil.Process]:
 
 
 def test_every_worker_is_forked_fresh_from_one_warm_server() -> None:
-    with serve_checkers() as root:
+    with serve_sweep() as root:
         leaky, probe = _capture("leaky", _leaked, leak=True), _capture("probe", _leaked)
         assert leaky.is_relative_to(root)  # the sweep's temp dirs live in its folder, which the server sees
         first = ArtifactChecker()
@@ -115,7 +115,7 @@ def test_a_forked_worker_checks_a_saved_model_as_a_fresh_worker_does(tmp_path: P
         return [(r.id, r.status) for r in results]
 
     fresh = check(tmp_path / "model")
-    with serve_checkers():
+    with serve_sweep():
         forked = check(private_dir("build") / "model")
         assert len(_servers()) == 1
     assert forked == fresh
@@ -123,7 +123,7 @@ def test_a_forked_worker_checks_a_saved_model_as_a_fresh_worker_does(tmp_path: P
 
 
 def test_a_worker_that_does_not_answer_is_killed_and_the_server_serves_on() -> None:
-    with serve_checkers():
+    with serve_sweep():
         hung = _capture("hung", _hang)
         checker = ArtifactChecker()
         try:
@@ -145,7 +145,7 @@ def test_a_worker_that_does_not_answer_is_killed_and_the_server_serves_on() -> N
 
 
 def test_a_dead_servers_workers_fail_at_once_and_the_next_worker_gets_a_new_server() -> None:
-    with serve_checkers():
+    with serve_sweep():
         probe = _capture("probe", _leaked)
         checker = ArtifactChecker()
         try:
@@ -175,9 +175,9 @@ def test_nothing_outlives_a_sweep_worker_killed_with_sigkill(tmp_path: Path) -> 
     script.write_text(
         textwrap.dedent("""
         import sys, time
-        from handoff.check_server import serve_checkers
+        from handoff.warm_servers import serve_sweep
         from handoff.checklist import ArtifactChecker
-        with serve_checkers() as root:
+        with serve_sweep() as root:
             checker = ArtifactChecker()
             print(root, flush=True)
             time.sleep(600)
@@ -203,17 +203,17 @@ def test_nothing_outlives_a_sweep_worker_killed_with_sigkill(tmp_path: Path) -> 
         if parent.poll() is None:
             parent.kill()
     assert not survivors(tree, seconds=15)
-    assert root.exists()  # a killed process cleans nothing: the next build's sweep of stale dirs does
     from handoff.workdirs import sweep_stale
 
-    assert root in sweep_stale()
+    sweep_stale()  # the next build's sweep of stale dirs removes what it left (another test's build may be first)
+    assert not root.exists()
 
 
 def test_the_server_is_only_used_for_folders_inside_the_sweep() -> None:
-    with serve_checkers() as root:
-        assert check_server.server_for([Path("/")], (), ()) is None
-        assert check_server.server_for([root / "x"], (root / "y",), ()) is not None
-    assert check_server.server_for([Path("/tmp")], (), ()) is None  # outside serve_checkers
+    with serve_sweep() as root:
+        assert warm_servers.server_for("checks", [Path("/")], (), ()) is None
+        assert warm_servers.server_for("checks", [root / "x"], (root / "y",), ()) is not None
+    assert warm_servers.server_for("checks", [Path("/tmp")], (), ()) is None  # outside serve_sweep
 
 
 def _ask_as_another_process(root: Path, readable: tuple[Path, ...]) -> str | None:
@@ -222,8 +222,8 @@ def _ask_as_another_process(root: Path, readable: tuple[Path, ...]) -> str | Non
     answers = context.Queue()
 
     def ask() -> None:
-        with check_server.use_checkers(root):
-            answer = check_server.server_for([root / "x"], readable, ())
+        with warm_servers.join_sweep(root):
+            answer = warm_servers.server_for("checks", [root / "x"], readable, ())
         answers.put(answer and str(answer))
 
     process = context.Process(target=ask)
@@ -233,8 +233,8 @@ def _ask_as_another_process(root: Path, readable: tuple[Path, ...]) -> str | Non
 
 
 def test_the_sweeps_other_processes_are_served_the_same_server_or_none() -> None:
-    with serve_checkers() as root:
-        mine = check_server.server_for([root / "x"], (), ())
+    with serve_sweep() as root:
+        mine = warm_servers.server_for("checks", [root / "x"], (), ())
         assert mine is not None and _ask_as_another_process(root, ()) == str(mine)
         other = _ask_as_another_process(root, (Path("/etc"),))  # another kind of sandbox: another server
         assert other is not None and other != str(mine)
