@@ -19,8 +19,8 @@ import pytest
 
 from handoff import warm_servers
 from handoff.check_config import resolve_config
-from handoff.warm_servers import serve_sweep
 from handoff.checklist import ArtifactChecker
+from handoff.warm_servers import serve_sweep
 from handoff.workdirs import private_dir
 from helpers import survivors
 
