@@ -618,7 +618,9 @@ class KernelKey:
     hidden: tuple[Path, ...]
     sandbox_kind: str
     env: tuple[tuple[str, str | None], ...]
-    imports: tuple[str, ...] = ()
+    # what a sweep's kernel server imports ahead (a sweep's points share one notebook): not part of
+    # the match, since outside a sweep a kernel started ahead serves any notebook
+    imports: tuple[str, ...] = field(default=(), compare=False)
 
 
 def kernel_key(

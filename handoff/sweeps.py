@@ -31,6 +31,7 @@ import math
 import os
 import random as random_module
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -55,8 +56,6 @@ from handoff.jobs import (
 )
 
 if TYPE_CHECKING:
-    import subprocess
-
     from handoff.credentials import Credentials
     from handoff.inspection import NotebookParameter, NotebookSource
     from handoff.store import Store
@@ -489,7 +488,8 @@ def _watch(handle: SweepHandle, on_point: PointCallback | None, poll: float, who
                         on_point(point, result)
             if result.ended:
                 break
-            time.sleep(poll)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # wakes at once when the workers are done
+                handle.worker.wait(poll)
         except KeyboardInterrupt:
             cancelled_by = f"{who} (Ctrl-C)"
             _cancel_points(handle.table, handle.id, cancelled_by)

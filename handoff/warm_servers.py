@@ -123,11 +123,15 @@ class WarmServer:
         """Where ``spawn`` connects to ask it for a child."""
         return self._socket
 
-    def close(self) -> None:
-        """Stop the server; the children it forked end with it."""
+    def stop(self) -> None:
+        """Tell the server to end (its children end with it); ``close`` waits for it."""
         if self._process.stdin is not None:
             with contextlib.suppress(OSError):
                 self._process.stdin.close()
+
+    def close(self) -> None:
+        """Stop the server and wait for it to end."""
+        self.stop()
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -187,6 +191,8 @@ def serve_sweep(root: Path | None = None) -> Iterator[Path]:
             servers = list(_servers.values())
             _servers.clear()
             _root = None
+        for server in servers:  # all told first: they end at once
+            server.stop()
         for server in servers:
             server.close()
         shutil.rmtree(root, ignore_errors=True)
