@@ -24,6 +24,7 @@ from typing import Any
 import nbformat
 
 from handoff import forkserver
+from handoff.forks import exit_now
 
 
 def notebook_imports(notebook: nbformat.NotebookNode, folder: Path | None) -> tuple[str, ...]:
@@ -113,4 +114,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_now(main(sys.argv[1:]))  # its kernels are gone: a sweep's end waits for this exit

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 
 from handoff.execution import Cancellation
-from handoff.forks import fork
+from handoff.forks import exit_now, fork
 from handoff.jobs import QUEUED, JobTable, run_job, warm_server_keys
 
 USAGE = "usage: python -m handoff.worker JOB_DIR | python -m handoff.worker --sweep SWEEP_ID HOME [WORKERS]\n"
@@ -127,4 +127,4 @@ def _warm_up() -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_now(main())  # everything is written and stopped: the sweep's caller waits for this exit
