@@ -266,6 +266,7 @@ def execute(
                 hidden=hidden,
                 python=python,
                 imports=_imports(source),
+                start_timeout=start_timeout,
             )
         }
     forget_abort = abort.on_cancel(lambda: _kill_run(state)) if abort is not None else None
@@ -386,6 +387,7 @@ def _sandboxed_kernel_manager(
     hidden: tuple[Path, ...],
     python: Path | None = None,
     imports: tuple[str, ...] = (),
+    start_timeout: float = 60,
 ) -> type:
     """A kernel manager over IPC sockets that starts the kernel in the sandbox, with a watchdog on
     its limits, its stdout/stderr going to ``log_path`` (on ``python``, a build env's, if given).
@@ -462,8 +464,11 @@ def _sandboxed_kernel_manager(
             with open(log_path, "ab") as handle:
                 try:
                     process = forkserver.spawn(server, request, [handle.fileno()])
-                    pid = process.pid
-                except OSError:  # the server just died: a fresh kernel
+                    # a server whose imports hang (a notebook's import that waits for the network)
+                    # must not hold the build: a fresh kernel runs into the same import, in a cell
+                    pid = process.started(timeout=start_timeout)
+                except OSError:  # the server is gone, or not ready in time: a fresh kernel
+                    warm_servers.abandon(server)
                     return None
             provisioner = self.provisioner
             provisioner.process, provisioner.pid, provisioner.pgid = process, pid, pid  # type: ignore[union-attr]
@@ -718,6 +723,7 @@ def start_ready_kernel(key: KernelKey, start_timeout: float) -> ReadyKernel:
             hidden=key.hidden,
             python=key.python,
             imports=key.imports,
+            start_timeout=start_timeout,
         )
         manager = manager_class(kernel_name=key.kernel_name)
         arguments = ["--HistoryManager.hist_file=:memory:"] if getattr(manager, "ipykernel", False) else []

@@ -47,9 +47,19 @@ class ForkedProcess:
 
     @property
     def pid(self) -> int:
-        """The child's pid here (waits for its start); ``ProcessLookupError`` if it never started."""
+        return self.started()
+
+    def started(self, timeout: float | None = None) -> int:
+        """The child's pid here, once it started (a server still warming up forks it after);
+        ``ProcessLookupError`` if it never started, ``TimeoutError`` if not within ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self._pid is None and self.returncode is None:
-            self._receive(block=True)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                self._connection.close()  # the server's child, should it come, finds no one
+                raise TimeoutError(f"the server did not start a process in {timeout:g} s")
+            if select.select([self._connection], [], [], left)[0]:
+                self._receive(block=True)
         if self._pid is None:
             raise ProcessLookupError("the forked process never started")
         return self._pid

@@ -161,6 +161,7 @@ _starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-warm-se
 _servers: dict[ServerKey, WarmServer] = {}
 _root: Path | None = None
 _shared = False  # this process asks another one's broker for its servers (join_sweep)
+_abandoned: set[Path] = set()  # servers that did not answer in time: this process starts its own
 
 
 @contextlib.contextmanager
@@ -257,7 +258,15 @@ def server_for(
     if not all(Path(p).resolve().is_relative_to(root.resolve()) for p in writable):
         return None
     key = key_for(root, kind, readable, hidden, policy, imports)
-    return _ask(root / _BROKER, key) if shared else _server(key)
+    address = _ask(root / _BROKER, key) if shared else _server(key)
+    return None if address in _abandoned else address
+
+
+def abandon(address: Path) -> None:
+    """The server at ``address`` did not start a process in time (its imports hang): this process
+    starts its own from now on instead of waiting for it again."""
+    with _lock:
+        _abandoned.add(address)
 
 
 def _server(key: ServerKey) -> Path | None:

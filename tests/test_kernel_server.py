@@ -8,7 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
 
+from handoff import execution
 from handoff.kernel_server import notebook_imports
 from handoff.store import Store
 from handoff.warm_servers import serve_sweep
@@ -89,3 +91,18 @@ def test_a_forked_kernel_that_dies_or_hangs_fails_its_build_at_the_cell(
     assert not hung.ok and hung.error is not None and hung.error.cell == 2
     assert "per-cell limit of 5s" in hung.error.message, hung.error.message
     assert not survivors(tree)
+
+
+def test_a_kernel_server_whose_imports_hang_does_not_hold_the_build(
+    store: Store, write_notebook: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_notebook(["import sklearn", TRAIN_IRIS])
+    # a module that hangs when the server imports it (its folder is the server's first import path)
+    monkeypatch.setattr(execution, "_imports", lambda source: ("hangs_on_import",))
+    with serve_sweep() as root:
+        (root / "hangs_on_import.py").write_text("import time\ntime.sleep(600)\n")
+        result = build(path, store, start_timeout=10)
+        again = build(path, store, start_timeout=10)  # not waited for again: a fresh kernel at once
+        assert [p.pid for s in _kernel_servers() for p in s.children()] == []  # nothing forked: it still imports
+    assert result.ok and again.ok, (result.error, again.error)
+    assert again.timings["kernel_start"] < 10 <= result.timings["kernel_start"]
