@@ -666,7 +666,7 @@ def _run_on_dask(
     BuildOptions(**options)  # bad options fail here, not on every worker
     started = time.monotonic()
     sweep_id = uuid.uuid4().hex[:10]
-    # the check server warms up while the cluster starts
+    # the warm servers warm up while the cluster starts
     with _serve_sweep(loaded, points[0], model, store, checks, files, options) as root:
         client, local, where = _client(cluster, workers)
         try:

@@ -38,7 +38,7 @@ def private_dir(kind: str) -> Path:
 
 def keep_inside(root: Path | None) -> None:
     """Make this process's later temp dirs inside ``root`` (``None``: the system's temp dir again).
-    A sweep worker keeps its points' dirs in one folder, which the sweep's warm check server
+    A sweep worker keeps its points' dirs in one folder, which the sweep's warm servers
     (``handoff.warm_servers``) can see whole."""
     global _root
     _root = root

@@ -95,7 +95,7 @@ def _sweep(table: JobTable, sweep_id: str, workers: int, signals: _Signals) -> i
         try:
             return _take_points(table, sweep_id, signals)
         finally:
-            for pid in signals.forks:  # their points use this process's check servers
+            for pid in signals.forks:  # their points use this process's warm servers
                 os.waitpid(pid, 0)
 
 

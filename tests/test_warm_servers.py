@@ -1,5 +1,6 @@
-"""A sweep's warm check server (``handoff.warm_servers``): each build's check worker is forked from
-it, as fresh as a new worker; a hung worker is killed; nothing outlives the sweep worker."""
+"""A sweep's warm servers (``handoff.warm_servers``), here the check server: each build's check
+worker is forked from it, as fresh as a new worker; a hung worker is killed; nothing outlives the
+sweep worker. (The kernel server: ``test_kernel_server.py``.)"""
 
 from __future__ import annotations
 
