@@ -180,6 +180,20 @@ def serve(listener_fd: int, fds: int, become: Callable[[dict[str, Any], list[int
                 os.killpg(pid, signal.SIGKILL)
 
 
+def settle(folder: str, home: str, stdin_fd: int, log_fd: int) -> None:
+    """In a forked child: take the caller's stdin and log (closing the handed descriptors), and its
+    ``folder`` as cwd, home and first import path entry, where the server had ``home`` (the folder
+    ``python -m`` put there), as a fresh process started in ``folder`` has them."""
+    sys.path[:] = [folder if entry == home else entry for entry in sys.path]
+    os.dup2(stdin_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(stdin_fd)
+    os.close(log_fd)
+    os.chdir(folder)
+    os.environ["HOME"] = folder
+
+
 def _fork_child(
     listener: socket.socket,
     events: selectors.BaseSelector,

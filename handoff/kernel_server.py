@@ -84,15 +84,7 @@ def _become_kernel(request: dict[str, Any], fds: list[int], home: str) -> int:
     """In the forked child: the kernel of one point, as ``python -m ipykernel_launcher -f FILE``
     would start in its work dir, with its environment, its output to the log."""
     (log,) = fds
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(devnull)
-    os.close(log)
-    workdir = request["cwd"]
-    os.chdir(workdir)
-    sys.path[:] = [workdir if entry == home else entry for entry in sys.path]
+    forkserver.settle(request["cwd"], home, os.open(os.devnull, os.O_RDONLY), log)
     os.environ.clear()
     os.environ.update(request["env"])
     connection_file = Path(request["connection_file"])

@@ -748,9 +748,9 @@ def _serve_sweep(
 
     with serve_sweep() as root:
         with contextlib.suppress(Exception):  # a point that cannot be planned fails in its own build
-            keys = warm_server_keys(root, loaded, params, model, store=store, checks=checks, files=files, **options)
-            for key in keys:
-                start_early(root, key)
+            start_early(
+                root, warm_server_keys(root, loaded, params, model, store=store, checks=checks, files=files, **options)
+            )
         yield root
 
 

@@ -216,12 +216,13 @@ def join_sweep(root: Path) -> Iterator[None]:
             _root, _shared = None, False
 
 
-def start_early(root: Path, key: ServerKey) -> None:
-    """Start the server of ``key`` (made by ``key_for``) now, from this thread (which must live as
-    long as the sweep), before ``serve_sweep(root)``: it warms up in its own process while this one
-    does, instead of beside the first points' kernels."""
+def start_early(root: Path, keys: Iterable[ServerKey]) -> None:
+    """Start the servers of ``keys`` (``build.warm_server_keys``) now, from this thread (which must
+    live as long as the sweep), before ``serve_sweep(root)``: they warm up in their own processes
+    while this one does, instead of beside the first points' kernels."""
     with _lock:
-        _servers[key] = WarmServer(root, key)
+        for key in keys:
+            _servers[key] = WarmServer(root, key)
 
 
 def key_for(

@@ -75,8 +75,7 @@ def _sweep(table: JobTable, sweep_id: str, workers: int, signals: _Signals) -> i
     if workers > 1:  # once, before forking: each fork starts with it done
         queued = table.select(sweep=sweep_id, state=QUEUED)
         with contextlib.suppress(Exception):  # a point that cannot be planned fails in its own build
-            for key in warm_server_keys(table, queued[0].id, root):
-                warm_servers.start_early(root, key)
+            warm_servers.start_early(root, warm_server_keys(table, queued[0].id, root))
         _warm_up()
 
     first = os.getpid()

@@ -249,16 +249,8 @@ def _serve(listener_fd: int) -> int:
 
 def _become_worker(request: dict[str, str], home: str, stdin_fd: int, log_fd: int) -> int:
     """In the forked child (in a process group of its own, with a fresh NumPy seed): take the
-    build's stdin and log, its folder as cwd, home and first import path entry (as a fresh worker
-    has), then answer."""
-    sys.path[:] = [request["cwd"] if entry == home else entry for entry in sys.path]
-    os.dup2(stdin_fd, 0)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    os.close(stdin_fd)
-    os.close(log_fd)
-    os.chdir(request["cwd"])
-    os.environ["HOME"] = request["cwd"]
+    build's stdin, log and folder (``forkserver.settle``), then answer."""
+    forkserver.settle(request["cwd"], home, stdin_fd, log_fd)
     return _answer_requests()
 
 
