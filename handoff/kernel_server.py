@@ -13,6 +13,7 @@ kernel's build does.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -80,13 +81,21 @@ def _warm_up(imports: list[str]) -> None:
     kernel_capture.imported_ahead(set(sys.modules) - before)
 
 
-def _become_kernel(request: dict[str, Any], fds: list[int], home: str) -> int:
+def _become_kernel(request: dict[str, Any], fds: list[int], home: str, threads: str | None) -> int:
     """In the forked child: the kernel of one point, as ``python -m ipykernel_launcher -f FILE``
-    would start in its work dir, with its environment, its output to the log."""
+    would start in its work dir, with its environment, its output to the log. The numerical
+    libraries read their thread bound (``threads``) when the server imported them: a point's other
+    bound (``sandbox.share_cores``) is set on them here."""
     (log,) = fds
     forkserver.settle(request["cwd"], home, os.open(os.devnull, os.O_RDONLY), log)
     os.environ.clear()
     os.environ.update(request["env"])
+    bound = os.environ.get("OMP_NUM_THREADS", "")
+    if bound != (threads or "") and bound.isdigit():
+        with contextlib.suppress(ImportError):  # scikit-learn's dependency: without it, no such library
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(int(bound))
     connection_file = Path(request["connection_file"])
     connection_file.write_text(json.dumps(request["connection"]))
     connection_file.chmod(0o600)
@@ -101,8 +110,9 @@ def _become_kernel(request: dict[str, Any], fds: list[int], home: str) -> int:
 def main(argv: list[str]) -> int:
     listener_fd, imports = int(argv[0]), json.loads(argv[1])
     home = os.getcwd()  # on the import path (``-m``): each kernel puts its work dir there instead
+    threads = os.environ.get("OMP_NUM_THREADS")
     _warm_up(imports)
-    return forkserver.serve(listener_fd, 1, lambda request, fds: _become_kernel(request, fds, home))
+    return forkserver.serve(listener_fd, 1, lambda request, fds: _become_kernel(request, fds, home, threads))
 
 
 if __name__ == "__main__":

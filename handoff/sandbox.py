@@ -45,6 +45,7 @@ ENV_ALLOWED = frozenset(
         "MKL_NUM_THREADS",
         "NUMEXPR_NUM_THREADS",
         "VECLIB_MAXIMUM_THREADS",
+        "LOKY_MAX_CPU_COUNT",
         "JPY_SESSION_NAME",
         "PYDEVD_DISABLE_FILE_VALIDATION",
     }
@@ -182,6 +183,31 @@ def environment(base: Mapping[str, str], workdir: Path, policy: Policy) -> dict[
             env[name] = os.environ[name]
     env.update(HOME=str(workdir), TMPDIR="/tmp", MPLBACKEND=env.get("MPLBACKEND", "Agg"), PYTHONNOUSERSITE="1")
     return env
+
+
+#: What bounds the threads of a notebook's numerical libraries (BLAS, OpenMP) and the processes
+#: of joblib's ``n_jobs=-1``: each reads its variable when it starts.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "LOKY_MAX_CPU_COUNT",
+)
+_shared_cores: dict[str, str] = {}  # what share_cores set in this process (and may set again)
+
+
+def share_cores(processes: int) -> int:
+    """Bound the threads of every notebook this process starts from now on to its share of the
+    machine's cores when ``processes`` builds run on it at once (a sweep's workers): without it, two
+    points that each use every core (BLAS, ``n_jobs=-1``) fight over them. A bound the user set in
+    this process's environment is kept. Returns the share."""
+    share = max(1, (os.cpu_count() or 1) // max(1, processes))
+    for name in THREAD_VARIABLES:
+        if name not in os.environ or os.environ[name] == _shared_cores.get(name):
+            os.environ[name] = _shared_cores[name] = str(share)
+    return share
 
 
 def python_paths(executable: str) -> list[Path]:

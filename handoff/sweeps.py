@@ -533,12 +533,14 @@ def _dask_point(payload: dict[str, Any]) -> dict[str, Any]:
     from handoff.credentials import Credentials
     from handoff.execution import Cancellation
     from handoff.inspection import load_notebook
+    from handoff.sandbox import share_cores
     from handoff.store import Store
 
     started = time.monotonic()
     stop_event = Event(payload["event"])
     if stop_event.is_set():
         return {"state": CANCELLED, "message": "cancelled before it started"}
+    share_cores(_processes_here(payload["threads"]))
     _warm_for(payload["sweep"], payload.get("checkers"))
     cancel_build = Cancellation()
     finished = threading.Event()
@@ -571,6 +573,22 @@ def _dask_point(payload: dict[str, Any]) -> dict[str, Any]:
         finished.set()
     metrics = result.metrics if result is not None else {}
     return end | {"metrics": dict(metrics), "seconds": time.monotonic() - started}
+
+
+def _threads_by_host(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    """How many tasks a Dask cluster's workers (its scheduler's list) run at once on each host."""
+    threads: dict[str, int] = {}
+    for address, worker in workers.items():
+        host = urlparse(address).hostname or address
+        threads[host] = threads.get(host, 0) + int(worker.get("nthreads", 1))
+    return threads
+
+
+def _processes_here(threads: Mapping[str, int]) -> int:
+    """How many points the cluster runs at once on this Dask worker's host (1 when not known)."""
+    from distributed import get_worker
+
+    return threads.get(urlparse(get_worker().address).hostname or "", 1)
 
 
 _warm: tuple[str, contextlib.ExitStack] | None = None  # the sweep this Dask worker process is warm for
@@ -670,8 +688,9 @@ def _run_on_dask(
     with _serve_sweep(loaded, points[0], model, store, checks, files, options) as root:
         client, local, where = _client(cluster, workers)
         try:
+            cluster_workers = client.scheduler_info().get("workers", {})
             if not store.is_server:
-                far = remote_hosts(client.scheduler_info().get("workers", {}))
+                far = remote_hosts(cluster_workers)
                 if far:
                     raise OptionError(
                         f"the Dask cluster at {cluster} has workers on other machines ({', '.join(far)}), which "
@@ -690,6 +709,7 @@ def _run_on_dask(
                 "event": event_name,
                 "sweep": sweep_id,
                 "checkers": str(root),
+                "threads": _threads_by_host(cluster_workers),
                 "user": user,
                 "credentials": (credentials.username, credentials.password) if credentials else None,
             }

@@ -69,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 def _sweep(table: JobTable, sweep_id: str, workers: int, signals: _Signals) -> int:
     """Run the sweep's points on ``workers`` processes: this one and ``workers - 1`` forks of it."""
     from handoff import warm_servers
+    from handoff.sandbox import share_cores
     from handoff.workdirs import private_dir
 
+    share_cores(workers)  # before anything starts a notebook's process
     root = private_dir("pool")
     if workers > 1:  # once, before forking: each fork starts with it done
         queued = table.select(sweep=sweep_id, state=QUEUED)

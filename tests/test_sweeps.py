@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
@@ -31,6 +32,14 @@ from helpers import SAMPLES, TRAIN_IRIS, survivors
 
 RIDGE = SAMPLES / "ridge_sweep.ipynb"
 LIMITS = {"timeout": 300.0, "cell_timeout": 300.0}
+# the threads a point's notebook may use: joblib's n_jobs=-1 processes and its BLAS/OpenMP threads
+THREADS_SEEN = (
+    "import handoff, joblib\n"
+    "from threadpoolctl import threadpool_info\n"
+    "handoff.log_metrics({'cores': float(joblib.cpu_count()),\n"
+    "                     'threads': float(max(lib['num_threads'] for lib in threadpool_info()))})"
+)
+SHARE_OF_TWO = max(1, (os.cpu_count() or 1) // 2)  # each of 2 points at once gets half the cores
 
 
 def _home(store: Store) -> str:
@@ -170,10 +179,10 @@ def test_a_failing_point_is_recorded_failed_and_does_not_stop_the_others(
     assert all(v["ok"] for v in verify_store(store=store))
 
 
-def test_eight_points_on_two_workers_get_unique_versions_that_all_verify(
+def test_eight_points_on_two_workers_get_unique_versions_that_all_verify_and_share_the_cores(
     store: Store, write_notebook: Callable[..., Path]
 ) -> None:
-    path = write_notebook([("parameters", "point = 0"), TRAIN_IRIS], name="tiny.ipynb")
+    path = write_notebook([("parameters", "point = 0"), TRAIN_IRIS, THREADS_SEEN], name="tiny.ipynb")
     seen: list[int] = []
     with _ProcessWatch() as watch:
         result = handoff.sweep(
@@ -185,6 +194,7 @@ def test_eight_points_on_two_workers_get_unique_versions_that_all_verify(
     assert sorted(v.version for v in listed) == list(range(1, 9))
     assert sorted(v.sweep_point or 0 for v in listed) == list(range(1, 9))
     assert {int(v.params["point"]) for v in listed} == set(range(1, 9))
+    assert {(v.metrics["cores"], v.metrics["threads"]) for v in listed} == {(SHARE_OF_TWO, SHARE_OF_TWO)}
     pids = {j.pid for j in handoff.list_jobs(store)}
     assert len(pids) == 2, "two workers took turns at the 8 points"
     first, fork = sorted(pids, key=lambda pid: watch.parents.get(pid or 0) in pids)
@@ -271,12 +281,13 @@ def test_ctrl_c_cancels_the_sweep_and_leaves_no_kernel_or_worker(
 # -- Dask -----------------------------------------------------------------------------------------
 
 
-def test_a_sweep_on_a_dask_local_cluster(store: Store) -> None:
+def test_a_sweep_on_a_dask_local_cluster_shares_the_cores(store: Store, write_notebook: Callable[..., Path]) -> None:
+    path = write_notebook([("parameters", "point = 0"), TRAIN_IRIS, THREADS_SEEN], name="tiny.ipynb")
     # the CLI in a process of its own: a LocalCluster's worker processes re-import their parent's
     # __main__, which in a pytest worker that ran the app's AppTest is the Streamlit script
     with _ProcessWatch() as watch:
         done = subprocess.run(
-            [sys.executable, "-m", "handoff.cli", "sweep", str(RIDGE), "-p", "degree", "1,2", "--cluster", "local",
+            [sys.executable, "-m", "handoff.cli", "sweep", str(path), "-p", "point", "1,2", "--cluster", "local",
              "--workers", "2", "--store", _home(store), "--json"],
             capture_output=True,
             text=True,
@@ -287,8 +298,9 @@ def test_a_sweep_on_a_dask_local_cluster(store: Store) -> None:
     result = json.loads(done.stdout)
     assert result["where"] == "Dask LocalCluster (2 workers)"
     assert sorted(p["version"] for p in result["points"]) == [1, 2]
-    listed = {(v.sweep, v.sweep_point) for v in store.list_versions("ridge_sweep")}
-    assert listed == {(result["id"], 1), (result["id"], 2)}
+    listed = store.list_versions("tiny")
+    assert {(v.sweep, v.sweep_point) for v in listed} == {(result["id"], 1), (result["id"], 2)}
+    assert {(v.metrics["cores"], v.metrics["threads"]) for v in listed} == {(SHARE_OF_TWO, SHARE_OF_TWO)}
     assert all(v["ok"] for v in verify_store(store=store))
 
 
