@@ -93,7 +93,7 @@ def _become_kernel(request: dict[str, Any], fds: list[int], home: str, threads: 
     bound = os.environ.get("OMP_NUM_THREADS", "")
     if bound != (threads or "") and bound.isdigit():
         with contextlib.suppress(ImportError):  # scikit-learn's dependency: without it, no such library
-            from threadpoolctl import threadpool_limits
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
             threadpool_limits(int(bound))
     connection_file = Path(request["connection_file"])
