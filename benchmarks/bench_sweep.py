@@ -1,8 +1,17 @@
 """How much faster is a sweep on 2 workers than building its points one after another?
 
-One run, four ways of building the same 8 points of ``sample_notebooks/ridge_sweep.ipynb``
-(``degree`` 1,2 x ``alpha`` 0.1,1,10,100; ``--points 16`` adds four alphas), each into a fresh store
-whose tables are made before the clock starts (a store's one-time set-up is not a sweep's work):
+One run, four ways of building the same 8 points of a sweep notebook, each into a fresh store
+whose tables are made before the clock starts (a store's one-time set-up is not a sweep's work).
+Two notebooks, the two ends of what a sweep meets:
+
+* ``sample_notebooks/boosting_sweep.ipynb`` (the default): ``n_estimators`` 100,200 x ``max_depth``
+  2,3 x ``learning_rate`` 0.05,0.1 (``--points 16`` adds 0.2,0.3), points that each train a
+  gradient-boosted model for seconds on one core, as real sweeps do;
+* ``--notebook sample_notebooks/ridge_sweep.ipynb``: ``degree`` 1,2 x ``alpha`` 0.1,1,10,100 (16: four
+  more alphas), points whose model trains in milliseconds: the sweep's own cost per point and its
+  start-up are nearly all there is, the worst case for a pool.
+
+The four ways:
 
 * by hand: ``handoff build -p ...`` from the CLI, once per point, one after another (what a sweep
   replaces);
@@ -22,7 +31,7 @@ before each way (the shared cores' speed changes over minutes: the median is pri
 on a virtual machine whose cores are shared that ratio is below N, and a sweep, whose sequential
 run already keeps C cores busy, can get at most that ratio / C faster.
 
-    .venv/bin/python benchmarks/bench_sweep.py [--repeat 1] [--points 8]
+    .venv/bin/python benchmarks/bench_sweep.py [--repeat 1] [--points 8] [--notebook NOTEBOOK]
 
 Run with ``--points 16`` too: the difference between the two runs is what one more point costs,
 which shows how much of the gap to 2x is each worker process's start-up.
@@ -44,8 +53,16 @@ import psutil
 import handoff
 from _common import ROOT, arguments, report, row
 
-NOTEBOOK = ROOT / "sample_notebooks" / "ridge_sweep.ipynb"
-ALPHAS = ("0.1", "1", "10", "100", "1000", "0.5", "5", "50")
+#: Each sweep notebook's grid at 8 and at 16 points.
+GRIDS: dict[str, dict[int, dict[str, str]]] = {
+    "boosting_sweep.ipynb": {
+        n: {"n_estimators": "100,200", "max_depth": "2,3", "learning_rate": rates}
+        for n, rates in ((8, "0.05,0.1"), (16, "0.05,0.1,0.2,0.3"))
+    },
+    "ridge_sweep.ipynb": {
+        n: {"degree": "1,2", "alpha": alphas} for n, alphas in ((8, "0.1,1,10,100"), (16, "0.1,1,10,100,1000,0.5,5,50"))
+    },
+}
 SPEED_UP_GOAL = 1.7
 
 
@@ -119,14 +136,7 @@ def machine_ceiling(seconds: float = 1.0) -> float:
     return in_turn / (time.perf_counter() - started)
 
 
-def grid(points: int) -> dict[str, str]:
-    """``points`` points (8 or 16): degree 1,2 x as many alphas."""
-    if points not in (8, 16):
-        raise SystemExit("--points is 8 or 16")
-    return {"degree": "1,2", "alpha": ",".join(ALPHAS[: points // 2])}
-
-
-def timed_sweep(points: int, **how: Any) -> tuple[float, float, float]:
+def timed_sweep(notebook: Path, grid: dict[str, str], **how: Any) -> tuple[float, float, float]:
     """(seconds, peak MB of one worker, average busy cores) of the sweep into a fresh store."""
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as home:
         store = handoff.open_store(Path(home))
@@ -134,7 +144,7 @@ def timed_sweep(points: int, **how: Any) -> tuple[float, float, float]:
         with PeakMemory() as memory:
             busy, total = busy_ticks()
             started = time.perf_counter()
-            result = handoff.sweep(NOTEBOOK, grid(points), store=store, **how)
+            result = handoff.sweep(notebook, grid, store=store, **how)
             seconds = time.perf_counter() - started
             busy_after, total_after = busy_ticks()
     assert result.ok, [p.message for p in result.points if p.state != "passed"]
@@ -142,24 +152,24 @@ def timed_sweep(points: int, **how: Any) -> tuple[float, float, float]:
     return seconds, memory.peak / 2**20, cores
 
 
-def by_hand(points: int) -> tuple[float, float, float]:
+def by_hand(notebook: Path, grid: dict[str, str]) -> tuple[float, float, float]:
     """(seconds, peak MB, average busy cores) of one ``handoff build`` CLI run per point, in turn."""
     import itertools
     import subprocess
     import sys
 
-    axes = grid(points)
-    pairs = list(itertools.product(axes["degree"].split(","), axes["alpha"].split(",")))
-    cli = [sys.executable, "-m", "handoff.cli", "build", str(NOTEBOOK)]
+    points = [
+        [arg for name, value in zip(grid, values, strict=True) for arg in ("-p", name, value)]
+        for values in itertools.product(*(axis.split(",") for axis in grid.values()))
+    ]
+    cli = [sys.executable, "-m", "handoff.cli", "build", str(notebook)]
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as home:
         handoff.open_store(Path(home)).connect()
         with PeakMemory() as memory:
             busy, total = busy_ticks()
             started = time.perf_counter()
-            for degree, alpha in pairs:
-                done = subprocess.run(
-                    [*cli, "-p", "degree", degree, "-p", "alpha", alpha, "--store", home], capture_output=True
-                )
+            for params in points:
+                done = subprocess.run([*cli, *params, "--store", home], capture_output=True)
                 assert done.returncode == 0, done.stderr.decode()
             seconds = time.perf_counter() - started
             busy_after, total_after = busy_ticks()
@@ -169,12 +179,16 @@ def by_hand(points: int) -> tuple[float, float, float]:
 def main() -> None:
     args = arguments(__doc__, repeat=1, points=8)  # each way takes about a minute: one run by default
     n = args.points
+    notebook = args.notebook if args.notebook.name in GRIDS else ROOT / "sample_notebooks" / "boosting_sweep.ipynb"
+    if n not in (8, 16):
+        raise SystemExit("--points is 8 or 16")
+    grid = GRIDS[notebook.name][n]
     hand_name = f"by hand ({n} CLI builds)"
     ways: list[tuple[str, Callable[[], tuple[float, float, float]]]] = [
-        (hand_name, lambda: by_hand(n)),
-        ("sequential (workers=1)", lambda: timed_sweep(n, workers=1)),
-        ("local pool (workers=2)", lambda: timed_sweep(n, workers=2)),
-        ("Dask LocalCluster(2)", lambda: timed_sweep(n, cluster="local", workers=2)),
+        (hand_name, lambda: by_hand(notebook, grid)),
+        ("sequential (workers=1)", lambda: timed_sweep(notebook, grid, workers=1)),
+        ("local pool (workers=2)", lambda: timed_sweep(notebook, grid, workers=2)),
+        ("Dask LocalCluster(2)", lambda: timed_sweep(notebook, grid, cluster="local", workers=2)),
     ]
     figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in ways}
     ceilings = []  # sampled before each way: what the shared cores give changes over minutes
@@ -184,7 +198,7 @@ def main() -> None:
             figures[name].append(run())
     ceiling = statistics.median(ceilings)
     cores = os.cpu_count() or 1
-    print(f"{n} points of {NOTEBOOK.name} ({cores} cores)")
+    print(f"{n} points of {notebook.name} ({cores} cores)")
     print(f"{'how':26} {'wall':>8} {'per point':>10} {'speed-up':>9} {'peak MB / worker':>17} {'busy cores':>11}")
     best = {name: min(values) for name, values in figures.items()}
     hand = best[hand_name][0]
@@ -196,19 +210,19 @@ def main() -> None:
             f"{name:26} {seconds:7.1f}s {seconds / n:9.2f}s {sequential / seconds:8.2f}x {peak:16.0f} "
             f"{busy:6.2f} of {cores} {hand / seconds:10.2f}x"
         )
-        rows.append(row(f"{n} points, {name}", seconds))
+        rows.append(row(f"{n} points of {notebook.stem}, {name}", seconds))
         if name.endswith("(2)") or "workers=2" in name:
             for peer, value in (("sequential (workers=1)", sequential), (hand_name, hand)):
                 rows.append(
                     row(
-                        f"{n} points, {name} vs {peer}",
+                        f"{n} points of {notebook.stem}, {name} vs {peer}",
                         seconds,
                         peer=peer,
                         peer_value=value,
                         ratio_goal=round(1 / SPEED_UP_GOAL, 3),
                     )
                 )
-        rows.append(row(f"{n} points, {name}: peak memory of one worker", peak, unit="MB"))
+        rows.append(row(f"{n} points of {notebook.stem}, {name}: peak memory of one worker", peak, unit="MB"))
     print(f"goal: a speed-up of at least {SPEED_UP_GOAL}x (a wall-time ratio of at most {1 / SPEED_UP_GOAL:.3f})")
     print(
         f"bound: {cores} processes of plain CPU work ran {ceiling:.2f}x faster at once than in turn on this "
@@ -216,7 +230,7 @@ def main() -> None:
         f"sweep kept {sequential_busy:.2f} cores busy, so a pool here can be about {ceiling / sequential_busy:.2f}x "
         "faster at most"
     )
-    rows.append(row(f"{n} points, sequential: average busy cores", sequential_busy, unit="cores"))
+    rows.append(row(f"{n} points of {notebook.stem}, sequential: average busy cores", sequential_busy, unit="cores"))
     rows.append(row(f"{cores} processes of plain CPU work: at once vs in turn", ceiling, unit="x"))
     report(rows)
 

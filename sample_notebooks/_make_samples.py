@@ -767,6 +767,53 @@ print(f"degree={degree} alpha={alpha}: rmse={rmse:.2f} r2={r2:.3f}")
 ]
 
 
+# --------------------------------------------------------------------------------------------
+# 17. boosting_sweep.ipynb: a sweep whose points each train for seconds (the issue's own example:
+#     n_estimators x max_depth), as real sweeps do; the benchmark's compute-bound case.
+# --------------------------------------------------------------------------------------------
+
+BOOSTING_SWEEP = [
+    md("""
+# Gradient boosting on tabular data: how many trees, how deep, how fast?
+
+Each point trains for a few seconds on one core, so a sweep of them is worth running in parallel:
+
+    handoff sweep boosting_sweep.ipynb -p n_estimators 100,200 -p max_depth 2,3 -p learning_rate 0.05,0.1 --workers 2
+
+The data is generated here (a stand-in for the team's customer table, so the notebook runs offline).
+"""),
+    params("""
+n_estimators: int = 100  # boosting stages
+max_depth: int = 3  # depth of each tree
+learning_rate: float = 0.1  # shrinkage of each stage
+"""),
+    code("""
+from sklearn.datasets import make_classification
+from sklearn.model_selection import train_test_split
+
+X, y = make_classification(
+    n_samples=6000, n_features=20, n_informative=8, n_redundant=4, class_sep=0.8, random_state=7
+)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+"""),
+    code("""
+from sklearn.ensemble import GradientBoostingClassifier
+
+clf = GradientBoostingClassifier(
+    n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate, random_state=0
+)
+clf.fit(X_train, y_train)
+"""),
+    code("""
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+auc = roc_auc_score(y_test, clf.predict_proba(X_test)[:, 1])
+accuracy = accuracy_score(y_test, clf.predict(X_test))
+print(f"{n_estimators} trees of depth {max_depth} at {learning_rate}: AUC {auc:.3f}, accuracy {accuracy:.3f}")
+"""),
+]
+
+
 def write_diabetes_csv() -> Path:
     from sklearn.datasets import load_diabetes
 
@@ -794,6 +841,7 @@ def main() -> None:
         write_notebook("pytorch_mlp.ipynb", PYTORCH),
         write_notebook("two_candidate_models.ipynb", TWO_CANDIDATES),
         write_notebook("ridge_sweep.ipynb", RIDGE_SWEEP),
+        write_notebook("boosting_sweep.ipynb", BOOSTING_SWEEP),
     ]
     for path in written:
         print(f"wrote {path.relative_to(HERE.parent)}")
