@@ -204,12 +204,13 @@ def test_eight_points_on_two_workers_get_unique_versions_that_all_verify_and_sha
 
 
 class _ProcessWatch:
-    """While in use: the parent of every sweep worker and of every check server (and fork of one)
-    seen among this process's descendants."""
+    """While in use: the parent of every sweep worker, of every check server (and fork of one) and
+    of every multiprocessing forkserver (and fork of one) seen among this process's descendants."""
 
     def __init__(self) -> None:
         self.parents: dict[int, int] = {}
         self.servers: dict[int, int] = {}
+        self.forkservers: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -236,6 +237,8 @@ class _ProcessWatch:
                     self.parents[process.pid] = parent
                 elif line[1:4] == ["-m", "handoff.checks.runner", "--serve"]:  # not bubblewrap's line
                     self.servers[process.pid] = parent
+                elif "from multiprocessing.forkserver import main" in " ".join(line):
+                    self.forkservers[process.pid] = parent
 
 
 def test_ctrl_c_cancels_the_sweep_and_leaves_no_kernel_or_worker(
@@ -295,6 +298,10 @@ def test_a_sweep_on_a_dask_local_cluster_shares_the_cores(store: Store, write_no
         )  # fmt: skip
     assert done.returncode == EXIT_OK, done.stderr
     assert len(watch.started_servers()) == 1, f"the Dask workers shared the sweep's check server: {watch.servers}"
+    forked = [pid for pid, parent in watch.forkservers.items() if parent in watch.forkservers]
+    assert len(watch.forkservers) - len(forked) == 1 and len(forked) == 2, (
+        f"both Dask workers were forked from one process that imported Dask and handoff once: {watch.forkservers}"
+    )
     result = json.loads(done.stdout)
     assert result["where"] == "Dask LocalCluster (2 workers)"
     assert sorted(p["version"] for p in result["points"]) == [1, 2]
