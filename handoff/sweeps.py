@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from handoff.errors import OptionError, ParameterError
+from handoff.errors import HandoffError, OptionError, ParameterError
 from handoff.jobs import (
     ACTIVE,
     CANCELLED,
@@ -532,7 +532,6 @@ def _dask_point(payload: dict[str, Any]) -> dict[str, Any]:
     from handoff.build import build
     from handoff.credentials import Credentials
     from handoff.execution import Cancellation
-    from handoff.inspection import load_notebook
     from handoff.sandbox import share_cores
     from handoff.store import Store
 
@@ -558,7 +557,7 @@ def _dask_point(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         result, end, _ = attempt(
             lambda: build(
-                load_notebook(payload["notebook"], name=payload["notebook_name"]),
+                _notebook_of(payload),
                 payload["params"],
                 payload["name"],
                 store=store,
@@ -573,6 +572,20 @@ def _dask_point(payload: dict[str, Any]) -> dict[str, Any]:
         finished.set()
     metrics = result.metrics if result is not None else {}
     return end | {"metrics": dict(metrics), "seconds": time.monotonic() - started}
+
+
+def _notebook_of(payload: Mapping[str, Any]) -> NotebookSource:
+    """The sweep's notebook on a Dask worker: read from its file when the worker sees the same file
+    (the same machine, or a shared file system), so the data beside it is there as in a local
+    build; else from the bytes the sweep sent (data then comes only as the sweep's files)."""
+    from handoff.inspection import load_notebook
+
+    path = payload.get("notebook_path")
+    if path is not None:
+        with contextlib.suppress(OSError, HandoffError):
+            if Path(path).read_bytes() == payload["notebook"]:
+                return load_notebook(Path(path))
+    return load_notebook(payload["notebook"], name=payload["notebook_name"])
 
 
 def _threads_by_host(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
@@ -723,6 +736,7 @@ def _run_on_dask(
             base = {
                 "notebook": loaded.raw,
                 "notebook_name": loaded.name,
+                "notebook_path": str(loaded.path.resolve()) if loaded.path else None,
                 "name": model,
                 "store": store.uri,
                 "checks": dict(checks or {}),
@@ -890,7 +904,6 @@ def sweep(
 def _promote_best(result: SweepResult, store: Store) -> SweepResult:
     """The best passed point promoted to champion through the normal gate (worse than the champion,
     or failed: refused, and the reason kept)."""
-    from handoff.errors import HandoffError
     from handoff.lifecycle import promote
 
     best = result.best

@@ -27,6 +27,7 @@ TESTED_ELSEWHERE = {
     "pytorch_mlp": "test_flavors.py",
     "two_candidate_models": "app/test_page_parity.py",
     "ridge_sweep": "test_sweeps.py",
+    "boosting_sweep": "test_sweeps.py",
 }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from sklearn.datasets import load_iris
 
 import handoff
 from handoff import cli
@@ -38,6 +39,13 @@ THREADS_SEEN = (
     "from threadpoolctl import threadpool_info\n"
     "handoff.log_metrics({'cores': float(joblib.cpu_count()),\n"
     "                     'threads': float(max(lib['num_threads'] for lib in threadpool_info()))})"
+)
+TRAIN_FROM_CSV = (
+    "import pandas as pd\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "frame = pd.read_csv('iris.csv')\n"
+    "X, y = frame.drop(columns='target'), frame['target']\n"
+    "model = LogisticRegression(max_iter=300).fit(X, y)"
 )
 SHARE_OF_TWO = max(1, (os.cpu_count() or 1) // 2)  # each of 2 points at once gets half the cores
 
@@ -154,6 +162,26 @@ def test_a_2x2_sweep_records_four_tagged_versions_best_first_and_promotes_the_be
     assert handoff.list_jobs(store, sweep="other") == []
 
 
+def test_a_boosting_sweep_ranks_by_auc_highest_first_and_ships_the_classifier(store: Store) -> None:
+    result = handoff.sweep(
+        SAMPLES / "boosting_sweep.ipynb",
+        {"n_estimators": "5,40", "max_depth": "2", "learning_rate": "0.1"},
+        store=store,
+        workers=2,
+        **LIMITS,
+    )
+    assert result.ok and result.metric == ("auc", True)
+    best, worse = result.ranked()
+    assert best.metrics["auc"] > worse.metrics["auc"] and best.params["n_estimators"] == 40  # more trees win here
+    for point in result.points:
+        model = store.get_version("boosting_sweep", point.version or 0).record.outputs.model
+        assert model is not None and (model.shipped, model.type) == (
+            "clf",
+            "sklearn.ensemble._gb.GradientBoostingClassifier",
+        )
+        assert {"auc", "accuracy"} <= point.metrics.keys()
+
+
 def test_a_failing_point_is_recorded_failed_and_does_not_stop_the_others(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -200,16 +228,18 @@ def test_eight_points_on_two_workers_get_unique_versions_that_all_verify_and_sha
     first, fork = sorted(pids, key=lambda pid: watch.parents.get(pid or 0) in pids)
     assert watch.parents[fork] == first, "the second worker is a fork of the first (its imports done once)"
     assert len(watch.started_servers()) == 1, f"both workers' points used one warm check server: {watch.servers}"
+    assert len(watch.started_servers("kernel")) == 1, f"... and one kernel server: {watch.kernel_servers}"
     assert all(v["ok"] for v in verify_store(store=store))
 
 
 class _ProcessWatch:
-    """While in use: the parent of every sweep worker, of every check server (and fork of one) and
-    of every multiprocessing forkserver (and fork of one) seen among this process's descendants."""
+    """While in use: the parent of every sweep worker, of every check and kernel server (and fork of
+    one) and of every multiprocessing forkserver (and fork of one) seen among this process's descendants."""
 
     def __init__(self) -> None:
         self.parents: dict[int, int] = {}
         self.servers: dict[int, int] = {}
+        self.kernel_servers: dict[int, int] = {}
         self.forkservers: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -222,8 +252,9 @@ class _ProcessWatch:
         self._stop.set()
         self._thread.join()
 
-    def started_servers(self) -> set[int]:
-        return {pid for pid, parent in self.servers.items() if parent not in self.servers}  # not their forks
+    def started_servers(self, kind: str = "checks") -> set[int]:
+        servers = self.servers if kind == "checks" else self.kernel_servers
+        return {pid for pid, parent in servers.items() if parent not in servers}  # not their forks
 
     def _watch(self) -> None:
         me = psutil.Process()
@@ -237,6 +268,8 @@ class _ProcessWatch:
                     self.parents[process.pid] = parent
                 elif line[1:4] == ["-m", "handoff.checks.runner", "--serve"]:  # not bubblewrap's line
                     self.servers[process.pid] = parent
+                elif line[1:3] == ["-m", "handoff.kernel_server"]:
+                    self.kernel_servers[process.pid] = parent
                 elif "from multiprocessing.forkserver import main" in " ".join(line):
                     self.forkservers[process.pid] = parent
 
@@ -284,8 +317,11 @@ def test_ctrl_c_cancels_the_sweep_and_leaves_no_kernel_or_worker(
 # -- Dask -----------------------------------------------------------------------------------------
 
 
-def test_a_sweep_on_a_dask_local_cluster_shares_the_cores(store: Store, write_notebook: Callable[..., Path]) -> None:
-    path = write_notebook([("parameters", "point = 0"), TRAIN_IRIS, THREADS_SEEN], name="tiny.ipynb")
+def test_a_sweep_on_a_dask_local_cluster_reads_the_data_beside_the_notebook_and_shares_the_cores(
+    store: Store, write_notebook: Callable[..., Path]
+) -> None:
+    path = write_notebook([("parameters", "point = 0"), TRAIN_FROM_CSV, THREADS_SEEN], name="tiny.ipynb")
+    load_iris(as_frame=True).frame.to_csv(path.parent / "iris.csv", index=False)
     # the CLI in a process of its own: a LocalCluster's worker processes re-import their parent's
     # __main__, which in a pytest worker that ran the app's AppTest is the Streamlit script
     with _ProcessWatch() as watch:
@@ -298,6 +334,7 @@ def test_a_sweep_on_a_dask_local_cluster_shares_the_cores(store: Store, write_no
         )  # fmt: skip
     assert done.returncode == EXIT_OK, done.stderr
     assert len(watch.started_servers()) == 1, f"the Dask workers shared the sweep's check server: {watch.servers}"
+    assert len(watch.started_servers("kernel")) == 1, f"... and its kernel server: {watch.kernel_servers}"
     forked = [pid for pid, parent in watch.forkservers.items() if parent in watch.forkservers]
     assert len(watch.forkservers) - len(forked) == 1 and len(forked) == 2, (
         f"both Dask workers were forked from one process that imported Dask and handoff once: {watch.forkservers}"
@@ -308,6 +345,9 @@ def test_a_sweep_on_a_dask_local_cluster_shares_the_cores(store: Store, write_no
     listed = store.list_versions("tiny")
     assert {(v.sweep, v.sweep_point) for v in listed} == {(result["id"], 1), (result["id"], 2)}
     assert {(v.metrics["cores"], v.metrics["threads"]) for v in listed} == {(SHARE_OF_TWO, SHARE_OF_TWO)}
+    for version in listed:  # read where the sweep started, as a local build reads it
+        data = store.get_version("tiny", version.version).record.outputs.data
+        assert [f.path for f in data.files] == ["iris.csv"]
     assert all(v["ok"] for v in verify_store(store=store))
 
 
