@@ -25,6 +25,16 @@ from pathlib import Path
 
 from handoff.errors import OptionError
 
+#: What bounds the threads of a notebook's numerical libraries (BLAS, OpenMP) and the processes
+#: of joblib's ``n_jobs=-1``: each reads its variable when it starts.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "LOKY_MAX_CPU_COUNT",
+)
 #: Environment variables a sandboxed process gets from its parent (everything else is dropped).
 ENV_ALLOWED = frozenset(
     {
@@ -40,14 +50,9 @@ ENV_ALLOWED = frozenset(
         "PYTHONHASHSEED",
         "VIRTUAL_ENV",
         "MPLBACKEND",
-        "OMP_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "MKL_NUM_THREADS",
-        "NUMEXPR_NUM_THREADS",
-        "VECLIB_MAXIMUM_THREADS",
-        "LOKY_MAX_CPU_COUNT",
         "JPY_SESSION_NAME",
         "PYDEVD_DISABLE_FILE_VALIDATION",
+        *THREAD_VARIABLES,
     }
 )
 #: Credential files and folders under the home directory that are hidden from the sandbox.
@@ -185,16 +190,6 @@ def environment(base: Mapping[str, str], workdir: Path, policy: Policy) -> dict[
     return env
 
 
-#: What bounds the threads of a notebook's numerical libraries (BLAS, OpenMP) and the processes
-#: of joblib's ``n_jobs=-1``: each reads its variable when it starts.
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "LOKY_MAX_CPU_COUNT",
-)
 _shared_cores: dict[str, str] = {}  # what share_cores set in this process (and may set again)
 
 
