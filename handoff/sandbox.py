@@ -195,13 +195,20 @@ _shared_cores: dict[str, str] = {}  # what share_cores set in this process (and 
 
 def share_cores(processes: int) -> int:
     """Bound the threads of every notebook this process starts from now on to its share of the
-    machine's cores when ``processes`` builds run on it at once (a sweep's workers): without it, two
-    points that each use every core (BLAS, ``n_jobs=-1``) fight over them. A bound the user set in
-    this process's environment is kept. Returns the share."""
-    share = max(1, (os.cpu_count() or 1) // max(1, processes))
+    cores it may run on when ``processes`` builds run on them at once (a sweep's workers): without
+    it, two points that each use every core (BLAS, ``n_jobs=-1``) fight over them. One build alone
+    is left as it is, and so is a bound the user set in this process's environment. Returns the
+    share."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    share = max(1, cores // max(1, processes))
     for name in THREAD_VARIABLES:
-        if name not in os.environ or os.environ[name] == _shared_cores.get(name):
+        if name in os.environ and os.environ[name] != _shared_cores.get(name):
+            continue  # the user's own bound
+        if processes > 1:
             os.environ[name] = _shared_cores[name] = str(share)
+        else:  # an earlier sweep's share, in a process that outlives it (a Dask worker)
+            os.environ.pop(name, None)
+            _shared_cores.pop(name, None)
     return share
 
 

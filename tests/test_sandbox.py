@@ -190,3 +190,24 @@ def test_a_relative_import_path_in_the_building_process_still_sandboxes(monkeypa
     paths = sandbox.python_paths(sys.executable)
     assert all(p.is_absolute() for p in paths), paths
     assert tmp_path.resolve() in paths
+
+
+def test_points_at_once_share_the_cores_and_a_users_own_bound_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in sandbox.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # the user's own
+    monkeypatch.setattr(sandbox.os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert sandbox.share_cores(3) == 2
+    assert {name: os.environ.get(name) for name in sandbox.THREAD_VARIABLES} == {
+        "OMP_NUM_THREADS": "2",
+        "OPENBLAS_NUM_THREADS": "2",
+        "MKL_NUM_THREADS": "3",
+        "NUMEXPR_NUM_THREADS": "2",
+        "VECLIB_MAXIMUM_THREADS": "2",
+        "LOKY_MAX_CPU_COUNT": "2",
+    }
+    assert sandbox.share_cores(16) == 1 and os.environ["OMP_NUM_THREADS"] == "1"  # never below one
+    sandbox.share_cores(1)  # a later build alone, in the same process: every core again, as before
+    assert {name: os.environ.get(name) for name in sandbox.THREAD_VARIABLES if name in os.environ} == {
+        "MKL_NUM_THREADS": "3"
+    }
