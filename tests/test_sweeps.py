@@ -47,7 +47,7 @@ TRAIN_FROM_CSV = (
     "X, y = frame.drop(columns='target'), frame['target']\n"
     "model = LogisticRegression(max_iter=300).fit(X, y)"
 )
-SHARE_OF_TWO = max(1, (os.cpu_count() or 1) // 2)  # each of 2 points at once gets half the cores
+SHARE_OF_TWO = max(1, len(os.sched_getaffinity(0)) // 2)  # each of 2 points at once gets half the cores
 
 
 def _home(store: Store) -> str:
