@@ -51,7 +51,7 @@ from typing import Any
 import psutil
 
 import handoff
-from _common import ROOT, arguments, report, row
+from _common import ROOT, SAMPLE, arguments, report, row
 
 #: Each sweep notebook's grid at 8 and at 16 points.
 GRIDS: dict[str, dict[int, dict[str, str]]] = {
@@ -179,9 +179,9 @@ def by_hand(notebook: Path, grid: dict[str, str]) -> tuple[float, float, float]:
 def main() -> None:
     args = arguments(__doc__, repeat=1, points=8)  # each way takes about a minute: one run by default
     n = args.points
-    notebook = args.notebook if args.notebook.name in GRIDS else ROOT / "sample_notebooks" / "boosting_sweep.ipynb"
-    if n not in (8, 16):
-        raise SystemExit("--points is 8 or 16")
+    notebook = ROOT / "sample_notebooks" / "boosting_sweep.ipynb" if args.notebook == SAMPLE else args.notebook
+    if notebook.name not in GRIDS or n not in (8, 16):
+        raise SystemExit(f"--notebook is one of {', '.join(GRIDS)}; --points is 8 or 16")
     grid = GRIDS[notebook.name][n]
     hand_name = f"by hand ({n} CLI builds)"
     ways: list[tuple[str, Callable[[], tuple[float, float, float]]]] = [

@@ -228,7 +228,7 @@ def test_eight_points_on_two_workers_get_unique_versions_that_all_verify_and_sha
     first, fork = sorted(pids, key=lambda pid: watch.parents.get(pid or 0) in pids)
     assert watch.parents[fork] == first, "the second worker is a fork of the first (its imports done once)"
     assert len(watch.started_servers()) == 1, f"both workers' points used one warm check server: {watch.servers}"
-    assert len(watch.started_servers("kernel")) == 1, f"... and one kernel server: {watch.kernel_servers}"
+    assert len(watch.started_servers("kernel")) == 1, f"... and one kernel server: {watch.servers['kernel']}"
     assert all(v["ok"] for v in verify_store(store=store))
 
 
@@ -238,8 +238,7 @@ class _ProcessWatch:
 
     def __init__(self) -> None:
         self.parents: dict[int, int] = {}
-        self.servers: dict[int, int] = {}
-        self.kernel_servers: dict[int, int] = {}
+        self.servers: dict[str, dict[int, int]] = {"checks": {}, "kernel": {}}
         self.forkservers: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -253,7 +252,7 @@ class _ProcessWatch:
         self._thread.join()
 
     def started_servers(self, kind: str = "checks") -> set[int]:
-        servers = self.servers if kind == "checks" else self.kernel_servers
+        servers = self.servers[kind]
         return {pid for pid, parent in servers.items() if parent not in servers}  # not their forks
 
     def _watch(self) -> None:
@@ -267,9 +266,9 @@ class _ProcessWatch:
                 if line[1:4] == ["-m", "handoff.worker", "--sweep"]:
                     self.parents[process.pid] = parent
                 elif line[1:4] == ["-m", "handoff.checks.runner", "--serve"]:  # not bubblewrap's line
-                    self.servers[process.pid] = parent
+                    self.servers["checks"][process.pid] = parent
                 elif line[1:3] == ["-m", "handoff.kernel_server"]:
-                    self.kernel_servers[process.pid] = parent
+                    self.servers["kernel"][process.pid] = parent
                 elif "from multiprocessing.forkserver import main" in " ".join(line):
                     self.forkservers[process.pid] = parent
 
@@ -334,7 +333,7 @@ def test_a_sweep_on_a_dask_local_cluster_reads_the_data_beside_the_notebook_and_
         )  # fmt: skip
     assert done.returncode == EXIT_OK, done.stderr
     assert len(watch.started_servers()) == 1, f"the Dask workers shared the sweep's check server: {watch.servers}"
-    assert len(watch.started_servers("kernel")) == 1, f"... and its kernel server: {watch.kernel_servers}"
+    assert len(watch.started_servers("kernel")) == 1, f"... and its kernel server: {watch.servers['kernel']}"
     forked = [pid for pid, parent in watch.forkservers.items() if parent in watch.forkservers]
     assert len(watch.forkservers) - len(forked) == 1 and len(forked) == 2, (
         f"both Dask workers were forked from one process that imported Dask and handoff once: {watch.forkservers}"
