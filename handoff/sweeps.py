@@ -658,15 +658,12 @@ def _client(cluster: str, workers: int) -> tuple[Any, Any, str]:
         raise OptionError(f"no Dask scheduler answers at {cluster}: {exc}") from None
 
 
-#: What a LocalCluster's worker processes import before they are forked (see ``_local_cluster``).
-_WORKER_IMPORTS = ["distributed", "handoff.build", "handoff.checklist", "handoff.package", "handoff.sweeps"]
-
-
 def _local_cluster(workers: int) -> Any:
     """A ``LocalCluster`` of ``workers`` single-thread worker processes forked from one process that
-    imported Dask and handoff's build once (multiprocessing's forkserver), where Dask's default start
-    (spawn) has each worker import both itself: about 1.5 CPU-seconds a worker, on the cores the
-    sweep's first points need. The forkserver is this process's own (it lives as long as it does)."""
+    imported Dask and warmed up a build once (multiprocessing's forkserver, ``handoff.dask_preload``),
+    where Dask's default start (spawn) has each worker pay both itself: about 4 CPU-seconds a worker,
+    on the cores the sweep's first points need. The forkserver is this process's own (it lives as
+    long as it does)."""
     import multiprocessing
 
     import dask
@@ -675,7 +672,7 @@ def _local_cluster(workers: int) -> Any:
 
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         get_mp_context()  # Dask's own preload list, set once; ours replaces it before the server starts
-        multiprocessing.get_context("forkserver").set_forkserver_preload(_WORKER_IMPORTS)
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["handoff.dask_preload"])
         return LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
         )

@@ -78,7 +78,7 @@ def _sweep(table: JobTable, sweep_id: str, workers: int, signals: _Signals) -> i
         queued = table.select(sweep=sweep_id, state=QUEUED)
         with contextlib.suppress(Exception):  # a point that cannot be planned fails in its own build
             warm_servers.start_early(root, warm_server_keys(table, queued[0].id, root))
-        _warm_up()
+        warm_up()
 
     first = os.getpid()
 
@@ -117,10 +117,14 @@ def _take_points(table: JobTable, sweep_id: str, signals: _Signals) -> int:
         keep_kernel_ready(False)  # the kernel started for a point that never came
 
 
-def _warm_up() -> None:
+def warm_up() -> None:
     """What every point's build pays on first use in a process: the build's modules (papermill,
-    nbclient, nbconvert), the report's templates and the secrets scan's plugins. No thread is left
-    running: the process forks after this."""
+    nbclient, nbconvert), the store's (MLflow, SQLAlchemy: about 2 CPU-seconds), the report's
+    templates and the secrets scan's plugins. No thread is left running: the process forks after
+    this (a sweep's first worker, and a Dask ``LocalCluster``'s forkserver: ``handoff.dask_preload``)."""
+    import mlflow.store.model_registry.sqlalchemy_store
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 -- the embedded store's
+
     from handoff import build, checklist, package  # noqa: F401 -- imported for the forks
 
     checklist.warm_up()
