@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,13 @@ def build(path: Path | bytes, store: Store, **kwargs: object) -> handoff.BuildRe
         failures = [f"{r.id}: {r.message}" for r in (result.checks.failures if result.checks else [])]
         print(f"build {result.name} failed: {result.error}; failed checks: {failures}; warnings: {result.warnings}")
     return result
+
+
+def as_in_a_terminal() -> None:
+    """``preexec_fn`` of a child that a test sends Ctrl-C's SIGINT to: the signal at its default, as in
+    a terminal's foreground job, even when the test run itself was started in the background (a
+    non-interactive shell's ``&`` ignores SIGINT, a Python child inherits that and never sees Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def local_path(uri: str) -> Path:

@@ -24,7 +24,7 @@ from handoff.jobs import Job, JobNotFoundError, JobTable
 from handoff.lifecycle import verify_store
 from handoff.sandbox import descendants, detect
 from handoff.store import Store
-from helpers import TRAIN_IRIS, survivors
+from helpers import TRAIN_IRIS, as_in_a_terminal, survivors
 
 SLEEPY = [("parameters", "seconds = 300"), "import time\ntime.sleep(seconds)", TRAIN_IRIS]
 LIMITS = {"timeout": 300.0, "cell_timeout": 300.0}
@@ -256,6 +256,7 @@ def test_ctrl_c_on_a_cli_build_marks_its_job_cancelled(store: Store, write_noteb
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_in_a_terminal,
     )
     try:
         deadline = time.monotonic() + 180

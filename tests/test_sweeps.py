@@ -29,7 +29,7 @@ from handoff.lifecycle import verify_store
 from handoff.sandbox import descendants
 from handoff.store import Store
 from handoff.sweeps import plan_points, remote_hosts, sweep_versions
-from helpers import SAMPLES, TRAIN_IRIS, survivors
+from helpers import SAMPLES, TRAIN_IRIS, as_in_a_terminal, survivors
 
 RIDGE = SAMPLES / "ridge_sweep.ipynb"
 LIMITS = {"timeout": 300.0, "cell_timeout": 300.0}
@@ -283,6 +283,7 @@ def test_ctrl_c_cancels_the_sweep_and_leaves_no_kernel_or_worker(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_in_a_terminal,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 180
