@@ -661,9 +661,9 @@ def _client(cluster: str, workers: int) -> tuple[Any, Any, str]:
 def _local_cluster(workers: int) -> Any:
     """A ``LocalCluster`` of ``workers`` single-thread worker processes forked from one process that
     imported Dask and warmed up a build once (multiprocessing's forkserver, ``handoff.dask_preload``),
-    where Dask's default start (spawn) has each worker pay both itself: about 4 CPU-seconds a worker,
-    on the cores the sweep's first points need. The forkserver is this process's own (it lives as
-    long as it does)."""
+    where Dask's default start (spawn) has each worker pay both itself: about 1.4 CPU-seconds a
+    worker, on the cores the sweep's first points need. The forkserver is this process's own (it
+    lives as long as it does)."""
     import multiprocessing
 
     import dask

@@ -119,12 +119,9 @@ def _take_points(table: JobTable, sweep_id: str, signals: _Signals) -> int:
 
 def warm_up() -> None:
     """What every point's build pays on first use in a process: the build's modules (papermill,
-    nbclient, nbconvert), the store's (MLflow, SQLAlchemy: about 2 CPU-seconds), the report's
-    templates and the secrets scan's plugins. No thread is left running: the process forks after
-    this (a sweep's first worker, and a Dask ``LocalCluster``'s forkserver: ``handoff.dask_preload``)."""
-    import mlflow.store.model_registry.sqlalchemy_store
-    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 -- the embedded store's
-
+    nbclient, nbconvert), the report's templates and the secrets scan's plugins. No thread is left
+    running: the process forks after this (a sweep's first worker, and a Dask ``LocalCluster``'s
+    forkserver: ``handoff.dask_preload``)."""
     from handoff import build, checklist, package  # noqa: F401 -- imported for the forks
 
     checklist.warm_up()

@@ -351,12 +351,12 @@ def test_a_sweep_on_a_dask_local_cluster_reads_the_data_beside_the_notebook_and_
     assert all(v["ok"] for v in verify_store(store=store))
 
 
-WARM_MODULES = ("papermill", "mlflow.store.tracking.sqlalchemy_store", "nbconvert.exporters.html", "detect_secrets")
+WARM_MODULES = ("papermill", "nbconvert.exporters.html", "detect_secrets")
 
 
 def test_a_local_clusters_workers_start_with_a_builds_first_use_costs_paid() -> None:
     """Each worker is forked from a process that warmed up a build once (``handoff.dask_preload``): the
-    build's, the store's and the report's modules are there before the worker's first point."""
+    build's and the report's modules and the secrets scanner are there before the worker's first point."""
     code = (
         "import sys\nfrom distributed import Client\nfrom handoff.sweeps import _local_cluster\n"
         f"with Client(_local_cluster(1)) as client:\n"
