@@ -7,7 +7,6 @@ so loading MLflow and scikit-learn there costs the build almost nothing extra.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -175,12 +174,17 @@ class ArtifactChecker:
         self.log_path = log_path or self._dir / "checks.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 -- the worker's stdout for its whole life; closed in close()
         self._requests = 0
-        server = warm_servers.server_for("checks", (self._dir, *writable), readable, hidden)
-        if server is not None:  # a sweep's point: forked from the sweep's warm server
-            with contextlib.suppress(OSError):  # the server just died: a fresh worker below
+        for _ in range(2):  # a sweep's point: forked from the sweep's warm server (a new one if it died)
+            server = warm_servers.server_for("checks", (self._dir, *writable), readable, hidden)
+            if server is None:
+                break
+            try:
                 forked, self._stdin = warm_servers.spawn(server, self._dir, self._log)
-                self._process: subprocess.Popen[bytes] | ForkedProcess = forked
-                return
+            except OSError:
+                warm_servers.gone(server)
+                continue
+            self._process: subprocess.Popen[bytes] | ForkedProcess = forked
+            return
         worker_answers.provide(self._dir)  # when known: not worked out again in the worker
         policy = sandbox.Policy()
         env = sandbox.environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, self._dir, policy)

@@ -270,6 +270,19 @@ def abandon(address: Path) -> None:
         _abandoned.add(address)
 
 
+def gone(address: Path) -> None:
+    """The server at ``address`` refused a connection: it died, though its sandbox may not have
+    exited yet. The serving process forgets it, so ``server_for`` starts a new one at once; any
+    other process starts its own processes from now on (``abandon``)."""
+    with _lock:
+        dead = [key for key, server in _servers.items() if server.address == address]
+        closing = [_servers.pop(key) for key in dead]
+        if not dead:
+            _abandoned.add(address)
+    for server in closing:
+        server.close()
+
+
 def _server(key: ServerKey) -> Path | None:
     with _lock:
         if _root is None:
