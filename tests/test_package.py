@@ -24,11 +24,29 @@ from handoff.store import Store
 from helpers import SAMPLES, TRAIN_IRIS, build, free_port, local_path, predict_in_fresh_process
 
 
-@pytest.fixture
-def exported(tmp_path: Path, store: Store) -> tuple[handoff.BuildResult, Path]:
+def _build_and_export(store: Store, out: Path) -> tuple[handoff.BuildResult, Path]:
     result = build(SAMPLES / "dataframe_features.ipynb", store)
     assert result.ok, result.error
-    return result, handoff.export(result.name, result.version, tmp_path / "out", store=store).path
+    return result, handoff.export(result.name, result.version, out, store=store).path
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory, _store_template: Path) -> Store:
+    """One store for the tests that only read its version: built once per worker, not once per test."""
+    home = tmp_path_factory.mktemp("package") / "store"
+    shutil.copytree(_store_template, home)
+    return Store(home)
+
+
+@pytest.fixture(scope="module")
+def exported(shared_store: Store, tmp_path_factory: pytest.TempPathFactory) -> tuple[handoff.BuildResult, Path]:
+    return _build_and_export(shared_store, tmp_path_factory.mktemp("exported") / "out")
+
+
+@pytest.fixture
+def exported_alone(tmp_path: Path, store: Store) -> tuple[handoff.BuildResult, Path]:
+    """Its own build, for a test that damages what the store holds."""
+    return _build_and_export(store, tmp_path / "out")
 
 
 def _members(path: Path) -> dict[str, bytes]:
@@ -36,7 +54,7 @@ def _members(path: Path) -> dict[str, bytes]:
         return {info.filename: archive.read(info) for info in archive.infolist()}
 
 
-def test_layout_and_manifest(exported, store: Store) -> None:
+def test_layout_and_manifest(exported, shared_store: Store) -> None:
     result, path = exported
     assert path.name == "dataframe_features-v1.zip"
     members = _members(path)
@@ -53,9 +71,10 @@ def test_layout_and_manifest(exported, store: Store) -> None:
         1,
         "passed",
     )
-    assert manifest["created"] == store.get_version("dataframe_features", 1).created
+    assert manifest["created"] == shared_store.get_version("dataframe_features", 1).created
     assert (
-        manifest["source_notebook"]["sha256"] == store.get_version("dataframe_features", 1).build.inputs.notebook.sha256
+        manifest["source_notebook"]["sha256"]
+        == shared_store.get_version("dataframe_features", 1).build.inputs.notebook.sha256
     )
     assert manifest["parameters"] == result.record.inputs.parameters and manifest["metrics"] == result.metrics
     assert manifest["checklist"]["results"]["model.loads"] == "passed"
@@ -73,16 +92,18 @@ def test_layout_and_manifest(exported, store: Store) -> None:
     assert b"mlflow" in members[root + "serve/Dockerfile"] and b"<script" not in members[root + "notebook/report.html"]
 
 
-def test_exports_are_byte_identical_and_match_the_recorded_digest(exported, tmp_path: Path, store: Store) -> None:
+def test_exports_are_byte_identical_and_match_the_recorded_digest(
+    exported, tmp_path: Path, shared_store: Store
+) -> None:
     result, first = exported
-    second = handoff.export(result.name, result.version, tmp_path / "again.zip", store=store)
+    second = handoff.export(result.name, result.version, tmp_path / "again.zip", store=shared_store)
     assert first.read_bytes() == second.path.read_bytes()
-    recorded = store.read_artifact(result.run_id, "package/dataframe_features-v1.zip.sha256").decode().split()[0]
+    recorded = shared_store.read_artifact(result.run_id, "package/dataframe_features-v1.zip.sha256").decode().split()[0]
     assert recorded == second.sha256
 
 
-def test_a_missing_stored_package_is_rebuilt_to_the_same_bytes(exported, tmp_path: Path, store: Store) -> None:
-    result, first = exported
+def test_a_missing_stored_package_is_rebuilt_to_the_same_bytes(exported_alone, tmp_path: Path, store: Store) -> None:
+    result, first = exported_alone
     package_dir = store.local_artifacts(result.run_id) / "package"
     shutil.rmtree(package_dir)
     rebuilt = handoff.export(result.name, result.version, tmp_path / "rebuilt.zip", store=store)
@@ -91,7 +112,7 @@ def test_a_missing_stored_package_is_rebuilt_to_the_same_bytes(exported, tmp_pat
 
 
 def test_interrupted_export_leaves_no_partial_file(
-    exported, tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+    exported, tmp_path: Path, shared_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result, _ = exported
 
@@ -102,7 +123,7 @@ def test_interrupted_export_leaves_no_partial_file(
     monkeypatch.setattr(shutil, "copyfile", broken_copy)
     target = tmp_path / "final" / "pkg.zip"
     with pytest.raises(OSError, match="disk full"):
-        handoff.export(result.name, result.version, target, store=store)
+        handoff.export(result.name, result.version, target, store=shared_store)
     assert list(target.parent.iterdir()) == []
 
 
@@ -210,9 +231,9 @@ def test_verify_rejects_malicious_zips_without_extracting(tmp_path: Path, kind: 
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing was extracted
 
 
-def test_cli_export_and_verify(exported, tmp_path: Path, store: Store, capsys: pytest.CaptureFixture) -> None:
+def test_cli_export_and_verify(exported, tmp_path: Path, shared_store: Store, capsys: pytest.CaptureFixture) -> None:
     result, _ = exported
-    home = str(local_path(store.artifact_root).parent)
+    home = str(local_path(shared_store.artifact_root).parent)
     target = tmp_path / "cli.zip"
     assert main(["export", result.name, "1", "-o", str(target), "--store", home]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -286,9 +307,9 @@ def test_a_package_with_a_large_highly_compressible_notebook_verifies_and_strips
 
 
 def test_export_refuses_a_stored_package_truncated_on_disk(
-    exported, tmp_path: Path, store: Store, capsys: pytest.CaptureFixture
+    exported_alone, tmp_path: Path, store: Store, capsys: pytest.CaptureFixture
 ) -> None:
-    result, _ = exported
+    result, _ = exported_alone
     stored = store.local_artifacts(result.run_id) / "package" / "dataframe_features-v1.zip"
     stored.write_bytes(stored.read_bytes()[: stored.stat().st_size // 2])
     with pytest.raises(
@@ -322,15 +343,15 @@ def _recomputed(source: Path, target: Path, member: str, change) -> Path:
 
 
 def test_verify_with_store_catches_a_rezipped_package_with_a_recomputed_manifest(
-    exported, tmp_path: Path, store: Store, capsys: pytest.CaptureFixture
+    exported, tmp_path: Path, shared_store: Store, capsys: pytest.CaptureFixture
 ) -> None:
     _, path = exported
-    home = str(local_path(store.artifact_root).parent)
+    home = str(local_path(shared_store.artifact_root).parent)
     assert main(["verify", str(path), "--store", home]) == 0
     assert "it is the package the store recorded" in capsys.readouterr().out
     forged = _recomputed(path, tmp_path / "forged.zip", "README.md", lambda d: d + b"\nAll checks passed.\n")
     assert verify(forged).ok  # self-consistent: the manifest alone cannot tell
-    report = handoff.verify_recorded(forged, store=store)
+    report = handoff.verify_recorded(forged, store=shared_store)
     assert not report.ok and report.problems[-1].startswith("recorded: not the package")
     assert main(["verify", str(forged), "--store", home]) == 1
     assert "recorded: not the package" in capsys.readouterr().out
