@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
+import nbformat
 import pytest
 
 import handoff
@@ -12,7 +14,8 @@ from handoff.cli import main
 from handoff.errors import PromotionRefused
 from handoff.lifecycle import alias_stack
 from handoff.store import Store
-from helpers import build, local_path
+from helpers import build, local_path, notebook
+from versions_fixture import copy_store
 
 SCORED = (
     "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\n"
@@ -21,14 +24,28 @@ SCORED = (
 )
 
 
-@pytest.fixture
-def three_versions(write_notebook, store: Store) -> Store:
-    path = write_notebook([("parameters", "score = 0.8"), SCORED], name="m.ipynb")
+# one worker builds the module's three versions once; each test promotes on its own copy
+pytestmark = pytest.mark.xdist_group("promotion")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, _store_template: Path) -> Path:
+    """m v1 (accuracy 0.8), v2 (0.9), v3 (0.5: failed its threshold)."""
+    tmp = tmp_path_factory.mktemp("promotion")
+    store = copy_store(_store_template, tmp / "store")
+    path = tmp / "m.ipynb"
+    nbformat.write(notebook([("parameters", "score = 0.8"), SCORED]), path)
     for score in (0.8, 0.9):
         assert build(path, store, params={"score": score}).ok
     failed = build(path, store, params={"score": 0.5}, checks={"thresholds": ["accuracy>=0.7"]})
     assert failed.status == "failed" and failed.version == 3
-    return store
+    return tmp / "store"
+
+
+@pytest.fixture
+def three_versions(built: Path, tmp_path: Path) -> Store:
+    """The built store, copied for each test: no alias moved, no history yet."""
+    return copy_store(built, tmp_path / "store")
 
 
 def test_promote_promote_rollback_and_history(three_versions: Store) -> None:
