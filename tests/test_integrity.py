@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import stat
@@ -22,44 +23,36 @@ from handoff.record import BuildRecord, Inputs, Metric, NotebookRef, Outputs
 from handoff.store import DIGESTS_TAG, PACKAGE_TAG, Store
 from helpers import build, local_path
 
-RECORD_ONE = """
-import sys, tempfile
-from pathlib import Path
-from handoff.record import BuildRecord, Inputs, Metric, NotebookRef, Outputs
-from handoff.store import Store
-staging = Path(tempfile.mkdtemp())
-(staging / "model").mkdir()
-(staging / "model" / "MLmodel").write_text(sys.argv[2])
-record = BuildRecord("m", "passed", Inputs(NotebookRef("m", "0" * 64)), Outputs(metrics=(Metric("a", 1.0),)))
-recorded = Store(sys.argv[1]).record_build(staging=staging, record=record, register=True)
-print(recorded.version)
-"""
-
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_six_processes_opening_a_new_store_at_once_all_record_and_files_are_owner_only(tmp_path: Path) -> None:
+def test_six_cli_builds_into_a_store_that_does_not_exist_yet_all_record_and_files_are_owner_only(
+    iris_notebook: Path, tmp_path: Path
+) -> None:
     home = tmp_path / "brand" / "new"  # does not exist yet: every process races to create the schema
+    cli = [sys.executable, "-m", "handoff.cli", "build", str(iris_notebook), "--store", str(home), "--json"]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RECORD_ONE, str(home), str(i)],
+            [*cli, "-p", "C", str(c)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env={**os.environ, "HANDOFF_HOME": "/nonexistent"},
         )
-        for i in range(6)
+        for c in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
     ]
-    outputs = [p.communicate(timeout=240) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 6, [err[-1500:] for _, err in outputs]
-    assert sorted(int(out.split()[-1]) for out, _ in outputs) == [1, 2, 3, 4, 5, 6]
+    outputs = [p.communicate(timeout=800) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err[-2000:] for _, err in outputs]
+    built = [json.loads(out) for out, _ in outputs]
+    assert sorted(b["version"] for b in built) == [1, 2, 3, 4, 5, 6] and {b["status"] for b in built} == {"passed"}
     store = Store(home)
-    assert [v.version for v in store.list_versions("m")] == [1, 2, 3, 4, 5, 6]
-    assert store.get_version("m", 6).build.status == "passed"
+    assert [v.version for v in store.list_versions("iris")] == [1, 2, 3, 4, 5, 6]
+    assert store.get_version("iris", 6).build.status == "passed"
     assert _mode(home) == 0o700 and _mode(home / "mlflow.db") == 0o600 and _mode(home / "artifacts") == 0o700
     under = list((home / "artifacts").rglob("*"))
-    assert any(p.name == "MLmodel" for p in under)
+    assert sum(p.name == "MLmodel" for p in under) == 6
     assert {_mode(p) for p in under if p.is_file()} == {0o600}
     assert {_mode(p) for p in under if p.is_dir()} == {0o700}
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -87,26 +85,6 @@ def test_two_concurrent_builds_in_threads_get_distinct_versions(iris_notebook: P
 
 
 @pytest.mark.timeout(900)
-def test_six_concurrent_cli_builds_into_a_store_that_does_not_exist_yet(iris_notebook: Path, tmp_path: Path) -> None:
-    home = tmp_path / "brand-new-store"  # first-time initialisation races here unless it is serialized
-    cli = [sys.executable, "-m", "handoff.cli", "build", str(iris_notebook), "--store", str(home), "--json"]
-    procs = [
-        subprocess.Popen(
-            [*cli, "-p", "C", str(c)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "HANDOFF_HOME": "/nonexistent"},
-        )
-        for c in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
-    ]
-    outputs = [p.communicate(timeout=800) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 6, [o[1][-2000:] for o in outputs]
-    versions = sorted(json.loads(out)["version"] for out, _ in outputs)
-    assert versions == [1, 2, 3, 4, 5, 6]
-    assert [v.version for v in Store(home).list_versions("iris")] == [1, 2, 3, 4, 5, 6]
-
-
 def test_store_accepts_a_tracking_uri(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'team.db'}")
     assert store.list_models() == []
