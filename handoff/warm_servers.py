@@ -275,9 +275,8 @@ def gone(address: Path) -> None:
     exited yet. The serving process forgets it, so ``server_for`` starts a new one at once; any
     other process starts its own processes from now on (``abandon``)."""
     with _lock:
-        dead = [key for key, server in _servers.items() if server.address == address]
-        closing = [_servers.pop(key) for key in dead]
-        if not dead:
+        closing = [_servers.pop(key) for key in [k for k, s in _servers.items() if s.address == address]]
+        if not closing:
             _abandoned.add(address)
     for server in closing:
         server.close()
