@@ -22,6 +22,7 @@ from handoff.errors import OptionError, TamperedError
 from handoff.package import MAX_COMPRESSIBLE_BYTES, REQUIRED_FILES, verify
 from handoff.store import Store
 from helpers import SAMPLES, TRAIN_IRIS, build, free_port, local_path, predict_in_fresh_process
+from versions_fixture import copy_store
 
 
 def _build_and_export(store: Store, out: Path) -> tuple[handoff.BuildResult, Path]:
@@ -33,9 +34,7 @@ def _build_and_export(store: Store, out: Path) -> tuple[handoff.BuildResult, Pat
 @pytest.fixture(scope="module")
 def shared_store(tmp_path_factory: pytest.TempPathFactory, _store_template: Path) -> Store:
     """One store for the tests that only read its version: built once per worker, not once per test."""
-    home = tmp_path_factory.mktemp("package") / "store"
-    shutil.copytree(_store_template, home)
-    return Store(home)
+    return copy_store(_store_template, tmp_path_factory.mktemp("package") / "store")
 
 
 @pytest.fixture(scope="module")
