@@ -382,35 +382,40 @@ def test_an_embedded_store_is_refused_for_dask_workers_on_other_machines(
     assert store.list_versions() == [] and handoff.list_jobs(store) == []
 
 
+DASK_LOCAL = ["--host", "127.0.0.1", "--no-dashboard"]
+
+
 @pytest.fixture
 def dask_scheduler(tmp_path: Path) -> Iterator[str]:
     """Real ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1 (every worker on this machine:
     the embedded store is theirs too)."""
     dask = shutil.which("dask", path=str(Path(sys.executable).parent))
     assert dask, "dask's command line is installed with handoff[dask]"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
     log = open(tmp_path / "dask.log", "wb")  # noqa: SIM115 - closed below
+    # The scheduler picks its own free port and writes it down: a port picked here and freed could be
+    # taken by another test's kernel before the scheduler binds it.
+    scheduler_file = tmp_path / "scheduler.json"
     scheduler = subprocess.Popen(
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0", "--no-show"],
+        [dask, "scheduler", "--port", "0", "--scheduler-file", str(scheduler_file), *DASK_LOCAL],
         stdout=log,
         stderr=log,
     )
-    worker = subprocess.Popen(
-        [dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
-        stdout=log,
-        stderr=log,
-    )
+    processes = [scheduler]
     try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() or not scheduler_file.read_text().strip().endswith("}"):
+            assert scheduler.poll() is None and time.monotonic() < deadline, (tmp_path / "dask.log").read_text()
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        worker = [dask, "worker", address, "--nworkers", "2", "--nthreads", "1", *DASK_LOCAL]
+        processes.insert(0, subprocess.Popen(worker, stdout=log, stderr=log))
         from distributed import Client
 
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
         yield address
     finally:
-        for process in (worker, scheduler):
+        for process in processes:
             process.terminate()
             try:
                 process.wait(timeout=30)
