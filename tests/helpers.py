@@ -93,12 +93,23 @@ def predict_in_fresh_process(model_dir: Path) -> list:
 
 
 def free_port() -> int:
-    """A TCP port on the loopback interface that nothing listens on right now."""
+    """A TCP port on the loopback interface that nothing listens on right now, picked below the
+    ephemeral range. The kernel hands out ephemeral ports to every bind to port 0 and every outgoing
+    connection (a Jupyter kernel takes five), so a port picked there and freed can be taken by another
+    test before the server we start binds it; below the range only another ``free_port`` competes."""
+    import random
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    pick = random.SystemRandom()  # not the seeded ``random``: two workers must not draw the same ports
+    while True:
+        port = pick.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def survivors(pids: Sequence[int], seconds: float = 10.0) -> list[int]:

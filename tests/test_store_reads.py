@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from handoff.cli import main
 from handoff.errors import StoreError, TamperedError, VersionNotFoundError
 from handoff.store import LISTING_TAG, Store
 from handoff.uris import file_uri
+from helpers import free_port
 from versions_fixture import versions_template
 
 RECORD_ANOTHER = """
@@ -207,10 +207,7 @@ def test_a_database_without_the_schema_read_directly_goes_to_the_client(tmp_path
 def test_a_server_store_still_goes_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    uri = f"http://127.0.0.1:{port}"
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     store = Store(uri)
     assert store.local_paths() == ()
     for read in (store.list_versions, store.list_models, lambda: store.get_version("iris", 1)):
