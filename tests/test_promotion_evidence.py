@@ -5,11 +5,9 @@ worse promotion without the explicit confirmation, and the history's from/to as 
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import nbformat
 import pytest
 
 import handoff
@@ -18,54 +16,18 @@ from handoff.errors import PromotionRefused, WorseThanChampion
 from handoff.lifecycle import history_rows, version_label
 from handoff.store import Store
 from handoff.timefmt import human_time
-from helpers import build, local_path, notebook
+from helpers import local_path
+from versions_fixture import copy_store
 
-# one worker builds the module's shared fixture (not one per xdist worker)
-pytestmark = [pytest.mark.kernel, pytest.mark.xdist_group("promotion_evidence")]
-
-# The model's metrics are its parameters, so every version's numbers are known in advance; the first
-# metric logged is the primary one.
-ACCURACY = (
-    "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\nimport handoff\n"
-    "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
-    "handoff.log_metrics({'accuracy': score, 'f1': second})"
-)
-RMSE = (
-    "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeRegressor\nimport handoff\n"
-    "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeRegressor(random_state=0).fit(X, y)\n"
-    "handoff.log_metrics({'rmse': error, 'r2': 0.5})"
-)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, _store_template: Path) -> Path:
-    """A store with
-    acc v1 (accuracy 0.9, f1 0.5), v2 (0.95, 0.4), v3 (0.885, 0.9), v4 (0.5: failed its threshold);
-    reg v1 (rmse 2.0), v2 (1.5), v3 (2.5, built with rmse declared greater-is-better)."""
-    tmp = tmp_path_factory.mktemp("promotion-evidence")
-    home = tmp / "store"
-    shutil.copytree(_store_template, home)
-    store = Store(home)
-    acc, reg = tmp / "acc.ipynb", tmp / "reg.ipynb"
-    nbformat.write(notebook([("parameters", "score = 0.9\nsecond = 0.5"), ACCURACY]), acc)
-    nbformat.write(notebook([("parameters", "error = 2.0"), RMSE]), reg)
-    for score, second in ((0.9, 0.5), (0.95, 0.4), (0.885, 0.9)):
-        assert build(acc, store, name="acc", params={"score": score, "second": second}).ok
-    failed = build(acc, store, name="acc", params={"score": 0.5}, checks={"thresholds": ["accuracy>=0.7"]})
-    assert failed.status == "failed" and failed.version == 4
-    assert build(reg, store, name="reg", params={"error": 2.0}).ok
-    assert build(reg, store, name="reg", params={"error": 1.5}).ok
-    assert build(reg, store, name="reg", params={"error": 2.5}, checks={"greater_is_better": {"rmse": True}}).ok
-    return home
+# one worker builds the shared ``promotion_template`` for this module and the app's promote page
+pytestmark = [pytest.mark.kernel, pytest.mark.xdist_group("promotion_template")]
 
 
 @pytest.fixture
-def store(built: Path, tmp_path: Path) -> Store:
+def store(promotion_template: Path, tmp_path: Path) -> Store:
     """A copy of the built store per test, so each starts with no alias moved (the versions' artifacts
     stay where they were built; nothing here writes to them)."""
-    home = tmp_path / "store"
-    shutil.copytree(built, home)
-    return Store(home)
+    return copy_store(promotion_template, tmp_path / "store")
 
 
 def metric(preview: handoff.PromotionPreview | handoff.RollbackPreview, name: str) -> handoff.lifecycle.MetricChange:

@@ -6,50 +6,25 @@ from/to, and the compare page's trend chart marking failed versions."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import handoff
 from apptest import APP, page, texts
 from handoff.store import Store
-from helpers import build, notebook
+from versions_fixture import copy_store
 
-# one worker builds the module's shared fixture (not one per xdist worker)
-pytestmark = [pytest.mark.kernel, pytest.mark.xdist_group("page_promote")]
-
-ACCURACY = (
-    "from sklearn.datasets import load_iris\nfrom sklearn.tree import DecisionTreeClassifier\nimport handoff\n"
-    "X, y = load_iris(return_X_y=True)\nmodel = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
-    "handoff.log_metrics({'accuracy': score, 'f1': second})"
-)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, _store_template: Path) -> Path:
-    """acc v1 (accuracy 0.9, f1 0.5), v2 (0.95, 0.4), v3 (0.885, 0.9), v4 (0.5: failed its threshold)."""
-    tmp = tmp_path_factory.mktemp("page-promote")
-    home = tmp / "store"
-    shutil.copytree(_store_template, home)
-    store = Store(home)
-    path = tmp / "acc.ipynb"
-    nbformat.write(notebook([("parameters", "score = 0.9\nsecond = 0.5"), ACCURACY]), path)
-    for score, second in ((0.9, 0.5), (0.95, 0.4), (0.885, 0.9)):
-        assert build(path, store, name="acc", params={"score": score, "second": second}).ok
-    assert build(path, store, name="acc", params={"score": 0.5}, checks={"thresholds": ["accuracy>=0.7"]}).version == 4
-    return home
+# one worker builds the shared ``promotion_template`` for this module and test_promotion_evidence
+pytestmark = [pytest.mark.kernel, pytest.mark.xdist_group("promotion_template")]
 
 
 @pytest.fixture
-def store(built: Path, tmp_path: Path) -> Store:
+def store(promotion_template: Path, tmp_path: Path) -> Store:
     """The built store, copied for each test (the ``app`` fixture opens this one)."""
-    home = tmp_path / "store"
-    shutil.copytree(built, home)
-    return Store(home)
+    return copy_store(promotion_template, tmp_path / "store")
 
 
 def button(at: AppTest, label: str) -> Any:
