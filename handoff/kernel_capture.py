@@ -22,11 +22,12 @@ import sys
 import traceback
 import types
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from numbers import Real
 from pathlib import Path
 from typing import Any
 
-from handoff import evaluation, kernel_mlflow, notebook_api
+from handoff import evaluation, kernel_mlflow, kernel_preprocessing, notebook_api
 from handoff.kernel_models import (
     Candidate,
     CaptureProblem,
@@ -186,6 +187,7 @@ def finish(out_dir: str, model_var: str | None = None) -> None:
         report["warnings"] += run_warnings + file_warnings
         report["notebook_run"] = run
         choice, candidates = _choose_model(namespace, model_var, logged_models, files, run_warnings + file_warnings)
+        choice, inputs = _with_preprocessing(choice, namespace)
         model = choice.model
         report["warnings"] += choice.warnings
         report["model"] = {
@@ -199,13 +201,13 @@ def finish(out_dir: str, model_var: str | None = None) -> None:
             "task": _task(model),
         }
         modules = _dump_model(model, out / "model.pkl")
-        report["input_example"], example = _input_example(model, namespace, out / "input_example.pkl")
+        report["input_example"], example = _input_example(model, inputs, out / "input_example.pkl")
         if report["input_example"] is None:
             report["warnings"].append(
                 "no input example: no 2-D variable in the notebook matches the model's input features"
             )
         computed, report["evaluation"] = _evaluate(
-            model, choice.reference, namespace, report["model"]["task"], example, out / "fidelity.pkl"
+            model, choice.reference, inputs, report["model"]["task"], example, out / "fidelity.pkl"
         )
         report["metrics"], report["metric_sources"], report["metrics_source"] = _metrics(
             namespace, run, computed, report["evaluation"]
@@ -306,6 +308,25 @@ def _choose_model(
     if logged is not None and all(c.obj is not logged.obj for c in considered):
         considered.insert(0, logged)
     return choice, [c.to_dict() for c in considered]
+
+
+def _with_preprocessing(choice: Choice, namespace: dict[str, Any]) -> tuple[Choice, dict[str, Any]]:
+    """The choice with the transformers it was fitted after (``kernel_preprocessing``), and the variables
+    that may be its raw input: without those holding transformed rows, which the pipeline would transform twice."""
+    if choice.reference is not choice.model:  # an explicitly named part: shipped alone, as asked (with a warning)
+        return choice, namespace
+    composed = kernel_preprocessing.compose(choice.model, _variable_of(choice.candidate), namespace, _cell_trees())
+    if composed is None:
+        return choice, namespace
+    steps = ", ".join(composed.steps)
+    choice = replace(
+        choice,
+        model=composed.model,
+        reference=composed.model,
+        packaged=" → ".join([*composed.steps, choice.packaged]),
+        rule=f"{choice.rule}; shipped after {steps}, fitted apart: {composed.evidence}",
+    )
+    return choice, {k: v for k, v in namespace.items() if k not in composed.transformed}
 
 
 def _nothing_found(namespace: dict[str, Any], skipped: list[str]) -> str:

@@ -814,6 +814,97 @@ print(f"{n_estimators} trees of depth {max_depth} at {learning_rate}: AUC {auc:.
 ]
 
 
+# --------------------------------------------------------------------------------------------
+# 18. scaler_fitted_apart.ipynb: the scaler fitted on its own, the classifier on its output.
+# --------------------------------------------------------------------------------------------
+
+SCALER_APART = [
+    md("""
+# Breast cancer: scale, then logistic regression (no Pipeline)
+
+The scaler and the classifier are fitted one after the other, each in its own variable, as in many
+tutorials. `clf` alone expects scaled rows: handoff ships `scaler` and `clf` together, as one
+scikit-learn Pipeline that takes the raw columns.
+"""),
+    params("""
+C = 1.0  # inverse regularisation strength
+random_state = 0  # seed for the split
+"""),
+    code("""
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+
+X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=random_state, stratify=y)
+"""),
+    md("## Scale"),
+    code("""
+from sklearn.preprocessing import StandardScaler
+
+scaler = StandardScaler()
+X_train_scaled = scaler.fit_transform(X_train)
+X_test_scaled = scaler.transform(X_test)
+"""),
+    md("## Train and evaluate"),
+    code("""
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+
+clf = LogisticRegression(C=C, max_iter=1000)
+clf.fit(X_train_scaled, y_train)
+print("test accuracy:", accuracy_score(y_test, clf.predict(X_test_scaled)))
+"""),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# 19. preprocessing_reassigned.ipynb: scaling and PCA written back into X_train / X_test.
+# --------------------------------------------------------------------------------------------
+
+PREPROCESSING_REASSIGNED = [
+    md("""
+# Wine: scale, reduce with PCA, classify (each step overwrites X_train and X_test)
+
+No variable keeps the scaled rows: each step writes back into `X_train` and `X_test`. handoff finds
+the chain from the raw `X` (scaler, then pca) and ships it in front of `model`.
+"""),
+    params("""
+n_components = 5  # principal components kept
+random_state = 0  # seed for the split
+"""),
+    code("""
+from sklearn.datasets import load_wine
+from sklearn.model_selection import train_test_split
+
+X, y = load_wine(return_X_y=True, as_frame=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=random_state, stratify=y)
+"""),
+    code("""
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+scaler = StandardScaler()
+X_train = scaler.fit_transform(X_train)
+X_test = scaler.transform(X_test)
+
+pca = PCA(n_components=n_components, random_state=random_state)
+X_train = pca.fit_transform(X_train)
+X_test = pca.transform(X_test)
+print(pca.explained_variance_ratio_.round(3))
+"""),
+    code("""
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+
+model = LogisticRegression(max_iter=1000).fit(X_train, y_train)
+predictions = model.predict(X_test)
+accuracy = accuracy_score(y_test, predictions)
+f1 = f1_score(y_test, predictions, average="macro")
+print(f"accuracy={accuracy:.3f} f1={f1:.3f}")
+"""),
+]
+
+
 def write_diabetes_csv() -> Path:
     from sklearn.datasets import load_diabetes
 
@@ -842,6 +933,8 @@ def main() -> None:
         write_notebook("two_candidate_models.ipynb", TWO_CANDIDATES),
         write_notebook("ridge_sweep.ipynb", RIDGE_SWEEP),
         write_notebook("boosting_sweep.ipynb", BOOSTING_SWEEP),
+        write_notebook("scaler_fitted_apart.ipynb", SCALER_APART),
+        write_notebook("preprocessing_reassigned.ipynb", PREPROCESSING_REASSIGNED),
     ]
     for path in written:
         print(f"wrote {path.relative_to(HERE.parent)}")

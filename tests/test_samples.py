@@ -28,6 +28,8 @@ TESTED_ELSEWHERE = {
     "two_candidate_models": "app/test_page_parity.py",
     "ridge_sweep": "test_sweeps.py",
     "boosting_sweep": "test_sweeps.py",
+    "scaler_fitted_apart": "test_kernel_preprocessing.py",
+    "preprocessing_reassigned": "test_kernel_preprocessing.py",
 }
 
 
