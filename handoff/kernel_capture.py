@@ -187,7 +187,7 @@ def finish(out_dir: str, model_var: str | None = None) -> None:
         report["warnings"] += run_warnings + file_warnings
         report["notebook_run"] = run
         choice, candidates = _choose_model(namespace, model_var, logged_models, files, run_warnings + file_warnings)
-        choice, inputs = _with_preprocessing(choice, namespace)
+        choice, inputs, bare = _with_preprocessing(choice, namespace)
         model = choice.model
         report["warnings"] += choice.warnings
         report["model"] = {
@@ -207,7 +207,7 @@ def finish(out_dir: str, model_var: str | None = None) -> None:
                 "no input example: no 2-D variable in the notebook matches the model's input features"
             )
         computed, report["evaluation"] = _evaluate(
-            model, choice.reference, inputs, report["model"]["task"], example, out / "fidelity.pkl"
+            model, choice.reference, inputs, report["model"]["task"], example, out / "fidelity.pkl", bare
         )
         report["metrics"], report["metric_sources"], report["metrics_source"] = _metrics(
             namespace, run, computed, report["evaluation"]
@@ -310,14 +310,18 @@ def _choose_model(
     return choice, [c.to_dict() for c in considered]
 
 
-def _with_preprocessing(choice: Choice, namespace: dict[str, Any]) -> tuple[Choice, dict[str, Any]]:
-    """The choice with the transformers it was fitted after (``kernel_preprocessing``), and the variables
-    that may be its raw input: without those holding transformed rows, which the pipeline would transform twice."""
+def _with_preprocessing(
+    choice: Choice, namespace: dict[str, Any]
+) -> tuple[Choice, dict[str, Any], tuple[Any, dict[str, Any]] | None]:
+    """The choice with the transformers it was fitted after (``kernel_preprocessing``); the variables
+    that may be its raw input (not those holding transformed rows, which the pipeline would transform
+    twice); and the bare model with the variables it may score (the held-out rows, transformed)."""
     if choice.reference is not choice.model:  # an explicitly named part: shipped alone, as asked (with a warning)
-        return choice, namespace
+        return choice, namespace, None
     composed = kernel_preprocessing.compose(choice.model, _variable_of(choice.candidate), namespace, _cell_trees())
     if composed is None:
-        return choice, namespace
+        return choice, namespace, None
+    bare = choice.model
     steps = ", ".join(composed.steps)
     choice = replace(
         choice,
@@ -326,7 +330,9 @@ def _with_preprocessing(choice: Choice, namespace: dict[str, Any]) -> tuple[Choi
         packaged=" → ".join([*composed.steps, choice.packaged]),
         rule=f"{choice.rule}; shipped after {steps}, fitted apart: {composed.evidence}",
     )
-    return choice, {k: v for k, v in namespace.items() if k not in composed.transformed}
+    raw = {k: v for k, v in namespace.items() if k not in composed.transformed}
+    scored = {k: v for k, v in namespace.items() if k in composed.transformed or len(getattr(v, "shape", ())) != 2}
+    return choice, raw, (bare, scored)
 
 
 def _nothing_found(namespace: dict[str, Any], skipped: list[str]) -> str:
@@ -497,38 +503,22 @@ def _metrics(
 
 
 def _evaluate(
-    model: Any, reference: Any, namespace: dict[str, Any], declared_task: str | None, example: Any, path: Path
+    model: Any,
+    reference: Any,
+    namespace: dict[str, Any],
+    declared_task: str | None,
+    example: Any,
+    path: Path,
+    bare: tuple[Any, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float], dict[str, Any] | None]:
     """Score ``model`` on the held-out rows the notebook left, and keep the notebook's model's
-    (``reference``) predictions on them, or on the input example, in ``path`` for ``model.fidelity``."""
-    for x_name, y_name in evaluation.candidate_pairs(namespace, _split_pairs()):
-        X, y = namespace[x_name], namespace[y_name]
-        n = evaluation.rows(X)
-        if not n or evaluation.rows(y) != n or len(getattr(X, "shape", ())) != 2:
-            continue
-        expected = _predict(reference, X)
-        if expected is None:  # not this model's input: try the next pair
-            continue
+    (``reference``) predictions on them, or on the input example, in ``path`` for ``model.fidelity``.
+    ``bare``: the model shipped behind transformers and the variables holding transformed rows; when
+    the held-out rows exist only transformed, it scores them (the pipeline would transform them twice)
+    and fidelity runs on the input example."""
+    for x_name, y_name, X, y, expected in _held_out(reference, namespace):
         shipped = expected if model is reference else _predict(model, X)
-        task = evaluation.task_of(model, y, declared_task)
-        proba = None
-        if (
-            shipped is not None
-            and task == evaluation.CLASSIFICATION
-            and callable(getattr(model, "predict_proba", None))
-        ):
-            try:
-                proba = model.predict_proba(X)
-            except Exception:  # some classifiers only have it for some settings
-                proba = None
-        computed = (
-            evaluation.answer_metrics(task, y, shipped, proba, getattr(model, "classes_", None))
-            if task and shipped is not None
-            else {}
-        )
-        if not computed:  # scores or probabilities, not one answer per row: no label metrics to agree on
-            task = None
-        info = {"source": f"{x_name}/{y_name}", "rows": n, "task": task, "metrics": sorted(computed)}
+        computed, info = _score(model, x_name, y_name, X, y, shipped, declared_task)
         cap = evaluation.FIDELITY_ROWS
         _keep_predictions(
             path,
@@ -539,12 +529,56 @@ def _evaluate(
             evaluation.head(y, cap),
         )
         return computed, info
+    computed, scored = {}, None
+    if bare is not None:
+        for x_name, y_name, X, y, expected in _held_out(bare[0], bare[1]):
+            computed, scored = _score(bare[0], x_name, y_name, X, y, expected, declared_task)
+            break
     expected = _predict(reference, example) if example is not None else None
     if expected is None:
-        return {}, None
+        return computed, scored
     info = {"source": "the input example", "rows": evaluation.rows(example), "task": None, "metrics": []}
     _keep_predictions(path, info, reference, model_input(reference, example), expected, None)
-    return {}, info
+    return computed, scored or info
+
+
+def _held_out(model: Any, namespace: dict[str, Any]) -> Iterator[tuple[str, str, Any, Any, Any]]:
+    """``(X name, y name, X, y, the model's predictions on X)`` for each held-out pair the model takes."""
+    for x_name, y_name in evaluation.candidate_pairs(namespace, _split_pairs()):
+        X, y = namespace[x_name], namespace[y_name]
+        n = evaluation.rows(X)
+        if not n or evaluation.rows(y) != n or len(getattr(X, "shape", ())) != 2:
+            continue
+        expected = _predict(model, X)
+        if expected is not None:  # else not this model's input: try the next pair
+            yield x_name, y_name, X, y, expected
+
+
+def _score(
+    model: Any, x_name: str, y_name: str, X: Any, y: Any, shipped: Any, declared_task: str | None
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The standard metrics of ``shipped`` (the model's answers on ``X``) against ``y``, and what they
+    were computed on."""
+    task = evaluation.task_of(model, y, declared_task)
+    proba = None
+    if shipped is not None and task == evaluation.CLASSIFICATION and callable(getattr(model, "predict_proba", None)):
+        try:
+            proba = model.predict_proba(X)
+        except Exception:  # some classifiers only have it for some settings
+            proba = None
+    computed = (
+        evaluation.answer_metrics(task, y, shipped, proba, getattr(model, "classes_", None))
+        if task and shipped is not None
+        else {}
+    )
+    if not computed:  # scores or probabilities, not one answer per row: no label metrics to agree on
+        task = None
+    return computed, {
+        "source": f"{x_name}/{y_name}",
+        "rows": evaluation.rows(X),
+        "task": task,
+        "metrics": sorted(computed),
+    }
 
 
 def _keep_predictions(path: Path, info: dict[str, Any], reference: Any, X: Any, expected: Any, y: Any) -> None:

@@ -72,9 +72,14 @@ def test_transforms_written_back_into_x_train_are_found_from_the_raw_x(store: St
     assert result.ok, result.error
     assert result.model.packaged == "scaler → pca → model"
     assert "rows of pca.transform(scaler.transform(X))" in result.model.chosen_by
-    # X_test holds transformed rows now: never fed to the pipeline (it would transform them twice)
-    assert not any("X_test" in source for source in result.record.metric_sources.values())
-    assert result.record.metric_sources["accuracy"] == "a notebook variable"
+    # X_test holds transformed rows now: scored by the bare model (the pipeline would transform them twice),
+    # so handoff's macro F1 is the notebook's own; fidelity runs on the raw input example
+    sources = result.record.metric_sources
+    assert sources["f1"] == "a notebook variable"
+    assert sources["f1_macro"] == "computed by handoff on X_test/y_test (54 rows)"
+    assert result.metrics["f1_macro"] == pytest.approx(result.metrics["f1"])
+    fidelity = next(r for r in result.checks.results if r.id == "model.fidelity")
+    assert fidelity.status == "passed" and "rows of the input example" in fidelity.message
     answers, example = _served(result, store, tmp_path)
     assert example.shape[1] == 13  # the wine data's raw columns
     X, y = load_wine(return_X_y=True, as_frame=True)
