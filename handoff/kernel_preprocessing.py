@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +32,10 @@ MAX_ROWS = 200_000
 #: Rows of the model's input compared, and the share of them that must be found in ``T(A)``.
 PROBE_ROWS = 50
 MATCH_SHARE = 0.9
-#: Transformers chained before the model, at most, and transforms tried in all while looking.
+#: Transformers chained before the model, at most, and the time spent looking for them (a slow
+#: transformer, e.g. a KNNImputer over many rows, must not hold the build).
 MAX_STEPS = 5
-MAX_TRANSFORMS = 200
+SEARCH_SECONDS = 20.0
 _FITS = ("fit", "fit_transform", "fit_predict")
 _TRANSFORMS = ("transform", "fit_transform")
 
@@ -165,15 +167,14 @@ def _chain_to(target: Any, transformers: dict[str, Any], namespace: dict[str, An
     if _dense(target, PROBE_ROWS) is None:
         return None
     frontier = [_Chain(name, [], value, []) for name, value in namespace.items() if _is_2d(value)]
-    budget = MAX_TRANSFORMS
+    deadline = time.monotonic() + SEARCH_SECONDS
     for _ in range(MAX_STEPS):
         found: list[_Chain] = []
         following: list[_Chain] = []
         for chain in frontier:
             for name, transformer in transformers.items():
-                if name in chain.steps or not _fits_input(transformer, chain.value) or budget <= 0:
+                if name in chain.steps or not _fits_input(transformer, chain.value) or time.monotonic() > deadline:
                     continue
-                budget -= 1
                 applied = _apply(transformer, chain.value)
                 if applied is None:
                     continue
@@ -186,23 +187,45 @@ def _chain_to(target: Any, transformers: dict[str, Any], namespace: dict[str, An
 
 @dataclass
 class _Rows:
-    """A transform's output as compared: its width, its row count and each row's float32 bytes."""
+    """A transform's output as compared: its width, its row count and each row's hash, sorted."""
 
     width: int
     count: int
-    keys: set[bytes]
+    keys: Any
 
     def hold(self, value: Any) -> bool:
         """Most of ``value``'s first rows are rows of this output."""
+        import numpy as np
+
         probe = _dense(value, PROBE_ROWS)
         if probe is None or probe.shape[1] != self.width:
             return False
-        return sum(row.tobytes() in self.keys for row in probe) >= MATCH_SHARE * len(probe)
+        keys = _row_keys(probe)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return int((self.keys[at] == keys).sum()) >= MATCH_SHARE * len(keys)
+
+
+def _row_keys(dense: Any) -> Any:
+    """A 64-bit hash of each row's float32 bits (a multiply-add over the row, wrapping), in chunks
+    so that a wide output never needs a copy eight times its size."""
+    import numpy as np
+
+    width = dense.shape[1]
+    multipliers = np.random.default_rng(0).integers(1, 2**63, size=width, dtype=np.uint64) | np.uint64(1)
+    words = dense.view(np.uint32)
+    keys = np.empty(len(dense), dtype=np.uint64)
+    step = max(1, 2**22 // max(width, 1))
+    with np.errstate(over="ignore"):
+        for start in range(0, len(dense), step):
+            keys[start : start + step] = (words[start : start + step].astype(np.uint64) * multipliers).sum(axis=1)
+    return keys
 
 
 def _apply(transformer: Any, value: Any) -> tuple[Any, _Rows] | None:
     """``transformer.transform(value)`` as it comes and as compared, or ``None`` when it fails or
     changes nothing (an identity is no evidence)."""
+    import numpy as np
+
     try:
         output = transformer.transform(value)
     except Exception:  # not this transformer's input
@@ -210,7 +233,7 @@ def _apply(transformer: Any, value: Any) -> tuple[Any, _Rows] | None:
     dense = _dense(output, MAX_ROWS)
     if dense is None or _same(dense, value):
         return None
-    return output, _Rows(dense.shape[1], dense.shape[0], {row.tobytes() for row in dense})
+    return output, _Rows(dense.shape[1], dense.shape[0], np.sort(_row_keys(dense)))
 
 
 def _is_2d(value: Any) -> bool:
@@ -246,10 +269,12 @@ def _dense(value: Any, rows: int) -> Any:
 
 
 def _same(output: Any, value: Any) -> bool:
+    """The transform left the first rows as they were."""
     import numpy as np
 
-    raw = _dense(value, MAX_ROWS)
-    return raw is not None and raw.shape == output.shape and bool(np.array_equal(raw, output, equal_nan=True))
+    raw = _dense(value, PROBE_ROWS)
+    head = output[:PROBE_ROWS]
+    return raw is not None and raw.shape == head.shape and bool(np.array_equal(raw, head, equal_nan=True))
 
 
 def _takes(model: Any, output: Any) -> bool:
