@@ -38,6 +38,7 @@ from handoff.kernel_models import (
     is_model,
     model_files,
     model_input,
+    named_columns,
     native_library,
     predict,
     type_name,
@@ -545,7 +546,7 @@ def _evaluate(
 def _held_out(model: Any, namespace: dict[str, Any]) -> Iterator[tuple[str, str, Any, Any, Any]]:
     """``(X name, y name, X, y, the model's predictions on X)`` for each held-out pair the model takes."""
     for x_name, y_name in evaluation.candidate_pairs(namespace, _split_pairs()):
-        X, y = namespace[x_name], namespace[y_name]
+        X, y = named_columns(model, namespace[x_name]), namespace[y_name]
         n = evaluation.rows(X)
         if not n or evaluation.rows(y) != n or len(getattr(X, "shape", ())) != 2:
             continue
@@ -636,16 +637,18 @@ def _input_example(model: Any, namespace: dict[str, Any], path: Path) -> tuple[d
     """A few rows of a variable shaped like the model's training input.
 
     Candidates are 2-D variables whose width is the model's ``n_features_in_`` (and whose columns
-    are its ``feature_names_in_``, when it has them); a model that declares neither (e.g. a
+    are its ``feature_names_in_``, when it has them: a DataFrame holding them among others gives just
+    those, as ``model.fit(train[features], ...)`` took them); a model that declares neither (e.g. a
     pipeline starting with a custom transformer) takes the first 2-D variable it can predict on.
-    Preferred names (``X_train``, ``X``, ...) come first, then the longest.
+    Exact matches first, then preferred names (``X_train``, ``X``, ...), then the longest.
     """
     import pickle
 
     n_features = getattr(model, "n_features_in_", None)
     names = getattr(model, "feature_names_in_", None)
     matches = []
-    for name, value in namespace.items():
+    for name, whole in namespace.items():
+        value = named_columns(model, whole)
         shape = getattr(value, "shape", None)
         if not isinstance(shape, tuple) or len(shape) != 2 or shape[0] == 0:
             continue
@@ -653,17 +656,17 @@ def _input_example(model: Any, namespace: dict[str, Any], path: Path) -> tuple[d
             continue
         if names is not None and list(getattr(value, "columns", [])) != list(names):
             continue
-        matches.append(name)
+        matches.append((name, value, value is not whole))
     rank = {n: i for i, n in enumerate(PREFERRED_DATA_NAMES)}
-    for name in sorted(matches, key=lambda n: (rank.get(n, len(rank)), -namespace[n].shape[0])):
-        value = namespace[name]
+    for name, value, selected in sorted(matches, key=lambda m: (m[2], rank.get(m[0], len(rank)), -m[1].shape[0])):
         example = value.head(INPUT_EXAMPLE_ROWS) if hasattr(value, "head") else value[:INPUT_EXAMPLE_ROWS]
         if n_features is None and not _predicts_on(model, example):
             continue
         example = model_input(model, example)
         with open(path, "wb") as handle:
             pickle.dump(example, handle, protocol=5)
-        return {"variable": name, "rows": int(example.shape[0]), "type": type_name(value)}, example
+        variable = f"{name}[{value.shape[1]} columns]" if selected else name
+        return {"variable": variable, "rows": int(example.shape[0]), "type": type_name(value)}, example
     return None, None
 
 

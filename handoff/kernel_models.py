@@ -127,6 +127,20 @@ def is_fitted(value: Any) -> bool:
     return any(k.endswith("_") and not k.startswith("_") for k in getattr(value, "__dict__", {}))
 
 
+def named_columns(model: Any, value: Any) -> Any:
+    """``value`` as a model that knows its columns by name takes it: a DataFrame holding the model's
+    ``feature_names_in_`` among other columns gives just those, in the model's order (the notebook
+    fitted on ``train[features]``); anything else is returned as it is."""
+    names = getattr(model, "feature_names_in_", None)
+    columns = getattr(value, "columns", None)
+    if names is None or columns is None or len(columns) <= len(names) or not set(names) <= set(columns):
+        return value
+    try:
+        return value[list(names)]
+    except Exception:  # a frame-like object without pandas' column selection
+        return value
+
+
 def model_input(model: Any, X: Any) -> Any:
     """``X`` as the saved model takes it: a PyTorch network gets a NumPy array of its weights' dtype
     (its MLflow signature is taken from such an example); every other model takes ``X`` as it is."""

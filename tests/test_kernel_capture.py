@@ -129,6 +129,28 @@ def test_input_example_environment_and_csv_fingerprint(tmp_path: Path, write_not
     )
 
 
+def test_a_model_fitted_on_some_columns_of_a_frame_takes_just_those(write_notebook, store: Store) -> None:
+    """``model.fit(train[features], ...)``: the input example and the held-out rows are those columns."""
+    path = write_notebook(
+        [
+            "from sklearn.datasets import load_breast_cancer\nfrom sklearn.model_selection import train_test_split\n"
+            "from sklearn.ensemble import RandomForestClassifier\n"
+            "df = load_breast_cancer(as_frame=True).frame\ntrain, test = train_test_split(df, random_state=0)\n"
+            "X_test, y_test = test.drop(columns='target'), test['target']",
+            "features = ['worst area', 'mean radius', 'mean texture']\n"
+            "model = RandomForestClassifier(n_estimators=20, random_state=0).fit(train[features], train['target'])",
+        ]
+    )
+    result = build(path, store)
+    assert result.ok, result.error
+    outputs = store.get_version(result.name, result.version).build.outputs
+    assert outputs.input_example == InputExample("X_test[3 columns]", 5, "pandas.DataFrame")
+    assert result.record.metric_sources["accuracy"] == "computed by handoff on X_test/y_test (143 rows)"
+    assert result.metrics["accuracy"] > 0.9
+    fidelity = next(r for r in result.checks.results if r.id == "model.fidelity")
+    assert fidelity.status == "passed" and "143 rows of X_test/y_test" in fidelity.message
+
+
 def test_log_calls_are_noops_outside_a_build() -> None:
     import handoff
 
