@@ -905,6 +905,42 @@ print(f"accuracy={accuracy:.3f} f1={f1:.3f}")
 ]
 
 
+# --------------------------------------------------------------------------------------------
+# 20. feature_subset.ipynb: one frame split whole, the model fitted on a list of its columns.
+# --------------------------------------------------------------------------------------------
+
+FEATURE_SUBSET = [
+    md("""
+# Breast cancer: a forest on a hand-picked list of columns
+
+The whole frame (target included) is split into `train` and `test`, and the model is fitted on
+`train[features]`. The packaged model takes exactly those named columns: handoff's input example is
+those columns of the notebook's frames.
+"""),
+    params("""
+n_estimators = 100  # trees in the forest
+random_state = 0  # seed for the split and the forest
+"""),
+    code("""
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+
+df = load_breast_cancer(as_frame=True).frame
+train, test = train_test_split(df, test_size=0.25, random_state=random_state, stratify=df["target"])
+"""),
+    code("""
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score
+
+features = ["worst area", "worst concave points", "mean texture", "worst smoothness"]
+model = RandomForestClassifier(n_estimators=n_estimators, random_state=random_state)
+model.fit(train[features], train["target"])
+accuracy = accuracy_score(test["target"], model.predict(test[features]))
+print(f"accuracy on {len(test)} rows: {accuracy:.3f}")
+"""),
+]
+
+
 def write_diabetes_csv() -> Path:
     from sklearn.datasets import load_diabetes
 
@@ -935,6 +971,7 @@ def main() -> None:
         write_notebook("boosting_sweep.ipynb", BOOSTING_SWEEP),
         write_notebook("scaler_fitted_apart.ipynb", SCALER_APART),
         write_notebook("preprocessing_reassigned.ipynb", PREPROCESSING_REASSIGNED),
+        write_notebook("feature_subset.ipynb", FEATURE_SUBSET),
     ]
     for path in written:
         print(f"wrote {path.relative_to(HERE.parent)}")

@@ -13,6 +13,7 @@ EXPECTED = {
     "diabetes_regression": ("pipeline", {"rmse", "mae", "r2"}),
     "explicit_logging": ("wine_clf", {"accuracy"}),
     "dataframe_features": ("clf", {"accuracy", "roc_auc"}),
+    "feature_subset": ("model", {"accuracy"}),
 }
 #: Samples built (and asserted in more depth) by other test modules, so not built twice.
 TESTED_ELSEWHERE = {
