@@ -22,7 +22,7 @@ import ast
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from handoff.kernel_models import cell_ref, is_fitted, is_model, native_library, parts_of
@@ -48,7 +48,7 @@ class Composition:
     model: Any
     steps: list[str]
     evidence: str
-    transformed: set[str] = field(default_factory=set)
+    transformed: set[str]
 
 
 def compose(
@@ -164,7 +164,8 @@ def _chain_to(target: Any, transformers: dict[str, Any], namespace: dict[str, An
     which ``target``'s are (at the same length, from the smallest variable: X_train before the X it was
     split from). Breadth first, so ``X = imputer.fit_transform(X); X = scaler.fit_transform(X)``, where
     no variable holds the imputed rows any more, is found too."""
-    if _dense(target, PROBE_ROWS) is None:
+    probe = _probe(target)
+    if probe is None:
         return None
     frontier = [_Chain(name, [], value, []) for name, value in namespace.items() if _is_2d(value)]
     deadline = time.monotonic() + SEARCH_SECONDS
@@ -178,7 +179,7 @@ def _chain_to(target: Any, transformers: dict[str, Any], namespace: dict[str, An
                 applied = _apply(transformer, chain.value)
                 if applied is None:
                     continue
-                (found if applied[1].hold(target) else following).append(chain.then(name, *applied))
+                (found if applied[1].holds(probe) else following).append(chain.then(name, *applied))
         if found:
             return min(found, key=lambda c: c.outputs[-1].count)
         frontier = following
@@ -193,16 +194,21 @@ class _Rows:
     count: int
     keys: Any
 
-    def hold(self, value: Any) -> bool:
-        """Most of ``value``'s first rows are rows of this output."""
+    def holds(self, probe: tuple[int, Any]) -> bool:
+        """Most of the probed rows (``_probe``) are rows of this output."""
         import numpy as np
 
-        probe = _dense(value, PROBE_ROWS)
-        if probe is None or probe.shape[1] != self.width:
+        width, keys = probe
+        if width != self.width:
             return False
-        keys = _row_keys(probe)
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         return int((self.keys[at] == keys).sum()) >= MATCH_SHARE * len(keys)
+
+
+def _probe(value: Any) -> tuple[int, Any] | None:
+    """The width and row hashes of ``value``'s first rows, or ``None`` for anything not numeric 2-D data."""
+    dense = _dense(value, PROBE_ROWS)
+    return None if dense is None else (dense.shape[1], _row_keys(dense))
 
 
 def _row_keys(dense: Any) -> Any:
@@ -286,6 +292,7 @@ def _transformed(steps: list[str], transformers: dict[str, Any], namespace: dict
     """The variables holding rows that the chain's steps made from any variable (``X_test_scaled`` as
     well as the ``X_train_scaled`` the model was fitted on): transformed data, never a raw input."""
     found: set[str] = set()
+    probes = {name: probe for name, value in namespace.items() if (probe := _probe(value)) is not None}
     for source, value in namespace.items():
         for step in steps:
             if not _is_2d(value) or not _fits_input(transformers[step], value):
@@ -294,5 +301,5 @@ def _transformed(steps: list[str], transformers: dict[str, Any], namespace: dict
             if applied is None:
                 break
             value = applied[0]
-            found |= {name for name, other in namespace.items() if name != source and applied[1].hold(other)}
+            found |= {name for name, probe in probes.items() if name != source and applied[1].holds(probe)}
     return found
